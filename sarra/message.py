@@ -1,0 +1,146 @@
+"""The Message value: one post or log message, independent of wire format.
+
+Internally a message always holds the v02 view (PROTOCOL.md part A):
+``pubtime``/``base_url``/``relpath`` from the body, string ``headers``
+(``sum``, ``parts``, ``source``... and any unknown header, forwarded
+unchanged). A log message also has a ``report``. Codecs (sarra.codec)
+turn a Message into (topic, headers, body) and back.
+"""
+import calendar
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import MessageError
+from .parts import Parts
+
+# operations a message can announce, from the sum letter (PROTOCOL.md 1.4)
+OPS_BY_SUM = {"R": "delete", "L": "link", "m": "mkdir", "r": "rmdir"}
+# v02 status codes (PROTOCOL.md 4.2) and the texts we send with them
+STATUS_TEXT = {
+    201: "Downloaded", 202: "Accepted", 205: "Reset Content", 304: "Not modified",
+    307: "Insertion deferred", 403: "Forbidden", 404: "Not Found",
+    417: "Expectation Failed: invalid message", 422: "Unprocessable: unsafe path",
+    499: "Failure: Not Copied", 503: "Service unavailable",
+}
+
+
+@dataclass
+class Report:
+    """The extra fields of a v02 log message (PROTOCOL.md 4.1)."""
+    code: int
+    host: str
+    user: str
+    duration: float
+    message: str = ""
+
+
+@dataclass
+class Message:
+    pubtime: str                     # 'YYYYMMDDHHMMSS.frac' (v02 form, no 'T')
+    base_url: str                    # decoded (no %20)
+    relpath: str                     # decoded
+    headers: dict[str, str] = field(default_factory=dict)
+    topic: str = ""                  # routing key as received / as computed
+    exchange: str = ""
+    report: Report | None = None     # set on log messages
+    extras: dict[str, Any] = field(default_factory=dict)  # v03-only structured fields
+    # transport bookkeeping (never on the wire)
+    delivery_tag: Any = None
+    received: float = 0.0
+    redelivered: bool = False
+
+    # -- derived views -------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.base_url + self.relpath
+
+    @property
+    def sum(self) -> tuple[str, str]:
+        """(method letter(s), value) of the ``sum`` header."""
+        text = self.headers.get("sum")
+        if not text:
+            raise MessageError("missing", "sum")
+        method, sep, value = text.partition(",")
+        if not sep or not method:
+            raise MessageError(f"'{text}' is not method,value", "sum")
+        if method == "z":  # 'z,d': value is the letter to compute on download
+            return "z", value
+        return method, value
+
+    @property
+    def parts(self) -> Parts | None:
+        text = self.headers.get("parts")
+        return Parts.parse(text) if text else None
+
+    @property
+    def operation(self) -> str:
+        """'file', 'delete', 'link', 'mkdir' or 'rmdir'."""
+        method = self.headers.get("sum", "").split(",", 1)[0]
+        return OPS_BY_SUM.get(method, "file")
+
+    @property
+    def size(self) -> int | None:
+        p = self.parts
+        return p.file_size if p else None
+
+    @property
+    def is_report(self) -> bool:
+        return self.report is not None
+
+    def short(self) -> str:
+        """A one-line description for logs (never contains credentials)."""
+        return f"{self.operation} {self.relpath}"
+
+
+# -- time stamps ---------------------------------------------------------
+
+def format_time(t: float) -> str:
+    """UTC 'YYYYMMDDHHMMSS.mmm' (PROTOCOL.md A.2)."""
+    whole = int(t)
+    ms = int(round((t - whole) * 1000))
+    if ms == 1000:
+        whole, ms = whole + 1, 0
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(whole)) + f".{ms:03d}"
+
+
+def parse_time(text: str, field_name: str = "pubtime") -> float:
+    """Parse a v02 or v03 time stamp leniently: any fraction, optional 'T'."""
+    s = text.strip()
+    if len(s) > 8 and s[8] == "T":
+        s = s[:8] + s[9:]
+    head, _, frac = s.partition(".")
+    if len(head) != 14 or not head.isdigit() or (frac and not frac.isdigit()):
+        raise MessageError(f"'{text}' is not YYYYMMDDHHMMSS[.fraction]", field_name)
+    try:
+        tm = time.strptime(head, "%Y%m%d%H%M%S")
+    except ValueError:
+        raise MessageError(f"'{text}' is not a valid date", field_name) from None
+    return calendar.timegm(tm) + (float("0." + frac) if frac else 0.0)
+
+
+# -- paths ----------------------------------------------------------------
+
+def safe_join(root: str, relpath: str) -> str:
+    """Join ``relpath`` under ``root`` and refuse anything that escapes it.
+
+    Refused: absolute paths (after the leading '/' of a relpath is removed,
+    a second one is still absolute), '..' components, NUL bytes, and a path
+    whose existing parent directories resolve (through symlinks) outside
+    ``root``. Raises MessageError(field='relpath').
+    """
+    if "\x00" in relpath:
+        raise MessageError("contains a NUL byte", "relpath")
+    rel = relpath.lstrip("/")
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts:
+        raise MessageError(f"'{relpath}' names no file", "relpath")
+    if ".." in parts:
+        raise MessageError(f"'{relpath}' contains '..'", "relpath")
+    root_real = os.path.realpath(root)
+    target = os.path.join(root_real, *parts)
+    parent_real = os.path.realpath(os.path.dirname(target))
+    if parent_real != root_real and not parent_real.startswith(root_real + os.sep):
+        raise MessageError(f"'{relpath}' resolves outside {root}", "relpath")
+    return os.path.join(parent_real, parts[-1])
