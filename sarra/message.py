@@ -111,7 +111,8 @@ def parse_time(text: str, field_name: str = "pubtime") -> float:
     if len(s) > 8 and s[8] == "T":
         s = s[:8] + s[9:]
     head, _, frac = s.partition(".")
-    if len(head) != 14 or not head.isdigit() or (frac and not frac.isdigit()):
+    if (len(head) != 14 or not s.isascii() or not head.isdigit()
+            or (frac and not frac.isdigit())):
         raise MessageError(f"'{text}' is not YYYYMMDDHHMMSS[.fraction]", field_name)
     try:
         tm = time.strptime(head, "%Y%m%d%H%M%S")

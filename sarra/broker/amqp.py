@@ -1,0 +1,280 @@
+"""AMQP 0-9-1 driver (RabbitMQ) on pika: the only module that imports pika.
+
+Schemes: amqp, amqps. Capabilities: topic exchanges, durable queues with
+x-expires / x-message-ttl, consume with a prefetch window and batched acks
+(``multiple``), pipelined publisher confirms (a window of unconfirmed
+messages settled by delivery tag).
+Requires: pika >= 1.3.
+
+pika's BlockingChannel only offers one-at-a-time confirms, so confirm mode is
+switched on through the channel's underlying asynchronous implementation
+(``BlockingChannel._impl``) with our own ack/nack callback, and publishes go
+through the blocking channel's non-confirming path. Everything runs in the
+caller's thread: confirms and deliveries are dispatched while we process I/O
+in ``get``, ``flush`` and ``keepalive``.
+"""
+import contextlib
+import logging
+import ssl
+import time
+from collections import OrderedDict
+from typing import Any, Iterator
+
+import pika
+import pika.exceptions as px
+
+from ..errors import BrokerError
+from .base import Delivery, Outgoing
+
+log = logging.getLogger(__name__)
+
+WINDOW = 4096           # unconfirmed publishes before we wait for confirms
+PUMP_EVERY = 128        # publishes between two turns of the I/O loop
+RECOVERABLE_CODES = {320, 501, 504, 505, 541}   # forced close, frame errors, internal error
+
+
+def _masked(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    return f"{scheme}{sep}{userinfo}{at}{hostpart}"
+
+
+def _convert(exc: Exception) -> BrokerError:
+    """pika exception -> BrokerError with the recoverable flag set."""
+    if isinstance(exc, (px.ProbableAuthenticationError, px.ProbableAccessDeniedError)):
+        return BrokerError(f"login refused: {exc!r}", recoverable=False)
+    if isinstance(exc, (px.ChannelClosedByBroker, px.ConnectionClosedByBroker)):
+        code = exc.reply_code
+        text = f"broker closed the {'channel' if isinstance(exc, px.ChannelClosedByBroker) else 'connection'}: {code} {exc.reply_text}"
+        return BrokerError(text, recoverable=code in RECOVERABLE_CODES)
+    if isinstance(exc, (px.AMQPConnectionError, px.ConnectionWrongStateError,
+                        px.ChannelWrongStateError, px.StreamLostError, OSError)):
+        return BrokerError(f"connection lost: {exc!r}", recoverable=True)
+    if isinstance(exc, px.AMQPChannelError):
+        return BrokerError(f"channel error: {exc!r}", recoverable=False)
+    return BrokerError(f"AMQP error: {exc!r}", recoverable=True)
+
+
+class AmqpBroker:
+    def __init__(self, url: str, heartbeat: float = 120, connection_name: str = "sarra"):
+        self.name = _masked(url)
+        self._params = pika.URLParameters(url)
+        self._params.heartbeat = int(heartbeat) or None
+        self._params.blocked_connection_timeout = 300
+        self._params.connection_attempts = 1
+        self._params.socket_timeout = 10
+        self._params.client_properties = {"connection_name": connection_name}
+        if url.startswith("amqps:") and self._params.ssl_options is None:
+            self._params.ssl_options = pika.SSLOptions(ssl.create_default_context(),
+                                                       self._params.host)
+        self._conn: pika.BlockingConnection | None = None
+        self._ch = None           # declares, bindings, consuming
+        self._pch = None          # publishing, in confirm mode
+        self._epoch = 0
+        self._inbox: list[Delivery] = []
+        self._unacked: set[int] = set()
+        self._consuming: tuple[str, int] | None = None
+        self._pending: "OrderedDict[int, Outgoing]" = OrderedDict()
+        self._next_tag = 0
+        self._nacked: list[Outgoing] = []
+        self.published = 0
+
+    # -- connection ------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except BrokerError:
+            raise
+        except Exception as exc:  # pika raises many unrelated types
+            err = _convert(exc)
+            if err.recoverable:
+                self._drop()
+            elif isinstance(exc, px.ChannelClosedByBroker):
+                self._ch = self._ch if self._ch and self._ch.is_open else None
+                self._pch = self._pch if self._pch and self._pch.is_open else None
+            raise BrokerError(f"{self.name}: {what}: {err}", err.recoverable) from exc
+
+    def _drop(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._conn and self._conn.is_open:
+                self._conn.close()
+        self._conn = self._ch = self._pch = None
+        self._inbox.clear()
+        self._unacked.clear()
+
+    def connect(self) -> None:
+        """(Re)connect and resume consuming. Messages left unconfirmed by a
+        lost connection are forgotten: the flow redoes their whole batch."""
+        self._drop()
+        self._pending.clear()
+        self._nacked.clear()
+        with self._guard("connect"):
+            self._conn = pika.BlockingConnection(self._params)
+            self._epoch += 1
+            self._ch = self._conn.channel()
+        log.debug("connected to %s", self.name)
+        if self._consuming:
+            self.consume(*self._consuming)
+
+    def close(self) -> None:
+        self._drop()
+
+    def _channel(self):
+        if self._conn is None or not self._conn.is_open:
+            raise BrokerError(f"{self.name}: not connected", recoverable=True)
+        if self._ch is None or not self._ch.is_open:
+            with self._guard("open channel"):
+                self._ch = self._conn.channel()
+        return self._ch
+
+    # -- declarations ----------------------------------------------------
+    def declare_exchange(self, name: str, passive: bool = False) -> None:
+        ch = self._channel()
+        with self._guard(f"declare exchange {name}"):
+            ch.exchange_declare(name, exchange_type="topic", passive=passive,
+                                durable=True, auto_delete=False)
+
+    def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
+                      message_ttl_s: float = 0) -> int:
+        args = {}
+        if expire_s:
+            args["x-expires"] = int(expire_s * 1000)
+        if message_ttl_s:
+            args["x-message-ttl"] = int(message_ttl_s * 1000)
+        ch = self._channel()
+        with self._guard(f"declare queue {name}"):
+            ok = ch.queue_declare(name, durable=durable, auto_delete=False,
+                                  arguments=args or None)
+        return ok.method.message_count
+
+    def bind(self, queue: str, exchange: str, key: str) -> None:
+        ch = self._channel()
+        with self._guard(f"bind {queue} to {exchange} with {key}"):
+            ch.queue_bind(queue, exchange, routing_key=key)
+
+    def delete_queue(self, name: str) -> None:
+        ch = self._channel()
+        with self._guard(f"delete queue {name}"):
+            ch.queue_delete(name)
+
+    # -- consuming -------------------------------------------------------
+    def consume(self, queue: str, prefetch: int) -> None:
+        ch = self._channel()
+        with self._guard(f"consume {queue}"):
+            ch.basic_qos(prefetch_count=prefetch)
+            ch.basic_consume(queue, self._on_message, auto_ack=False)
+        self._consuming = (queue, prefetch)
+
+    def _on_message(self, _ch, method, props, body: bytes) -> None:
+        self._unacked.add(method.delivery_tag)
+        self._inbox.append(Delivery(method.exchange, method.routing_key,
+                                    props.headers or {}, body, props.content_type,
+                                    (self._epoch, method.delivery_tag), method.redelivered))
+
+    def get(self, timeout: float) -> list[Delivery]:
+        if not self._inbox:
+            if self._conn is None:
+                raise BrokerError(f"{self.name}: not connected", recoverable=True)
+            with self._guard("receive"):
+                self._conn.process_data_events(time_limit=timeout)
+        out, self._inbox = self._inbox, []
+        return out
+
+    def ack(self, tags: list[Any]) -> None:
+        """Acknowledge; contiguous runs go as one ``multiple`` ack."""
+        mine = sorted(t for e, t in tags if e == self._epoch and t in self._unacked)
+        if not mine:
+            return
+        ch = self._channel()
+        with self._guard("ack"):
+            top = mine[-1]
+            if all(t in mine for t in self._unacked if t <= top):
+                ch.basic_ack(top, multiple=True)
+            else:
+                for t in mine:
+                    ch.basic_ack(t)
+        self._unacked.difference_update(mine)
+
+    # -- publishing ------------------------------------------------------
+    def _publish_channel(self):
+        if self._pch is not None and self._pch.is_open:
+            return self._pch
+        if self._conn is None or not self._conn.is_open:
+            raise BrokerError(f"{self.name}: not connected", recoverable=True)
+        with self._guard("open publish channel"):
+            pch = self._conn.channel()
+            pch._impl.add_on_close_callback(self._on_publish_channel_closed)
+            ready: list[bool] = []
+            pch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
+                                       callback=lambda _frame: ready.append(True))
+            while not ready:
+                self._conn.process_data_events(time_limit=0.1)
+        self._pch, self._next_tag = pch, 0
+        return pch
+
+    def _on_publish_channel_closed(self, _channel, reason: Exception) -> None:
+        self._closed_reason = reason
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        tag, nack = method.delivery_tag, isinstance(method, pika.spec.Basic.Nack)
+        if method.multiple:
+            done = [t for t in self._pending if t <= tag]
+        else:
+            done = [tag] if tag in self._pending else []
+        for t in done:
+            msg = self._pending.pop(t)
+            if nack:
+                self._nacked.append(msg)
+
+    def publish(self, msg: Outgoing) -> None:
+        """Send without waiting; ``flush`` settles the confirms."""
+        pch = self._publish_channel()
+        props = pika.BasicProperties(content_type=msg.content_type, headers=msg.headers,
+                                     delivery_mode=2 if msg.persistent else 1,
+                                     expiration=str(msg.expiration_ms) if msg.expiration_ms else None)
+        with self._guard(f"publish to {msg.exchange}"):
+            if len(self._pending) >= WINDOW:
+                self._settle(lambda: len(self._pending) < WINDOW // 2, 60.0)
+            # the asynchronous channel queues the frames without running the
+            # I/O loop each time; we pump it every PUMP_EVERY messages
+            pch._impl.basic_publish(msg.exchange, msg.topic, msg.body, props)
+            self._next_tag += 1
+            self._pending[self._next_tag] = msg
+            self.published += 1
+            if self._next_tag % PUMP_EVERY == 0:
+                self._conn.process_data_events(time_limit=0)
+
+    def _settle(self, done, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise BrokerError(f"{self.name}: no publisher confirm within {timeout:.0f}s",
+                                  recoverable=True)
+            self._conn.process_data_events(time_limit=0.05)
+            if self._pch is None or not self._pch.is_open:
+                reason = getattr(self, "_closed_reason", None)
+                err = _convert(reason) if reason else BrokerError("publish channel closed")
+                raise BrokerError(f"{self.name}: {err}", err.recoverable)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait until every publish so far is confirmed; raise if any was refused."""
+        if self._pending:
+            with self._guard("wait for confirms"):
+                self._settle(lambda: not self._pending, timeout)
+        if self._nacked:
+            n, self._nacked = len(self._nacked), []
+            raise BrokerError(f"{self.name}: broker refused {n} messages (nack)")
+
+    @property
+    def unconfirmed(self) -> int:
+        return len(self._pending)
+
+    def keepalive(self) -> None:
+        """Let pika answer heartbeats during long work between ``get`` calls."""
+        if self._conn is not None and self._conn.is_open:
+            with self._guard("heartbeat"):
+                self._conn.process_data_events(time_limit=0)

@@ -1,0 +1,143 @@
+"""In-process broker with real AMQP topic matching, for unit tests.
+
+URL scheme ``memory://NAME/``: every driver opened on the same NAME shares
+exchanges and queues. Capabilities: topic exchanges, durable queues that
+outlive a consumer, prefetch windows, redelivery of unacknowledged messages
+when a consumer closes, publisher confirms (immediate). Nothing else.
+"""
+import itertools
+import threading
+from collections import deque
+from typing import Any
+
+from ..errors import BrokerError
+from .base import Delivery, Outgoing, topic_matches
+
+_SPACES: dict[str, "_Space"] = {}
+_SPACES_LOCK = threading.Lock()
+
+
+class _Space:
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.exchanges: set[str] = set()
+        self.queues: dict[str, deque] = {}
+        self.bindings: list[tuple[str, str, str]] = []  # (exchange, key, queue)
+        self.tags = itertools.count(1)
+        self.refuse: set[str] = set()  # exchanges tests mark as forbidden
+
+
+def space(name: str) -> _Space:
+    with _SPACES_LOCK:
+        return _SPACES.setdefault(name, _Space())
+
+
+def reset(name: str) -> None:
+    with _SPACES_LOCK:
+        _SPACES.pop(name, None)
+
+
+class MemoryBroker:
+    def __init__(self, url: str, **_: Any):
+        self.name = url
+        self._space_name = url.split("://", 1)[-1].strip("/") or "default"
+        self._space: _Space | None = None
+        self._queue: str | None = None
+        self._prefetch = 1
+        self._unacked: dict[int, Delivery] = {}
+        self.published = 0
+
+    def _sp(self) -> _Space:
+        if self._space is None:
+            raise BrokerError("not connected", recoverable=True)
+        return self._space
+
+    def connect(self) -> None:
+        self._space = space(self._space_name)
+
+    def close(self) -> None:
+        if self._space is None:
+            return
+        sp = self._space
+        with sp.lock:  # unacknowledged messages come back, in order
+            for tag in sorted(self._unacked, reverse=True):
+                d = self._unacked.pop(tag)
+                d.redelivered = True
+                if self._queue in sp.queues:
+                    sp.queues[self._queue].appendleft(d)
+            sp.lock.notify_all()
+        self._space = None
+
+    def declare_exchange(self, name: str, passive: bool = False) -> None:
+        sp = self._sp()
+        with sp.lock:
+            if passive and name not in sp.exchanges:
+                raise BrokerError(f"exchange {name} does not exist")
+            sp.exchanges.add(name)
+
+    def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
+                      message_ttl_s: float = 0) -> int:
+        sp = self._sp()
+        with sp.lock:
+            return len(sp.queues.setdefault(name, deque()))
+
+    def bind(self, queue: str, exchange: str, key: str) -> None:
+        sp = self._sp()
+        with sp.lock:
+            if exchange not in sp.exchanges:
+                raise BrokerError(f"exchange {exchange} does not exist")
+            if (exchange, key, queue) not in sp.bindings:
+                sp.bindings.append((exchange, key, queue))
+
+    def delete_queue(self, name: str) -> None:
+        sp = self._sp()
+        with sp.lock:
+            sp.queues.pop(name, None)
+            sp.bindings = [b for b in sp.bindings if b[2] != name]
+
+    def consume(self, queue: str, prefetch: int) -> None:
+        sp = self._sp()
+        with sp.lock:
+            if queue not in sp.queues:
+                raise BrokerError(f"queue {queue} does not exist")
+        self._queue, self._prefetch = queue, max(1, prefetch)
+
+    def get(self, timeout: float) -> list[Delivery]:
+        sp = self._sp()
+        out: list[Delivery] = []
+        with sp.lock:
+            q = sp.queues.get(self._queue or "")
+            if q is None:
+                raise BrokerError("not consuming")
+            if not q:
+                sp.lock.wait(timeout)
+            while q and len(self._unacked) < self._prefetch:
+                d = q.popleft()
+                d.tag = next(sp.tags)
+                self._unacked[d.tag] = d
+                out.append(d)
+        return out
+
+    def ack(self, tags: list[Any]) -> None:
+        for tag in tags:
+            self._unacked.pop(tag, None)
+
+    def publish(self, msg: Outgoing) -> None:
+        sp = self._sp()
+        body = msg.body.encode() if isinstance(msg.body, str) else msg.body
+        with sp.lock:
+            if msg.exchange in sp.refuse or msg.exchange not in sp.exchanges:
+                raise BrokerError(f"exchange {msg.exchange} refused the message")
+            targets = {q for ex, key, q in sp.bindings
+                       if ex == msg.exchange and topic_matches(key, msg.topic)}
+            for qname in targets:
+                sp.queues[qname].append(Delivery(msg.exchange, msg.topic, dict(msg.headers),
+                                                 body, msg.content_type, None))
+            sp.lock.notify_all()
+        self.published += 1
+
+    def flush(self, timeout: float = 60.0) -> None:
+        self._sp()
+
+    def keepalive(self) -> None:
+        pass

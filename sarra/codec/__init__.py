@@ -1,0 +1,68 @@
+"""Message formats: v02 (text body + headers) and v03 (JSON body).
+
+``decode`` recognises the format of a received message; ``encode`` picks
+it from the topic prefix the message is published under. Formats are a
+registry (name -> "module:Class") so another one can be added by name.
+"""
+import logging
+from typing import Any, Protocol
+
+from ..errors import MessageError
+from ..message import Message
+from ..registry import Registry
+from .v02 import body_text, topic_for
+
+__all__ = ["FORMATS", "decode", "encode", "format_of", "topic_for"]
+
+logger = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/json"
+
+FORMATS = Registry("message format", {
+    "v02": "sarra.codec.v02:V02Format",
+    "v03": "sarra.codec.v03:V03Format",
+}, MessageError)
+
+
+class Format(Protocol):
+    """What a FORMATS entry provides."""
+    name: str
+    content_type: str
+
+    def decode(self, topic: str, headers: dict | None, body: str,
+               exchange: str = "") -> Message: ...
+
+    def encode(self, msg: Message,
+               topic_prefix: str) -> tuple[str, dict[str, str], str, str]: ...
+
+
+def format_of(topic: str, body: str, content_type: str | None = None) -> str:
+    """'v03' for a JSON body (object or transitional array), a v03 topic or
+    an application/json content type; 'v02' otherwise."""
+    start = body.lstrip()[:1]
+    if start in ("{", "[") or (topic or "").startswith("v03"):
+        return "v03"
+    if content_type and content_type.split(";")[0].strip() == JSON_CONTENT_TYPE:
+        return "v03"
+    return "v02"
+
+
+def decode(topic: str, headers: dict | None, body: bytes | str,
+           content_type: str | None = None, exchange: str = "") -> Message:
+    """Decode a received message; every malformed input raises MessageError."""
+    text = body_text(body)
+    fmt: Any = FORMATS.get(format_of(topic, text, content_type))
+    try:
+        return fmt.decode(topic or "", headers, text, exchange)
+    except MessageError:
+        raise
+    except Exception as exc:  # a decoder bug must not kill the consumer
+        logger.debug("unexpected error decoding %s message", fmt.name, exc_info=True)
+        raise MessageError(f"undecodable {fmt.name} message: {exc!r}", "body") from exc
+
+
+def encode(msg: Message, topic_prefix: str = "v02.post") -> tuple[str, dict[str, str], str, str]:
+    """(topic, headers, body, content_type): v03 when the prefix starts
+    with 'v03', else v02 (a log message's 'post' word becomes 'report')."""
+    fmt: Any = FORMATS.get("v03" if topic_prefix.startswith("v03") else "v02")
+    return fmt.encode(msg, topic_prefix)

@@ -1,0 +1,62 @@
+"""Each tool as a few defaults and a choice of stages over the one Flow."""
+import os
+
+from .broker import make_broker
+from .config import paths
+from .flow.engine import Flow
+from .flow.gather import BrokerSource, PathSource
+from .flow.publish import Publisher, Reporter, broker_user
+from .flow.retry import RetryQueue
+from .flow.work import Downloader
+
+# tool defaults (PROTOCOL.md A.14); a config file or the command line overrides them
+PRESETS: dict[str, dict] = {
+    "subscribe": {"accept_unmatch": False, "mirror": False},
+    "post": {},
+    "watch": {},
+    "sara": {"accept_unmatch": True, "mirror": True},
+    "shovel": {"accept_unmatch": True},
+    "winnow": {"accept_unmatch": True},
+    "sender": {"accept_unmatch": False, "mirror": True},
+    "log": {"accept_unmatch": True, "topic_prefix": "v02.report"},
+}
+
+
+def instance() -> int:
+    return int(os.environ.get("SARRA_INSTANCE", "1") or 1)
+
+
+def _poster(cfg, url: str | None) -> Publisher | None:
+    if not url:
+        return None
+    exchange = cfg.post_exchange or f"xs_{broker_user(url)}"
+    if cfg.post_exchange_suffix:
+        exchange = f"{exchange}_{cfg.post_exchange_suffix}"
+    return Publisher(make_broker(url, heartbeat=cfg.broker_heartbeat), exchange,
+                     cfg.post_topic_prefix)
+
+
+def post_flow(cfg, targets: list[str]) -> Flow:
+    """dd_post: files and trees -> posts."""
+    url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
+    if not url:
+        from .errors import ConfigError
+        raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
+    return Flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, url), post_all=True)
+
+
+def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
+    """dd_subscribe: posts -> downloads -> log messages (and optional re-posts)."""
+    source = BrokerSource(cfg, tool)
+    reporter = None
+    if cfg.report_back:
+        reporter = Reporter(None, cfg.report_exchange or f"xs_{source.user}", source.user,
+                            cfg.hostname)
+    retry = RetryQueue(paths.state_path(tool, cfg.name or "adhoc",
+                                        f"retry.{instance():02d}.jsonl"))
+    worker = Downloader(cfg, tick=lambda _n: source.broker and source.broker.keepalive())
+    return Flow(cfg, source, worker, _poster(cfg, cfg.resolve_url("post_broker")),
+                reporter, retry)
+
+
+FLOWS = {"subscribe": subscribe_flow}

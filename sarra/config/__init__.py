@@ -1,0 +1,17 @@
+"""Configuration: declared options, files and overrides, credentials, paths.
+
+See DESIGN.md ("Command-line contract") and PROTOCOL.md section 8.
+"""
+from .credentials import Credentials, mask, strip_password
+from .loader import (Config, Invocation, Mask, help_text, load_config,
+                     parse_argv)
+from .options import ALIASES, OPTIONS, Option
+from .paths import (TOOLS, config_dir, config_file, log_path, state_dir,
+                    state_path)
+
+__all__ = [
+    "ALIASES", "OPTIONS", "TOOLS", "Config", "Credentials", "Invocation",
+    "Mask", "Option", "config_dir", "config_file", "help_text", "load_config",
+    "log_path", "mask", "parse_argv", "state_dir", "state_path",
+    "strip_password",
+]

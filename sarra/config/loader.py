@@ -1,0 +1,532 @@
+"""Reading configurations: files, includes, variables, command-line overrides.
+
+Precedence, lowest first: option defaults, tool presets, ``default.conf``,
+the configuration file (with its includes), the command line. Syntax
+(PROTOCOL.md 8.2): ``keyword value...`` per line, '#' comment lines, a bare
+keyword is True for booleans. ``accept``/``reject`` clauses capture the
+placement options (directory, mirror, strip, flatten, rename) in force where
+they appear. Every error names the file, line and option.
+
+Passwords: a URL option never holds one. A password written inline in a
+config file is kept aside and only ``Config.resolve_url`` hands it out
+(otherwise it comes from credentials.conf).
+"""
+import difflib
+import os
+import re
+import secrets
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .. import __version__
+from ..errors import ConfigError
+from .credentials import Credentials, mask, strip_password
+from .options import (OPTIONS, SPECIAL_KEYWORDS, Option, is_bool_word,
+                      known_names, lookup, parse_value)
+from .paths import TOOLS, config_dir, config_file
+
+COMMAND_LINE = "command line"
+DATE_VARS = ("YYYYMMDD", "YYYY", "MM", "DD", "HH", "JJJ")
+# kept literally in `directory`: the engine expands them for each message
+DEFERRED_VARS = DATE_VARS + ("SOURCE",)
+PLACEMENT = ("directory", "mirror", "strip", "flatten", "rename")
+
+DAEMON_ACTIONS = ("foreground", "start", "stop", "restart", "status",
+                  "declare", "cleanup")
+AUDIT_ACTIONS = ("declare", "check")
+SHORT_OPTIONS = {"-b": "broker", "-ex": "exchange", "-u": "post_base_url",
+                 "-pb": "post_broker", "-pbu": "post_base_url",
+                 "-pbd": "post_base_dir", "-c": "config", "-f": "follow"}
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class Mask:
+    """One accept/reject clause and the placement in force where it appears."""
+    kind: str                  # 'accept' | 'reject'
+    pattern: str
+    regex: re.Pattern
+    directory: str
+    mirror: bool
+    strip: str
+    flatten: str
+    rename: str | None
+    file: str | None = None
+    line: int | None = None
+
+    def matches(self, url: str) -> bool:
+        """True when the clause matches the full URL (base_url + relpath)."""
+        return self.regex.match(url) is not None
+
+
+class Config:
+    """The option values of one configuration of one tool.
+
+    Every option is an attribute (``cfg.broker``, ``cfg.prefetch``...).
+    URL options never contain a password: use ``resolve_url``.
+    """
+
+    def __init__(self, tool: str, name: str | None, values: dict[str, Any],
+                 origins: dict[str, str], masks: list[Mask], files: list[str],
+                 credentials: Credentials, secrets_: dict[str, str]):
+        self.tool, self.name = tool, name
+        self.masks, self.files, self.credentials = masks, files, credentials
+        self._values, self._origins, self._secrets = values, origins, secrets_
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no option '{name}'") from None
+
+    def __repr__(self) -> str:
+        return f"Config(tool={self.tool!r}, name={self.name!r}, files={self.files!r})"
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(_canonical(name), default)
+
+    def origin(self, name: str) -> str:
+        """Where the value comes from: 'file:line', 'command line' or 'default'."""
+        where = self._origins.get(_canonical(name))
+        if where is None:
+            raise KeyError(name)
+        return "default" if where == "preset" else where
+
+    def is_set(self, name: str) -> bool:
+        """True when the option was given in a file or on the command line."""
+        return self._origins.get(_canonical(name), "default") not in ("default", "preset")
+
+    def resolve_url(self, name: str) -> str | None:
+        """The URL option ``name`` with its password (inline or credentials.conf)."""
+        name = _canonical(name)
+        url = self._values.get(name)
+        if url is None:
+            return None
+        return self._secrets.get(name) or self.credentials.lookup(url)
+
+    def dump(self) -> dict[str, Any]:
+        """Every option value (passwords masked) and the masks, for display."""
+        out: dict[str, Any] = {}
+        for name, value in self._values.items():
+            if OPTIONS[name].secret and value is not None:
+                out[name] = "***"
+            elif isinstance(value, list):
+                out[name] = [mask(v) for v in value]
+            else:
+                out[name] = mask(value)
+        out["masks"] = [{"kind": m.kind, "pattern": mask(m.pattern),
+                         "directory": mask(m.directory), "mirror": m.mirror,
+                         "strip": m.strip, "flatten": m.flatten,
+                         "rename": m.rename} for m in self.masks]
+        return out
+
+
+def _canonical(name: str) -> str:
+    found = lookup(name)
+    return found[0].name if found else name
+
+
+def _suggest(keyword: str, prefix: str = "") -> str:
+    close = difflib.get_close_matches(keyword, known_names(), n=1, cutoff=0.6)
+    if not close:
+        lowered = {k.lower(): k for k in known_names()}
+        close = [lowered[keyword.lower()]] if keyword.lower() in lowered else []
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def _split_line(text: str) -> tuple[str, str | None] | None:
+    line = text.strip()
+    if not line or line.startswith("#"):
+        return None
+    words = line.split(None, 1)
+    return words[0], (words[1].strip() if len(words) > 1 else None)
+
+
+class _Loader:
+    """Accumulates values while reading defaults, files and overrides."""
+
+    def __init__(self, tool: str, name: str | None, cli_broker: str | None):
+        self.tool, self.name, self.cli_broker = tool, name, cli_broker
+        self.values: dict[str, Any] = {}
+        self.origins: dict[str, str] = {}
+        self.secrets: dict[str, str] = {}
+        self.masks: list[Mask] = []
+        self.files: list[str] = []
+        self.stack: list[str] = []
+        self.randid = secrets.token_hex(4)
+        self.now = time.gmtime()
+        for option in OPTIONS.values():
+            default = option.default
+            self.values[option.name] = list(default) if isinstance(default, list) else default
+            self.origins[option.name] = "default"
+
+    # -- values ---------------------------------------------------------
+    def store(self, option: Option, value: Any, origin: str) -> None:
+        name = option.name
+        if option.kind == "list":
+            value = self.values[name] + [value]
+        elif option.kind == "url" and value is not None:
+            bare = strip_password(value)
+            if bare != value:
+                self.secrets[name] = value
+            else:
+                self.secrets.pop(name, None)
+            value = bare
+        self.values[name] = value
+        self.origins[name] = origin
+
+    def preset(self, key: str, value: Any) -> None:
+        found = lookup(key)
+        if found is None:
+            raise ConfigError(f"unknown option in tool presets{_suggest(key)}",
+                              option=key)
+        option, _ = found
+        if isinstance(value, str):
+            self.apply(key, value, "preset", None)
+        elif option.kind == "list":
+            self.values[option.name] = list(value or [])
+        else:
+            self.values[option.name] = value
+        self.origins[option.name] = "preset"
+
+    # -- variables ------------------------------------------------------
+    def variable(self, var: str) -> str | None:
+        now = self.now
+        dates = {"YYYYMMDD": time.strftime("%Y%m%d", now),
+                 "YYYY": time.strftime("%Y", now), "MM": time.strftime("%m", now),
+                 "DD": time.strftime("%d", now), "HH": time.strftime("%H", now),
+                 "JJJ": time.strftime("%j", now)}
+        if var in dates:
+            return dates[var]
+        builtins = {"PROGRAM": self.tool, "CONFIG": self.name or "",
+                    "RANDID": self.randid}
+        if var in builtins:
+            return builtins[var]
+        if var == "HOSTNAME":
+            return socket.gethostname()
+        if var == "BROKER_USER":
+            return self.broker_user()
+        return os.environ.get(var)
+
+    def broker_user(self) -> str | None:
+        url = self.cli_broker or self.values.get("broker")
+        if not url:
+            return None
+        try:
+            user = urlsplit(url).username
+        except ValueError:
+            return None
+        return unquote(user) if user else None
+
+    def expand(self, text: str, option: str, file: str, line: int | None) -> str:
+        def replace(match: re.Match) -> str:
+            var = match.group(1)
+            if option == "directory" and var in DEFERRED_VARS:
+                return match.group(0)
+            value = self.variable(var)
+            if value is None:
+                raise ConfigError(f"unknown variable ${{{var}}}", file, line, option)
+            return value
+        return _VAR.sub(replace, text)
+
+    # -- lines ----------------------------------------------------------
+    def apply(self, keyword: str, raw: str | None, file: str,
+              line: int | None) -> None:
+        """Apply one ``keyword value`` from ``file`` (or the command line)."""
+        origin = f"{file}:{line}" if line else file
+        if keyword in SPECIAL_KEYWORDS:
+            self.special(keyword, raw, file, line)
+            return
+        found = lookup(keyword)
+        if found is None:
+            raise ConfigError(f"unknown option{_suggest(keyword)}", file, line,
+                              keyword)
+        option, adjust = found
+        if raw is not None:
+            raw = self.expand(raw, option.name, file, line)
+        try:
+            if adjust is not None:
+                raw = adjust(raw)
+            value = parse_value(option, raw)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file, line, keyword) from None
+        self.store(option, value, origin)
+
+    def special(self, keyword: str, raw: str | None, file: str,
+                line: int | None) -> None:
+        if raw is None:
+            raise ConfigError("needs a value", file, line, keyword)
+        raw = self.expand(raw, keyword, file, line)
+        if keyword in ("accept", "reject"):
+            self.add_mask(keyword, raw, file, line)
+        elif keyword == "include":
+            self.include(raw, file, line)
+        else:
+            self.declare(raw, file, line)
+
+    def add_mask(self, kind: str, pattern: str, file: str, line: int | None) -> None:
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"invalid regular expression '{pattern}': {exc}",
+                              file, line, kind) from None
+        v = self.values
+        self.masks.append(Mask(kind, pattern, regex, v["directory"], v["mirror"],
+                               v["strip"], v["flatten"], v["rename"],
+                               file, line))
+
+    def declare(self, raw: str, file: str, line: int | None) -> None:
+        what, _, rest = raw.partition(" ")
+        name, eq, value = rest.strip().partition("=")
+        if what != "env" or not eq or not re.fullmatch(r"[A-Za-z_]\w*", name.strip()):
+            raise ConfigError("only 'declare env NAME=value' is supported",
+                              file, line, "declare")
+        os.environ[name.strip()] = value.strip()
+
+    # -- files ----------------------------------------------------------
+    def include(self, target: str, file: str, line: int | None) -> None:
+        target = os.path.expanduser(target)
+        if file == COMMAND_LINE:
+            bases = [os.getcwd(), config_dir()]
+        else:
+            bases = [os.path.dirname(os.path.abspath(file)), config_dir()]
+        candidates = [os.path.join(base, name) for base in bases
+                      for name in (target, target + ".conf")]
+        for path in candidates:
+            if os.path.isfile(path):
+                self.read_file(path, file, line)
+                return
+        raise ConfigError(f"included file '{target}' not found (looked in "
+                          f"{', '.join(bases)})", file, line, "include")
+
+    def read_file(self, path: str, parent: str | None = None,
+                  parent_line: int | None = None) -> None:
+        real = os.path.realpath(path)
+        if real in self.stack:
+            chain = " -> ".join(self.stack + [real])
+            raise ConfigError(f"include loop: {chain}", parent, parent_line,
+                              "include")
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read: {exc}", path) from None
+        self.files.append(path)
+        self.stack.append(real)
+        try:
+            for number, raw_line in enumerate(text.splitlines(), 1):
+                parsed = _split_line(raw_line)
+                if parsed is not None:
+                    self.apply(parsed[0], parsed[1], path, number)
+        finally:
+            self.stack.pop()
+
+
+def load_config(tool: str, name: str | None,
+                overrides: list[tuple[str, str]] | tuple = (),
+                presets: dict | None = None) -> Config:
+    """Read the configuration ``name`` of ``tool`` (None: config-less mode).
+
+    Order: defaults < presets < default.conf < the config file < overrides.
+    """
+    if tool not in TOOLS:
+        raise ConfigError(f"unknown tool '{tool}' (tools: {', '.join(TOOLS)})")
+    cli_broker = next((v for k, v in overrides
+                       if _canonical(k.lstrip("-")) == "broker"), None)
+    loader = _Loader(tool, name, cli_broker)
+    for key, value in (presets or {}).items():
+        loader.preset(key, value)
+    default = os.path.join(config_dir(), "default.conf")
+    if os.path.isfile(default):
+        loader.read_file(default)
+    if name:
+        path = config_file(tool, name)
+        if not os.path.isfile(path):
+            raise ConfigError("configuration file not found", path)
+        loader.read_file(path)
+        name = os.path.splitext(os.path.basename(path))[0]
+    for key, value in overrides:
+        loader.apply(key.lstrip("-"), value, COMMAND_LINE, None)
+    return Config(tool, name, loader.values, loader.origins, loader.masks,
+                  loader.files, Credentials(), loader.secrets)
+
+
+# ------------------------------------------------------------ command line
+
+@dataclass
+class Invocation:
+    """What a tool's command line asks for."""
+    action: str | None
+    config: str | None
+    paths: list[str] = field(default_factory=list)
+    overrides: list[tuple[str, str]] = field(default_factory=list)
+    show_help: bool = False
+    show_version: bool = False
+    tool: str = ""
+
+
+def _cli_name(flag: str) -> str:
+    """Canonical-or-alias name for ``--name``/short flag; ConfigError if unknown."""
+    if flag in SHORT_OPTIONS:
+        return SHORT_OPTIONS[flag]
+    if flag.startswith("--") and len(flag) > 2:
+        name = flag[2:].replace("-", "_")
+        if name == "config" or name in SPECIAL_KEYWORDS or lookup(name):
+            return name
+        suggestion = _suggest(name, "--")
+    else:
+        suggestion = _suggest(flag.lstrip("-"), "--")
+    raise ConfigError(f"unknown option{suggestion}", COMMAND_LINE, None, flag)
+
+
+def _is_flag(name: str) -> bool:
+    found = lookup(name)
+    return found is not None and found[0].kind == "bool"
+
+
+def _scan(argv: list[str], inv: Invocation) -> list[str]:
+    """Fill options into ``inv``; return the positional arguments."""
+    positionals: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if token == "--":
+            positionals.extend(argv[i:])
+            break
+        if token in ("-h", "--help"):
+            inv.show_help = True
+        elif token in ("-V", "--version"):
+            inv.show_version = True
+        elif not token.startswith("-") or token == "-":
+            positionals.append(token)
+        else:
+            flag, eq, value = token.partition("=")
+            name = _cli_name(flag)
+            if not eq and _is_flag(name):
+                if i < len(argv) and is_bool_word(argv[i]):
+                    value, i = argv[i], i + 1
+                else:
+                    value = "true"
+            elif not eq:
+                if i >= len(argv):
+                    raise ConfigError("needs a value", COMMAND_LINE, None, flag)
+                value, i = argv[i], i + 1
+            if name == "config":
+                inv.config = value
+            else:
+                inv.overrides.append((name, value))
+    return positionals
+
+
+def _too_many(extra: list[str]) -> ConfigError:
+    return ConfigError(f"unexpected argument(s): {' '.join(extra)}", COMMAND_LINE)
+
+
+def _assign_daemon(inv: Invocation, args: list[str], actions: tuple) -> None:
+    if not args:
+        raise ConfigError(f"missing action (one of: {', '.join(actions)})",
+                          COMMAND_LINE)
+    action = args[0]
+    if action not in actions:
+        raise ConfigError(f"unknown action '{action}' (actions: "
+                          f"{', '.join(actions)})", COMMAND_LINE)
+    inv.action = action
+    if len(args) > 2:
+        raise _too_many(args[2:])
+    if len(args) == 2:
+        if inv.config and inv.config != args[1]:
+            raise ConfigError(f"two configurations given: {inv.config} and "
+                              f"{args[1]}", COMMAND_LINE)
+        inv.config = args[1]
+    if inv.config is None and not (action == "foreground" and inv.overrides):
+        raise ConfigError(f"'{action}' needs a configuration name "
+                          "(foreground without one needs options)", COMMAND_LINE)
+
+
+def parse_argv(tool: str, argv: list[str]) -> Invocation:
+    """Parse the arguments of ``dd_<tool>`` (without the program name).
+
+    Daemons: ``[--name value | --flag]... ACTION CONFIG``; post:
+    ``[--name value]... PATH...``; log: ``[--follow] [CONFIG]``; audit:
+    ``declare|check SWITCH.yaml``. Overrides keep the name as given (an
+    alias stays an alias); ``load_config`` validates them.
+    """
+    if tool not in TOOLS:
+        raise ConfigError(f"unknown tool '{tool}' (tools: {', '.join(TOOLS)})")
+    inv = Invocation(action=None, config=None, tool=tool)
+    args = _scan(list(argv), inv)
+    if inv.show_help or inv.show_version:
+        inv.paths = args
+        return inv
+    if tool == "post":
+        inv.paths = args
+    elif tool == "log":
+        if len(args) > 1:
+            raise _too_many(args[1:])
+        inv.config = args[0] if args else inv.config
+    elif tool == "audit":
+        _assign_daemon(inv, args, AUDIT_ACTIONS)
+    else:
+        _assign_daemon(inv, args, DAEMON_ACTIONS)
+    return inv
+
+
+# ------------------------------------------------------------------ help
+
+_USAGE = {
+    "post": "dd_post [--option value ...] [-c CONFIG] PATH...",
+    "log": "dd_log [--follow] [--option value ...] [CONFIG]",
+    "audit": "dd_audit [--option value ...] declare|check SWITCH.yaml",
+}
+_METAVAR = {"str": "TEXT", "int": "N", "float": "NUMBER", "size": "SIZE",
+            "duration": "DURATION", "octal": "MODE", "url": "URL",
+            "list": "VALUE", "choice": "CHOICE"}
+
+
+def _show_default(option: Option) -> str:
+    value = option.default
+    if option.kind == "octal" and value is not None:
+        return oct(value)[2:]
+    if option.kind == "bool" and value is not None:
+        return "on" if value else "off"
+    if value is None or value == []:
+        return "none"
+    if option.kind == "duration":
+        return f"{value:g}s"
+    return mask(str(value))
+
+
+def help_text(tool: str) -> str:
+    """Usage and every option that applies to ``tool``: kind, default, help."""
+    usage = _USAGE.get(tool, f"dd_{tool} [--option value ...] ACTION CONFIG")
+    lines = [f"usage: {usage}", f"sarra {__version__}", ""]
+    if tool not in _USAGE:
+        lines += [f"actions: {' '.join(DAEMON_ACTIONS)}", ""]
+    lines += ["options (in a config file: 'name value'; sizes take k/m/g/t, "
+              "durations s/m/h/d/w; a bare boolean means on):",
+              "  -h, --help    this text", "  -V, --version show the version",
+              "  --accept REGEX / --reject REGEX   select URLs (repeatable, "
+              "in order)", "  --include FILE   read FILE here"]
+    shorts: dict[str, str] = {}
+    for flag, name in SHORT_OPTIONS.items():
+        shorts[name] = f"{shorts[name]}, {flag}" if name in shorts else flag
+    for option in OPTIONS.values():
+        if not option.applies_to(tool):
+            continue
+        metavar = "[on|off]" if option.kind == "bool" else _METAVAR[option.kind]
+        if option.kind == "choice":
+            metavar = "|".join(option.choices)
+        short = f"{shorts[option.name]}, " if option.name in shorts else ""
+        head = f"  {short}--{option.name} {metavar}"
+        text = f"{option.help} [default: {_show_default(option)}]"
+        if option.aliases:
+            text += f" (also: {', '.join(option.aliases)})"
+        lines.append(f"{head}\n      {text}")
+    return "\n".join(lines) + "\n"

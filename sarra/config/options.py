@@ -1,0 +1,383 @@
+"""The declared options: name, kind, default, help, aliases.
+
+Canonical names are the v2 snake_case ones (PROTOCOL.md A.13); sr3
+camelCase names and old v2/DD2015 names are aliases, all mapped here in
+``ALIASES``. A few aliases also change the value (``no_download`` is
+``download`` inverted, ``kbytes_ps N`` is ``byte_rate_max N*1024``): those
+are in ``ALIAS_ADJUST``.
+
+``parse_value(option, raw)`` turns the text of a value (None for a bare
+keyword) into its Python value, or raises ValueError with the reason.
+"""
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+KINDS = ("str", "bool", "int", "float", "size", "duration", "octal", "url",
+         "list", "choice")
+
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+# keywords the loader handles itself (not options)
+SPECIAL_KEYWORDS = ("accept", "reject", "include", "declare")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: str
+    default: Any
+    help: str
+    aliases: tuple[str, ...] = ()
+    repeat: bool = False
+    secret: bool = False
+    tools: tuple[str, ...] | None = None     # None: every tool
+    choices: tuple[str, ...] = ()             # for kind 'choice'
+    convert: Callable[[str | None], Any] | None = None  # replaces the kind's parser
+
+    def applies_to(self, tool: str) -> bool:
+        return self.tools is None or tool in self.tools
+
+
+# ---------------------------------------------------------------- parsers
+
+def parse_bool(raw: str | None) -> bool:
+    if raw is None:
+        return True
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(f"'{raw}' is not a boolean (true/yes/on/1, false/no/off/0)")
+
+
+def is_bool_word(raw: str) -> bool:
+    return raw.strip().lower() in TRUE_WORDS + FALSE_WORDS
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)b?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(raw: str) -> int:
+    """Bytes: '1M' = 1048576, '512k', '1g', '100' (binary multiples)."""
+    match = _SIZE.fullmatch(raw.strip())
+    if not match:
+        raise ValueError(f"'{raw}' is not a size (number with optional k/m/g/t)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(raw: str) -> float:
+    """Seconds: '30', '5m' = 300, '1d' = 86400 (suffix s/m/h/d/w)."""
+    match = _DURATION.fullmatch(raw.strip())
+    if not match:
+        raise ValueError(f"'{raw}' is not a duration (number with optional s/m/h/d/w)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+
+
+def parse_octal(raw: str) -> int:
+    text = raw.strip().lower()
+    text = text[2:] if text.startswith("0o") else text
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise ValueError(f"'{raw}' is not an octal mode (e.g. 644)") from None
+    if not 0 <= mode <= 0o7777:
+        raise ValueError(f"'{raw}' is out of range for a mode")
+    return mode
+
+
+def parse_url(raw: str) -> str:
+    url = raw.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        # the text may hold a password: do not echo it
+        raise ValueError("not a valid URL (bad port, or a password with a raw "
+                         "'/', ':' or '@': %-encode it)") from None
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", parts.scheme or ""):
+        raise ValueError("not a URL: no scheme (e.g. amqp://user@host/)")
+    if parts.scheme.lower() in ("amqp", "amqps") and not parts.hostname:
+        raise ValueError("an amqp URL needs a host (amqp://user@host/)")
+    return url
+
+
+_SUM_NAMES = {"md5": "d", "sha512": "s", "md5name": "n", "random": "0",
+              "xxh128": "x", "cod,md5": "z,d", "cod,sha512": "z,s",
+              "cod,xxh128": "z,x"}
+_SUM_LETTERS = ("d", "s", "n", "0", "x", "z,d", "z,s", "z,x")
+
+
+def parse_sum(raw: str | None) -> str:
+    """A posting checksum: a letter of PROTOCOL.md 3, or its sr3 name."""
+    if raw is None:
+        raise ValueError("needs a value")
+    text = raw.strip().replace(" ", "")
+    text = _SUM_NAMES.get(text.lower(), text)
+    if text not in _SUM_LETTERS:
+        raise ValueError(f"unknown checksum '{raw}' (use one of "
+                         f"{', '.join(_SUM_LETTERS + tuple(_SUM_NAMES))})")
+    return text
+
+
+_EVENTS = ("create", "delete", "link", "modify")
+
+
+def parse_events(raw: str | None) -> str:
+    if raw is None:
+        raise ValueError("needs a value")
+    words = [w for w in re.split(r"[|,\s]+", raw.strip()) if w]
+    bad = [w for w in words if w not in _EVENTS]
+    if bad or not words:
+        raise ValueError(f"unknown event(s) {', '.join(bad) or raw!r} "
+                         f"(use {'|'.join(_EVENTS)})")
+    return "|".join(words)
+
+
+def parse_strip(raw: str | None) -> str:
+    """A count of leading path components, or a regex to remove."""
+    if raw is None:
+        raise ValueError("needs a value")
+    text = raw.strip()
+    if not text.isdigit():
+        try:
+            re.compile(text)
+        except re.error as exc:
+            raise ValueError(f"neither a count nor a valid regex: {exc}") from None
+    return text
+
+
+def parse_nodupe(raw: str | None) -> float:
+    """A duplicate-cache lifetime; on (or bare) = 300 s, off = 0."""
+    if raw is None or raw.strip().lower() in TRUE_WORDS:
+        return 300.0
+    if raw.strip().lower() in FALSE_WORDS:
+        return 0.0
+    return parse_duration(raw)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "str": lambda raw: raw, "int": lambda raw: _number(int, raw, "an integer"),
+    "float": lambda raw: _number(float, raw, "a number"),
+    "size": parse_size, "duration": parse_duration, "octal": parse_octal,
+    "url": parse_url, "list": lambda raw: raw,
+}
+
+
+def _number(kind: type, raw: str, what: str) -> Any:
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        raise ValueError(f"'{raw}' is not {what}") from None
+
+
+def parse_value(option: Option, raw: str | None) -> Any:
+    """The value of ``option`` given as ``raw`` (None: bare keyword)."""
+    if option.convert is not None:
+        return option.convert(raw)
+    if option.kind == "bool":
+        return parse_bool(raw)
+    if raw is None:
+        raise ValueError("needs a value")
+    if option.kind == "choice":
+        if raw.strip().lower() not in option.choices:
+            raise ValueError(f"'{raw}' is not one of {', '.join(option.choices)}")
+        return raw.strip().lower()
+    return _PARSERS[option.kind](raw)
+
+
+# ----------------------------------------------------------------- table
+
+POSTERS = ("post", "watch")
+CONSUMERS = ("subscribe", "sara", "sender", "shovel", "winnow", "log")
+PLACERS = ("subscribe", "sara", "sender")
+
+_O = Option
+_DECLARED = [
+    # -- consuming
+    _O("broker", "url", None, "broker to consume from (amqp://user@host/; "
+       "the password comes from credentials.conf)"),
+    _O("exchange", "str", "xpublic", "exchange to bind the queue to", tools=CONSUMERS),
+    _O("exchange_suffix", "str", None, "bind to xs_<user>_<suffix>",
+       ("exchangeSuffix",), tools=CONSUMERS),
+    _O("topic_prefix", "str", "v02.post", "topic prefix of the messages consumed",
+       ("topicPrefix",), tools=CONSUMERS),
+    _O("subtopic", "list", [], "binding pattern after topic_prefix; repeatable "
+       "(none given: '#')", repeat=True, tools=CONSUMERS),
+    _O("queue_name", "str", None, "queue name (default "
+       "q_<user>.<tool>.<config>.<random>)", ("queueName", "queue"), tools=CONSUMERS),
+    _O("durable", "bool", True, "queue survives a broker restart", tools=CONSUMERS),
+    _O("expire", "duration", 300.0, "queue expiry when unused (x-expires)",
+       tools=CONSUMERS),
+    _O("message_ttl", "duration", 0.0, "message lifetime in the queue "
+       "(x-message-ttl; 0 = none)", ("messageAgeMax",), tools=CONSUMERS),
+    _O("prefetch", "int", 25, "messages delivered ahead of acknowledgement",
+       tools=CONSUMERS),
+    _O("reset", "bool", False, "delete and recreate the queue (and caches) "
+       "on start", tools=CONSUMERS),
+    _O("heartbeat", "duration", 300.0, "housekeeping interval",
+       ("housekeeping",)),
+    _O("broker_heartbeat", "duration", 120.0, "AMQP connection heartbeat"),
+    # -- posting
+    _O("post_broker", "url", None, "broker to publish to", ("postBroker",)),
+    _O("post_exchange", "str", None, "exchange to publish to (default "
+       "xs_<user>, or xpublic on a switch)", ("postExchange",)),
+    _O("post_exchange_suffix", "str", None, "publish to xs_<user>_<suffix>",
+       ("post_exchangeSuffix", "postExchangeSuffix")),
+    _O("post_exchange_split", "int", 0, "spread posts over N exchanges "
+       "(<exchange>NN) by checksum", ("post_exchangeSplit",)),
+    _O("post_topic_prefix", "str", "v02.post", "topic prefix of published "
+       "messages (v03...: publish v03)", ("post_topicPrefix",
+                                          "postTopicPrefix")),
+    _O("post_base_url", "url", None, "base URL written into posts",
+       ("post_baseUrl", "postBaseUrl", "url")),
+    _O("post_base_dir", "str", None, "local prefix removed from paths to form "
+       "the relpath", ("post_baseDir", "postBaseDir")),
+    _O("base_dir", "str", None, "local root corresponding to the URL tree",
+       ("baseDir", "document_root")),
+    _O("sum", "str", "s", "checksum for posts: d s n 0 x z,d z,s z,x "
+       "(or md5 sha512 md5name random xxh128)", ("identity",),
+       convert=parse_sum),
+    _O("persistent", "bool", True, "publish persistent messages"),
+    _O("outlet", "choice", "post", "where posts go: the broker, stdout as "
+       "JSON, or stdout as URLs", tools=POSTERS, choices=("post", "json", "url")),
+    # -- routing and anti-spoofing
+    _O("source", "str", None, "source to write into posts"),
+    _O("cluster", "str", None, "name of this switch (from_cluster)"),
+    _O("to_clusters", "str", None, "destination clusters, comma-separated "
+       "(ALL = every one)", ("toClusters", "to")),
+    _O("source_from_exchange", "bool", False, "set source from the xs_<user> "
+       "exchange the message came from", ("sourceFromExchange",)),
+    # -- metadata
+    _O("preserve_time", "bool", True, "copy modification times",
+       ("timeCopy",)),
+    _O("preserve_mode", "bool", True, "copy permission bits", ("permCopy",)),
+    _O("default_mode", "octal", 0o644, "mode of files when not copied",
+       ("permDefault",)),
+    _O("default_dir_mode", "octal", 0o755, "mode of directories created",
+       ("permDirDefault",)),
+    # -- watching and posting files
+    _O("path", "list", [], "directory or file to watch/post; repeatable",
+       repeat=True, tools=POSTERS),
+    _O("follow_symlinks", "bool", False, "post the targets of symbolic links",
+       ("followSymlinks",), tools=POSTERS),
+    _O("realpath_post", "bool", False, "post the real path (symlinks resolved)",
+       ("realpathPost",), tools=POSTERS),
+    _O("recursive", "bool", True, "descend into subdirectories", tools=POSTERS),
+    _O("post_on_start", "bool", False, "post every file present at start",
+       ("postOnStart",), tools=("watch",)),
+    _O("events", "str", "create|delete|link|modify", "file events to post",
+       ("fileEvents",), tools=("watch",), convert=parse_events),
+    _O("sleep", "duration", 0.0, "polling interval (0: events only)",
+       tools=("watch",)),
+    _O("force_polling", "bool", False, "poll instead of using OS events",
+       ("forcePolling",), tools=("watch",)),
+    _O("inflight", "str", ".tmp", "temporary name while writing: .tmp "
+       "(suffix), . (prefix), tmp/ (subdirectory), NONE, or seconds since "
+       "mtime (posters)", ("lock",)),
+    # -- transfers
+    _O("attempts", "int", 3, "tries of a transfer before it goes to retry"),
+    _O("timeout", "duration", 30.0, "timeout of one network operation"),
+    _O("bufsize", "size", 1048576, "transfer buffer size", ("bufSize",)),
+    _O("blocksize", "size", 1, "partition files in blocks of this size "
+       "(1 = never partition, 0 = choose by file size)", ("blockSize",)),
+    _O("instances", "int", 1, "processes sharing the queue"),
+    _O("inplace", "bool", True, "assemble received parts into the file itself",
+       ("inPlace",), tools=PLACERS),
+    _O("message_rate_max", "float", 0.0, "messages per second per instance "
+       "(0 = unlimited)", ("post_rate_limit", "messageRateMax")),
+    _O("byte_rate_max", "size", 0, "bytes per second per instance "
+       "(0 = unlimited)", ("byteRateMax",)),
+    _O("nodupe_ttl", "duration", 0.0, "duplicate suppression lifetime "
+       "(on = 300 s, off = 0)", ("suppress_duplicates", "cache",
+                                  "no_duplicates", "nodupeTtl"),
+       convert=parse_nodupe),
+    _O("nodupe_basis", "choice", "path", "duplicate key: relpath, file name "
+       "or data (checksum only)", ("suppress_duplicates_basis",
+                                   "nodupeBasis"),
+       choices=("path", "name", "data")),
+    # -- reporting
+    _O("report_back", "bool", True, "send log messages back to the source",
+       ("report",)),
+    _O("report_exchange", "str", None, "exchange for log messages "
+       "(default xs_<user>, xreport for feeders)", ("reportExchange",)),
+    # -- selection and placement
+    _O("accept_unmatch", "bool", None, "accept messages no accept/reject "
+       "matched (default per tool)", ("acceptUnmatched", "accept_unmatched",
+                                      "acceptUnmatch")),
+    _O("mirror", "bool", False, "reproduce the relpath tree under directory",
+       tools=PLACERS),
+    _O("strip", "str", "0", "remove N leading path components, or a regex, "
+       "from relpath", convert=parse_strip),
+    _O("flatten", "str", "/", "replace '/' in relpath by this string", tools=PLACERS),
+    _O("directory", "str", ".", "local destination root (${YYYYMMDD}... "
+       "expanded per message)", tools=PLACERS),
+    _O("rename", "str", None, "force the destination name (a directory if "
+       "it ends with '/')", tools=PLACERS),
+    _O("overwrite", "bool", False, "download even when the local file has "
+       "the same checksum", tools=PLACERS),
+    _O("delete", "bool", False, "delete the source file after transfer"),
+    _O("download", "bool", True, "fetch the files (off: consume messages only)",
+       tools=PLACERS),
+    # -- operation
+    _O("debug", "bool", False, "log at debug level"),
+    _O("log_level", "choice", "info", "logging level", ("logLevel", "loglevel"),
+       choices=("debug", "info", "warning", "error", "critical")),
+    _O("hostname", "str", None, "host name written in log messages "
+       "(default: this host)"),
+    _O("vip", "str", None, "work only while this host holds this IP address"),
+    _O("follow", "bool", False, "keep reading new log messages", tools=("log",)),
+    # -- hooks: package.module:Class or 'exec COMMAND ARGS...'
+    _O("on_message", "list", [], "hook before work (PASS/SKIP); repeatable",
+       repeat=True),
+    _O("on_part", "list", [], "hook after each part; repeatable", repeat=True),
+    _O("on_file", "list", [], "hook after a whole file; repeatable",
+       repeat=True),
+    _O("on_post", "list", [], "hook before each publish; repeatable",
+       repeat=True),
+]
+
+OPTIONS: dict[str, Option] = {o.name: o for o in _DECLARED}
+
+
+def _invert(raw: str | None) -> str:
+    return "false" if parse_bool(raw) else "true"
+
+
+def _kbytes(raw: str | None) -> str | None:
+    if raw is None or not re.fullmatch(r"\s*\d+(\.\d*)?\s*", raw):
+        return raw
+    return str(int(float(raw) * 1024))
+
+
+# alias -> canonical name: camelCase (sr3) and old names
+ALIASES: dict[str, str] = {alias: o.name for o in _DECLARED for alias in o.aliases}
+ALIASES.update({"no_download": "download", "notify_only": "download",
+                "kbytes_ps": "byte_rate_max"})
+
+# aliases whose value is rewritten before parsing
+ALIAS_ADJUST: dict[str, Callable[[str | None], str | None]] = {
+    "no_download": _invert, "notify_only": _invert, "kbytes_ps": _kbytes,
+}
+
+
+def lookup(keyword: str) -> tuple[Option, Callable | None] | None:
+    """(Option, value adjuster or None) for a name or alias; None if unknown."""
+    name = ALIASES.get(keyword, keyword)
+    option = OPTIONS.get(name)
+    if option is None:
+        return None
+    return option, ALIAS_ADJUST.get(keyword)
+
+
+def known_names() -> list[str]:
+    """Every keyword accepted: option names, aliases and loader keywords."""
+    return sorted(set(OPTIONS) | set(ALIASES) | set(SPECIAL_KEYWORDS))

@@ -1,0 +1,63 @@
+"""Where configurations, state and logs live (DESIGN.md "Command-line contract").
+
+* configurations: ``$SARRA_CONFIG_DIR`` (default ``~/.config/sarra``),
+  ``<config_dir>/<tool>/<name>.conf``, ``credentials.conf``, ``default.conf``;
+* state: ``$SARRA_STATE_DIR`` (default ``~/.cache/sarra``),
+  ``<state_dir>/<tool>/<config>/...`` (pid files, queue names, caches);
+* logs: ``<state_dir>/log/<tool>_<config>_<NN>.log``.
+"""
+import os
+
+from ..errors import ConfigError
+
+TOOLS = ("subscribe", "watch", "sara", "sender", "shovel", "winnow",
+         "post", "log", "audit")
+
+
+def _check_tool(tool: str) -> None:
+    if tool not in TOOLS:
+        raise ConfigError(f"unknown tool '{tool}' (tools: {', '.join(TOOLS)})")
+
+
+def config_dir() -> str:
+    """The configuration directory: $SARRA_CONFIG_DIR or ~/.config/sarra."""
+    return (os.environ.get("SARRA_CONFIG_DIR")
+            or os.path.join(os.path.expanduser("~"), ".config", "sarra"))
+
+
+def state_dir() -> str:
+    """The state directory: $SARRA_STATE_DIR or ~/.cache/sarra."""
+    return (os.environ.get("SARRA_STATE_DIR")
+            or os.path.join(os.path.expanduser("~"), ".cache", "sarra"))
+
+
+def config_file(tool: str, name: str) -> str:
+    """The file of configuration ``name`` of ``tool``.
+
+    A ``name`` that is an existing file or contains a '/' is a path and is
+    returned as given; otherwise ``<config_dir>/<tool>/<name>.conf`` (a
+    trailing '.conf' on ``name`` is accepted).
+    """
+    _check_tool(tool)
+    if os.sep in name or "/" in name or os.path.isfile(name):
+        return name
+    if name.endswith(".conf"):
+        name = name[:-len(".conf")]
+    return os.path.join(config_dir(), tool, name + ".conf")
+
+
+def state_path(tool: str, config: str, *names: str) -> str:
+    """``<state_dir>/<tool>/<config>/<names...>``, creating its directory."""
+    _check_tool(tool)
+    base = os.path.join(state_dir(), tool, config)
+    path = os.path.join(base, *names)
+    os.makedirs(os.path.dirname(path) if names else path, exist_ok=True)
+    return path
+
+
+def log_path(tool: str, config: str, instance: int) -> str:
+    """``<state_dir>/log/<tool>_<config>_<NN>.log``, creating the directory."""
+    _check_tool(tool)
+    directory = os.path.join(state_dir(), "log")
+    os.makedirs(directory, exist_ok=True)
+    return os.path.join(directory, f"{tool}_{config}_{int(instance):02d}.log")

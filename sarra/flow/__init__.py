@@ -1,0 +1,1 @@
+"""The one engine every tool runs (see engine.Flow)."""

@@ -1,0 +1,81 @@
+"""Build post messages for local files (dd_post, dd_watch, re-posts)."""
+import os
+import stat
+import time
+from urllib.parse import urlsplit
+
+from .. import checksum
+from ..errors import MessageError
+from ..message import Message, format_time
+from ..parts import Parts
+
+
+def relpath_for(path: str, base_dir: str | None, base_url: str) -> str:
+    """The relpath announcing ``path``: relative to ``base_dir`` when given
+    (refusing paths outside it), else the absolute path."""
+    path = os.path.abspath(path)
+    if base_dir:
+        base = os.path.abspath(base_dir)
+        if path != base and not path.startswith(base.rstrip("/") + "/"):
+            raise MessageError(f"{path} is not under post_base_dir {base}", "relpath")
+        rel = os.path.relpath(path, base)
+    else:
+        rel = path
+    if base_url.endswith("/"):
+        rel = rel.lstrip("/")
+    return rel
+
+
+def common_headers(cfg) -> dict[str, str]:
+    h: dict[str, str] = {}
+    for opt, header in (("source", "source"), ("to_clusters", "to_clusters"),
+                        ("cluster", "from_cluster")):
+        value = getattr(cfg, opt, None)
+        if value:
+            h[header] = str(value)
+    return h
+
+
+def file_message(cfg, path: str, now: float | None = None) -> Message:
+    """A post for ``path``: a file (sum + parts), or a symlink (L + link)."""
+    st = os.lstat(path)
+    follow = getattr(cfg, "follow_symlinks", False)
+    if stat.S_ISLNK(st.st_mode) and follow:
+        st = os.stat(path)
+    headers = common_headers(cfg)
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(path)
+        headers["sum"] = checksum.sum_name("L", target)
+        headers["link"] = target
+    elif stat.S_ISREG(st.st_mode):
+        method = cfg.sum
+        if method.startswith("z,"):
+            headers["sum"] = method
+        else:
+            headers["sum"] = checksum.sum_file(path, method, bufsize=cfg.bufsize)
+        headers["parts"] = str(Parts.whole(st.st_size))
+        if cfg.preserve_time:
+            headers["mtime"] = format_time(st.st_mtime)
+            headers["atime"] = format_time(st.st_atime)
+        if cfg.preserve_mode:
+            headers["mode"] = "%o" % (st.st_mode & 0o7777)
+    else:
+        raise MessageError(f"{path} is neither a regular file nor a symlink", "relpath")
+    return _message(cfg, path, headers, now)
+
+
+def delete_message(cfg, path: str, now: float | None = None) -> Message:
+    headers = common_headers(cfg)
+    headers["sum"] = checksum.sum_name("R", os.path.basename(path))
+    return _message(cfg, path, headers, now)
+
+
+def _message(cfg, path: str, headers: dict[str, str], now: float | None) -> Message:
+    base_url = cfg.post_base_url
+    if not base_url:
+        raise MessageError("post_base_url is not set", "base_url")
+    if urlsplit(base_url).password:
+        raise MessageError("post_base_url must not contain a password", "base_url")
+    rel = relpath_for(path, cfg.post_base_dir, base_url)
+    return Message(format_time(now if now is not None else time.time()), base_url, rel,
+                   headers)

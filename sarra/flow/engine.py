@@ -1,0 +1,223 @@
+"""The flow: gather -> filter -> on_message -> work -> on_file -> post -> log -> ack.
+
+Every tool is this loop with different stages switched on. A message is
+acknowledged only after its work is done and its post and log message are
+confirmed by the broker; a lost connection means the batch comes again.
+"""
+import logging
+import time
+from collections import Counter
+from dataclasses import replace
+
+from ..broker import reconnecting
+from ..errors import BrokerError, ChecksumError, MessageError, TransferError
+from ..message import Message
+from ..worklist import Worklist
+from .announce import relpath_for
+from .filter import choose, default_placement
+
+log = logging.getLogger(__name__)
+
+
+class Flow:
+    def __init__(self, cfg, source, worker=None, poster=None, reporter=None,
+                 retry=None, hooks: dict | None = None, post_all: bool = False):
+        self.cfg = cfg
+        self.source = source
+        self.worker = worker          # None: nothing to do but pass messages on
+        self.poster = poster          # Publisher for posts downstream, or None
+        self.reporter = reporter      # Reporter for log messages, or None
+        self.retry = retry            # RetryQueue, or None
+        self.hooks = hooks or {}
+        self.post_all = post_all      # post every accepted message (dd_post)
+        self.fallback = default_placement(cfg) if worker is not None else None
+        self.stats: Counter = Counter()
+        self.bytes = 0
+        self.stopping = False
+        self.on_batch = None          # callback(flow) after each batch (progress)
+
+    # -- the loop ----------------------------------------------------------
+    def run(self) -> None:
+        self._connect()
+        try:
+            while not self.stopping and not self.source.done:
+                try:
+                    self.step(timeout=1.0)
+                except BrokerError as exc:
+                    if not exc.recoverable:
+                        raise
+                    log.warning("broker connection lost (%s); the batch will come again", exc)
+                    self._reconnect()
+        finally:
+            self.close()
+
+    def _connect(self) -> None:
+        reconnecting(self._open_all, lambda: None, "connect",
+                     stop=lambda: self.stopping)
+
+    def _open_all(self) -> None:
+        self.source.connect()
+        src = getattr(self.source, "broker", None)
+        if self.reporter is not None and self.reporter.broker is None:
+            self.reporter.broker = src   # logs go back on the broker we consume from
+        for pub in (self.poster, self.reporter):
+            if pub is not None:
+                if pub.broker is not src:
+                    pub.broker.connect()
+                pub.declare()
+
+    def _reconnect(self) -> None:
+        for b in self._brokers():
+            b.close()
+        time.sleep(0.5)
+        self._connect()
+
+    def _brokers(self) -> list:
+        out = []
+        for b in (getattr(self.source, "broker", None),
+                  self.poster and self.poster.broker, self.reporter and self.reporter.broker):
+            if b is not None and all(b is not o for o in out):
+                out.append(b)
+        return out
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+        for b in self._brokers():
+            b.close()
+
+    # -- one batch ----------------------------------------------------------
+    def step(self, timeout: float) -> int:
+        msgs, bad = self.source.get(timeout)
+        tries: dict[int, int] = {}
+        if self.retry is not None and len(msgs) < self.cfg.prefetch:
+            again, tries = self.retry.take_due(self.cfg.prefetch - len(msgs))
+            msgs = msgs + again
+        if not msgs and not bad:
+            return 0
+        wl = Worklist(incoming=list(msgs))
+        if bad:
+            self.stats["malformed"] += len(bad)
+        try:
+            self.process(wl, tries)
+        except BrokerError:
+            if hasattr(self.source, "rewind"):
+                self.source.rewind(len(msgs))
+            raise
+        self.source.ack([m.delivery_tag for m in wl.settled() + wl.failed
+                         if m.delivery_tag is not None] + [tag for tag, _ in bad])
+        if self.on_batch is not None:
+            self.on_batch(self)
+        return len(msgs)
+
+    def process(self, wl: Worklist, tries: dict[int, int]) -> None:
+        places = self.filter(wl)
+        self.run_hooks("on_message", wl)
+        if self.worker is not None:
+            self.work(wl, places, tries)
+        else:
+            for m in list(wl.incoming):
+                wl.move(m, "ok", "accepted")
+        self.run_hooks("on_file", wl)
+        self.post(wl, places)
+        self.report(wl)
+        for pub in (self.poster, self.reporter):
+            if pub is not None:
+                pub.flush()
+        if wl.failed and self.retry is not None:
+            self.retry.put(wl.failed, tries)
+        for m in wl.all():
+            oc = wl.outcome(m)
+            self.stats[oc.code if oc and oc.code else ("posted" if self.post_all else "skipped")] += 1
+
+    # -- stages ---------------------------------------------------------------
+    def filter(self, wl: Worklist) -> dict[int, object]:
+        places: dict[int, object] = {}
+        masks = getattr(self.cfg, "masks", [])
+        unmatch = bool(self.cfg.accept_unmatch)
+        for m in list(wl.incoming):
+            ok, placement, why = choose(m, masks, unmatch, self.fallback)
+            if ok:
+                places[id(m)] = placement
+            else:
+                wl.move(m, "rejected", why)  # filtered out: nothing to report
+        return places
+
+    def run_hooks(self, stage: str, wl: Worklist) -> None:
+        for hook in self.hooks.get(stage, []):
+            src = wl.incoming if stage == "on_message" else wl.ok
+            for m in list(src):
+                try:
+                    keep = hook(m)
+                except Exception as exc:  # a plugin must never stop the flow
+                    log.error("%s hook %r failed on %s: %s", stage, hook, m.relpath, exc)
+                    log.debug("traceback", exc_info=True)
+                    wl.move(m, "failed" if stage == "on_file" else "rejected",
+                            f"{stage} plugin error: {exc}", 503)
+                    continue
+                if not keep:
+                    wl.move(m, "rejected", f"skipped by {stage} plugin")
+
+    def work(self, wl: Worklist, places: dict, tries: dict[int, int]) -> None:
+        for m in list(wl.incoming):
+            if self.stopping:
+                break  # unacknowledged: the broker gives it to us again
+            try:
+                local = self.worker.local_path(m, places[id(m)])
+            except MessageError as exc:
+                wl.move(m, "rejected", f"unsafe path: {exc}", 403)
+                continue
+            self._apply(wl, m, local, tries)
+
+    def _apply(self, wl: Worklist, m: Message, local: str, tries: dict[int, int]) -> None:
+        attempts = max(1, self.cfg.attempts)
+        for attempt in range(1, attempts + 1):
+            tries[id(m)] = tries.get(id(m), 0) + 1
+            try:
+                code, text = self.worker.apply(m, local)
+            except MessageError as exc:
+                wl.move(m, "rejected", str(exc), 417)
+                return
+            except ChecksumError as exc:
+                err, code, retry = exc, 499, True
+            except TransferError as exc:
+                err, code, retry = exc, exc.code, exc.recoverable
+            except OSError as exc:
+                err, code, retry = exc, 499, True
+            else:
+                m.local_path = local
+                wl.move(m, "ok", text, code)
+                if code == 201 and m.operation == "file":
+                    self.bytes += m.size or 0
+                return
+            if not retry or attempt == attempts:
+                wl.move(m, "failed" if retry else "rejected", f"{err}", code)
+                return
+            log.info("%s: attempt %d failed (%s); trying again", m.relpath, attempt, err)
+            time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+
+    def post(self, wl: Worklist, places: dict) -> None:
+        if self.poster is None:
+            return
+        for m in wl.ok:
+            oc = wl.outcome(m)
+            if self.post_all:
+                self.poster.publish(m)
+            elif oc and oc.code == 201:
+                self.poster.publish(self.repost(m))
+
+    def repost(self, m: Message) -> Message:
+        """The post announcing our copy: our base URL, same pubtime and sums."""
+        local = getattr(m, "local_path", None)
+        base_url = self.cfg.post_base_url
+        rel = relpath_for(local, self.cfg.post_base_dir or self.cfg.directory, base_url)
+        return replace(m, base_url=base_url, relpath=rel, headers=dict(m.headers),
+                       report=None)
+
+    def report(self, wl: Worklist) -> None:
+        if self.reporter is None or not self.cfg.report_back:
+            return
+        for m in wl.all():
+            oc = wl.outcome(m)
+            if oc is not None and oc.code is not None:
+                self.reporter.report(m, oc.code, oc.reason)

@@ -1,0 +1,183 @@
+"""Where messages come from: a broker queue, or paths on the command line."""
+import logging
+import os
+import random
+import time
+
+from .. import codec
+from ..broker import ensure_exchange, make_broker
+from ..config import paths
+from ..errors import MessageError
+from ..message import Message
+from .announce import file_message
+from .publish import broker_user
+
+log = logging.getLogger(__name__)
+
+
+def queue_name(cfg, tool: str, user: str) -> str:
+    """``q_<user>.<tool>.<config>.<rand8>.<rand8>``, saved so that every
+    instance and every restart shares the same queue (PROTOCOL.md A.11)."""
+    if cfg.queue_name:
+        return cfg.queue_name
+    config = cfg.name or "adhoc"
+    path = paths.state_path(tool, config, f"{tool}.{config}.{user}.qname")
+    try:
+        with open(path, encoding="utf-8") as f:
+            name = f.read().strip()
+        if name:
+            return name
+    except FileNotFoundError:
+        pass
+    name = "q_%s.%s.%s.%08d.%08d" % (user, tool, config, random.randrange(10**8),
+                                     random.randrange(10**8))
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(name + "\n")
+    try:
+        os.link(tmp, path)  # first writer wins; the others read its name
+    except FileExistsError:
+        with open(path, encoding="utf-8") as f:
+            name = f.read().strip()
+    finally:
+        os.unlink(tmp)
+    return name
+
+
+class BrokerSource:
+    """Consume posts (or logs) from a queue bound to an exchange."""
+
+    def __init__(self, cfg, tool: str):
+        self.cfg = cfg
+        self.url = cfg.resolve_url("broker")
+        if not self.url:
+            raise MessageError("no broker configured", "broker")
+        self.user = broker_user(self.url)
+        self.queue = queue_name(cfg, tool, self.user)
+        self.broker = None
+        self.done = False
+
+    def connect(self):
+        if self.broker is None:
+            self.broker = make_broker(self.url, heartbeat=self.cfg.broker_heartbeat)
+        self.broker.connect()
+        self.declare()
+        self.broker.consume(self.queue, self.cfg.prefetch)
+        return self.broker
+
+    def declare(self) -> None:
+        b, cfg = self.broker, self.cfg
+        exchange = self.exchange()
+        ensure_exchange(b, exchange)
+        if cfg.reset:
+            b.delete_queue(self.queue)
+        b.declare_queue(self.queue, cfg.durable, cfg.expire, cfg.message_ttl)
+        for sub in (cfg.subtopic or ["#"]):
+            b.bind(self.queue, exchange, f"{cfg.topic_prefix}.{sub}")
+        log.info("queue %s bound to %s with %s", self.queue, exchange,
+                 ", ".join(f"{cfg.topic_prefix}.{s}" for s in (cfg.subtopic or ["#"])))
+
+    def exchange(self) -> str:
+        ex = self.cfg.exchange
+        if self.cfg.exchange_suffix:
+            ex = f"xs_{self.user}_{self.cfg.exchange_suffix}"
+        return ex
+
+    def get(self, timeout: float) -> tuple[list[Message], list[tuple[object, str]]]:
+        """(decoded messages, [(tag, reason)] for messages that are not)."""
+        good, bad = [], []
+        now = time.time()
+        for d in self.broker.get(timeout):
+            try:
+                msg = codec.decode(d.topic, d.headers, d.body, d.content_type, d.exchange)
+            except MessageError as exc:
+                log.error("malformed message on %s topic %s: %s; body %.200r",
+                          d.exchange, d.topic, exc, d.body)
+                bad.append((d.tag, str(exc)))
+                continue
+            msg.delivery_tag, msg.received, msg.redelivered = d.tag, now, d.redelivered
+            good.append(msg)
+        return good, bad
+
+    def ack(self, tags: list) -> None:
+        if tags:
+            self.broker.ack(tags)
+
+    def close(self) -> None:
+        if self.broker is not None:
+            self.broker.close()
+
+
+class PathSource:
+    """Files and trees named on the command line (dd_post), in batches."""
+
+    def __init__(self, cfg, targets: list[str], batch: int = 256):
+        self.cfg = cfg
+        self._files = self._expand(targets)
+        self.total = len(self._files)
+        self._next = 0
+        self._batch = batch
+        self.done = not self._files
+        self.errors = 0
+
+    def _expand(self, targets: list[str]) -> list[str]:
+        out: list[str] = []
+        for t in targets:
+            if os.path.isdir(t) and not os.path.islink(t):
+                if not self.cfg.recursive:
+                    log.warning("%s is a directory (recursive is off): skipped", t)
+                    continue
+                out.extend(walk(t, self.cfg.follow_symlinks))
+            elif os.path.lexists(t):
+                out.append(t)
+            else:
+                raise MessageError(f"{t}: no such file or directory", "path")
+        return out
+
+    def connect(self):
+        return None
+
+    def get(self, timeout: float) -> tuple[list[Message], list]:
+        chunk = self._files[self._next:self._next + self._batch]
+        self._next += len(chunk)
+        self.done = self._next >= len(self._files)
+        msgs = []
+        for path in chunk:
+            try:
+                msgs.append(file_message(self.cfg, path))
+            except (OSError, MessageError) as exc:
+                log.error("cannot post %s: %s", path, exc)
+                self.errors += 1
+        return msgs, []
+
+    def rewind(self, n: int) -> None:
+        """Make the last ``n`` files come again (after a lost connection)."""
+        self._next = max(0, self._next - n)
+        self.done = False
+
+    def ack(self, tags: list) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def walk(top: str, follow_symlinks: bool = False) -> list[str]:
+    """Every file and symlink under ``top``, sorted, without reading content."""
+    out: list[str] = []
+    stack = [top]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as exc:
+            log.error("cannot list %s: %s", d, exc)
+            continue
+        subdirs = []
+        for e in entries:
+            if e.is_dir(follow_symlinks=follow_symlinks):
+                subdirs.append(e.path)
+            else:
+                out.append(e.path)
+        stack.extend(reversed(subdirs))
+    return out

@@ -1,0 +1,186 @@
+"""The subscriber's work: apply one message to the local tree.
+
+A file is downloaded to an inflight name, checksummed while it streams,
+checked for size and sum, given its mode and mtime, and only then renamed to
+its final name. Deletes, symlinks and directories are applied directly.
+Every path goes through ``safe_join``: nothing lands outside the directory.
+"""
+import logging
+import os
+import time
+
+from .. import checksum
+from ..errors import ChecksumError, MessageError, TransferError
+from ..message import Message, parse_time, safe_join
+from ..transfer import SCHEMES, copy, remove_quietly, scheme_of
+from .filter import Placement, expand_directory, placed_relpath
+
+log = logging.getLogger(__name__)
+
+
+def inflight_name(path: str, inflight: str | None) -> str:
+    """Where a file is written before it is complete (PROTOCOL.md 8.3 inflight)."""
+    if not inflight or inflight.upper() == "NONE":
+        return path
+    head, tail = os.path.split(path)
+    if inflight == ".":
+        return os.path.join(head, "." + tail)
+    if inflight.endswith("/"):
+        return os.path.join(head, inflight, tail)
+    return path + inflight
+
+
+class Downloader:
+    """Work stage of subscribe (and, later, sara)."""
+
+    def __init__(self, cfg, tick=None):
+        self.cfg = cfg
+        self._tick = tick
+        self._transfers: dict[str, object] = {}
+
+    def close(self) -> None:
+        for t in self._transfers.values():
+            t.close()
+        self._transfers.clear()
+
+    def transfer(self, url: str):
+        scheme = scheme_of(url)
+        if scheme not in self._transfers:
+            cls = SCHEMES.get(scheme) if scheme in SCHEMES else None
+            if cls is None:
+                raise TransferError(f"unsupported URL scheme '{scheme}'", code=503,
+                                    recoverable=False)
+            self._transfers[scheme] = cls(timeout=self.cfg.timeout,
+                                          credentials=self.cfg.credentials)
+        return self._transfers[scheme]
+
+    def local_path(self, msg: Message, placement: Placement) -> str:
+        root = expand_directory(placement.directory, msg)
+        return safe_join(root, placed_relpath(msg, placement))
+
+    def apply(self, msg: Message, local: str) -> tuple[int, str]:
+        """Do what ``msg`` announces at ``local``; return (code, text).
+
+        Raises MessageError (bad message: not worth retrying), TransferError
+        or ChecksumError (worth retrying).
+        """
+        op = msg.operation
+        if op == "file":
+            return self._file(msg, local)
+        if op == "delete":
+            return self._delete(local)
+        if op == "link":
+            return self._link(msg, local)
+        if op == "mkdir":
+            existed = os.path.isdir(local)
+            os.makedirs(local, mode=self.cfg.default_dir_mode, exist_ok=True)
+            return (202, "Accepted: directory exists") if existed else (201, "Created")
+        if op == "rmdir":
+            try:
+                os.rmdir(local)
+            except FileNotFoundError:
+                return 202, "Accepted: directory already absent"
+            except OSError as exc:
+                raise MessageError(f"cannot remove directory: {exc.strerror}", "relpath")
+            return 201, "Removed"
+        raise MessageError(f"unknown operation {op}", "sum")
+
+    # -- operations ------------------------------------------------------
+    def _file(self, msg: Message, local: str) -> tuple[int, str]:
+        parts = msg.parts
+        if parts is not None and not parts.is_whole:
+            raise MessageError("block (multi-part) messages are not reassembled yet",
+                               "parts")
+        method = checksum.verify_method(msg.headers.get("sum", ""))
+        if not self.cfg.overwrite and self._same(local, msg, method):
+            return 304, "Not modified: identical file already present"
+        size = parts.file_size if parts is not None else None
+        tmp = inflight_name(local, self.cfg.inflight)
+        os.makedirs(os.path.dirname(tmp) or ".", mode=self.cfg.default_dir_mode,
+                    exist_ok=True)
+        summer = checksum.new(method) if method else None
+        stream = self.transfer(msg.url).open(msg.url, 0, size)
+        try:
+            with open(tmp, "wb") as out:
+                got = copy(stream, out, size, [summer] if summer else [],
+                           self.cfg.bufsize, self._tick)
+            self._verify(msg, summer, got, size)
+            self._set_metadata(msg, tmp)
+            if tmp != local:
+                os.replace(tmp, local)
+        except BaseException:
+            if tmp != local:
+                remove_quietly(tmp)
+            raise
+        finally:
+            stream.close()
+        if summer is not None and msg.sum[0] == "z":
+            msg.headers["sum"] = summer.header  # checksum on download: tell downstream
+        if method is None:
+            return 201, f"Downloaded (not verified: sum method {msg.sum[0]})"
+        return 201, "Downloaded"
+
+    @staticmethod
+    def _verify(msg: Message, summer, got: int, size: int | None) -> None:
+        if size is not None and got != size:
+            raise TransferError(f"size {got} differs from announced {size}")
+        if summer is None:
+            return
+        method, value = msg.sum
+        if method != "z" and summer.hexdigest() != value.lower():
+            raise ChecksumError(f"checksum mismatch ({method}): announced {value[:16]}..., "
+                                f"received {summer.hexdigest()[:16]}...")
+
+    def _same(self, local: str, msg: Message, method: str | None) -> bool:
+        """True when ``local`` already holds exactly the announced content."""
+        if method is None or msg.sum[0] == "z":
+            return False
+        try:
+            st = os.lstat(local)
+        except FileNotFoundError:
+            return False
+        import stat as _stat
+        if not _stat.S_ISREG(st.st_mode):
+            return False
+        if msg.size is not None and st.st_size != msg.size:
+            return False
+        return checksum.sum_file(local, method) == f"{method},{msg.sum[1].lower()}"
+
+    def _set_metadata(self, msg: Message, path: str) -> None:
+        h = msg.headers
+        if self.cfg.preserve_mode and h.get("mode"):
+            try:
+                os.chmod(path, int(h["mode"], 8) & 0o777)
+            except ValueError:
+                log.warning("%s: ignoring bad mode header '%s'", msg.relpath, h["mode"])
+        elif self.cfg.default_mode:
+            os.chmod(path, self.cfg.default_mode)
+        if self.cfg.preserve_time and h.get("mtime"):
+            try:
+                mtime = parse_time(h["mtime"], "mtime")
+                atime = parse_time(h["atime"], "atime") if h.get("atime") else mtime
+            except MessageError as exc:
+                log.warning("%s: ignoring %s", msg.relpath, exc)
+            else:
+                os.utime(path, (atime, mtime))
+
+    @staticmethod
+    def _delete(local: str) -> tuple[int, str]:
+        try:
+            if os.path.isdir(local) and not os.path.islink(local):
+                raise MessageError("a remove (R) names a directory", "sum")
+            os.unlink(local)
+        except FileNotFoundError:
+            return 202, "Accepted: already absent"
+        return 201, "Deleted"
+
+    def _link(self, msg: Message, local: str) -> tuple[int, str]:
+        target = msg.headers.get("link")
+        if not target:
+            raise MessageError("a symlink post (sum L) without a link header", "link")
+        os.makedirs(os.path.dirname(local) or ".", mode=self.cfg.default_dir_mode,
+                    exist_ok=True)
+        tmp = f"{local}.{os.getpid()}.{time.monotonic_ns()}.lnk"
+        os.symlink(target, tmp)
+        os.replace(tmp, local)  # replaces the link itself, never what it points to
+        return 201, "Linked"

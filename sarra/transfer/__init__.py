@@ -1,0 +1,17 @@
+"""Transfers chosen by URL scheme: adding a scheme is adding one module."""
+from ..errors import TransferError
+from ..registry import Registry
+from .base import Stream, Transfer, copy, remove_quietly
+
+SCHEMES = Registry("URL scheme", {
+    "file": "sarra.transfer.file:FileTransfer",
+    "http": "sarra.transfer.http:HttpTransfer",
+    "https": "sarra.transfer.http:HttpTransfer",
+}, error=TransferError, requires={"http": "requests", "https": "requests"})
+
+
+def scheme_of(url: str) -> str:
+    return url.split(":", 1)[0].lower() if ":" in url else ""
+
+
+__all__ = ["SCHEMES", "Stream", "Transfer", "copy", "remove_quietly", "scheme_of"]

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Make this machine ready to build and test sarra (idempotent).
+#   - installs rabbitmq-server and nginx with apt when either binary is missing
+#   - makes sure RabbitMQ answers on 127.0.0.1:5672 (starts it if needed)
+#   - creates .venv in the repo root and installs the package with its test extras
+# Safe to run from any directory and as often as you like.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+
+AMQP_HOST=127.0.0.1
+AMQP_PORT=5672
+STARTUP_TIMEOUT=60
+PYTHON="${PYTHON:-python3}"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# root, or sudo when available; the rabbitmq CLI tools also need root (erlang cookie)
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+else
+    SUDO=()
+fi
+
+export PATH="$PATH:/usr/sbin:/sbin"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+port_open() {
+    "$PYTHON" - "$AMQP_HOST" "$AMQP_PORT" <<'PY' >/dev/null 2>&1
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+except OSError:
+    sys.exit(1)
+PY
+}
+
+# ---------------------------------------------------------------- packages
+if ! have rabbitmq-server || ! have nginx; then
+    if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+        die "rabbitmq-server/nginx missing and not root (no sudo): install them with apt-get"
+    fi
+    say "installing rabbitmq-server and nginx with apt-get"
+    # Keep apt from starting services (nginx would grab port 80): a temporary
+    # policy-rc.d, only when the machine has none of its own. RabbitMQ is
+    # started below by this script.
+    POLICY=/usr/sbin/policy-rc.d
+    REMOVE_POLICY=0
+    if [ ! -e "$POLICY" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$POLICY" >/dev/null
+        "${SUDO[@]}" chmod 755 "$POLICY"
+        REMOVE_POLICY=1
+        trap 'if [ "$REMOVE_POLICY" -eq 1 ]; then "${SUDO[@]}" rm -f "$POLICY"; fi' EXIT
+    fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        rabbitmq-server nginx >/dev/null
+    if [ "$REMOVE_POLICY" -eq 1 ]; then
+        "${SUDO[@]}" rm -f "$POLICY"
+        REMOVE_POLICY=0
+    fi
+    have rabbitmq-server || die "rabbitmq-server still missing after apt-get install"
+    have nginx || die "nginx still missing after apt-get install"
+else
+    say "rabbitmq-server and nginx present"
+fi
+
+# ---------------------------------------------------------------- rabbitmq
+rmq_ping() { "${SUDO[@]}" rabbitmq-diagnostics -q ping >/dev/null 2>&1; }
+
+if port_open; then
+    say "RabbitMQ answers on $AMQP_HOST:$AMQP_PORT"
+else
+    if rmq_ping; then
+        # node up but application stopped (e.g. a test's stop_app was interrupted)
+        say "RabbitMQ node up, application stopped: rabbitmqctl start_app"
+        "${SUDO[@]}" rabbitmqctl -q start_app >/dev/null
+    else
+        say "starting RabbitMQ (rabbitmq-server -detached)"
+        "${SUDO[@]}" rabbitmq-server -detached >/dev/null 2>&1 || true
+    fi
+    deadline=$((SECONDS + STARTUP_TIMEOUT))
+    until port_open && rmq_ping; do
+        [ "$SECONDS" -lt "$deadline" ] || die "RabbitMQ did not answer on $AMQP_HOST:$AMQP_PORT within ${STARTUP_TIMEOUT}s"
+        sleep 1
+    done
+    "${SUDO[@]}" timeout "$STARTUP_TIMEOUT" rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+    say "RabbitMQ answers on $AMQP_HOST:$AMQP_PORT"
+fi
+
+# ---------------------------------------------------------------- venv
+VENV="$REPO_ROOT/.venv"
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    say "existing .venv is broken: recreating"
+    rm -rf "$VENV"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating .venv"
+    "$PYTHON" -m venv "$VENV"
+fi
+
+SETUP_SHA="$(sha256sum setup.py | cut -c1-16)"
+STAMP="$VENV/.installed-$SETUP_SHA"
+if [ -e "$STAMP" ]; then
+    say "python packages up to date (.venv)"
+else
+    say "installing python packages into .venv"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    rm -f "$VENV"/.installed-*
+    touch "$STAMP"
+fi
+
+say "ready"
