@@ -1,7 +1,7 @@
 """Message brokers, chosen by URL scheme."""
 from ..errors import BrokerError
 from ..registry import Registry
-from .base import (Broker, Delivery, Outgoing, binding_regex, ensure_exchange, reconnecting,
+from .base import (Broker, Delivery, Outgoing, ensure_exchange, reconnecting,
                    topic_matches)
 
 DRIVERS = Registry("broker scheme", {
@@ -22,5 +22,4 @@ def open_broker(url: str, **options) -> Broker:
     return broker
 
 
-__all__ = ["Broker", "Delivery", "Outgoing", "make_broker", "open_broker", "ensure_exchange", "binding_regex",
-           "topic_matches", "reconnecting", "DRIVERS"]
+__all__ = ["Broker", "Delivery", "Outgoing", "make_broker", "open_broker", "ensure_exchange", "topic_matches", "reconnecting", "DRIVERS"]

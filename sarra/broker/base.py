@@ -6,7 +6,6 @@ restarting) and leaving it False for refusals (access denied, no such
 exchange). ``reconnecting`` is the one retry policy that uses it.
 """
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -63,27 +62,50 @@ class Broker(Protocol):
 
 
 @lru_cache(maxsize=1024)
-def binding_regex(pattern: str) -> re.Pattern:
-    """AMQP topic binding -> regex: '*' is exactly one word, '#' zero or more.
-
-    Serves the memory broker and the client-side subtopic filters alike.
-    """
-    out = ""
-    for word in (pattern.split(".") if pattern else [""]):
-        sep = r"\." if out else ""
-        if word == "#":
-            # '#' also stands for no word at all, so it swallows one separator
-            out = r"(?:[^.]*(?:\.[^.]*)*)?" if not out else out + r"(?:\.[^.]*)*"
-            continue
-        if out.endswith(r"(?:[^.]*(?:\.[^.]*)*)?"):
-            out = out[: -len(r"(?:[^.]*(?:\.[^.]*)*)?")] + r"(?:[^.]*\.)*"
-            sep = ""
-        out += sep + (r"[^.]*" if word == "*" else re.escape(word))
-    return re.compile(out + r"\Z", re.DOTALL)
+def _binding_words(pattern: str) -> tuple[str, ...]:
+    """A binding's words with runs of '#' collapsed ('#.#' means '#')."""
+    out: list[str] = []
+    for word in (pattern.split(".") if pattern else []):
+        if not (word == "#" and out and out[-1] == "#"):
+            out.append(word)
+    return tuple(out)
 
 
 def topic_matches(pattern: str, topic: str) -> bool:
-    return binding_regex(pattern).match(topic) is not None
+    """AMQP topic matching as RabbitMQ applies it: words split on '.', the
+    empty key has no words, '*' is exactly one word, '#' zero or more.
+
+    A set of positions in the binding is carried across the topic's words
+    (no backtracking: time is words x binding length whatever the pattern).
+    Serves the memory broker and client-side subtopic filters alike.
+    """
+    pat = _binding_words(pattern)
+    n = len(pat)
+
+    def closure(states: set[int]) -> set[int]:
+        # '#' may stand for no word: a state on '#' also stands after it
+        for i in sorted(states):
+            j = i
+            while j < n and pat[j] == "#":
+                j += 1
+                states.add(j)
+        return states
+
+    states = closure({0})
+    for word in (topic.split(".") if topic else []):
+        nxt: set[int] = set()
+        for i in states:
+            if i == n:
+                continue
+            head = pat[i]
+            if head == "#":
+                nxt.add(i)
+            elif head == "*" or head == word:
+                nxt.add(i + 1)
+        if not nxt:
+            return False
+        states = closure(nxt)
+    return n in states
 
 
 def reconnecting(action: Callable[[], T], reconnect: Callable[[], None],
