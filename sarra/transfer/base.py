@@ -6,6 +6,8 @@ and writing to the inflight file happen here, once.
 """
 import logging
 import os
+import queue
+import threading
 import time
 from typing import Callable, Protocol
 
@@ -32,23 +34,69 @@ def copy(stream: Stream, out, length: int | None, summers: list, bufsize: int,
     Every chunk goes to each summer (checksums computed while streaming);
     ``tick(total)`` is called about once a second (broker heartbeats, throttle).
     Stops at ``length`` bytes when given; a short stream raises TransferError.
+    Big copies hash in a second thread while this one reads and writes, so
+    the transfer runs at the speed of the slower of the two, not their sum.
     """
+    big = summers and (length is None or length > PIPELINE_MIN)
+    feed = _Hasher(summers) if big else None
     total, last = 0, time.monotonic()
-    while length is None or total < length:
-        want = bufsize if length is None else min(bufsize, length - total)
-        chunk = stream.read(want)
-        if not chunk:
-            break
-        for s in summers:
-            s.update(chunk)
-        out.write(chunk)
-        total += len(chunk)
-        if tick is not None and time.monotonic() - last >= 1.0:
-            tick(total)
-            last = time.monotonic()
+    try:
+        while length is None or total < length:
+            want = bufsize if length is None else min(bufsize, length - total)
+            chunk = stream.read(want)
+            if not chunk:
+                break
+            if feed is not None:
+                feed.put(chunk)
+            else:
+                for s in summers:
+                    s.update(chunk)
+            out.write(chunk)
+            total += len(chunk)
+            if tick is not None and time.monotonic() - last >= 1.0:
+                tick(total)
+                last = time.monotonic()
+    finally:
+        if feed is not None:
+            feed.finish()
     if length is not None and total < length:
         raise TransferError(f"short read: {total} of {length} bytes")
     return total
+
+
+PIPELINE_MIN = 8 << 20   # below this, hashing inline is cheaper than a thread
+
+
+class _Hasher:
+    """Feeds chunks to summers in a worker thread (hashlib releases the GIL),
+    through a bounded queue: at most ``depth`` chunks are held in memory."""
+
+    def __init__(self, summers: list, depth: int = 8):
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._summers = summers
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="hasher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._q.get()
+            if chunk is None:
+                return
+            try:
+                for s in self._summers:
+                    s.update(chunk)
+            except BaseException as exc:  # reported by finish()
+                self._error = exc
+
+    def put(self, chunk: bytes) -> None:
+        self._q.put(chunk)
+
+    def finish(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def remove_quietly(path: str) -> None:

@@ -6,9 +6,23 @@ Proxies from the environment are ignored (``trust_env = False``): switches
 talk to each other directly, and looking the variables up costs a third of
 the per-file time. Credentials for a URL come from credentials.conf.
 """
+from urllib.parse import quote
+
 import requests
 
 from ..errors import TransferError
+
+# characters left as they are in the path of a request URL: the reserved
+# ones a path may hold, and '%' (an escape already in the URL stays one)
+_PATH_SAFE = "/:@!$&'()*+,;=~%"
+
+
+def wire_url(url: str) -> str:
+    """The URL as sent on the wire: message URLs are decoded (a relpath may
+    hold spaces, '#', '?' or non-ASCII), so the path is percent-encoded here."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host}{slash}{quote(path, safe=_PATH_SAFE)}"
 
 
 class _Body:
@@ -44,7 +58,7 @@ class HttpTransfer:
             if full != url:
                 auth = _basic_auth(full)
         try:
-            resp = self._session.get(url, headers=headers, stream=True,
+            resp = self._session.get(wire_url(url), headers=headers, stream=True,
                                      timeout=self._timeout, auth=auth)
         except requests.RequestException as exc:
             raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
@@ -53,7 +67,9 @@ class HttpTransfer:
             retry = resp.status_code >= 500 or resp.status_code in (408, 429)
             raise TransferError(f"GET {url}: HTTP {resp.status_code} {resp.reason}",
                                 code=499, recoverable=retry)
-        if "Range" in headers and resp.status_code != 206:
+        # a server without Range support answers 200 with the whole file:
+        # fine from offset 0 (the copy loop stops after ``length`` bytes)
+        if "Range" in headers and resp.status_code != 206 and offset:
             resp.close()
             raise TransferError(f"GET {url}: server ignored the byte range", code=499,
                                 recoverable=False)

@@ -87,7 +87,7 @@ def test_streaming_equals_one_shot(data_file, method, offset, length):
         assert got == expected, (bufsize, offset, length)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, database=None)
 @given(data=st.binary(max_size=5000), chunks=st.lists(st.integers(0, 700), max_size=12))
 def test_summer_incremental(data, chunks):
     for method in ("d", "s", "x"):
