@@ -6,7 +6,7 @@ Internally a message always holds the v02 view (PROTOCOL.md part A):
 unchanged). A log message also has a ``report``. Codecs (sarra.codec)
 turn a Message into (topic, headers, body) and back.
 """
-import calendar
+import datetime
 import os
 import time
 from dataclasses import dataclass, field
@@ -111,14 +111,15 @@ def parse_time(text: str, field_name: str = "pubtime") -> float:
     if len(s) > 8 and s[8] == "T":
         s = s[:8] + s[9:]
     head, _, frac = s.partition(".")
-    if (len(head) != 14 or not s.isascii() or not head.isdigit()
-            or (frac and not frac.isdigit())):
+    if len(head) != 14 or not head.isdigit() or (frac and not frac.isdigit()):
         raise MessageError(f"'{text}' is not YYYYMMDDHHMMSS[.fraction]", field_name)
     try:
-        tm = time.strptime(head, "%Y%m%d%H%M%S")
+        when = datetime.datetime(int(head[:4]), int(head[4:6]), int(head[6:8]),
+                                 int(head[8:10]), int(head[10:12]), int(head[12:14]),
+                                 tzinfo=datetime.timezone.utc)
     except ValueError:
         raise MessageError(f"'{text}' is not a valid date", field_name) from None
-    return calendar.timegm(tm) + (float("0." + frac) if frac else 0.0)
+    return when.timestamp() + (float("0." + frac) if frac else 0.0)
 
 
 # -- paths ----------------------------------------------------------------

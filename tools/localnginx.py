@@ -115,6 +115,7 @@ def start_nginx(tmp: Path, root: Path, workers: str | int = "auto", extra: str =
     if binary is None:
         raise RuntimeError("nginx not found: run `bash tools/setup.sh`")
     tmp, root = Path(tmp), Path(root)
+    tmp.mkdir(parents=True, exist_ok=True)
     last_error = ""
     for _attempt in range(5):  # the free port may be taken between probe and bind
         port = free_port()

@@ -163,10 +163,13 @@ class AmqpBroker:
     # -- consuming -------------------------------------------------------
     def consume(self, queue: str, prefetch: int) -> None:
         ch = self._channel()
+        if self._consuming == (queue, prefetch) and getattr(self, "_consumer_ch", None) is ch:
+            return  # already consuming on this channel (``connect`` resumed it)
         with self._guard(f"consume {queue}"):
             ch.basic_qos(prefetch_count=prefetch)
             ch.basic_consume(queue, self._on_message, auto_ack=False)
         self._consuming = (queue, prefetch)
+        self._consumer_ch = ch
 
     def _on_message(self, _ch, method, props, body: bytes) -> None:
         self._unacked.add(method.delivery_tag)
@@ -211,7 +214,7 @@ class AmqpBroker:
             pch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
                                        callback=lambda _frame: ready.append(True))
             while not ready:
-                self._conn.process_data_events(time_limit=0.1)
+                self._conn.process_data_events(time_limit=0.002)
         self._pch, self._next_tag = pch, 0
         return pch
 
@@ -254,7 +257,9 @@ class AmqpBroker:
             if time.monotonic() > deadline:
                 raise BrokerError(f"{self.name}: no publisher confirm within {timeout:.0f}s",
                                   recoverable=True)
-            self._conn.process_data_events(time_limit=0.05)
+            # short turns: confirms are dispatched to our callback, which the
+            # blocking adapter does not count as an event that ends its wait
+            self._conn.process_data_events(time_limit=0.002)
             if self._pch is None or not self._pch.is_open:
                 reason = getattr(self, "_closed_reason", None)
                 err = _convert(reason) if reason else BrokerError("publish channel closed")

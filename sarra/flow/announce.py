@@ -15,10 +15,10 @@ def relpath_for(path: str, base_dir: str | None, base_url: str) -> str:
     (refusing paths outside it), else the absolute path."""
     path = os.path.abspath(path)
     if base_dir:
-        base = os.path.abspath(base_dir)
-        if path != base and not path.startswith(base.rstrip("/") + "/"):
+        base = os.path.abspath(base_dir).rstrip("/") + "/"
+        if not path.startswith(base):
             raise MessageError(f"{path} is not under post_base_dir {base}", "relpath")
-        rel = os.path.relpath(path, base)
+        rel = path[len(base):]
     else:
         rel = path
     if base_url.endswith("/"):

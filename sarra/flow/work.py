@@ -101,7 +101,10 @@ class Downloader:
         summer = checksum.new(method) if method else None
         stream = self.transfer(msg.url).open(msg.url, 0, size)
         try:
-            with open(tmp, "wb") as out:
+            # never open an existing name: a symlink planted there (a link
+            # post can make one) would be written through, outside the tree
+            remove_quietly(tmp)
+            with open(tmp, "xb") as out:
                 got = copy(stream, out, size, [summer] if summer else [],
                            self.cfg.bufsize, self._tick)
             self._verify(msg, summer, got, size)

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Foundation benchmark (issue 2): post rate, end-to-end files/s over file: and
+HTTP, one big file over HTTP against hashing alone, subscriber peak RSS.
+
+Needs RabbitMQ on 127.0.0.1:5672 (guest/guest) and nginx (tools/setup.sh).
+Usage: python bench/bench_foundation.py [--files 2000] [--size 4096] [--big-mib 1024]
+"""
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sarra import checksum  # noqa: E402
+from sarra.components import post_flow  # noqa: E402
+from sarra.config import load_config  # noqa: E402
+from tools.localnginx import start_nginx  # noqa: E402
+
+BROKER = "amqp://guest@127.0.0.1:5672/"
+
+
+def env_dirs(tmp: Path) -> dict:
+    cfg, state = tmp / "config", tmp / "state"
+    (cfg / "subscribe").mkdir(parents=True)
+    state.mkdir()
+    cred = cfg / "credentials.conf"
+    cred.write_text("amqp://guest:guest@127.0.0.1:5672/\n")
+    cred.chmod(0o600)
+    os.environ.update(SARRA_CONFIG_DIR=str(cfg), SARRA_STATE_DIR=str(state))
+    return {"config": cfg, "state": state}
+
+
+def make_files(top: Path, n: int, size: int) -> None:
+    block = os.urandom(size + 4096)
+    for i in range(n):
+        d = top / f"d{i % 20:02d}" / f"e{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:06d}.dat").write_bytes(block[i % 4096:i % 4096 + size])
+
+
+def cli(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sarra.cli", *args], cwd=ROOT, check=True,
+                          capture_output=True, text=True, **kw)
+
+
+def count_files(top: Path) -> int:
+    return sum(len([f for f in files if not f.endswith(".tmp")]) for _, _, files in os.walk(top))
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def subscriber(name: str, exchange: str, dst: Path, log: Path, extra: str = ""):
+    conf = Path(os.environ["SARRA_CONFIG_DIR"]) / "subscribe" / f"{name}.conf"
+    conf.write_text(f"broker {BROKER}\nexchange {exchange}\nsubtopic #\nmirror on\n"
+                    f"directory {dst}\naccept .*\nexpire 10m\nprefetch 100\n{extra}")
+    cli("subscribe", "declare", name)
+    out = open(log, "wb")
+    return subprocess.Popen([sys.executable, "-m", "sarra.cli", "subscribe", "foreground", name],
+                            cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
+
+
+def post(src: Path, base_url: str, exchange: str, targets: list[str]) -> float:
+    cfg = load_config("post", None, [("post_broker", BROKER), ("post_exchange", exchange),
+                                     ("post_base_url", base_url), ("post_base_dir", str(src))])
+    flow = post_flow(cfg, targets)
+    t0 = time.perf_counter()
+    flow.run()
+    elapsed = time.perf_counter() - t0
+    assert flow.stats["posted"] == flow.source.total, flow.stats
+    return elapsed
+
+
+def end_to_end(tmp: Path, src: Path, n: int, base_url: str, tag: str) -> tuple[float, float]:
+    dst = tmp / f"dst_{tag}"
+    exchange = f"xbench_{tag}_{os.getpid()}"
+    proc = subscriber(f"bench_{tag}", exchange, dst, tmp / f"sub_{tag}.log")
+    try:
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        post_s = post(src, base_url, exchange, [str(src)])
+        while count_files(dst) < n:
+            if proc.poll() is not None:
+                raise SystemExit(f"subscriber died: see {tmp / f'sub_{tag}.log'}")
+            time.sleep(0.01)
+        e2e = time.perf_counter() - t0
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        cli("subscribe", "cleanup", f"bench_{tag}")
+    print(f"  {tag:5s}: post {n / post_s:8.0f} msgs/s   end-to-end {n / e2e:6.0f} files/s "
+          f"({e2e:.2f}s)   subscriber peak RSS {rss:.0f} MB")
+    return n / post_s, n / e2e
+
+
+def big_file(tmp: Path, mib: int, method: str, base_url: str, src: Path) -> None:
+    path = src / "big" / "big.bin"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(block)
+    checksum.sum_file(str(path), method)  # warm the page cache
+    t0 = time.perf_counter()
+    checksum.sum_file(str(path), method)
+    hash_mbs = mib / (time.perf_counter() - t0)
+    dst = tmp / "dst_big"
+    exchange = f"xbench_big_{os.getpid()}"
+    proc = subscriber("bench_big", exchange, dst, tmp / "sub_big.log", f"sum {method}\n")
+    try:
+        time.sleep(0.5)
+        t0 = time.perf_counter()
+        cfg = load_config("post", None, [("post_broker", BROKER), ("post_exchange", exchange),
+                                         ("post_base_url", base_url), ("post_base_dir", str(src)),
+                                         ("sum", method)])
+        t_post0 = time.perf_counter()
+        post_flow(cfg, [str(path)]).run()
+        t_post = time.perf_counter() - t_post0
+        target = dst / "big" / "big.bin"
+        while not target.exists():
+            if proc.poll() is not None:
+                raise SystemExit("subscriber died: see sub_big.log")
+            time.sleep(0.005)
+        total = time.perf_counter() - t0
+        download = total - t_post
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        cli("subscribe", "cleanup", "bench_big")
+    print(f"  {mib} MiB, sum {method}: hashing alone {hash_mbs:.0f} MB/s; download over HTTP "
+          f"{mib / download:.0f} MB/s = {100 * (mib / download) / hash_mbs:.0f}% of hashing "
+          f"(posting it, which hashes it, took {t_post:.2f}s); subscriber peak RSS {rss:.0f} MB")
+    target.unlink()
+    path.unlink()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--big-mib", type=int, default=1024)
+    ap.add_argument("--sum", default="s")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sarra-bench-") as t:
+        tmp = Path(t)
+        env_dirs(tmp)
+        src = tmp / "src"
+        make_files(src, args.files, args.size)
+        web = start_nginx(tmp / "nginx", src)
+        try:
+            print(f"{args.files} files of {args.size} bytes, sum {args.sum}:")
+            end_to_end(tmp, src, args.files, f"file:{src}/", "file")
+            end_to_end(tmp, src, args.files, web.url, "http")
+            if args.big_mib:
+                big_file(tmp, args.big_mib, args.sum, web.url, src)
+        finally:
+            web.stop()
+
+
+if __name__ == "__main__":
+    main()
