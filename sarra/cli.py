@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 """
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -28,8 +29,9 @@ def setup_logging(cfg) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("pika").setLevel(logging.WARNING if level > logging.DEBUG
-                                       else logging.INFO)
+    for noisy in ("pika", "watchdog"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if level > logging.DEBUG
+                                          else logging.INFO)
 
 
 def run(tool: str, argv: list[str]) -> int:
@@ -141,13 +143,26 @@ def _foreground(tool: str, cfg) -> int:
     log.info("summary: %d messages handled in %.1fs, %d bytes downloaded, by status %s",
              sum(flow.stats.values()), elapsed, flow.bytes,
              dict(sorted((str(k), v) for k, v in flow.stats.items())))
-    print(f"dd_{tool}: {done} files transferred ({flow.bytes} bytes) in {elapsed:.1f}s")
+    if flow.post_all:
+        print(f"dd_{tool}: {flow.stats['posted']} posts in {elapsed:.1f}s")
+    else:
+        print(f"dd_{tool}: {done} files transferred ({flow.bytes} bytes) in {elapsed:.1f}s")
     return 0
 
 
 def _declare(tool: str, cfg, cleanup: bool) -> int:
     flow = _flow_for(tool, cfg)
     src = flow.source
+    if not hasattr(src, "queue"):   # a poster: only its exchange to declare
+        if cleanup:
+            shutil.rmtree(paths.state_path(tool, cfg.name or "adhoc"), ignore_errors=True)
+            print(f"deleted the state of {tool}/{cfg.name}")
+            return 0
+        flow.poster.broker.connect()
+        flow.poster.declare()
+        flow.poster.broker.close()
+        print(f"declared exchange {flow.poster.exchange}")
+        return 0
     if cleanup:
         from .broker import open_broker
         broker = open_broker(src.url)

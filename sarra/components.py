@@ -3,17 +3,19 @@ import os
 
 from .broker import make_broker
 from .config import paths
+from .errors import ConfigError
 from .flow.engine import Flow
 from .flow.gather import BrokerSource, PathSource
 from .flow.publish import Publisher, Reporter, broker_user
 from .flow.retry import RetryQueue
+from .flow.watching import WatchSource
 from .flow.work import Downloader
 
 # tool defaults (PROTOCOL.md A.14); a config file or the command line overrides them
 PRESETS: dict[str, dict] = {
     "subscribe": {"accept_unmatch": False, "mirror": False},
-    "post": {},
-    "watch": {},
+    "post": {"accept_unmatch": True},
+    "watch": {"accept_unmatch": True},
     "sara": {"accept_unmatch": True, "mirror": True},
     "shovel": {"accept_unmatch": True},
     "winnow": {"accept_unmatch": True},
@@ -36,13 +38,22 @@ def _poster(cfg, url: str | None) -> Publisher | None:
                      cfg.post_topic_prefix)
 
 
-def post_flow(cfg, targets: list[str]) -> Flow:
-    """dd_post: files and trees -> posts."""
+def _post_url(cfg) -> str:
     url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
     if not url:
-        from .errors import ConfigError
         raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
-    return Flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, url), post_all=True)
+    return url
+
+
+def post_flow(cfg, targets: list[str]) -> Flow:
+    """dd_post: files and trees -> posts."""
+    return Flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, _post_url(cfg)),
+                post_all=True)
+
+
+def watch_flow(cfg) -> Flow:
+    """dd_watch: changes in watched trees -> posts."""
+    return Flow(cfg, WatchSource(cfg), poster=_poster(cfg, _post_url(cfg)), post_all=True)
 
 
 def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
@@ -59,4 +70,4 @@ def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
                 reporter, retry)
 
 
-FLOWS = {"subscribe": subscribe_flow}
+FLOWS = {"subscribe": subscribe_flow, "watch": watch_flow}

@@ -276,8 +276,11 @@ _DECLARED = [
        ("postOnStart",), tools=("watch",)),
     _O("events", "str", "create|delete|link|modify", "file events to post",
        ("fileEvents",), tools=("watch",), convert=parse_events),
-    _O("sleep", "duration", 0.0, "polling interval (0: events only)",
+    _O("sleep", "duration", 0.0, "polling interval when polling (0: 1 s)",
        tools=("watch",)),
+    _O("temp_pattern", "list", [".*"], "file names (globs) never posted: files "
+       "being written under a temporary name; repeatable (the inflight suffix "
+       "is added)", ("tempPattern",), repeat=True, tools=("watch",)),
     _O("force_polling", "bool", False, "poll instead of using OS events",
        ("forcePolling",), tools=("watch",)),
     _O("inflight", "str", ".tmp", "temporary name while writing: .tmp "

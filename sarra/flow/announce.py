@@ -36,8 +36,10 @@ def common_headers(cfg) -> dict[str, str]:
     return h
 
 
-def file_message(cfg, path: str, now: float | None = None) -> Message:
-    """A post for ``path``: a file (sum + parts), or a symlink (L + link)."""
+def file_message(cfg, path: str, now: float | None = None,
+                 known_sum: str | None = None) -> Message:
+    """A post for ``path``: a file (sum + parts), or a symlink (L + link).
+    ``known_sum`` spares hashing content already hashed (a renamed file)."""
     st = os.lstat(path)
     follow = getattr(cfg, "follow_symlinks", False)
     if stat.S_ISLNK(st.st_mode) and follow:
@@ -49,7 +51,9 @@ def file_message(cfg, path: str, now: float | None = None) -> Message:
         headers["link"] = target
     elif stat.S_ISREG(st.st_mode):
         method = cfg.sum
-        if method.startswith("z,"):
+        if known_sum:
+            headers["sum"] = known_sum
+        elif method.startswith("z,"):
             headers["sum"] = method
         else:
             headers["sum"] = checksum.sum_file(path, method, bufsize=cfg.bufsize)

@@ -164,17 +164,30 @@ class Flow:
                 break  # unacknowledged: the broker gives it to us again
             try:
                 local = self.worker.local_path(m, places[id(m)])
+                rename_to = self._rename_target(m)
             except MessageError as exc:
                 wl.move(m, "rejected", f"unsafe path: {exc}", 403)
                 continue
-            self._apply(wl, m, local, tries)
+            self._apply(wl, m, local, tries, rename_to)
 
-    def _apply(self, wl: Worklist, m: Message, local: str, tries: dict[int, int]) -> None:
+    def _rename_target(self, m: Message) -> str | None:
+        """Where the file of a rename's old-name post goes, when we accept
+        its new name (then it is renamed, not deleted: PROTOCOL.md 1.3)."""
+        newname = m.headers.get("newname")
+        if not newname or m.operation != "delete":
+            return None
+        probe = replace(m, relpath=newname, headers={})
+        ok, placement, _why = choose(probe, getattr(self.cfg, "masks", []),
+                                     bool(self.cfg.accept_unmatch), self.fallback)
+        return self.worker.local_path(probe, placement) if ok else None
+
+    def _apply(self, wl: Worklist, m: Message, local: str, tries: dict[int, int],
+               rename_to: str | None = None) -> None:
         attempts = max(1, self.cfg.attempts)
         for attempt in range(1, attempts + 1):
             tries[id(m)] = tries.get(id(m), 0) + 1
             try:
-                code, text = self.worker.apply(m, local)
+                code, text = self.worker.apply(m, local, rename_to)
             except MessageError as exc:
                 wl.move(m, "rejected", str(exc), 417)
                 return

@@ -58,8 +58,10 @@ class Downloader:
         root = expand_directory(placement.directory, msg)
         return safe_join(root, placed_relpath(msg, placement))
 
-    def apply(self, msg: Message, local: str) -> tuple[int, str]:
+    def apply(self, msg: Message, local: str, rename_to: str | None = None) -> tuple[int, str]:
         """Do what ``msg`` announces at ``local``; return (code, text).
+        ``rename_to``: the old-name post of a rename whose new name we want
+        moves the file there instead of deleting it.
 
         Raises MessageError (bad message: not worth retrying), TransferError
         or ChecksumError (worth retrying).
@@ -68,6 +70,8 @@ class Downloader:
         if op == "file":
             return self._file(msg, local)
         if op == "delete":
+            if rename_to is not None and os.path.lexists(local):
+                return self._rename(local, rename_to)
             return self._delete(local)
         if op == "link":
             return self._link(msg, local)
@@ -176,6 +180,14 @@ class Downloader:
         except FileNotFoundError:
             return 202, "Accepted: already absent"
         return 201, "Deleted"
+
+    def _rename(self, local: str, new: str) -> tuple[int, str]:
+        if os.path.isdir(local) and not os.path.islink(local):
+            raise MessageError("a rename (R with newname) names a directory", "sum")
+        os.makedirs(os.path.dirname(new) or ".", mode=self.cfg.default_dir_mode,
+                    exist_ok=True)
+        os.replace(local, new)
+        return 201, "Renamed"
 
     def _link(self, msg: Message, local: str) -> tuple[int, str]:
         target = msg.headers.get("link")

@@ -1,0 +1,350 @@
+"""dd_watch's gather stage: changes in watched trees become posts.
+
+A watcher thread (sarra.watch.observer) queues ``Change`` values; ``get``
+drains them and decides what is ready to announce:
+
+* a file is announced once complete: at once when it is closed after
+  writing (OS events), else when nothing happened to it for ``settle``
+  seconds (polling; hard links and files moved in from outside); with
+  ``inflight N`` (a number) only when it has been unchanged for N seconds;
+* names matching a temporary pattern (``temp_pattern``, the ``inflight``
+  suffix) are never announced; a move from such a name is a new file;
+* a deletion or a rename of an announced file is announced at once (a
+  rename as the two posts of PROTOCOL.md 1.3: the old name with ``R`` and
+  ``newname``, the new name with ``oldname`` and the sum it already had);
+* what was announced (path, size, mtime, sum) is kept in a small database
+  in the state directory; the changes of a batch are committed only when
+  its posts are confirmed (``ack``), so a restart re-announces what was
+  not confirmed and nothing that did not change.
+"""
+import fnmatch
+import logging
+import os
+import queue
+import stat
+import time
+from dataclasses import dataclass
+
+from ..config import paths
+from ..errors import ConfigError, MessageError
+from ..message import Message
+from ..watch.observer import start_watcher
+from ..watch.snapshot import CLOSED, CREATED, DELETED, MODIFIED, MOVED, Change, scan
+from ..watch.state import Posted, WatchState
+from .announce import delete_message, file_message, relpath_for
+from .filter import choose
+
+log = logging.getLogger(__name__)
+
+SETTLE = 1.0          # seconds without news before a file nobody closed is complete
+MAX_HASHED = 500      # files checksummed per batch (deletes and renames are not limited)
+
+
+@dataclass
+class Pending:
+    last: float               # monotonic time of the last change seen
+    closed: bool = False      # closed after writing, nothing since
+    wrote: bool = False       # written since the last close: wait for the close
+
+
+def temp_globs(cfg) -> list[str]:
+    """Basename patterns never announced: ``temp_pattern`` and the inflight name."""
+    globs = list(cfg.temp_pattern)
+    inflight = str(cfg.inflight or "")
+    if inflight == ".":
+        globs.append(".*")
+    elif inflight and inflight.upper() != "NONE" and not _number(inflight) \
+            and not inflight.endswith("/"):
+        globs.append("*" + inflight)
+    return globs
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class WatchSource:
+    """The gather stage of dd_watch (the Flow's ``source``)."""
+
+    def __init__(self, cfg, tool: str = "watch"):
+        self.cfg = cfg
+        if not cfg.path:
+            raise ConfigError("nothing to watch: give one or more 'path DIR'", option="path")
+        self.roots = [os.path.abspath(p) for p in cfg.path]
+        for root in self.roots:
+            if not os.path.isdir(root):
+                raise ConfigError(f"{root} is not a directory", option="path")
+        self.events = set(cfg.events.split("|"))
+        self.globs = temp_globs(cfg)
+        self.min_age = _number(str(cfg.inflight)) or 0.0
+        self.interval = cfg.sleep or 1.0
+        self.state_file = paths.state_path(tool, cfg.name or "adhoc", "watch.db")
+        self.changes: queue.Queue[Change] = queue.Queue()
+        self.pending: dict[str, Pending] = {}
+        self.ready: list[Message] = []     # built, not yet handed out (deletes, renames)
+        self.batch: list[Message] = []     # handed out, not yet acknowledged
+        self.state: WatchState | None = None
+        self.watcher = None
+        self.done = False
+        self.stats = {"ignored": 0, "unchanged": 0}
+
+    # -- life cycle ----------------------------------------------------------
+    def connect(self):
+        """Start watching (once: a broker reconnect does not restart it)."""
+        if self.watcher is None:
+            self.state = WatchState(self.state_file)
+            self.watcher = start_watcher(self.roots, self.changes, self.cfg.force_polling,
+                                         self.interval, self.cfg.follow_symlinks)
+            self.settle = max(SETTLE, 1.5 * self.interval) if self.polling else SETTLE
+            log.info("watching %s with %s", ", ".join(self.roots), self.watcher.name)
+            self._catch_up()
+        return None
+
+    @property
+    def polling(self) -> bool:
+        return self.watcher is not None and self.watcher.name == "polling"
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self.state is not None:
+            self.state.rollback()   # what was not confirmed is announced again next time
+            self.state.close()
+            self.state = None
+
+    def _catch_up(self) -> None:
+        """Compare the tree with what was announced before: on a first run
+        record it (or announce it all with post_on_start); on a restart
+        announce what changed, appeared or vanished meanwhile."""
+        first_run = len(self.state) == 0
+        announce = self.cfg.post_on_start or not first_run
+        listing = scan(self.roots, self.cfg.follow_symlinks)
+        now = time.monotonic()
+        for path, e in listing.items():
+            if self._ignored(path):
+                continue
+            row = self.state.get(path)
+            if row is not None and (row.size, row.mtime_ns) == (e.size, e.mtime_ns):
+                continue
+            if announce:
+                self.pending[path] = Pending(now - self.settle)
+            else:
+                self.state.put(path, e.size, e.mtime_ns, None)
+        for root in self.roots:
+            for path, row in self.state.under(root):
+                if path not in listing:
+                    self._deleted(path, row)
+        self.state.commit()
+        log.info("%d files in the tree, %d to announce, %d announced before",
+                 len(listing), len(self.pending) + len(self.ready), len(self.state))
+
+    # -- the Flow's source interface --------------------------------------------
+    def get(self, timeout: float) -> tuple[list[Message], list]:
+        deadline = time.monotonic() + timeout
+        out: list[Message] = []
+        while True:
+            self._drain(0.0)
+            out = self.ready + self._build_due()
+            self.ready = []
+            now = time.monotonic()
+            if out or now >= deadline:
+                break
+            self._drain(min(deadline, self._next_due()) - now)
+        self.batch = out
+        return out, []
+
+    def ack(self, _tags: list) -> None:
+        """The batch is confirmed by the broker: make its record permanent."""
+        self.state.commit()
+        self.batch = []
+
+    def rewind(self, _n: int) -> None:
+        """The batch was not confirmed: hand it out again (its record stays
+        uncommitted until then)."""
+        self.ready = self.batch + self.ready
+        self.batch = []
+
+    # -- taking changes in ------------------------------------------------------
+    def _drain(self, wait: float) -> None:
+        try:
+            change = self.changes.get(timeout=wait) if wait > 0 else self.changes.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._take(change)
+            try:
+                change = self.changes.get_nowait()
+            except queue.Empty:
+                return
+
+    def _take(self, c: Change) -> None:
+        if c.kind == MOVED:
+            if c.is_dir:
+                for path, row in self.state.under(c.path):
+                    self._moved(path, c.dest + path[len(c.path):], row)
+            else:
+                self._moved(c.path, c.dest, self.state.get(c.path))
+        elif c.kind == DELETED:
+            if c.is_dir:
+                for path, row in self.state.under(c.path):
+                    self._deleted(path, row)
+                prefix = c.path.rstrip("/") + "/"
+                for path in [p for p in self.pending if p.startswith(prefix)]:
+                    del self.pending[path]
+            else:
+                self._deleted(c.path, self.state.get(c.path))
+        elif not c.is_dir and not self._ignored(c.path):
+            self._touched(c.path, c.kind)
+
+    def _touched(self, path: str, kind: str) -> None:
+        p = self.pending.get(path)
+        if p is None:
+            p = self.pending[path] = Pending(time.monotonic())
+        p.last = time.monotonic()
+        if kind == CLOSED:
+            p.closed, p.wrote = True, False
+        elif kind == MODIFIED:
+            p.closed, p.wrote = False, not self.polling
+        elif kind == CREATED:
+            p.closed = False
+
+    def _deleted(self, path: str, row: Posted | None) -> None:
+        self.pending.pop(path, None)
+        if row is None:
+            return
+        self.state.remove(path)
+        if row.sum and "delete" in self.events and self._accepted(path):
+            self.ready.append(delete_message(self.cfg, path))
+
+    def _moved(self, src: str, dst: str, row: Posted | None) -> None:
+        pend = self.pending.pop(src, None)
+        if self._ignored(dst):
+            self._deleted(src, row)
+            return
+        announced = row is not None and row.sum and not self._ignored(src)
+        if not announced or "delete" not in self.events:
+            if row is not None:
+                self.state.remove(src)
+            # a file new to the readers: complete, since it was renamed into place
+            self.pending[dst] = Pending(time.monotonic(), closed=not (pend and pend.wrote),
+                                        wrote=bool(pend and pend.wrote))
+            return
+        try:
+            st = os.lstat(dst)
+        except FileNotFoundError:
+            self._deleted(src, row)
+            return
+        same = (st.st_size, st.st_mtime_ns) == (row.size, row.mtime_ns)
+        if not self._accepted(dst):
+            self._deleted(src, row)
+            return
+        try:
+            new = file_message(self.cfg, dst, known_sum=row.sum if same else None)
+        except (OSError, MessageError) as exc:
+            log.warning("cannot announce %s: %s", dst, exc)
+            self._deleted(src, row)
+            return
+        old = delete_message(self.cfg, src)
+        old.headers["newname"] = new.relpath
+        new.headers["oldname"] = old.relpath
+        self.state.remove(src)
+        self._record(dst, st, new)
+        self.ready += [old, new] if self._accepted(src) else [new]
+        if pend is not None and pend.wrote:
+            self.pending[dst] = pend
+
+    # -- deciding and building --------------------------------------------------
+    def _ignored(self, path: str) -> bool:
+        name = os.path.basename(path)
+        if any(fnmatch.fnmatchcase(name, g) for g in self.globs):
+            self.stats["ignored"] += 1
+            return True
+        return False
+
+    def _accepted(self, path: str) -> bool:
+        """accept/reject clauses, on the URL the file would be announced with."""
+        if not self.cfg.masks:
+            return True
+        rel = relpath_for(path, self.cfg.post_base_dir, self.cfg.post_base_url or "")
+        probe = Message("", self.cfg.post_base_url or "", rel)
+        return choose(probe, self.cfg.masks, self.cfg.accept_unmatch is not False, None)[0]
+
+    def _is_due(self, p: Pending, now: float) -> bool:
+        if self.min_age:
+            return now - p.last >= self.min_age
+        if p.closed:
+            return True
+        return not p.wrote and now - p.last >= self.settle
+
+    def _next_due(self) -> float:
+        """When the next pending file may become due (for waiting)."""
+        later = time.monotonic() + 1.0
+        wait = self.min_age or self.settle
+        for p in self.pending.values():
+            if not p.wrote or self.min_age:
+                later = min(later, p.last + wait)
+        return later
+
+    def _build_due(self) -> list[Message]:
+        now = time.monotonic()
+        due = [path for path, p in self.pending.items() if self._is_due(p, now)]
+        out: list[Message] = []
+        for path in due[:MAX_HASHED]:
+            msg = self._build(path)
+            if msg is not None:
+                out.append(msg)
+        return out
+
+    def _build(self, path: str) -> Message | None:
+        """The post for a complete file, or None (gone, unchanged, changing)."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            self.pending.pop(path, None)
+            return None
+        row = self.state.get(path)
+        islink = stat.S_ISLNK(st.st_mode)
+        if (not islink and not stat.S_ISREG(st.st_mode)) or self._unchanged(path, st, row):
+            self.pending.pop(path, None)
+            return None
+        if self.min_age and time.time() - st.st_mtime < self.min_age:
+            self.pending[path].last = time.monotonic()
+            return None
+        event = "link" if islink else "create" if row is None or not row.sum else "modify"
+        if event not in self.events or not self._accepted(path):
+            self.pending.pop(path, None)
+            return None
+        try:
+            msg = file_message(self.cfg, path)
+            after = os.lstat(path)
+        except (OSError, MessageError) as exc:
+            log.warning("cannot announce %s: %s", path, exc)
+            self.pending.pop(path, None)
+            return None
+        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+            self.pending[path] = Pending(time.monotonic())   # written while we hashed it
+            return None
+        self.pending.pop(path, None)
+        self._record(path, st, msg)
+        return msg
+
+    def _unchanged(self, path: str, st: os.stat_result, row: Posted | None) -> bool:
+        if row is None:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                return row.link == os.readlink(path)
+            except OSError:
+                return False
+        if (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            self.stats["unchanged"] += 1
+            return True
+        return False
+
+    def _record(self, path: str, st: os.stat_result, msg: Message) -> None:
+        self.state.put(path, st.st_size, st.st_mtime_ns, msg.headers["sum"],
+                       msg.headers.get("link"))

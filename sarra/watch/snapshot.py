@@ -1,0 +1,80 @@
+"""Pure pieces of watching: the ``Change`` value every watcher produces,
+and polling as "scan the tree, diff two listings".
+
+A listing maps a path to ``Entry(size, mtime_ns, ino, kind)``; ``diff``
+turns two listings into changes, pairing a vanished path with a new one of
+the same inode, size and mtime as a move (what a rename looks like to a
+poller). No I/O but ``scan``.
+"""
+import logging
+import os
+import stat
+from dataclasses import dataclass
+from typing import Iterable, NamedTuple
+
+log = logging.getLogger(__name__)
+
+# kinds of change
+CREATED, MODIFIED, CLOSED, DELETED, MOVED = "created", "modified", "closed", "deleted", "moved"
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str                 # one of the kinds above
+    path: str                 # absolute path (the source of a move)
+    dest: str | None = None   # the destination of a move
+    is_dir: bool = False
+    synthetic: bool = False   # made up by the watcher (e.g. contents of a new directory)
+
+
+class Entry(NamedTuple):
+    size: int
+    mtime_ns: int
+    ino: int
+    kind: str                 # 'f' file, 'l' symlink
+
+
+def scan(roots: Iterable[str], follow_symlinks: bool = False) -> dict[str, Entry]:
+    """Every file and symlink under ``roots`` (directories are walked, not listed)."""
+    out: dict[str, Entry] = {}
+    stack = list(roots)
+    while stack:
+        top = stack.pop()
+        try:
+            it = os.scandir(top)
+        except OSError as exc:
+            log.debug("cannot list %s: %s", top, exc)
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=follow_symlinks):
+                        stack.append(e.path)
+                        continue
+                    st = e.stat(follow_symlinks=follow_symlinks)
+                except OSError:
+                    continue  # vanished while we looked
+                kind = "l" if stat.S_ISLNK(st.st_mode) else "f" if stat.S_ISREG(st.st_mode) else ""
+                if kind:
+                    out[e.path] = Entry(st.st_size, st.st_mtime_ns, st.st_ino, kind)
+    return out
+
+
+def diff(old: dict[str, Entry], new: dict[str, Entry]) -> list[Change]:
+    """What happened between two listings: moves, then creations,
+    modifications and deletions."""
+    gone = {p: e for p, e in old.items() if p not in new}
+    born = {p: e for p, e in new.items() if p not in old}
+    by_identity = {(e.ino, e.size, e.mtime_ns, e.kind): p for p, e in gone.items()}
+    changes: list[Change] = []
+    for path, e in list(born.items()):
+        src = by_identity.pop((e.ino, e.size, e.mtime_ns, e.kind), None)
+        if src is not None:
+            changes.append(Change(MOVED, src, path))
+            del gone[src], born[path]
+    changes += [Change(CREATED, p) for p in sorted(born)]
+    changes += [Change(MODIFIED, p) for p, e in new.items()
+                if p in old and (old[p].size, old[p].mtime_ns, old[p].kind)
+                != (e.size, e.mtime_ns, e.kind)]
+    changes += [Change(DELETED, p) for p in sorted(gone)]
+    return changes

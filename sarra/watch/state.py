@@ -1,0 +1,64 @@
+"""What a watcher has posted: path -> size, mtime, sum (and link target).
+
+A small SQLite file in the state directory, so a tree of 100,000 files
+costs disk, not memory. Changes are made inside a transaction that the
+watcher commits only once the posts they record are confirmed by the
+broker (``commit``), or rolls back when the batch must be done again.
+A row with no sum is a baseline: a file that was there when watching
+began and was never announced.
+"""
+import sqlite3
+from typing import Iterator, NamedTuple
+
+
+class Posted(NamedTuple):
+    size: int
+    mtime_ns: int
+    sum: str | None
+    link: str | None
+
+
+class WatchState:
+    def __init__(self, path: str):
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level="DEFERRED")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, "
+                         "size INTEGER, mtime_ns INTEGER, sum TEXT, link TEXT)")
+        self._db.commit()
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT count(*) FROM files").fetchone()[0]
+
+    def get(self, path: str) -> Posted | None:
+        row = self._db.execute("SELECT size, mtime_ns, sum, link FROM files WHERE path = ?",
+                               (path,)).fetchone()
+        return Posted(*row) if row else None
+
+    def put(self, path: str, size: int, mtime_ns: int, sum_: str | None,
+            link: str | None = None) -> None:
+        self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
+                         (path, size, mtime_ns, sum_, link))
+
+    def remove(self, path: str) -> None:
+        self._db.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    def under(self, directory: str) -> Iterator[tuple[str, Posted]]:
+        """Rows for paths below ``directory`` (a snapshot: safe to modify while iterating)."""
+        prefix = directory.rstrip("/") + "/"
+        rows = self._db.execute("SELECT path, size, mtime_ns, sum, link FROM files "
+                                "WHERE path >= ? AND path < ? ORDER BY path",
+                                (prefix, prefix[:-1] + "0")).fetchall()
+        for path, *rest in rows:
+            yield path, Posted(*rest)
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def rollback(self) -> None:
+        self._db.rollback()
+
+    def close(self) -> None:
+        self._db.commit()
+        self._db.close()
