@@ -70,7 +70,8 @@ class AmqpBroker:
             self._params.ssl_options = pika.SSLOptions(ssl.create_default_context(),
                                                        self._params.host)
         self._conn: pika.BlockingConnection | None = None
-        self._ch = None           # declares, bindings, consuming
+        self._ch = None           # declares and bindings (a refusal closes only this one)
+        self._cch = None          # consuming
         self._pch = None          # publishing, in confirm mode
         self._epoch = 0
         self._inbox: list[Delivery] = []
@@ -94,14 +95,15 @@ class AmqpBroker:
                 self._drop()
             elif isinstance(exc, px.ChannelClosedByBroker):
                 self._ch = self._ch if self._ch and self._ch.is_open else None
-                self._pch = self._pch if self._pch and self._pch.is_open else None
+                if self._pch is not None and not self._pch.is_open:
+                    self._publish_channel_lost()
             raise BrokerError(f"{self.name}: {what}: {err}", err.recoverable) from exc
 
     def _drop(self) -> None:
         with contextlib.suppress(Exception):
             if self._conn and self._conn.is_open:
                 self._conn.close()
-        self._conn = self._ch = self._pch = None
+        self._conn = self._ch = self._cch = self._pch = None
         self._inbox.clear()
         self._unacked.clear()
 
@@ -162,14 +164,33 @@ class AmqpBroker:
 
     # -- consuming -------------------------------------------------------
     def consume(self, queue: str, prefetch: int) -> None:
-        ch = self._channel()
-        if self._consuming == (queue, prefetch) and getattr(self, "_consumer_ch", None) is ch:
-            return  # already consuming on this channel (``connect`` resumed it)
+        """Consume ``queue`` on a channel of its own, so that a refused
+        declaration (which closes its channel) never stops the consumer."""
+        if self._consuming == (queue, prefetch) and self._cch is not None and self._cch.is_open:
+            return  # already consuming (``connect`` resumed it)
+        if self._conn is None or not self._conn.is_open:
+            raise BrokerError(f"{self.name}: not connected", recoverable=True)
+        self._forget_deliveries()
         with self._guard(f"consume {queue}"):
-            ch.basic_qos(prefetch_count=prefetch)
-            ch.basic_consume(queue, self._on_message, auto_ack=False)
+            self._cch = self._conn.channel()
+            self._cch.basic_qos(prefetch_count=prefetch)
+            self._cch.basic_consume(queue, self._on_message, auto_ack=False)
         self._consuming = (queue, prefetch)
-        self._consumer_ch = ch
+
+    def _forget_deliveries(self) -> None:
+        """Deliveries of a closed channel come again: drop their tags."""
+        self._epoch += 1
+        self._inbox.clear()
+        self._unacked.clear()
+
+    def _consumer_channel(self):
+        """The consuming channel, consuming again if the broker closed it."""
+        if self._cch is None or not self._cch.is_open:
+            if self._consuming is None:
+                raise BrokerError(f"{self.name}: not consuming")
+            log.warning("%s: consumer channel was closed; consuming again", self.name)
+            self.consume(*self._consuming)
+        return self._cch
 
     def _on_message(self, _ch, method, props, body: bytes) -> None:
         self._unacked.add(method.delivery_tag)
@@ -181,6 +202,8 @@ class AmqpBroker:
         if not self._inbox:
             if self._conn is None:
                 raise BrokerError(f"{self.name}: not connected", recoverable=True)
+            if self._consuming is not None:
+                self._consumer_channel()
             with self._guard("receive"):
                 self._conn.process_data_events(time_limit=timeout)
         out, self._inbox = self._inbox, []
@@ -191,7 +214,7 @@ class AmqpBroker:
         mine = sorted(t for e, t in tags if e == self._epoch and t in self._unacked)
         if not mine:
             return
-        ch = self._channel()
+        ch = self._consumer_channel()
         with self._guard("ack"):
             top = mine[-1]
             if all(t in mine for t in self._unacked if t <= top):
@@ -220,6 +243,14 @@ class AmqpBroker:
 
     def _on_publish_channel_closed(self, _channel, reason: Exception) -> None:
         self._closed_reason = reason
+
+    def _publish_channel_lost(self) -> int:
+        """Forget a closed publish channel and what it left unconfirmed (the
+        caller reports it: the flow redoes the batch). Returns how many."""
+        lost = len(self._pending)
+        self._pending.clear()
+        self._pch = None
+        return lost
 
     def _on_confirm(self, frame) -> None:
         method = frame.method
@@ -263,7 +294,9 @@ class AmqpBroker:
             if self._pch is None or not self._pch.is_open:
                 reason = getattr(self, "_closed_reason", None)
                 err = _convert(reason) if reason else BrokerError("publish channel closed")
-                raise BrokerError(f"{self.name}: {err}", err.recoverable)
+                lost = self._publish_channel_lost()
+                raise BrokerError(f"{self.name}: {err} ({lost} messages unconfirmed)",
+                                  err.recoverable)
 
     def flush(self, timeout: float = 60.0) -> None:
         """Wait until every publish so far is confirmed; raise if any was refused."""

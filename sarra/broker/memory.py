@@ -5,6 +5,7 @@ exchanges and queues. Capabilities: topic exchanges, durable queues that
 outlive a consumer, prefetch windows, redelivery of unacknowledged messages
 when a consumer closes, publisher confirms (immediate). Nothing else.
 """
+import dataclasses
 import itertools
 import threading
 from collections import deque
@@ -59,12 +60,12 @@ class MemoryBroker:
         if self._space is None:
             return
         sp = self._space
-        with sp.lock:  # unacknowledged messages come back, in order
+        with sp.lock:  # unacknowledged messages come back, in order, as new deliveries
             for tag in sorted(self._unacked, reverse=True):
                 d = self._unacked.pop(tag)
-                d.redelivered = True
                 if self._queue in sp.queues:
-                    sp.queues[self._queue].appendleft(d)
+                    sp.queues[self._queue].appendleft(
+                        dataclasses.replace(d, tag=None, redelivered=True))
             sp.lock.notify_all()
         self._space = None
 
@@ -86,6 +87,8 @@ class MemoryBroker:
         with sp.lock:
             if exchange not in sp.exchanges:
                 raise BrokerError(f"exchange {exchange} does not exist")
+            if queue not in sp.queues:
+                raise BrokerError(f"queue {queue} does not exist")
             if (exchange, key, queue) not in sp.bindings:
                 sp.bindings.append((exchange, key, queue))
 
