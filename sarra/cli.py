@@ -3,6 +3,7 @@
 ``python -m sarra.cli TOOL ARGS...`` runs ``dd_TOOL ARGS...``.
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 """
+import json
 import logging
 import os
 import shutil
@@ -43,11 +44,16 @@ def run(tool: str, argv: list[str]) -> int:
         if inv.show_version:
             print(f"dd_{tool} (sarra) {__version__}")
             return 0
+        inherited = json.loads(os.environ.pop(service.OVERRIDES_ENV, "[]"))
+        inv.overrides = [tuple(kv) for kv in inherited] + inv.overrides
         cfg = load_config(tool, inv.config, inv.overrides, PRESETS.get(tool))
     except ConfigError as exc:
         print(f"dd_{tool}: {exc}", file=sys.stderr)
         return 2
     setup_logging(cfg)
+    for name in cfg.not_implemented():
+        log.warning("option '%s' (%s) is not implemented yet: ignored", name,
+                    cfg.origin(name))
     try:
         if tool == "post":
             return _post(cfg, inv.paths)
@@ -101,13 +107,12 @@ def _daemon(tool: str, cfg, inv) -> int:
     name = cfg.name or "adhoc"
     if action == "foreground":
         return _foreground(tool, cfg)
-    extra = [f"--{k}={v}" for k, v in inv.overrides]
     if action in ("start", "restart"):
         if inv.config is None:
             raise ConfigError(f"{action} needs a configuration name", option="config")
         if action == "restart":
             service.stop(tool, name, cfg.instances)
-        return service.start(tool, inv.config, cfg.instances, extra)
+        return service.start(tool, inv.config, cfg.instances, inv.overrides)
     if action == "stop":
         return service.stop(tool, name, cfg.instances)
     if action == "status":

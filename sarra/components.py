@@ -64,10 +64,16 @@ def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
         reporter = Reporter(None, cfg.report_exchange or f"xs_{source.user}", source.user,
                             cfg.hostname)
     retry = RetryQueue(paths.state_path(tool, cfg.name or "adhoc",
-                                        f"retry.{instance():02d}.jsonl"))
-    worker = Downloader(cfg, tick=lambda _n: source.broker and source.broker.keepalive())
-    return Flow(cfg, source, worker, _poster(cfg, cfg.resolve_url("post_broker")),
-                reporter, retry)
+                                        f"retry.{instance():02d}.jsonl"), cfg.retry_ttl)
+    post_url = cfg.resolve_url("post_broker")
+    if post_url and not cfg.post_base_url:
+        raise ConfigError("post_broker is set but not post_base_url: re-posts need "
+                          "the URL our copies are served at", option="post_base_url")
+    worker = None
+    if cfg.download:
+        worker = Downloader(cfg, tick=lambda _n: source.broker and source.broker.keepalive())
+    return Flow(cfg, source, worker, _poster(cfg, post_url), reporter, retry,
+                post_all=not cfg.download)
 
 
 FLOWS = {"subscribe": subscribe_flow, "watch": watch_flow}

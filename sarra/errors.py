@@ -36,6 +36,11 @@ class MessageError(SarraError):
         super().__init__(f"{field}: {message}" if field else message)
 
 
+class UnsafePathError(MessageError):
+    """A message that would make us write (or link) outside the directory
+    we were given: reported with status 403, never retried."""
+
+
 class BrokerError(SarraError):
     """A broker operation failed. ``recoverable`` says whether reconnecting
     and trying again may succeed (connection lost, broker restarting), as

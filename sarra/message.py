@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import MessageError
+from .errors import MessageError, UnsafePathError
 from .parts import Parts
 
 # operations a message can announce, from the sum letter (PROTOCOL.md 1.4)
@@ -130,19 +130,25 @@ def safe_join(root: str, relpath: str) -> str:
     Refused: absolute paths (after the leading '/' of a relpath is removed,
     a second one is still absolute), '..' components, NUL bytes, and a path
     whose existing parent directories resolve (through symlinks) outside
-    ``root``. Raises MessageError(field='relpath').
+    ``root``. Raises UnsafePathError(field='relpath').
     """
     if "\x00" in relpath:
-        raise MessageError("contains a NUL byte", "relpath")
+        raise UnsafePathError("contains a NUL byte", "relpath")
     rel = relpath.lstrip("/")
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if not parts:
-        raise MessageError(f"'{relpath}' names no file", "relpath")
+        raise UnsafePathError(f"'{relpath}' names no file", "relpath")
     if ".." in parts:
-        raise MessageError(f"'{relpath}' contains '..'", "relpath")
+        raise UnsafePathError(f"'{relpath}' contains '..'", "relpath")
     root_real = os.path.realpath(root)
     target = os.path.join(root_real, *parts)
     parent_real = os.path.realpath(os.path.dirname(target))
     if parent_real != root_real and not parent_real.startswith(root_real + os.sep):
-        raise MessageError(f"'{relpath}' resolves outside {root}", "relpath")
+        raise UnsafePathError(f"'{relpath}' resolves outside {root}", "relpath")
     return os.path.join(parent_real, parts[-1])
+
+
+def inside(root: str, path: str) -> bool:
+    """True when ``path`` (already resolved) is ``root`` or below it."""
+    root = os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

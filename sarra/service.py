@@ -1,6 +1,7 @@
 """Running configurations as background instances: pid files, log files,
 start/stop/status. Each instance is ``<tool> foreground CONFIG`` in its own
 session with SARRA_INSTANCE set, its output going to its log file."""
+import json
 import logging
 import os
 import signal
@@ -48,15 +49,22 @@ def running(tool: str, config: str, instances: int) -> dict[int, int]:
     return out
 
 
-def start(tool: str, config: str, instances: int, extra_args: list[str]) -> int:
+OVERRIDES_ENV = "SARRA_OVERRIDES"
+
+
+def start(tool: str, config: str, instances: int, overrides: list[tuple[str, str]]) -> int:
+    """Start the instances not running. Command-line options reach them in
+    the environment (readable only by this user), never in their argv,
+    which every local user can read: a URL there may hold a password."""
     up = running(tool, config, instances)
     for n in range(1, instances + 1):
         if n in up:
             continue
         logfile = paths.log_path(tool, config, n)
-        env = dict(os.environ, SARRA_INSTANCE=str(n))
+        env = dict(os.environ, SARRA_INSTANCE=str(n),
+                   **{OVERRIDES_ENV: json.dumps(overrides)})
         with open(logfile, "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "sarra.cli", tool, *extra_args,
+            proc = subprocess.Popen([sys.executable, "-m", "sarra.cli", tool,
                                      "foreground", config], stdout=out, stderr=out,
                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         with open(pid_file(tool, config, n), "w") as f:

@@ -4,15 +4,17 @@
 it from the topic prefix the message is published under. Formats are a
 registry (name -> "module:Class") so another one can be added by name.
 """
+import json
 import logging
 from typing import Any, Protocol
 
 from ..errors import MessageError
-from ..message import Message
+from ..message import Message, parse_time
 from ..registry import Registry
-from .v02 import body_text, topic_for
+from .v02 import (MAX_SHORTSTR, body_text, check_name, header_value, topic_for,
+                  unescape_field)
 
-__all__ = ["FORMATS", "decode", "encode", "format_of", "topic_for"]
+__all__ = ["FORMATS", "decode", "encode", "format_of", "salvage", "topic_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,41 @@ def decode(topic: str, headers: dict | None, body: bytes | str,
     except Exception as exc:  # a decoder bug must not kill the consumer
         logger.debug("unexpected error decoding %s message", fmt.name, exc_info=True)
         raise MessageError(f"undecodable {fmt.name} message: {exc!r}", "body") from exc
+
+
+def salvage(topic: str, headers: dict | None, body: bytes | str) -> Message | None:
+    """What can be read of a message ``decode`` refused: enough to send a
+    log message about it (status 417) when its pubtime, base URL and
+    relpath are sound, else None. Headers that are not short strings are
+    left out."""
+    try:
+        text = body_text(body)
+        if text.lstrip()[:1] == "{":
+            obj = json.loads(text)
+            pubtime, base_url, relpath = (obj.get(k) for k in ("pubTime", "baseUrl", "relPath"))
+            if not all(isinstance(v, str) and v for v in (pubtime, base_url, relpath)):
+                return None
+            pubtime = pubtime.replace("T", "", 1) if pubtime[8:9] == "T" else pubtime
+        else:
+            fields = text.split("\n", 1)[0].split(" ")
+            if len(fields) < 3:
+                return None
+            pubtime, base_url, relpath = fields[0], unescape_field(fields[1]), unescape_field(fields[2])
+        parse_time(pubtime)
+        check_name(base_url, "base_url")
+        check_name(relpath, "relpath")
+    except (MessageError, ValueError, AttributeError):
+        return None
+    hdrs: dict[str, str] = {}
+    for key, value in (headers or {}).items():
+        try:
+            value = header_value(str(key), value)
+        except MessageError:
+            continue
+        if len(str(key).encode()) <= MAX_SHORTSTR and len(value.encode()) <= MAX_SHORTSTR:
+            hdrs[str(key)] = value
+    hdrs.pop("message", None)
+    return Message(pubtime, base_url, relpath, hdrs, topic=topic or "")
 
 
 def encode(msg: Message, topic_prefix: str = "v02.post") -> tuple[str, dict[str, str], str, str]:

@@ -23,8 +23,8 @@ CONTENT_TYPE = "text/plain"
 MAX_SHORTSTR = 255                       # AMQP short string, in UTF-8 bytes
 LOG_WORDS = ("report", "log")            # topic word 1 of a log message
 
-_TOPIC_ESCAPES = {"#": "%23", "*": "%22", " ": "%20"}
-_TOPIC_ESCAPE_RE = re.compile(r"[#* ]")
+_TOPIC_ESCAPES = {"#": "%23", " ": "%20"}     # the v2 rule (sr3 also escapes *)
+_TOPIC_ESCAPE_RE = re.compile(r"[# ]")
 _BODY_ESCAPES = {" ": "%20", "#": "%23"}
 _BODY_ESCAPE_RE = re.compile(r"[ #]")
 _BODY_UNESCAPES = {"%20": " ", "%23": "#", "%22": "*"}
@@ -37,7 +37,7 @@ _DURATION_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 # -- topics ----------------------------------------------------------------
 
 def escape_topic_word(word: str) -> str:
-    """Escape a topic word: ``#`` -> %23, ``*`` -> %22, space -> %20."""
+    """Escape a topic word: ``#`` -> %23, space -> %20 (PROTOCOL.md A.1)."""
     return _TOPIC_ESCAPE_RE.sub(lambda m: _TOPIC_ESCAPES[m.group()], word)
 
 
@@ -198,17 +198,26 @@ def decode(topic: str, headers: dict | None, body: bytes | str,
     if not relpath:
         raise MessageError("empty", "relpath")
     hdrs = decode_headers(headers)
-    check_headers(hdrs)
+    if not is_log:   # a log message repeats the headers of the post, good or bad
+        check_headers(hdrs)
     report = None
     if is_log:
         report = _parse_report(fields)
         report.message = hdrs.pop("message", "")
-    return Message(pubtime=pubtime, base_url=unescape_field(base_url),
-                   relpath=unescape_field(relpath), headers=hdrs,
+    return Message(pubtime=pubtime, base_url=check_name(unescape_field(base_url), "base_url"),
+                   relpath=check_name(unescape_field(relpath), "relpath"), headers=hdrs,
                    topic=topic or "", exchange=exchange, report=report)
 
 
 # -- encode ----------------------------------------------------------------
+
+def check_name(value: str, field_name: str) -> str:
+    """A received base_url or relpath: no line break or NUL (it could not be
+    reported or re-posted, nor name a file)."""
+    if any(c in value for c in "\r\n\x00"):
+        raise MessageError("contains a line break or NUL", field_name)
+    return value
+
 
 def check_text(value: str, field_name: str) -> str:
     """A body field must be non-empty UTF-8 text without line breaks."""
@@ -251,7 +260,8 @@ def encode(msg: Message, topic_prefix: str = "v02.post") -> tuple[str, dict[str,
         hdrs["message"] = msg.report.message or STATUS_TEXT.get(msg.report.code, "")
         prefix = log_prefix(prefix)
     out = encode_headers(hdrs)
-    check_headers(out)
+    if msg.report is None:   # a log message repeats what it is about, even if bad
+        check_headers(out)
     return topic_for(prefix, msg.relpath), out, body, CONTENT_TYPE
 
 

@@ -30,7 +30,7 @@ from ..checksum import sum_name
 from ..errors import ChecksumError, MessageError
 from ..message import Message, Report, format_time, parse_time
 from ..parts import Parts
-from .v02 import check_headers, check_text, decode_headers, header_value, topic_for
+from .v02 import check_headers, check_name, check_text, decode_headers, header_value, topic_for
 
 CONTENT_TYPE = "application/json"
 
@@ -263,8 +263,8 @@ def decode(topic: str, headers: dict | None, body: str,
     obj = _load(body)
     pubtime = to_v2_time(_text(obj, "pubTime", "pubtime"))
     parse_time(pubtime, "pubtime")
-    base_url = _text(obj, "baseUrl", "base_url")
-    relpath = _text(obj, "relPath", "relpath")
+    base_url = check_name(_text(obj, "baseUrl", "base_url"), "base_url")
+    relpath = check_name(_text(obj, "relPath", "relpath"), "relpath")
     hdrs: dict[str, str] = {}
     extras: dict[str, Any] = {}
     rep = obj.pop("report", None)

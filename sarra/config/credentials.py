@@ -169,8 +169,16 @@ class Credentials:
             if not line or line.startswith("#"):
                 continue
             where = f"{self.path}:{number}"
-            words = [w for w in re.split(r"[\s,]+", line) if w]
-            url, details = words[0], words[1:]
+            # details follow the URL after a space or a comma; a comma
+            # before the '@' is part of the password
+            first, *more = line.split(None, 1)
+            rest = more[0] if more else ""
+            at = first.rfind("@")
+            cut = first.find(",", at + 1)
+            if cut >= 0:
+                first, rest = first[:cut], first[cut + 1:] + " " + rest
+            url = first
+            details = [w for w in re.split(r"[\s,]+", rest) if w]
             try:
                 _split_userinfo(url)
                 key = _key(url)

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from .. import __version__
 from ..errors import ConfigError
 from .credentials import Credentials, mask, strip_password
-from .options import (OPTIONS, SPECIAL_KEYWORDS, Option, is_bool_word,
+from .options import (NOT_YET, OPTIONS, SPECIAL_KEYWORDS, Option, is_bool_word,
                       known_names, lookup, parse_value)
 from .paths import TOOLS, config_dir, config_file
 
@@ -101,6 +101,11 @@ class Config:
     def is_set(self, name: str) -> bool:
         """True when the option was given in a file or on the command line."""
         return self._origins.get(_canonical(name), "default") not in ("default", "preset")
+
+    def not_implemented(self) -> list[str]:
+        """Options given in a file or on the command line that this version
+        accepts but does not act upon yet."""
+        return sorted(n for n in NOT_YET if self.is_set(n))
 
     def resolve_url(self, name: str) -> str | None:
         """The URL option ``name`` with its password (inline or credentials.conf)."""

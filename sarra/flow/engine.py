@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import replace
 
 from ..broker import reconnecting
-from ..errors import BrokerError, ChecksumError, MessageError, TransferError
+from ..errors import BrokerError, ChecksumError, MessageError, TransferError, UnsafePathError
 from ..message import Message
 from ..worklist import Worklist
 from .announce import relpath_for
@@ -99,13 +99,18 @@ class Flow:
         if bad:
             self.stats["malformed"] += len(bad)
         try:
+            self.report_malformed(bad)
             self.process(wl, tries)
         except BrokerError:
             if hasattr(self.source, "rewind"):
-                self.source.rewind(len(msgs))
+                self.source.rewind()
+            if self.retry is not None:
+                self.retry.release()
             raise
         self.source.ack([m.delivery_tag for m in wl.settled() + wl.failed
-                         if m.delivery_tag is not None] + [tag for tag, _ in bad])
+                         if m.delivery_tag is not None] + [b[0] for b in bad])
+        if self.retry is not None:
+            self.retry.release()   # what was not tried (stopping) stays queued
         if self.on_batch is not None:
             self.on_batch(self)
         return len(msgs)
@@ -124,8 +129,10 @@ class Flow:
         for pub in (self.poster, self.reporter):
             if pub is not None:
                 pub.flush()
-        if wl.failed and self.retry is not None:
-            self.retry.put(wl.failed, tries)
+        if self.retry is not None:
+            if wl.failed:
+                self.retry.put(wl.failed, tries)
+            self.retry.settle(wl.settled())
         for m in wl.all():
             oc = wl.outcome(m)
             self.stats[oc.code if oc and oc.code else ("posted" if self.post_all else "skipped")] += 1
@@ -163,12 +170,12 @@ class Flow:
             if self.stopping:
                 break  # unacknowledged: the broker gives it to us again
             try:
-                local = self.worker.local_path(m, places[id(m)])
-                rename_to = self._rename_target(m)
+                target = self.worker.target(m, places[id(m)])
+                target = target._replace(rename_to=self._rename_target(m))
             except MessageError as exc:
                 wl.move(m, "rejected", f"unsafe path: {exc}", 403)
                 continue
-            self._apply(wl, m, local, tries, rename_to)
+            self._apply(wl, m, target, tries)
 
     def _rename_target(self, m: Message) -> str | None:
         """Where the file of a rename's old-name post goes, when we accept
@@ -179,16 +186,18 @@ class Flow:
         probe = replace(m, relpath=newname, headers={})
         ok, placement, _why = choose(probe, getattr(self.cfg, "masks", []),
                                      bool(self.cfg.accept_unmatch), self.fallback)
-        return self.worker.local_path(probe, placement) if ok else None
+        return self.worker.target(probe, placement).path if ok else None
 
-    def _apply(self, wl: Worklist, m: Message, local: str, tries: dict[int, int],
-               rename_to: str | None = None) -> None:
+    def _apply(self, wl: Worklist, m: Message, target, tries: dict[int, int]) -> None:
         attempts = max(1, self.cfg.attempts)
         for attempt in range(1, attempts + 1):
             tries[id(m)] = tries.get(id(m), 0) + 1
             try:
-                code, text = self.worker.apply(m, local, rename_to)
-            except MessageError as exc:
+                code, text = self.worker.apply(m, target)
+            except UnsafePathError as exc:
+                wl.move(m, "rejected", f"unsafe path: {exc}", 403)
+                return
+            except (MessageError, ValueError) as exc:   # ValueError: e.g. a NUL in a name
                 wl.move(m, "rejected", str(exc), 417)
                 return
             except ChecksumError as exc:
@@ -198,7 +207,7 @@ class Flow:
             except OSError as exc:
                 err, code, retry = exc, 499, True
             else:
-                m.local_path = local
+                m.local_path, m.local_root = target.path, target.root
                 wl.move(m, "ok", text, code)
                 if code == 201 and m.operation == "file":
                     self.bytes += m.size or 0
@@ -215,17 +224,33 @@ class Flow:
         for m in wl.ok:
             oc = wl.outcome(m)
             if self.post_all:
-                self.poster.publish(m)
+                self._publish(self.poster.publish, m)
             elif oc and oc.code == 201:
-                self.poster.publish(self.repost(m))
+                self._publish(lambda x: self.poster.publish(self.repost(x)), m)
+
+    def _publish(self, send, m: Message, *args) -> None:
+        """Publish one message; one that cannot be encoded (a header too long
+        to forward...) is logged and counted, and never stops the batch."""
+        try:
+            send(m, *args)
+        except MessageError as exc:
+            log.error("cannot publish about %s: %s", m.relpath, exc)
+            self.stats["unpublishable"] += 1
 
     def repost(self, m: Message) -> Message:
         """The post announcing our copy: our base URL, same pubtime and sums."""
-        local = getattr(m, "local_path", None)
-        base_url = self.cfg.post_base_url
-        rel = relpath_for(local, self.cfg.post_base_dir or self.cfg.directory, base_url)
-        return replace(m, base_url=base_url, relpath=rel, headers=dict(m.headers),
-                       report=None)
+        base = self.cfg.post_base_dir or m.local_root
+        rel = relpath_for(m.local_path, base, self.cfg.post_base_url)
+        return replace(m, base_url=self.cfg.post_base_url, relpath=rel,
+                       headers=dict(m.headers), report=None)
+
+    def report_malformed(self, bad: list) -> None:
+        """A log message (417) for each malformed message that names its file."""
+        if self.reporter is None or not self.cfg.report_back:
+            return
+        for _tag, reason, found in bad:
+            if found is not None:
+                self._publish(self.reporter.report, found, 417, f"invalid message: {reason}")
 
     def report(self, wl: Worklist) -> None:
         if self.reporter is None or not self.cfg.report_back:
@@ -233,4 +258,4 @@ class Flow:
         for m in wl.all():
             oc = wl.outcome(m)
             if oc is not None and oc.code is not None:
-                self.reporter.report(m, oc.code, oc.reason)
+                self._publish(self.reporter.report, m, oc.code, oc.reason)

@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from ..errors import MessageError
+from ..errors import MessageError, UnsafePathError
 from ..message import Message
 
 
@@ -48,10 +48,14 @@ def expand_directory(directory: str, msg: Message, now: float | None = None) -> 
     """Expand per-message variables in a destination directory."""
     if "${" not in directory:
         return directory
+    source = msg.headers.get("source", "")
+    if "${SOURCE}" in directory and (not source or source in (".", "..")
+                                     or any(c in source for c in "/\x00")):
+        raise UnsafePathError(f"'{source}' cannot name a directory", "source")
     tm = time.gmtime(now if now is not None else time.time())
     values = {"YYYYMMDD": time.strftime("%Y%m%d", tm), "YYYY": time.strftime("%Y", tm),
               "MM": time.strftime("%m", tm), "DD": time.strftime("%d", tm),
-              "HH": time.strftime("%H", tm), "SOURCE": msg.headers.get("source", "")}
+              "HH": time.strftime("%H", tm), "SOURCE": source}
     return _DATE_VARS.sub(lambda m: values[m.group(1)], directory)
 
 

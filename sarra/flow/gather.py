@@ -7,7 +7,7 @@ import time
 from .. import codec
 from ..broker import ensure_exchange, make_broker
 from ..config import paths
-from ..errors import MessageError
+from ..errors import ConfigError, MessageError
 from ..message import Message
 from .announce import file_message
 from .publish import broker_user
@@ -51,7 +51,7 @@ class BrokerSource:
         self.cfg = cfg
         self.url = cfg.resolve_url("broker")
         if not self.url:
-            raise MessageError("no broker configured", "broker")
+            raise ConfigError("no broker to consume from", option="broker")
         self.user = broker_user(self.url)
         self.queue = queue_name(cfg, tool, self.user)
         self.broker = None
@@ -83,8 +83,9 @@ class BrokerSource:
             ex = f"xs_{self.user}_{self.cfg.exchange_suffix}"
         return ex
 
-    def get(self, timeout: float) -> tuple[list[Message], list[tuple[object, str]]]:
-        """(decoded messages, [(tag, reason)] for messages that are not)."""
+    def get(self, timeout: float) -> tuple[list[Message], list[tuple[object, str, Message | None]]]:
+        """(decoded messages, [(tag, reason, what can be read of it)] for
+        messages that are not)."""
         good, bad = [], []
         now = time.time()
         for d in self.broker.get(timeout):
@@ -93,7 +94,10 @@ class BrokerSource:
             except MessageError as exc:
                 log.error("malformed message on %s topic %s: %s; body %.200r",
                           d.exchange, d.topic, exc, d.body)
-                bad.append((d.tag, str(exc)))
+                found = codec.salvage(d.topic, d.headers, d.body)
+                if found is not None:
+                    found.exchange, found.received = d.exchange, now
+                bad.append((d.tag, str(exc), found))
                 continue
             msg.delivery_tag, msg.received, msg.redelivered = d.tag, now, d.redelivered
             good.append(msg)
@@ -119,6 +123,7 @@ class PathSource:
         self._batch = batch
         self.done = not self._files
         self.errors = 0
+        self._last = (0, 0)
 
     def _expand(self, targets: list[str]) -> list[str]:
         out: list[str] = []
@@ -139,6 +144,7 @@ class PathSource:
 
     def get(self, timeout: float) -> tuple[list[Message], list]:
         chunk = self._files[self._next:self._next + self._batch]
+        self._last = (self._next, self.errors)
         self._next += len(chunk)
         self.done = self._next >= len(self._files)
         msgs = []
@@ -150,9 +156,9 @@ class PathSource:
                 self.errors += 1
         return msgs, []
 
-    def rewind(self, n: int) -> None:
-        """Make the last ``n`` files come again (after a lost connection)."""
-        self._next = max(0, self._next - n)
+    def rewind(self) -> None:
+        """Make the last batch come again (after a lost connection)."""
+        self._next, self.errors = self._last
         self.done = False
 
     def ack(self, tags: list) -> None:

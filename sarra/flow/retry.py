@@ -1,9 +1,12 @@
 """A small persistent queue of messages whose work failed, tried again later.
 
 One file per instance in the state directory, JSON lines of the v02 wire
-form plus the number of tries and when the next one is due. Written (and
-fsynced) before the broker message is acknowledged, so a failure survives a
-crash or a restart.
+form plus the number of tries, when the next one is due and when the
+message first failed. Written (and fsynced) before the broker message is
+acknowledged, so a failure survives a crash or a restart. An entry taken
+out for another try stays in the file until that try is settled
+(``settle``): a crash or a lost connection in between costs a repeat,
+never the message. Entries older than ``ttl`` are dropped, with an error.
 """
 import json
 import logging
@@ -11,18 +14,20 @@ import os
 import time
 
 from .. import codec
+from ..errors import MessageError
 from ..message import Message
 
 log = logging.getLogger(__name__)
 
 
 class RetryQueue:
-    def __init__(self, path: str, max_tries: int = 0, base_delay: float = 5.0,
+    def __init__(self, path: str, ttl: float = 0.0, base_delay: float = 5.0,
                  max_delay: float = 600.0):
         self.path = path
-        self.max_tries = max_tries
+        self.ttl = ttl
         self.base_delay, self.max_delay = base_delay, max_delay
         self._items: list[dict] = self._load()
+        self._taken: dict[int, dict] = {}   # id(message) -> its entry, while being tried
 
     def _load(self) -> list[dict]:
         items = []
@@ -50,27 +55,57 @@ class RetryQueue:
         return len(self._items)
 
     def put(self, msgs: list[Message], tries: dict[int, int]) -> None:
+        """Queue messages whose work failed (each after ``tries`` attempts)."""
         now = time.time()
         for m in msgs:
             n = tries.get(id(m), 1)
-            topic, headers, body, ctype = codec.encode(m, "v02.post")
+            old = self._taken.get(id(m))
+            first = old.get("first", now) if old else now
+            if self.ttl and now - first > self.ttl:
+                log.error("%s: still failing after %.0fs of retries: given up",
+                          m.relpath, now - first)
+                continue
+            topic, headers, body, _ctype = codec.encode(m, "v02.post")
             delay = min(self.base_delay * 2 ** (n - 1), self.max_delay)
             self._items.append({"topic": topic, "headers": headers, "body": body,
-                                "exchange": m.exchange, "tries": n, "due": now + delay})
-        if msgs:
-            self._save()
+                                "exchange": m.exchange, "tries": n, "due": now + delay,
+                                "first": first})
+        self._remove_taken({id(m) for m in msgs})
+        self._save()
 
     def take_due(self, limit: int) -> tuple[list[Message], dict[int, int]]:
+        """Up to ``limit`` entries due for another try (they stay queued
+        until ``settle``)."""
         now = time.time()
-        due = [it for it in self._items if it["due"] <= now][:limit]
-        if not due:
-            return [], {}
-        self._items = [it for it in self._items if not any(it is d for d in due)]
-        self._save()
+        busy = {id(it) for it in self._taken.values()}
+        due = [it for it in self._items if it["due"] <= now and id(it) not in busy][:limit]
         msgs, tries = [], {}
         for it in due:
-            m = codec.decode(it["topic"], it["headers"], it["body"], None, it["exchange"])
+            try:
+                m = codec.decode(it["topic"], it["headers"], it["body"], None, it["exchange"])
+            except MessageError as exc:
+                log.error("%s: undecodable retry entry dropped: %s", self.path, exc)
+                self._items.remove(it)
+                continue
             m.received = now
             msgs.append(m)
             tries[id(m)] = it["tries"]
+            self._taken[id(m)] = it
         return msgs, tries
+
+    def settle(self, msgs: list[Message]) -> None:
+        """These taken messages are done with (succeeded, refused, or queued
+        again by ``put``): remove their old entries."""
+        if self._remove_taken({id(m) for m in msgs}):
+            self._save()
+
+    def release(self) -> None:
+        """The tries did not happen (lost connection, stop): keep the entries."""
+        self._taken.clear()
+
+    def _remove_taken(self, which: set[int] | None = None) -> bool:
+        keys = [k for k in self._taken if which is None or k in which]
+        gone = {id(self._taken.pop(k)) for k in keys}
+        if gone:
+            self._items = [it for it in self._items if id(it) not in gone]
+        return bool(gone)

@@ -162,7 +162,7 @@ class WatchSource:
         self.state.commit()
         self.batch = []
 
-    def rewind(self, _n: int) -> None:
+    def rewind(self) -> None:
         """The batch was not confirmed: hand it out again (its record stays
         uncommitted until then)."""
         self.ready = self.batch + self.ready

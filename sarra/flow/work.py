@@ -7,12 +7,14 @@ Every path goes through ``safe_join``: nothing lands outside the directory.
 """
 import logging
 import os
+import stat
 import time
+from typing import NamedTuple
 
 from .. import checksum
-from ..errors import ChecksumError, MessageError, TransferError
-from ..message import Message, parse_time, safe_join
-from ..transfer import SCHEMES, copy, remove_quietly, scheme_of
+from ..errors import ChecksumError, MessageError, TransferError, UnsafePathError
+from ..message import Message, inside, parse_time, safe_join
+from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
 from .filter import Placement, expand_directory, placed_relpath
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,15 @@ def inflight_name(path: str, inflight: str | None) -> str:
     if inflight.endswith("/"):
         return os.path.join(head, inflight, tail)
     return path + inflight
+
+
+class Target(NamedTuple):
+    """Where a message's work happens: the (expanded) directory it must stay
+    in, the local path, and for the old-name post of a wanted rename, the
+    path the file moves to."""
+    root: str
+    path: str
+    rename_to: str | None = None
 
 
 class Downloader:
@@ -54,27 +65,26 @@ class Downloader:
                                           credentials=self.cfg.credentials)
         return self._transfers[scheme]
 
-    def local_path(self, msg: Message, placement: Placement) -> str:
+    def target(self, msg: Message, placement: Placement) -> Target:
+        """Where ``msg`` goes (UnsafePathError if that is outside the directory)."""
         root = expand_directory(placement.directory, msg)
-        return safe_join(root, placed_relpath(msg, placement))
+        return Target(root, safe_join(root, placed_relpath(msg, placement)))
 
-    def apply(self, msg: Message, local: str, rename_to: str | None = None) -> tuple[int, str]:
-        """Do what ``msg`` announces at ``local``; return (code, text).
-        ``rename_to``: the old-name post of a rename whose new name we want
-        moves the file there instead of deleting it.
+    def apply(self, msg: Message, target: Target) -> tuple[int, str]:
+        """Do what ``msg`` announces at ``target``; return (code, text).
 
         Raises MessageError (bad message: not worth retrying), TransferError
         or ChecksumError (worth retrying).
         """
-        op = msg.operation
+        op, local = msg.operation, target.path
         if op == "file":
             return self._file(msg, local)
         if op == "delete":
-            if rename_to is not None and os.path.lexists(local):
-                return self._rename(local, rename_to)
+            if target.rename_to is not None and os.path.lexists(local):
+                return self._rename(local, target.rename_to)
             return self._delete(local)
         if op == "link":
-            return self._link(msg, local)
+            return self._link(msg, target)
         if op == "mkdir":
             existed = os.path.isdir(local)
             os.makedirs(local, mode=self.cfg.default_dir_mode, exist_ok=True)
@@ -96,31 +106,37 @@ class Downloader:
             raise MessageError("block (multi-part) messages are not reassembled yet",
                                "parts")
         method = checksum.verify_method(msg.headers.get("sum", ""))
-        if not self.cfg.overwrite and self._same(local, msg, method):
+        seen = _stat(local)
+        if not self.cfg.overwrite and self._same(local, seen, msg, method):
             return 304, "Not modified: identical file already present"
         size = parts.file_size if parts is not None else None
         tmp = inflight_name(local, self.cfg.inflight)
         os.makedirs(os.path.dirname(tmp) or ".", mode=self.cfg.default_dir_mode,
                     exist_ok=True)
-        summer = checksum.new(method) if method else None
-        stream = self.transfer(msg.url).open(msg.url, 0, size)
-        try:
-            # never open an existing name: a symlink planted there (a link
-            # post can make one) would be written through, outside the tree
-            remove_quietly(tmp)
-            with open(tmp, "xb") as out:
+        with open_inflight(tmp, self.cfg.timeout) as out:
+            # another instance may have put it in place while we waited
+            now = _stat(local)
+            if (not self.cfg.overwrite and now != seen
+                    and self._same(local, now, msg, method)):
+                if tmp != local:
+                    remove_quietly(tmp)
+                return 304, "Not modified: identical file already present"
+            summer = checksum.new(method) if method else None
+            stream = self.transfer(msg.url).open(msg.url, 0, size)
+            try:
                 got = copy(stream, out, size, [summer] if summer else [],
                            self.cfg.bufsize, self._tick)
-            self._verify(msg, summer, got, size)
-            self._set_metadata(msg, tmp)
-            if tmp != local:
-                os.replace(tmp, local)
-        except BaseException:
-            if tmp != local:
-                remove_quietly(tmp)
-            raise
-        finally:
-            stream.close()
+                out.flush()
+                self._verify(msg, summer, got, size)
+                self._set_metadata(msg, tmp)
+                if tmp != local:
+                    os.replace(tmp, local)   # still locked: a waiting writer starts over
+            except BaseException:
+                if tmp != local:
+                    remove_quietly(tmp)
+                raise
+            finally:
+                stream.close()
         if summer is not None and msg.sum[0] == "z":
             msg.headers["sum"] = summer.header  # checksum on download: tell downstream
         if method is None:
@@ -138,16 +154,14 @@ class Downloader:
             raise ChecksumError(f"checksum mismatch ({method}): announced {value[:16]}..., "
                                 f"received {summer.hexdigest()[:16]}...")
 
-    def _same(self, local: str, msg: Message, method: str | None) -> bool:
-        """True when ``local`` already holds exactly the announced content."""
-        if method is None or msg.sum[0] == "z":
+    @staticmethod
+    def _same(local: str, st: os.stat_result | None, msg: Message,
+              method: str | None) -> bool:
+        """True when ``local`` (whose lstat is ``st``) already holds exactly
+        the announced content."""
+        if method is None or msg.sum[0] == "z" or st is None:
             return False
-        try:
-            st = os.lstat(local)
-        except FileNotFoundError:
-            return False
-        import stat as _stat
-        if not _stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
             return False
         if msg.size is not None and st.st_size != msg.size:
             return False
@@ -189,13 +203,24 @@ class Downloader:
         os.replace(local, new)
         return 201, "Renamed"
 
-    def _link(self, msg: Message, local: str) -> tuple[int, str]:
-        target = msg.headers.get("link")
-        if not target:
+    def _link(self, msg: Message, target: Target) -> tuple[int, str]:
+        link = msg.headers.get("link")
+        if not link:
             raise MessageError("a symlink post (sum L) without a link header", "link")
+        local = target.path
+        if os.path.isabs(link) or not inside(
+                target.root, os.path.normpath(os.path.join(os.path.dirname(local), link))):
+            raise UnsafePathError(f"link target '{link}' is outside {target.root}", "link")
         os.makedirs(os.path.dirname(local) or ".", mode=self.cfg.default_dir_mode,
                     exist_ok=True)
         tmp = f"{local}.{os.getpid()}.{time.monotonic_ns()}.lnk"
-        os.symlink(target, tmp)
+        os.symlink(link, tmp)
         os.replace(tmp, local)  # replaces the link itself, never what it points to
         return 201, "Linked"
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None

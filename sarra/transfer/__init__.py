@@ -1,7 +1,7 @@
 """Transfers chosen by URL scheme: adding a scheme is adding one module."""
 from ..errors import TransferError
 from ..registry import Registry
-from .base import Stream, Transfer, copy, remove_quietly
+from .base import Stream, Transfer, copy, open_inflight, remove_quietly
 
 SCHEMES = Registry("URL scheme", {
     "file": "sarra.transfer.file:FileTransfer",
@@ -14,4 +14,4 @@ def scheme_of(url: str) -> str:
     return url.split(":", 1)[0].lower() if ":" in url else ""
 
 
-__all__ = ["SCHEMES", "Stream", "Transfer", "copy", "remove_quietly", "scheme_of"]
+__all__ = ["SCHEMES", "Stream", "Transfer", "copy", "open_inflight", "remove_quietly", "scheme_of"]

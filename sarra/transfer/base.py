@@ -4,6 +4,8 @@ A transfer module only opens a byte stream for a URL (and a byte range);
 reading in chunks, checksumming while streaming, keeping the broker alive
 and writing to the inflight file happen here, once.
 """
+import errno
+import fcntl
 import logging
 import os
 import queue
@@ -106,3 +108,45 @@ def remove_quietly(path: str) -> None:
         pass
     except OSError as exc:
         log.warning("could not remove %s: %s", path, exc)
+
+
+def open_inflight(path: str, timeout: float, mode: int = 0o644):
+    """Open ``path`` (an inflight name) for writing, truncated, holding an
+    exclusive lock on it, and return the file object.
+
+    Several writers of the same file (instances given duplicate posts) take
+    turns: the lock is held until the file is renamed into place and closed,
+    and a writer that got the lock on a name already renamed away opens the
+    name again. A symlink planted at the name is removed, never written
+    through; a file left by a killed writer is simply taken over.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            remove_quietly(path)   # a symlink: never follow it
+            continue
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TransferError(f"{path} is being written by another "
+                                            f"process", code=499) from None
+                    time.sleep(0.02)
+            try:
+                same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                return os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)   # renamed away by the writer before us: open the name again

@@ -4,8 +4,6 @@ Requires nothing beyond the standard library. ``file:/abs/path`` and
 ``file:///abs/path`` both name /abs/path; ``%20`` and ``%23`` in the URL
 were already decoded by the codec.
 """
-import os
-
 from ..errors import TransferError
 
 
@@ -54,7 +52,3 @@ class FileTransfer:
 
     def close(self) -> None:
         pass
-
-    @staticmethod
-    def local_path(url: str) -> str:
-        return os.path.normpath(url_path(url))

@@ -101,7 +101,7 @@ def messages(draw, report=False):
 def check_topic(topic: str, prefix: str) -> None:
     assert len(topic.encode("utf-8")) <= 255
     assert topic.startswith(prefix)
-    assert not re.search(r"[#* ]", topic[len(prefix):])
+    assert not re.search(r"[# ]", topic[len(prefix):])
 
 
 # -- round trips ---------------------------------------------------------------
@@ -185,7 +185,7 @@ def test_topic_is_bounded_valid_utf8(relpath, prefix):
 @pytest.mark.parametrize("relpath,topic", [
     ("foo", "v02.post"), ("/foo", "v02.post"), ("a/b/c/d/foo.txt", "v02.post.a.b.c.d"),
     ("/data/shared/products/foo", "v02.post.data.shared.products"),
-    ("a b/c#d/e*f/file", "v02.post.a%20b.c%23d.e%22f"), ("a.b/c/", "v02.post.a.b"),
+    ("a b/c#d/e*f/file", "v02.post.a%20b.c%23d.e*f"), ("a.b/c/", "v02.post.a.b"),
     ("a//b/f", "v02.post.a.b"), ("d01", "v02.post"),
 ])
 def test_topic_words(relpath, topic):
@@ -238,7 +238,6 @@ BAD = [  # (topic, headers, body, content_type, field)
     ("v02.log", GOOD, BODY + " 2o1 host user 0.5", None, "code"),
     ("v02.report", GOOD, BODY + " 201 host user fast", None, "duration"),
     ("v02.report", GOOD, BODY + " 201 host user inf", None, "duration"),
-    ("v02.report", {"parts": "1,3,1,0,0"}, LOG, None, "sum"),
     ("v03", {}, "{", None, "json"),
     ("v03", {}, "[1, 2]", None, "json"),
     ("v02.post", {}, '"just a string"', "application/json", "json"),
@@ -469,3 +468,10 @@ def test_random_bytes_file_name_survives_as_surrogates(tmp_path):
     with pytest.raises(MessageError):
         codec.encode(Message("20150813161959.854", "http://h/", raw, headers=GOOD))
     assert checksum.sum_name("n", raw).startswith("n,")
+
+
+def test_log_message_repeats_the_headers_of_a_bad_post():
+    """A log message about a post that lacked a sum (reported 417) is
+    itself well formed: it decodes with the post's headers as they were."""
+    msg = codec.decode("v02.report", {"parts": "q,z"}, LOG)
+    assert msg.report.code == 201 and msg.headers == {"parts": "q,z"}

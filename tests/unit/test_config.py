@@ -563,3 +563,11 @@ def test_mask_nested_and_bad_url_does_not_echo(confdir):
     with pytest.raises(ConfigError, match="not a valid URL") as err:
         load_config("subscribe", "c")
     assert SECRET not in str(err.value) and err.value.option == "broker"
+
+
+def test_credentials_password_with_a_comma_is_kept_whole(caplog):
+    with caplog.at_level(logging.WARNING, logger="sarra.config.credentials"):
+        creds = Credentials.from_text("amqp://alice:42,Tr0ub4dor@broker.example.com/\n")
+    assert creds.lookup("amqp://alice@broker.example.com/") == \
+        "amqp://alice:42,Tr0ub4dor@broker.example.com/"
+    assert "Tr0ub4dor" not in caplog.text and caplog.text == ""

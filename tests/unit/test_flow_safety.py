@@ -1,0 +1,185 @@
+"""Pieces of the flow that keep data safe, without a broker: per-message
+variables in directories, the inflight lock between writers, the retry
+queue across crashes, dd_post's rewind, salvaging malformed messages."""
+import hashlib
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from sarra import codec
+from sarra.errors import MessageError, UnsafePathError
+from sarra.flow.filter import expand_directory
+from sarra.flow.gather import PathSource
+from sarra.flow.retry import RetryQueue
+from sarra.message import Message, Report
+from sarra.transfer import open_inflight
+
+
+def post(relpath: str, **headers) -> Message:
+    return Message("20261125120000.000", "file:/src/", relpath,
+                   {"sum": "d," + "0" * 32, "parts": "1,1,1,0,0", **headers})
+
+
+@pytest.mark.parametrize("source", ["../../escaped", "a/b", "..", ".", "", "x\x00y"])
+def test_source_variable_cannot_leave_the_directory(source):
+    with pytest.raises(UnsafePathError) as err:
+        expand_directory("/data/${SOURCE}/in", post("f", source=source))
+    assert err.value.field == "source"
+
+
+def test_source_and_date_variables_expand():
+    t = time.mktime((2026, 11, 25, 12, 0, 0, 0, 0, 0)) - time.timezone
+    assert expand_directory("/d/${SOURCE}/${YYYYMMDD}", post("f", source="alice"), t) \
+        == "/d/alice/20261125"
+    assert expand_directory("/d/plain", post("f", source="../x")) == "/d/plain"
+
+
+def test_two_writers_of_one_inflight_name_take_turns(tmp_path):
+    """The second writer waits for the first, then starts over on a new
+    file: the final file is one writer's whole content, never a mix."""
+    tmp, final = tmp_path / "f.tmp", tmp_path / "f"
+    order: list[str] = []
+
+    def write(tag: bytes, hold: float) -> None:
+        with open_inflight(str(tmp), timeout=10) as out:
+            order.append(tag.decode())
+            for _ in range(5):
+                out.write(tag * 1000)
+                out.flush()
+                time.sleep(hold)
+            os.replace(tmp, final)
+
+    first = threading.Thread(target=write, args=(b"A", 0.05))
+    first.start()
+    time.sleep(0.05)
+    second = threading.Thread(target=write, args=(b"B", 0.0))
+    second.start()
+    first.join()
+    second.join()
+    assert order == ["A", "B"]
+    assert final.read_bytes() == b"B" * 5000
+    assert not tmp.exists()
+
+
+def test_inflight_lock_times_out_while_another_writer_holds_it(tmp_path):
+    tmp = str(tmp_path / "g.tmp")
+    with open_inflight(tmp, timeout=5):
+        done = []
+        t = threading.Thread(target=lambda: done.append(_try_open(tmp)))
+        t.start()
+        t.join()
+    assert "another process" in done[0]
+
+
+def _try_open(path: str) -> str:
+    try:
+        with open_inflight(path, timeout=0.2):
+            return "opened"
+    except Exception as exc:  # noqa: BLE001 - the message is what we check
+        return str(exc)
+
+
+def test_inflight_symlink_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    tmp = tmp_path / "h.tmp"
+    os.symlink(victim, tmp)
+    with open_inflight(str(tmp), timeout=1) as out:
+        out.write(b"new")
+    assert victim.read_bytes() == b"precious"
+    assert not tmp.is_symlink() and tmp.read_bytes() == b"new"
+
+
+def test_retry_entries_survive_until_settled(tmp_path):
+    path = str(tmp_path / "retry.jsonl")
+    q = RetryQueue(path, base_delay=0)
+    m1, m2 = post("a"), post("b")
+    q.put([m1, m2], {id(m1): 1, id(m2): 3})
+    taken, tries = q.take_due(10)
+    assert sorted(m.relpath for m in taken) == ["a", "b"]
+    assert sorted(tries.values()) == [1, 3]
+    assert q.take_due(10) == ([], {})          # taken ones are not handed out twice
+    assert len(RetryQueue(path)) == 2          # a crash now loses nothing
+    q.release()                                # the tries did not happen
+    again, _ = q.take_due(10)
+    assert len(again) == 2
+    ok = next(m for m in again if m.relpath == "a")
+    bad = next(m for m in again if m.relpath == "b")
+    q.put([bad], {id(bad): 4})                 # failed again: queued with 4 tries
+    q.settle([ok])                             # succeeded: gone
+    reloaded = RetryQueue(path, base_delay=0)
+    msgs, tries = reloaded.take_due(10)
+    assert [m.relpath for m in msgs] == ["b"] and list(tries.values()) == [4]
+
+
+def test_retry_gives_up_after_ttl(tmp_path, caplog):
+    q = RetryQueue(str(tmp_path / "r.jsonl"), ttl=60, base_delay=0)
+    m = post("old")
+    q.put([m], {id(m): 1})
+    q._items[0]["first"] -= 120               # first failed two minutes ago
+    again, tries = q.take_due(1)
+    q.put(again, tries)
+    assert len(q) == 0 and "given up" in caplog.text
+
+
+class _Cfg:
+    recursive = True
+    follow_symlinks = False
+    sum = "d"
+    bufsize = 1 << 20
+    preserve_time = preserve_mode = False
+    source = to_clusters = cluster = None
+    post_base_url = "file:/"
+    post_base_dir = None
+
+
+def test_path_source_rewind_gives_the_same_batch_again(tmp_path):
+    for name in "abcde":
+        (tmp_path / name).write_bytes(name.encode())
+    src = PathSource(_Cfg(), [str(tmp_path)], batch=2)
+    first, _ = src.get(0)
+    second, _ = src.get(0)
+    src.rewind()
+    again, _ = src.get(0)
+    assert [m.relpath for m in again] == [m.relpath for m in second]
+    assert [os.path.basename(m.relpath) for m in first + second] == ["a", "b", "c", "d"]
+
+
+def test_path_source_rewind_counts_errors_once(tmp_path):
+    (tmp_path / "a").write_bytes(b"a")
+    os.mkfifo(tmp_path / "b")                 # neither a file nor a link: an error
+    src = PathSource(_Cfg(), [str(tmp_path)], batch=10)
+    msgs, _ = src.get(0)
+    assert [os.path.basename(m.relpath) for m in msgs] == ["a"] and src.errors == 1
+    src.rewind()
+    msgs, _ = src.get(0)
+    assert [os.path.basename(m.relpath) for m in msgs] == ["a"] and src.errors == 1
+
+
+def test_salvage_reads_what_a_log_message_needs():
+    body = "20261125120000.5 file:/s/ dir/a%20b.bin"
+    m = codec.salvage("v02.post.dir", {"parts": "q,z", "long": "x" * 300, "ok": b"yes"}, body)
+    assert (m.pubtime, m.base_url, m.relpath) == ("20261125120000.5", "file:/s/", "dir/a b.bin")
+    assert m.headers == {"parts": "q,z", "ok": "yes"}
+    report = Message(m.pubtime, m.base_url, m.relpath, m.headers,
+                     report=Report(417, "h", "u", 0.1))
+    topic, headers, text, _ = codec.encode(report)
+    assert topic == "v02.report.dir" and headers["parts"] == "q,z"
+    assert text.endswith(" 417 h u 0.100000")
+    for bad in ("onefield", "2024-13-99 file:/ x", b"\xff\xfe", "20261125120000 file:/ a\rb"):
+        assert codec.salvage("v02.post", {}, bad) is None
+
+
+@pytest.mark.parametrize("relpath", ["a\rb", "a\x00b"])
+def test_names_with_line_breaks_or_nul_are_refused_on_input(relpath):
+    with pytest.raises(MessageError) as err:
+        codec.decode("v02.post", {"sum": "d," + hashlib.md5(b"").hexdigest()},
+                     f"20261125120000.000 file:/ {relpath}")
+    assert err.value.field == "relpath"
+    with pytest.raises(MessageError) as err:
+        codec.decode("v03", None, json.dumps({"pubTime": "20261125T120000",
+                                              "baseUrl": "file:/", "relPath": relpath}))
+    assert err.value.field == "relpath"
