@@ -17,6 +17,7 @@ from .config import help_text, load_config, parse_argv, paths
 from .errors import BrokerError, ConfigError, SarraError
 
 log = logging.getLogger("sarra")
+POST_CONNECT_ATTEMPTS = 5   # dd_post gives up on an unreachable broker after ~15 s
 
 
 def setup_logging(cfg) -> None:
@@ -68,9 +69,11 @@ def run(tool: str, argv: list[str]) -> int:
 
 
 def _post(cfg, targets: list[str]) -> int:
+    targets = targets or list(cfg.path)
     if not targets:
         raise ConfigError("nothing to post: give one or more paths", option="path")
     flow = post_flow(cfg, targets)
+    flow.connect_attempts = POST_CONNECT_ATTEMPTS
     total = flow.source.total
     started = time.monotonic()
     if sys.stderr.isatty() and total >= 100:
@@ -80,14 +83,19 @@ def _post(cfg, targets: list[str]) -> int:
     except BrokerError as exc:
         log.error("posting failed: %s", exc)
         return 1
+    except KeyboardInterrupt:
+        log.error("interrupted: %d of %d files posted", flow.stats["posted"], total)
+        return 1
     elapsed = time.monotonic() - started
-    n = flow.stats["posted"]
+    n, rejected = flow.stats["posted"], flow.stats["rejected"]
+    failed = flow.source.errors + flow.stats["unpublishable"]
     if flow.on_batch is not None:
         sys.stderr.write("\n")
     print(f"dd_post: posted {n} of {total} files in {elapsed:.2f}s "
           f"({n / elapsed if elapsed else 0:.0f} msgs/s) to {flow.poster.exchange}"
-          + (f", {flow.source.errors} errors" if flow.source.errors else ""))
-    return 1 if flow.source.errors or n != total else 0
+          + (f", {rejected} rejected by accept/reject" if rejected else "")
+          + (f", {failed} errors" if failed else ""))
+    return 1 if failed or n + rejected != total else 0
 
 
 def _progress_bar(total: int, started: float):
@@ -112,7 +120,7 @@ def _daemon(tool: str, cfg, inv) -> int:
             raise ConfigError(f"{action} needs a configuration name", option="config")
         if action == "restart":
             service.stop(tool, name, cfg.instances)
-        return service.start(tool, inv.config, cfg.instances, inv.overrides)
+        return service.start(tool, name, inv.config, cfg.instances, inv.overrides)
     if action == "stop":
         return service.stop(tool, name, cfg.instances)
     if action == "status":
@@ -173,9 +181,7 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
         broker = open_broker(src.url)
         broker.delete_queue(src.queue)
         broker.close()
-        state = paths.state_path(tool, cfg.name or "adhoc")
-        for f in os.listdir(state):
-            os.unlink(os.path.join(state, f))
+        shutil.rmtree(paths.state_path(tool, cfg.name or "adhoc"), ignore_errors=True)
         print(f"deleted queue {src.queue} and the state of {tool}/{cfg.name}")
         return 0
     flow._open_all()

@@ -35,13 +35,16 @@ def _poster(cfg, url: str | None) -> Publisher | None:
     if cfg.post_exchange_suffix:
         exchange = f"{exchange}_{cfg.post_exchange_suffix}"
     return Publisher(make_broker(url, heartbeat=cfg.broker_heartbeat), exchange,
-                     cfg.post_topic_prefix)
+                     cfg.post_topic_prefix, cfg.persistent)
 
 
 def _post_url(cfg) -> str:
     url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
     if not url:
         raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
+    if not cfg.post_base_url:
+        raise ConfigError("posts need post_base_url (the URL the files are served at)",
+                          option="post_base_url")
     return url
 
 

@@ -52,10 +52,13 @@ def running(tool: str, config: str, instances: int) -> dict[int, int]:
 OVERRIDES_ENV = "SARRA_OVERRIDES"
 
 
-def start(tool: str, config: str, instances: int, overrides: list[tuple[str, str]]) -> int:
+def start(tool: str, config: str, config_arg: str, instances: int,
+          overrides: list[tuple[str, str]]) -> int:
     """Start the instances not running. Command-line options reach them in
     the environment (readable only by this user), never in their argv,
-    which every local user can read: a URL there may hold a password."""
+    which every local user can read: a URL there may hold a password.
+    ``config`` names the pid and log files; ``config_arg`` is what the
+    instances are given to find it (a name or a path)."""
     up = running(tool, config, instances)
     for n in range(1, instances + 1):
         if n in up:
@@ -65,7 +68,7 @@ def start(tool: str, config: str, instances: int, overrides: list[tuple[str, str
                    **{OVERRIDES_ENV: json.dumps(overrides)})
         with open(logfile, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "sarra.cli", tool,
-                                     "foreground", config], stdout=out, stderr=out,
+                                     "foreground", config_arg], stdout=out, stderr=out,
                                     stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         with open(pid_file(tool, config, n), "w") as f:
             f.write(f"{proc.pid}\n")

@@ -359,6 +359,7 @@ NOT_YET = frozenset((
     "delete", "outlet", "blocksize", "inplace", "nodupe_ttl", "nodupe_basis", "vip",
     "byte_rate_max", "message_rate_max", "source_from_exchange", "post_exchange_split",
     "on_message", "on_part", "on_file", "on_post", "realpath_post", "follow",
+    "heartbeat", "base_dir",
 ))
 
 

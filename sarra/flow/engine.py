@@ -35,6 +35,7 @@ class Flow:
         self.bytes = 0
         self.stopping = False
         self.on_batch = None          # callback(flow) after each batch (progress)
+        self.connect_attempts = 0     # 0: try to reach the broker forever (daemons)
 
     # -- the loop ----------------------------------------------------------
     def run(self) -> None:
@@ -53,7 +54,7 @@ class Flow:
 
     def _connect(self) -> None:
         reconnecting(self._open_all, lambda: None, "connect",
-                     stop=lambda: self.stopping)
+                     attempts=self.connect_attempts, stop=lambda: self.stopping)
 
     def _open_all(self) -> None:
         self.source.connect()
@@ -135,7 +136,12 @@ class Flow:
             self.retry.settle(wl.settled())
         for m in wl.all():
             oc = wl.outcome(m)
-            self.stats[oc.code if oc and oc.code else ("posted" if self.post_all else "skipped")] += 1
+            if oc and oc.code:
+                self.stats[oc.code] += 1
+            elif m in wl.rejected:
+                self.stats["rejected"] += 1
+            elif not self.post_all:
+                self.stats["skipped"] += 1
 
     # -- stages ---------------------------------------------------------------
     def filter(self, wl: Worklist) -> dict[int, object]:
@@ -224,18 +230,21 @@ class Flow:
         for m in wl.ok:
             oc = wl.outcome(m)
             if self.post_all:
-                self._publish(self.poster.publish, m)
+                if self._publish(self.poster.publish, m):
+                    self.stats["posted"] += 1
             elif oc and oc.code == 201:
                 self._publish(lambda x: self.poster.publish(self.repost(x)), m)
 
-    def _publish(self, send, m: Message, *args) -> None:
+    def _publish(self, send, m: Message, *args) -> bool:
         """Publish one message; one that cannot be encoded (a header too long
         to forward...) is logged and counted, and never stops the batch."""
         try:
             send(m, *args)
+            return True
         except MessageError as exc:
             log.error("cannot publish about %s: %s", m.relpath, exc)
             self.stats["unpublishable"] += 1
+            return False
 
     def repost(self, m: Message) -> Message:
         """The post announcing our copy: our base URL, same pubtime and sums."""

@@ -41,7 +41,7 @@ def choose(msg: Message, masks, accept_unmatch: bool, fallback: Placement):
     return False, None, "no accept pattern matched"
 
 
-_DATE_VARS = re.compile(r"\$\{(YYYYMMDD|YYYY|MM|DD|HH|SOURCE)\}")
+_DATE_VARS = re.compile(r"\$\{(YYYYMMDD|YYYY|MM|DD|HH|JJJ|SOURCE)\}")
 
 
 def expand_directory(directory: str, msg: Message, now: float | None = None) -> str:
@@ -55,7 +55,8 @@ def expand_directory(directory: str, msg: Message, now: float | None = None) -> 
     tm = time.gmtime(now if now is not None else time.time())
     values = {"YYYYMMDD": time.strftime("%Y%m%d", tm), "YYYY": time.strftime("%Y", tm),
               "MM": time.strftime("%m", tm), "DD": time.strftime("%d", tm),
-              "HH": time.strftime("%H", tm), "SOURCE": source}
+              "HH": time.strftime("%H", tm), "JJJ": time.strftime("%j", tm),
+              "SOURCE": source}
     return _DATE_VARS.sub(lambda m: values[m.group(1)], directory)
 
 

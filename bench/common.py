@@ -1,0 +1,56 @@
+"""What the benchmarks share: a private sarra home, the tools as
+subprocesses, a subscriber, peak RSS of a process."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BROKER = "amqp://guest@127.0.0.1:5672/"
+
+
+def env_dirs(tmp: Path) -> dict:
+    cfg, state = tmp / "config", tmp / "state"
+    (cfg / "subscribe").mkdir(parents=True)
+    state.mkdir()
+    cred = cfg / "credentials.conf"
+    cred.write_text("amqp://guest:guest@127.0.0.1:5672/\n")
+    cred.chmod(0o600)
+    os.environ.update(SARRA_CONFIG_DIR=str(cfg), SARRA_STATE_DIR=str(state))
+    return {"config": cfg, "state": state}
+
+
+def make_files(top: Path, n: int, size: int) -> None:
+    block = os.urandom(size + 4096)
+    for i in range(n):
+        d = top / f"d{i % 20:02d}" / f"e{i % 7}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:06d}.dat").write_bytes(block[i % 4096:i % 4096 + size])
+
+
+def cli(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sarra.cli", *args], cwd=ROOT, check=True,
+                          capture_output=True, text=True, **kw)
+
+
+def count_files(top: Path) -> int:
+    return sum(len([f for f in files if not f.endswith(".tmp")]) for _, _, files in os.walk(top))
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def subscriber(name: str, exchange: str, dst: Path, log: Path, extra: str = ""):
+    conf = Path(os.environ["SARRA_CONFIG_DIR"]) / "subscribe" / f"{name}.conf"
+    conf.write_text(f"broker {BROKER}\nexchange {exchange}\nsubtopic #\nmirror on\n"
+                    f"directory {dst}\naccept .*\nexpire 10m\nprefetch 100\n{extra}")
+    cli("subscribe", "declare", name)
+    out = open(log, "wb")
+    return subprocess.Popen([sys.executable, "-m", "sarra.cli", "subscribe", "foreground", name],
+                            cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
