@@ -1,0 +1,133 @@
+"""The example files under etc/ load, with the tool they are written for.
+
+Every file under etc/ must be one of: ``default.conf`` (read by every
+tool), ``credentials.conf.example``, or ``<tool>/<name>.conf`` where
+``<tool>`` is a tool name; a file of any other kind fails the test, so a new
+example cannot slip in untested. Each configuration is loaded as the tool
+would load it (tool presets, then etc/default.conf installed as the user's
+default.conf, then the file): an unknown option, a bad value or a missing
+include fails here with the file, line and option in the message.
+"""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sarra.components import PRESETS
+from sarra.config import OPTIONS, TOOLS, Credentials, load_config
+from sarra.config import options as option_table
+from sarra.errors import ConfigError
+from sarra.flow.filter import choose, default_placement, expand_directory, placed_relpath
+from sarra.message import Message
+
+ETC = Path(__file__).resolve().parents[2] / "etc"
+CREDENTIALS = ETC / "credentials.conf.example"
+DEFAULT = ETC / "default.conf"
+
+
+def tool_configs() -> list[tuple[str, Path]]:
+    return sorted((p.parent.name, p) for p in ETC.glob("*/*.conf"))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A private config dir holding etc/default.conf as default.conf."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    shutil.copy(DEFAULT, conf / "default.conf")
+    monkeypatch.setenv("SARRA_CONFIG_DIR", str(conf))
+    monkeypatch.setenv("SARRA_STATE_DIR", str(tmp_path / "state"))
+    return conf
+
+
+def load(tool: str, path: Path | None):
+    return load_config(tool, str(path) if path else None, (), PRESETS.get(tool))
+
+
+def test_every_file_under_etc_is_an_example_we_check():
+    files = sorted(p for p in ETC.rglob("*") if p.is_file())
+    assert DEFAULT in files and CREDENTIALS in files
+    assert tool_configs(), "no <tool>/<name>.conf example"
+    checked = {DEFAULT, CREDENTIALS} | {p for _, p in tool_configs()}
+    assert [str(p) for p in files if p not in checked] == []
+    for tool, path in tool_configs():
+        assert tool in TOOLS, f"{path}: '{tool}' is not a tool ({', '.join(TOOLS)})"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_default_conf_loads_for_every_tool(home, tool):
+    cfg = load(tool, None)
+    assert cfg.files == [str(home / "default.conf")]
+    for name in OPTIONS:
+        if cfg.is_set(name):  # default.conf is read by every tool
+            assert OPTIONS[name].tools is None, f"{name} does not apply to every tool"
+
+
+@pytest.mark.parametrize("tool, path", tool_configs(), ids=lambda v: str(v))
+def test_example_config_loads(home, tool, path):
+    cfg = load(tool, path)
+    assert cfg.files[-1] == str(path)
+    set_here = [name for name in OPTIONS if cfg.origin(name).startswith(str(path) + ":")]
+    assert set_here or cfg.masks, f"{path} sets nothing"
+    not_yet = getattr(option_table, "NOT_YET", frozenset())  # accepted, not acted upon
+    for name in set_here:
+        assert OPTIONS[name].applies_to(tool), f"{path}: {name} is not an option of dd_{tool}"
+        assert name not in not_yet, f"{path}: {name} is not implemented yet"
+    for url_option in ("broker", "post_broker"):
+        url = cfg.get(url_option)
+        if url:
+            assert ":" not in url.split("://", 1)[1].split("@")[0], \
+                f"{path}: {url_option} holds a password (it belongs in credentials.conf)"
+
+
+def test_the_check_fails_on_an_unknown_option(home, tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text((ETC / "subscribe" / "mirror-http.conf").read_text() + "mirorr on\n")
+    with pytest.raises(ConfigError, match=r"bad\.conf:\d+: option 'mirorr': unknown option"):
+        load("subscribe", bad)
+
+
+def test_credentials_example_parses_and_serves_every_example_url(home):
+    creds = Credentials.from_text(CREDENTIALS.read_text(), str(CREDENTIALS))
+    lines = [l for l in CREDENTIALS.read_text().splitlines()
+             if l.strip() and not l.lstrip().startswith("#")]
+    assert len(creds) == len(lines) > 0
+    for tool, path in tool_configs():
+        cfg = load(tool, path)
+        for url_option in ("broker", "post_broker"):
+            url = cfg.get(url_option)
+            if url:
+                full = creds.lookup(url)
+                assert full != url, f"{path}: no credentials.conf entry for {url}"
+
+
+def _message(relpath: str) -> Message:
+    return Message("20260325130240.645", "http://switch.example.com/", relpath,
+                   {"sum": "s,00", "parts": "1,10,1,0,0"})
+
+
+def _placed(cfg, relpath: str) -> str | None:
+    msg = _message(relpath)
+    ok, placement, _ = choose(msg, cfg.masks, bool(cfg.accept_unmatch),
+                              default_placement(cfg))
+    if not ok:
+        return None
+    directory = expand_directory(placement.directory, msg, now=1774443760.0)
+    return f"{directory}/{placed_relpath(msg, placement)}"
+
+
+def test_obs_flat_places_files_as_its_comments_say(home):
+    cfg = load("subscribe", ETC / "subscribe" / "obs-flat.conf")
+    obs = "observations/swob-ml/20260325"
+    assert _placed(cfg, f"{obs}/CWRM/2026-03-25-1300-CWRM-AUTO-swob.xml") == \
+        "/data/obs/20260325/CWRM_2026-03-25-1300-CWRM-AUTO-swob.xml"
+    assert _placed(cfg, f"{obs}/KXYZ/2026-03-25-1300-KXYZ-AUTO-swob.xml") == \
+        "/data/obs/other/2026-03-25-1300-KXYZ-AUTO-swob.xml"
+    assert _placed(cfg, f"{obs}/CWRM/2026-03-25-1300-CWRM-AUTO-swob.xml.tmp") is None
+    assert _placed(cfg, f"{obs}/CWRM/readme.txt") is None
+
+
+def test_mirror_http_keeps_the_tree(home):
+    cfg = load("subscribe", ETC / "subscribe" / "mirror-http.conf")
+    assert _placed(cfg, "a/b/c.txt") == "/srv/mirror/a/b/c.txt"
+    assert _placed(cfg, "a/b/c.txt.tmp") is None
