@@ -7,6 +7,7 @@ Usage: python bench/bench_foundation.py [--files 2000] [--size 4096] [--big-mib 
 """
 import argparse
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -16,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import BROKER, cli, count_files, env_dirs, make_files, peak_rss_mb, subscriber  # noqa: E402
+from bench.common import (BROKER, cli, count_files, declare_subscriber, env_dirs,  # noqa: E402
+                          make_files, peak_rss_mb, subscriber)
 from sarra import checksum  # noqa: E402
 from sarra.components import post_flow  # noqa: E402
 from sarra.config import load_config  # noqa: E402
@@ -31,6 +33,19 @@ def post(src: Path, base_url: str, exchange: str, targets: list[str]) -> float:
     elapsed = time.perf_counter() - t0
     assert flow.stats["posted"] == flow.source.total, flow.stats
     return elapsed
+
+
+def post_alone(tmp: Path, src: Path, n: int) -> None:
+    """dd_post's rate with nothing else running: persistent messages routed
+    to a durable queue (declared, nobody consuming), confirms pipelined."""
+    exchange = f"xbench_post_{os.getpid()}"
+    declare_subscriber("bench_post", exchange, tmp / "unused")
+    try:
+        rates = [n / post(src, f"file:{src}/", exchange, [str(src)]) for _ in range(3)]
+    finally:
+        cli("subscribe", "cleanup", "bench_post")
+    print(f"  post alone: {max(rates):6.0f} msgs/s (best of 3: "
+          f"{', '.join(f'{r:.0f}' for r in rates)})")
 
 
 def end_to_end(tmp: Path, src: Path, n: int, base_url: str, tag: str) -> tuple[float, float]:
@@ -56,6 +71,49 @@ def end_to_end(tmp: Path, src: Path, n: int, base_url: str, tag: str) -> tuple[f
     return n / post_s, n / e2e
 
 
+def write_alone(directory: Path, mib: int) -> float:
+    """MB/s of writing ``mib`` MiB to a new file in ``directory`` (what the
+    download must also do), the file removed afterwards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(1 << 20)
+    t0 = time.perf_counter()
+    with open(directory / "write-test", "wb") as f:
+        for _ in range(mib):
+            f.write(block)
+    rate = mib / (time.perf_counter() - t0)
+    (directory / "write-test").unlink()
+    return rate
+
+
+def download_big(tmp: Path, dst: Path, tag: str, mib: int, method: str, base_url: str,
+                 src: Path, path: Path) -> tuple[float, float]:
+    """(MB/s of the download, subscriber peak RSS) for the big file into ``dst``."""
+    exchange = f"xbench_big_{tag}_{os.getpid()}"
+    name = f"bench_big_{tag}"
+    proc = subscriber(name, exchange, dst, tmp / f"sub_{name}.log", f"sum {method}\n")
+    try:
+        time.sleep(0.5)
+        cfg = load_config("post", None, [("post_broker", BROKER), ("post_exchange", exchange),
+                                         ("post_base_url", base_url), ("post_base_dir", str(src)),
+                                         ("sum", method)])
+        flow = post_flow(cfg, [str(path)])
+        flow.run()
+        posted = time.perf_counter()   # the post is confirmed: the download starts now
+        target = dst / path.relative_to(src)
+        while not target.exists():
+            if proc.poll() is not None:
+                raise SystemExit(f"subscriber died: see sub_{name}.log")
+            time.sleep(0.002)
+        download = time.perf_counter() - posted
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        cli("subscribe", "cleanup", name)
+    target.unlink()
+    return mib / download, rss
+
+
 def big_file(tmp: Path, mib: int, method: str, base_url: str, src: Path) -> None:
     path = src / "big" / "big.bin"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,38 +121,24 @@ def big_file(tmp: Path, mib: int, method: str, base_url: str, src: Path) -> None
     with open(path, "wb") as f:
         for _ in range(mib):
             f.write(block)
+    os.sync()   # let the new file reach the disk first: its writeback would slow what follows
     checksum.sum_file(str(path), method)  # warm the page cache
     t0 = time.perf_counter()
     checksum.sum_file(str(path), method)
     hash_mbs = mib / (time.perf_counter() - t0)
-    dst = tmp / "dst_big"
-    exchange = f"xbench_big_{os.getpid()}"
-    proc = subscriber("bench_big", exchange, dst, tmp / "sub_big.log", f"sum {method}\n")
-    try:
-        time.sleep(0.5)
-        t0 = time.perf_counter()
-        cfg = load_config("post", None, [("post_broker", BROKER), ("post_exchange", exchange),
-                                         ("post_base_url", base_url), ("post_base_dir", str(src)),
-                                         ("sum", method)])
-        t_post0 = time.perf_counter()
-        post_flow(cfg, [str(path)]).run()
-        t_post = time.perf_counter() - t_post0
-        target = dst / "big" / "big.bin"
-        while not target.exists():
-            if proc.poll() is not None:
-                raise SystemExit("subscriber died: see sub_big.log")
-            time.sleep(0.005)
-        total = time.perf_counter() - t0
-        download = total - t_post
-        rss = peak_rss_mb(proc.pid)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        cli("subscribe", "cleanup", "bench_big")
-    print(f"  {mib} MiB, sum {method}: hashing alone {hash_mbs:.0f} MB/s; download over HTTP "
-          f"{mib / download:.0f} MB/s = {100 * (mib / download) / hash_mbs:.0f}% of hashing "
-          f"(posting it, which hashes it, took {t_post:.2f}s); subscriber peak RSS {rss:.0f} MB")
-    target.unlink()
+    targets = [("disk", tmp / "dst_big")]
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        targets.append(("tmpfs", Path(tempfile.mkdtemp(prefix="sarra-bench-", dir="/dev/shm"))))
+    print(f"  {mib} MiB, sum {method}: hashing alone {hash_mbs:.0f} MB/s")
+    for tag, dst in targets:
+        write_mbs = write_alone(dst, mib)
+        mbs, rss = download_big(tmp, dst, tag, mib, method, base_url, src, path)
+        print(f"    into {tag:5s}: writing alone {write_mbs:5.0f} MB/s; download over HTTP "
+              f"{mbs:4.0f} MB/s = {100 * mbs / hash_mbs:3.0f}% of hashing, "
+              f"{100 * mbs / min(hash_mbs, write_mbs):3.0f}% of the slower of hashing and "
+              f"writing; subscriber peak RSS {rss:.0f} MB")
+        if tag == "tmpfs":
+            shutil.rmtree(dst, ignore_errors=True)
     path.unlink()
 
 
@@ -113,6 +157,7 @@ def main() -> None:
         web = start_nginx(tmp / "nginx", src)
         try:
             print(f"{args.files} files of {args.size} bytes, sum {args.sum}:")
+            post_alone(tmp, src, args.files)
             end_to_end(tmp, src, args.files, f"file:{src}/", "file")
             end_to_end(tmp, src, args.files, web.url, "http")
             if args.big_mib:

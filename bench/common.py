@@ -46,11 +46,16 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def subscriber(name: str, exchange: str, dst: Path, log: Path, extra: str = ""):
+def declare_subscriber(name: str, exchange: str, dst: Path, extra: str = "") -> None:
+    """Write a subscriber configuration and declare its (durable) queue."""
     conf = Path(os.environ["SARRA_CONFIG_DIR"]) / "subscribe" / f"{name}.conf"
     conf.write_text(f"broker {BROKER}\nexchange {exchange}\nsubtopic #\nmirror on\n"
                     f"directory {dst}\naccept .*\nexpire 10m\nprefetch 100\n{extra}")
     cli("subscribe", "declare", name)
+
+
+def subscriber(name: str, exchange: str, dst: Path, log: Path, extra: str = ""):
+    declare_subscriber(name, exchange, dst, extra)
     out = open(log, "wb")
     return subprocess.Popen([sys.executable, "-m", "sarra.cli", "subscribe", "foreground", name],
                             cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
