@@ -48,6 +48,9 @@ def run(tool: str, argv: list[str]) -> int:
         inherited = json.loads(os.environ.pop(service.OVERRIDES_ENV, "[]"))
         inv.overrides = [tuple(kv) for kv in inherited] + inv.overrides
         cfg = load_config(tool, inv.config, inv.overrides, PRESETS.get(tool))
+        if tool == "watch" and cfg.instances != 1:
+            raise ConfigError("dd_watch runs one instance per configuration (more would "
+                              "post every change more than once)", option="instances")
     except ConfigError as exc:
         print(f"dd_{tool}: {exc}", file=sys.stderr)
         return 2
