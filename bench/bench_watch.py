@@ -9,6 +9,7 @@ Usage: python bench/bench_watch.py [--latency 200] [--gap-ms 20] [--burst 10000]
 """
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,12 +117,11 @@ def latency(tmp: Path, n: int, gap: float) -> None:
           f"max {max(ms):.0f} ms")
 
 
-def burst(tmp: Path, n: int) -> None:
-    src = tmp / "burst_src"
-    src.mkdir()
-    ex = f"xbench_burst_{os.getpid()}"
+def burst(tmp: Path, n: int, where: Path, tag: str) -> None:
+    src = Path(tempfile.mkdtemp(prefix="burst-", dir=where))
+    ex = f"xbench_burst_{tag}_{os.getpid()}"
     tap = Tap(ex)
-    watch, _ = watcher("burst", ex, src, tmp / "burst_watch.log")
+    watch, _ = watcher(f"burst_{tag}", ex, src, tmp / f"burst_{tag}_watch.log")
     t0 = time.monotonic()
     for i in range(n):
         d = src / f"d{i // 1000:02d}"
@@ -134,7 +134,8 @@ def burst(tmp: Path, n: int) -> None:
     stop(watch)
     tap.close()
     total = last - t0
-    print(f"  burst of {n} files of 256 B: created in {made:.2f}s, all {tap.n} posted "
+    shutil.rmtree(src, ignore_errors=True)
+    print(f"  burst of {n} files of 256 B on {tag}: created in {made:.2f}s, all {tap.n} posted "
           f"{total:.2f}s after the first: {n / total:.0f} files/s; watcher peak RSS {rss:.0f} MB")
 
 
@@ -182,7 +183,9 @@ def main() -> None:
         if args.latency:
             latency(tmp, args.latency, args.gap_ms / 1000)
         if args.burst:
-            burst(tmp, args.burst)
+            burst(tmp, args.burst, tmp, "disk")
+            if os.access("/dev/shm", os.W_OK):   # creating files there is not the limit
+                burst(tmp, args.burst, Path("/dev/shm"), "tmpfs")
         if args.tree:
             big_tree(tmp, args.tree)
 

@@ -50,12 +50,12 @@ class EventWatcher:
     name = "inotify"
 
     def __init__(self, roots: list[str], changes: queue.Queue, follow_symlinks: bool = False):
-        from watchdog.events import FileSystemEventHandler
+        import watchdog.events as ev
         from watchdog.observers import Observer
 
         watcher = self
 
-        class Handler(FileSystemEventHandler):
+        class Handler(ev.FileSystemEventHandler):
             def on_any_event(self, event) -> None:
                 change = watcher.convert(event)
                 if change is not None:
@@ -65,6 +65,11 @@ class EventWatcher:
         self._roots = roots
         self._handler = Handler()
         self._follow = follow_symlinks
+        # only what we act upon: the kernel then leaves out opens, reads and
+        # the parent directory's own changes, a good part of the events
+        self._wanted = [ev.FileCreatedEvent, ev.DirCreatedEvent, ev.FileModifiedEvent,
+                        ev.FileClosedEvent, ev.FileDeletedEvent, ev.DirDeletedEvent,
+                        ev.FileMovedEvent, ev.DirMovedEvent]
 
     KINDS = {"created": CREATED, "modified": MODIFIED, "closed": CLOSED,
              "deleted": DELETED, "moved": MOVED}
@@ -91,7 +96,8 @@ class EventWatcher:
         try:
             for root in self._roots:
                 self._observer.schedule(self._handler, root, recursive=True,
-                                        follow_symlink=self._follow)
+                                        follow_symlink=self._follow,
+                                        event_filter=self._wanted)
             self._observer.start()
         except BaseException:
             self.stop()
