@@ -17,7 +17,9 @@ from sarra.components import PRESETS
 from sarra.config import OPTIONS, TOOLS, Credentials, load_config
 from sarra.config import options as option_table
 from sarra.errors import ConfigError
+from sarra.flow.announce import relpath_for
 from sarra.flow.filter import choose, default_placement, expand_directory, placed_relpath
+from sarra.flow.watching import temp_globs
 from sarra.message import Message
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
@@ -131,3 +133,23 @@ def test_mirror_http_keeps_the_tree(home):
     cfg = load("subscribe", ETC / "subscribe" / "mirror-http.conf")
     assert _placed(cfg, "a/b/c.txt") == "/srv/mirror/a/b/c.txt"
     assert _placed(cfg, "a/b/c.txt.tmp") is None
+
+
+def test_watch_outgoing_announces_as_its_comments_say(home):
+    path = ETC / "watch" / "outgoing.conf"
+    assert ("watch", path) in tool_configs()          # loaded above with tool "watch"
+    cfg = load("watch", path)
+    assert cfg.tool == "watch" and cfg.name == "outgoing"
+    assert cfg.path == ["/srv/data/outgoing"]
+    assert all(p.startswith(cfg.post_base_dir.rstrip("/") + "/") for p in cfg.path)
+    assert not cfg.post_on_start and not cfg.force_polling
+    assert set(cfg.events.split("|")) == {"create", "delete", "link", "modify"}
+    assert sorted(temp_globs(cfg)) == sorted([".*", "*.part", "*.tmp"])
+    rel = relpath_for("/srv/data/outgoing/2026/a.grib2", cfg.post_base_dir, cfg.post_base_url)
+    assert rel == "outgoing/2026/a.grib2"
+
+    def posted(relpath: str) -> bool:
+        msg = Message("20260325130240.645", cfg.post_base_url, relpath, {})
+        return choose(msg, cfg.masks, bool(cfg.accept_unmatch), None)[0]
+    assert posted(rel)
+    assert not posted("outgoing/scratch/x.grib2")
