@@ -17,7 +17,7 @@ from .config import help_text, load_config, parse_argv, paths
 from .errors import BrokerError, ConfigError, SarraError
 
 log = logging.getLogger("sarra")
-POST_CONNECT_ATTEMPTS = 5   # dd_post gives up on an unreachable broker after ~15 s
+POST_CONNECT_ATTEMPTS = 5   # dd_post gives up on an unreachable broker after ~8 s
 
 
 def setup_logging(cfg) -> None:
@@ -31,9 +31,12 @@ def setup_logging(cfg) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("pika", "watchdog"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if level > logging.DEBUG
-                                          else logging.INFO)
+    # pika logs every failed connection attempt with a traceback; the driver
+    # reports them itself, in one line
+    logging.getLogger("pika").setLevel(logging.CRITICAL if level > logging.DEBUG
+                                       else logging.INFO)
+    logging.getLogger("watchdog").setLevel(logging.WARNING if level > logging.DEBUG
+                                           else logging.INFO)
 
 
 def run(tool: str, argv: list[str]) -> int:
@@ -91,7 +94,7 @@ def _post(cfg, targets: list[str]) -> int:
         return 1
     elapsed = time.monotonic() - started
     n, rejected = flow.stats["posted"], flow.stats["rejected"]
-    failed = flow.source.errors + flow.stats["unpublishable"]
+    failed = flow.source.errors + flow.source.unlisted + flow.stats["unpublishable"]
     if flow.on_batch is not None:
         sys.stderr.write("\n")
     print(f"dd_post: posted {n} of {total} files in {elapsed:.2f}s "
@@ -121,6 +124,7 @@ def _daemon(tool: str, cfg, inv) -> int:
     if action in ("start", "restart"):
         if inv.config is None:
             raise ConfigError(f"{action} needs a configuration name", option="config")
+        _flow_for(tool, cfg)   # a configuration error shows here, not in a log file
         if action == "restart":
             service.stop(tool, name, cfg.instances)
         return service.start(tool, name, inv.config, cfg.instances, inv.overrides)

@@ -18,12 +18,13 @@ import logging
 import ssl
 import time
 from collections import OrderedDict
+from urllib.parse import urlsplit
 from typing import Any, Iterator
 
 import pika
 import pika.exceptions as px
 
-from ..errors import BrokerError
+from ..errors import BrokerError, ConfigError
 from .base import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ def _convert(exc: Exception) -> BrokerError:
 class AmqpBroker:
     def __init__(self, url: str, heartbeat: float = 120, connection_name: str = "sarra"):
         self.name = _masked(url)
+        parts = urlsplit(url)
+        if parts.username and parts.password is None:
+            raise ConfigError(f"no password for {self.name}: add the URL with its password "
+                              f"to credentials.conf")
         self._params = pika.URLParameters(url)
         self._params.heartbeat = int(heartbeat) or None
         self._params.blocked_connection_timeout = 300

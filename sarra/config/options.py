@@ -271,8 +271,10 @@ _DECLARED = [
        ("followSymlinks",), tools=POSTERS),
     _O("realpath_post", "bool", False, "post the real path (symlinks resolved)",
        ("realpathPost",), tools=POSTERS),
-    _O("recursive", "bool", True, "descend into subdirectories", tools=POSTERS),
-    _O("post_on_start", "bool", False, "post every file present at start",
+    _O("recursive", "bool", True, "descend into directories named on the command line "
+       "(dd_post; dd_watch always watches whole trees)", tools=POSTERS),
+    _O("post_on_start", "bool", False, "on a first start, post every file present "
+       "(later starts always post what changed meanwhile)",
        ("postOnStart",), tools=("watch",)),
     _O("events", "str", "create|delete|link|modify", "file events to post",
        ("fileEvents",), tools=("watch",), convert=parse_events),
@@ -284,8 +286,8 @@ _DECLARED = [
     _O("force_polling", "bool", False, "poll instead of using OS events",
        ("forcePolling",), tools=("watch",)),
     _O("inflight", "str", ".tmp", "temporary name while writing: .tmp "
-       "(suffix), . (prefix), tmp/ (subdirectory), NONE, or seconds since "
-       "mtime (posters)", ("lock",)),
+       "(suffix), . (prefix), tmp/ (subdirectory), NONE; for dd_watch also "
+       "a number: seconds a file must stay unchanged before it is posted", ("lock",)),
     # -- transfers
     _O("attempts", "int", 3, "tries of a transfer before it goes to retry"),
     _O("retry_ttl", "duration", 172800.0, "how long failed transfers are tried "

@@ -177,19 +177,18 @@ class Flow:
                 break  # unacknowledged: the broker gives it to us again
             try:
                 target = self.worker.target(m, places[id(m)])
-                target = target._replace(rename_to=self._rename_target(m))
+                if m.operation == "delete" and m.headers.get("newname"):
+                    target = target._replace(rename_to=self._placed(m, m.headers["newname"]))
             except MessageError as exc:
                 wl.move(m, "rejected", f"unsafe path: {exc}", 403)
                 continue
             self._apply(wl, m, target, tries)
 
-    def _rename_target(self, m: Message) -> str | None:
-        """Where the file of a rename's old-name post goes, when we accept
-        its new name (then it is renamed, not deleted: PROTOCOL.md 1.3)."""
-        newname = m.headers.get("newname")
-        if not newname or m.operation != "delete":
-            return None
-        probe = replace(m, relpath=newname, headers={})
+    def _placed(self, m: Message, relpath: str) -> str | None:
+        """Where ``m`` would go locally if it named ``relpath`` (None: we do
+        not accept that name). The old-name post of a rename whose new name
+        we accept renames the file instead of deleting it (PROTOCOL.md 1.3)."""
+        probe = replace(m, relpath=relpath)
         ok, placement, _why = choose(probe, getattr(self.cfg, "masks", []),
                                      bool(self.cfg.accept_unmatch), self.fallback)
         return self.worker.target(probe, placement).path if ok else None
@@ -232,7 +231,9 @@ class Flow:
             if self.post_all:
                 if self._publish(self.poster.publish, m):
                     self.stats["posted"] += 1
-            elif oc and oc.code == 201:
+            elif oc and (oc.code == 201 or (oc.code == 304 and "oldname" in m.headers)):
+                # a rename's new-name post finds the file already renamed (304):
+                # downstream needs it all the same
                 self._publish(lambda x: self.poster.publish(self.repost(x)), m)
 
     def _publish(self, send, m: Message, *args) -> bool:
@@ -249,9 +250,17 @@ class Flow:
     def repost(self, m: Message) -> Message:
         """The post announcing our copy: our base URL, same pubtime and sums."""
         base = self.cfg.post_base_dir or m.local_root
-        rel = relpath_for(m.local_path, base, self.cfg.post_base_url)
-        return replace(m, base_url=self.cfg.post_base_url, relpath=rel,
-                       headers=dict(m.headers), report=None)
+        url = self.cfg.post_base_url
+        headers = dict(m.headers)
+        for key in ("newname", "oldname"):   # the other name of a rename, as we serve it
+            if key in headers:
+                local = self._placed(m, headers[key])
+                if local is None:
+                    del headers[key]
+                else:
+                    headers[key] = relpath_for(local, base, url)
+        return replace(m, base_url=url, relpath=relpath_for(m.local_path, base, url),
+                       headers=headers, report=None)
 
     def report_malformed(self, bad: list) -> None:
         """A log message (417) for each malformed message that names its file."""

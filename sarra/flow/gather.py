@@ -117,6 +117,7 @@ class PathSource:
 
     def __init__(self, cfg, targets: list[str], batch: int = 256):
         self.cfg = cfg
+        self.unlisted = 0      # directories that could not be listed
         self._files = self._expand(targets)
         self.total = len(self._files)
         self._next = 0
@@ -132,7 +133,9 @@ class PathSource:
                 if not self.cfg.recursive:
                     log.warning("%s is a directory (recursive is off): skipped", t)
                     continue
-                out.extend(walk(t, self.cfg.follow_symlinks))
+                found, unlisted = walk(t, self.cfg.follow_symlinks)
+                out.extend(found)
+                self.unlisted += unlisted
             elif os.path.lexists(t):
                 out.append(t)
             else:
@@ -168,9 +171,11 @@ class PathSource:
         pass
 
 
-def walk(top: str, follow_symlinks: bool = False) -> list[str]:
-    """Every file and symlink under ``top``, sorted, without reading content."""
+def walk(top: str, follow_symlinks: bool = False) -> tuple[list[str], int]:
+    """Every file and symlink under ``top``, sorted, without reading content;
+    and how many directories could not be listed."""
     out: list[str] = []
+    unlisted = 0
     stack = [top]
     while stack:
         d = stack.pop()
@@ -178,6 +183,7 @@ def walk(top: str, follow_symlinks: bool = False) -> list[str]:
             entries = sorted(os.scandir(d), key=lambda e: e.name)
         except OSError as exc:
             log.error("cannot list %s: %s", d, exc)
+            unlisted += 1
             continue
         subdirs = []
         for e in entries:
@@ -186,4 +192,4 @@ def walk(top: str, follow_symlinks: bool = False) -> list[str]:
             else:
                 out.append(e.path)
         stack.extend(reversed(subdirs))
-    return out
+    return out, unlisted

@@ -53,7 +53,7 @@ def temp_globs(cfg) -> list[str]:
     inflight = str(cfg.inflight or "")
     if inflight == ".":
         globs.append(".*")
-    elif inflight and inflight.upper() != "NONE" and not _number(inflight) \
+    elif inflight and inflight.upper() != "NONE" and _number(inflight) is None \
             and not inflight.endswith("/"):
         globs.append("*" + inflight)
     return globs
@@ -79,6 +79,8 @@ class WatchSource:
                 raise ConfigError(f"{root} is not a directory", option="path")
         self.events = set(cfg.events.split("|"))
         self.globs = temp_globs(cfg)
+        inflight = str(cfg.inflight or "")
+        self.temp_dir = inflight.rstrip("/") if inflight.endswith("/") else None
         self.min_age = _number(str(cfg.inflight)) or 0.0
         self.interval = cfg.sleep or 1.0
         self.state_file = paths.state_path(tool, cfg.name or "adhoc", "watch.db")
@@ -259,8 +261,9 @@ class WatchSource:
 
     # -- deciding and building --------------------------------------------------
     def _ignored(self, path: str) -> bool:
-        name = os.path.basename(path)
-        if any(fnmatch.fnmatchcase(name, g) for g in self.globs):
+        head, name = os.path.split(path)
+        if (any(fnmatch.fnmatchcase(name, g) for g in self.globs)
+                or (self.temp_dir and os.path.basename(head) == self.temp_dir)):
             self.stats["ignored"] += 1
             return True
         return False
@@ -269,7 +272,11 @@ class WatchSource:
         """accept/reject clauses, on the URL the file would be announced with."""
         if not self.cfg.masks:
             return True
-        rel = relpath_for(path, self.cfg.post_base_dir, self.cfg.post_base_url or "")
+        try:
+            rel = relpath_for(path, self.cfg.post_base_dir, self.cfg.post_base_url or "")
+        except MessageError as exc:
+            log.warning("not announced: %s", exc)
+            return False
         probe = Message("", self.cfg.post_base_url or "", rel)
         return choose(probe, self.cfg.masks, self.cfg.accept_unmatch is not False, None)[0]
 

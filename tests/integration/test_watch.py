@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import iter_lines, wait_for
+from tests.helpers import compare_trees, iter_lines, wait_for
 from tests.integration.flowkit import (BROKER, assert_logs_clean, declare, qname, stop,
                                        sub_config, taps, wait_same_tree)
 
@@ -208,3 +208,38 @@ def test_force_polling_sees_create_rename_delete(sarra_home, unique, procs, pair
     assert counts == Counter({"x/a.dat": 2, "b.dat": 2, "x/b2.dat": 1, "x/keep": 1}), counts
     stop(watcher)
     stop(sub)
+
+
+def test_a_rename_travels_through_a_reposting_subscriber(sarra_home, unique, procs, taps,
+                                                         tmp_path):
+    """watch -> subscriber 1 (mirrors, re-posts its copies) -> subscriber 2:
+    a rename at the source is a rename at every hop, never a download."""
+    src, mid, end = tmp_path / "src", tmp_path / "mid", tmp_path / "end"
+    src.mkdir()
+    ex1, ex2, xr = f"xw1_{unique}", f"xw2_{unique}", f"xwr_{unique}"
+    one, two = f"hop1_{unique}", f"hop2_{unique}"
+    sub_config(sarra_home, one, ex1, mid, xr, extra=(
+        f"post_broker {BROKER}\npost_exchange {ex2}\npost_base_url file:{mid}/\n"))
+    sub_config(sarra_home, two, ex2, end, xr)
+    for name in (one, two):
+        declare(name)
+        taps.queues.append(qname(sarra_home, name))
+    hop2_posts = taps(ex2, "v02.post.#")
+    subs = [procs.start_tool("subscribe", "foreground", n, log=tmp_path / f"{n}.log")
+            for n in (one, two)]
+    watch_config(sarra_home, f"w_{unique}", ex1, src)
+    watcher = start_watch(procs, f"w_{unique}", tmp_path / "watch.log")
+
+    (src / "d").mkdir()
+    (src / "d" / "a.dat").write_bytes(os.urandom(5000))
+    wait_same_tree(src, end, timeout=20)
+    inodes = [(mid / "d" / "a.dat").stat().st_ino, (end / "d" / "a.dat").stat().st_ino]
+    os.rename(src / "d" / "a.dat", src / "d" / "b.dat")
+    wait_same_tree(src, end, timeout=20)
+    assert compare_trees(src, mid) == []
+    assert [(mid / "d" / "b.dat").stat().st_ino, (end / "d" / "b.dat").stat().st_ino] == inodes
+    renames = [m for m in hop2_posts.settle(0.5) if "newname" in m.headers or "oldname" in m.headers]
+    assert sorted((m.relpath, m.headers.get("newname"), m.headers.get("oldname"))
+                  for m in renames) == [("d/a.dat", "d/b.dat", None), ("d/b.dat", None, "d/a.dat")]
+    for p in (watcher, *subs):
+        stop(p)

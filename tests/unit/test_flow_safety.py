@@ -183,3 +183,14 @@ def test_names_with_line_breaks_or_nul_are_refused_on_input(relpath):
         codec.decode("v03", None, json.dumps({"pubTime": "20261125T120000",
                                               "baseUrl": "file:/", "relPath": relpath}))
     assert err.value.field == "relpath"
+
+
+def test_a_broker_user_without_password_is_a_configuration_error(tmp_path, monkeypatch, capsys):
+    from sarra.cli import run
+    monkeypatch.setenv("SARRA_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("SARRA_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "f").write_bytes(b"x")
+    rc = run("post", ["--post_broker", "amqp://nobody@127.0.0.1/", "--post_base_url", "file:/",
+                      "--post_exchange", "xx", str(tmp_path / "f")])
+    assert rc == 2
+    assert "no password for amqp://nobody@127.0.0.1/" in capsys.readouterr().err

@@ -147,3 +147,34 @@ def test_events_option_leaves_out_deletes(tmp_path, monkeypatch):
         assert [(m.relpath, m.operation) for m in got] == [("b", "file")]
     finally:
         src.close()
+
+
+def test_inflight_number_or_directory_adds_no_name_pattern():
+    assert temp_globs(SimpleNamespace(temp_pattern=[], inflight="0")) == []
+    assert temp_globs(SimpleNamespace(temp_pattern=[], inflight="tmp/")) == []
+
+
+def test_files_in_the_inflight_directory_are_never_posted(tmp_path, monkeypatch):
+    src, tree = _source(tmp_path, monkeypatch, "inflight tmp/\n")
+    try:
+        (tree / "tmp").mkdir()
+        (tree / "tmp" / "a.dat").write_bytes(b"being written")
+        os.rename(tree / "tmp" / "a.dat", tree / "a.dat")
+        got = _collect(src, 1) + _collect(src, 99, timeout=1.5)
+        assert [m.relpath for m in got] == ["a.dat"]
+    finally:
+        src.close()
+
+
+def test_a_file_outside_post_base_dir_is_skipped_not_fatal(tmp_path, monkeypatch, caplog):
+    src, tree = _source(tmp_path, monkeypatch, "accept .*\n")
+    try:
+        src.cfg._values["post_base_dir"] = str(tree / "sub")   # the tree is not under it
+        (tree / "sub").mkdir()
+        (tree / "x.dat").write_bytes(b"x")
+        (tree / "sub" / "y.dat").write_bytes(b"y")
+        got = _collect(src, 1) + _collect(src, 99, timeout=1.5)
+        assert [m.relpath for m in got] == ["y.dat"]
+        assert "not under post_base_dir" in caplog.text
+    finally:
+        src.close()
