@@ -5,6 +5,7 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 """
 import json
 import logging
+import logging.handlers
 import os
 import shutil
 import signal
@@ -20,12 +21,29 @@ log = logging.getLogger("sarra")
 POST_CONNECT_ATTEMPTS = 5   # dd_post gives up on an unreachable broker after ~8 s
 
 
+class _InstanceLog(logging.handlers.TimedRotatingFileHandler):
+    """The log file of a daemon instance, rotated; the process's stdout and
+    stderr (tracebacks, prints) follow the current file."""
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        if self.stream is not None:
+            for fd in (1, 2):
+                os.dup2(self.stream.fileno(), fd)
+
+
 def setup_logging(cfg) -> None:
     level = logging.DEBUG if cfg.debug else getattr(logging, str(cfg.log_level).upper(),
                                                     logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
+    logfile = os.environ.get(service.LOG_ENV)
+    if logfile:   # a daemon instance: its own rotated file
+        handler: logging.Handler = _InstanceLog(
+            logfile, when="s", interval=max(1, int(cfg.log_rotate_interval)),
+            backupCount=cfg.log_rotate, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     inst = os.environ.get("SARRA_INSTANCE")
-    tag = f"{cfg.tool}/{cfg.name or 'adhoc'}" + (f"#{inst}" if inst else "")
+    tag = f"{cfg.tool}/{cfg.key}" + (f"#{inst}" if inst else "")
     handler.setFormatter(logging.Formatter(
         f"%(asctime)s [%(levelname)s] {tag} %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -118,7 +136,7 @@ def _progress_bar(total: int, started: float):
 
 def _daemon(tool: str, cfg, inv) -> int:
     action = inv.action
-    name = cfg.name or "adhoc"
+    name = cfg.key
     if action == "foreground":
         return _foreground(tool, cfg)
     if action in ("start", "restart"):
@@ -175,7 +193,7 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
     src = flow.source
     if not hasattr(src, "queue"):   # a poster: only its exchange to declare
         if cleanup:
-            shutil.rmtree(paths.state_path(tool, cfg.name or "adhoc"), ignore_errors=True)
+            shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)
             print(f"deleted the state of {tool}/{cfg.name}")
             return 0
         flow.poster.broker.connect()
@@ -188,7 +206,7 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
         broker = open_broker(src.url)
         broker.delete_queue(src.queue)
         broker.close()
-        shutil.rmtree(paths.state_path(tool, cfg.name or "adhoc"), ignore_errors=True)
+        shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)
         print(f"deleted queue {src.queue} and the state of {tool}/{cfg.name}")
         return 0
     flow._open_all()
@@ -214,16 +232,137 @@ main_log = _entry("log")
 main_audit = _entry("audit")
 
 
+# -- the operator's command: every configuration at once -----------------------
+
+OPERATOR_ACTIONS = ("start", "stop", "restart", "status", "list", "log", "declare",
+                    "cleanup", "sanity")
+OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
+
+Acts on every configuration in {config_dir}/<tool>/*.conf, or on those
+named (TOOL alone: all of that tool's). ACTION is one of:
+  start     start the instances not running (instances N in each configuration)
+  stop      stop them (SIGTERM, in-flight work finishes; SIGKILL after 10 s)
+  restart   stop, then start
+  status    running/partial/stopped, instances up, messages/s, MB/s, retry queue
+  list      the configurations and their files
+  log       the last lines (--lines N, default 20) of each instance's log
+  declare   create queues and exchanges
+  cleanup   delete queues and state
+  sanity    restart dead instances of configurations that were started
+Exit status: 0 when all went well (status: all running), 1 otherwise, 2 on a
+bad configuration or usage."""
+
+
+def configurations(selection: list[str]) -> list[tuple[str, str]]:
+    """(tool, name) of the configurations selected (all when none is named)."""
+    found = []
+    for tool in sorted(FLOWS):
+        directory = os.path.join(paths.config_dir(), tool)
+        names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".conf")) \
+            if os.path.isdir(directory) else []
+        found += [(tool, n) for n in names]
+    if not selection:
+        return found
+    chosen = []
+    for item in selection:
+        tool, _, name = item.partition("/")
+        if tool not in paths.TOOLS:
+            raise ConfigError(f"'{item}' is not TOOL or TOOL/CONFIG", option="config")
+        if tool not in FLOWS:
+            raise ConfigError(f"dd_{tool} is not implemented yet", option="config")
+        matches = [(t, n) for t, n in found if t == tool and (not name or n == name)]
+        if name and not matches:
+            raise ConfigError("no such configuration", paths.config_file(tool, name))
+        chosen += [m for m in matches if m not in chosen]
+    return chosen
+
+
+def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
+    cfg = load_config(tool, name, [], PRESETS.get(tool))
+    if action == "list":
+        print(f"{tool}/{name}: {paths.config_file(tool, name)} "
+              f"({cfg.instances} instance{'s' if cfg.instances != 1 else ''})")
+        return 0
+    if action == "status":
+        return service.status(tool, name, cfg.instances)
+    if action == "log":
+        for n in range(1, cfg.instances + 1):
+            path = paths.log_path(tool, name, n)
+            print(f"==> {path} <==")
+            print("\n".join(service.tail(path, lines)))
+        return 0
+    if action == "sanity":
+        service.sanity(tool, name, name, cfg.instances)
+        return 0
+    if action in ("declare", "cleanup"):
+        return _declare(tool, cfg, cleanup=action == "cleanup")
+    if action in ("stop", "restart"):
+        service.stop(tool, name, cfg.instances)
+    if action in ("start", "restart"):
+        _flow_for(tool, cfg)
+        return service.start(tool, name, name, cfg.instances, [])
+    return 0
+
+
+def operate(argv: list[str]) -> int:
+    """``sarra ACTION [TOOL/CONFIG ...]``: DESIGN.md's ``dd``, renamed so as
+    not to shadow the system's dd(1)."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print(OPERATOR_USAGE.format(config_dir=paths.config_dir()))
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"sarra {__version__}")
+        return 0
+    action, rest = argv[0], argv[1:]
+    lines = 20
+    if "--lines" in rest:
+        i = rest.index("--lines")
+        try:
+            lines = int(rest[i + 1])
+        except (IndexError, ValueError):
+            print("sarra: --lines needs a number", file=sys.stderr)
+            return 2
+        del rest[i:i + 2]
+    if action not in OPERATOR_ACTIONS:
+        print(f"sarra: unknown action '{action}' (one of {', '.join(OPERATOR_ACTIONS)})",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s [%(levelname)s] sarra: %(message)s")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    try:
+        chosen = configurations(rest)
+    except ConfigError as exc:
+        print(f"sarra: {exc}", file=sys.stderr)
+        return 2
+    if not chosen:
+        print(f"sarra: no configurations in {paths.config_dir()}", file=sys.stderr)
+    worst = 0
+    for tool, name in chosen:
+        try:
+            rc = _operate_one(action, tool, name, lines)
+        except ConfigError as exc:
+            print(f"sarra: {tool}/{name}: {exc}", file=sys.stderr)
+            rc = 2
+        except SarraError as exc:
+            print(f"sarra: {tool}/{name}: {exc}", file=sys.stderr)
+            rc = 1
+        worst = max(worst, rc)
+    return worst
+
+
 def main_dd() -> None:
-    print("dd: service-provider mode is not implemented yet", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(operate(sys.argv[1:]))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        print("usage: python -m sarra.cli TOOL [ARGS...]", file=sys.stderr)
+        print("usage: python -m sarra.cli TOOL [ARGS...]  (TOOL: post, subscribe, ..., "
+              "or sarra for the operator's command)", file=sys.stderr)
         return 2
+    if argv[0] == "sarra":
+        return operate(argv[1:])
     return run(argv[0], argv[1:])
 
 

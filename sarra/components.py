@@ -6,10 +6,12 @@ from .config import paths
 from .errors import ConfigError
 from .flow.engine import Flow
 from .flow.gather import BrokerSource, PathSource
+from .flow.housekeeping import Housekeeper
 from .flow.publish import Publisher, Reporter, broker_user
 from .flow.retry import RetryQueue
 from .flow.watching import WatchSource
 from .flow.work import Downloader
+from .throttle import Throttle
 
 # tool defaults (PROTOCOL.md A.14); a config file or the command line overrides them
 PRESETS: dict[str, dict] = {
@@ -48,15 +50,39 @@ def _post_url(cfg) -> str:
     return url
 
 
+def throttle(cfg, kind: str) -> Throttle | None:
+    """The configuration's limit on bytes/s or messages/s, shared by its
+    instances through a file in its state directory (None: no limit)."""
+    rate = cfg.byte_rate_max if kind == "bytes" else cfg.message_rate_max
+    if not rate:
+        return None
+    return Throttle(paths.state_path(cfg.tool, cfg.key, f"throttle.{kind}"), rate)
+
+
+def _limited(flow: Flow) -> Flow:
+    flow.throttle = throttle(flow.cfg, "messages")
+    return flow
+
+
+def _daemon(flow: Flow) -> Flow:
+    """A flow that runs as a daemon instance: rate limit and housekeeping."""
+    cfg = flow.cfg
+    flow.housekeeper = Housekeeper(
+        flow, paths.state_path(cfg.tool, cfg.key, f"metrics.{instance():02d}.json"),
+        cfg.heartbeat)
+    return _limited(flow)
+
+
 def post_flow(cfg, targets: list[str]) -> Flow:
     """dd_post: files and trees -> posts."""
-    return Flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, _post_url(cfg)),
-                post_all=True)
+    return _limited(Flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, _post_url(cfg)),
+                         post_all=True))
 
 
 def watch_flow(cfg) -> Flow:
     """dd_watch: changes in watched trees -> posts."""
-    return Flow(cfg, WatchSource(cfg), poster=_poster(cfg, _post_url(cfg)), post_all=True)
+    return _daemon(Flow(cfg, WatchSource(cfg), poster=_poster(cfg, _post_url(cfg)),
+                        post_all=True))
 
 
 def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
@@ -66,17 +92,18 @@ def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
     if cfg.report_back:
         reporter = Reporter(None, cfg.report_exchange or f"xs_{source.user}", source.user,
                             cfg.hostname)
-    retry = RetryQueue(paths.state_path(tool, cfg.name or "adhoc",
-                                        f"retry.{instance():02d}.jsonl"), cfg.retry_ttl)
+    retry = RetryQueue(paths.state_path(tool, cfg.key, f"retry.{instance():02d}.jsonl"),
+                       cfg.retry_ttl, cfg.retry_delay, max_tries=cfg.retry_max)
     post_url = cfg.resolve_url("post_broker")
     if post_url and not cfg.post_base_url:
         raise ConfigError("post_broker is set but not post_base_url: re-posts need "
                           "the URL our copies are served at", option="post_base_url")
     worker = None
     if cfg.download:
-        worker = Downloader(cfg, tick=lambda _n: source.broker and source.broker.keepalive())
-    return Flow(cfg, source, worker, _poster(cfg, post_url), reporter, retry,
-                post_all=not cfg.download)
+        worker = Downloader(cfg, tick=lambda _n: source.broker and source.broker.keepalive(),
+                            throttle=throttle(cfg, "bytes"))
+    return _daemon(Flow(cfg, source, worker, _poster(cfg, post_url), reporter, retry,
+                        post_all=not cfg.download))
 
 
 FLOWS = {"subscribe": subscribe_flow, "watch": watch_flow}

@@ -10,6 +10,7 @@ import sys
 import time
 
 from .config import paths
+from .flow.housekeeping import read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def running(tool: str, config: str, instances: int) -> dict[int, int]:
 
 
 OVERRIDES_ENV = "SARRA_OVERRIDES"
+LOG_ENV = "SARRA_LOG_FILE"        # an instance logs there itself (and rotates it)
 
 
 def start(tool: str, config: str, config_arg: str, instances: int,
@@ -65,7 +67,7 @@ def start(tool: str, config: str, config_arg: str, instances: int,
             continue
         logfile = paths.log_path(tool, config, n)
         env = dict(os.environ, SARRA_INSTANCE=str(n),
-                   **{OVERRIDES_ENV: json.dumps(overrides)})
+                   **{OVERRIDES_ENV: json.dumps(overrides), LOG_ENV: logfile})
         with open(logfile, "ab") as out:
             proc = subprocess.Popen([sys.executable, "-m", "sarra.cli", tool,
                                      "foreground", config_arg], stdout=out, stderr=out,
@@ -96,8 +98,65 @@ def stop(tool: str, config: str, instances: int, timeout: float = 10.0) -> int:
     return 0
 
 
-def status(tool: str, config: str, instances: int) -> int:
+def pid_files(tool: str, config: str) -> list[str]:
+    """The pid files present: the instances started and not stopped."""
+    directory = paths.state_path(tool, config)
+    return [os.path.join(directory, f) for f in sorted(os.listdir(directory))
+            if f.endswith(".pid")]
+
+
+def describe(tool: str, config: str, instances: int) -> dict:
+    """State of a configuration: running/partial/stopped, instances up, and
+    the rates its instances last wrote in their metrics files."""
     up = running(tool, config, instances)
     state = "running" if len(up) == instances else "partial" if up else "stopped"
-    print(f"{tool}/{config}: {state} ({len(up)}/{instances} instances)")
-    return 0 if state == "running" else 1
+    msgs = nbytes = retry = 0.0
+    for n, pid in up.items():
+        m = read_metrics(paths.state_path(tool, config, f"metrics.{n:02d}.json"))
+        if m and m.get("pid") == pid and time.time() - m.get("time", 0) < 60:
+            msgs += m.get("messages_per_s", 0)
+            nbytes += m.get("bytes_per_s", 0)
+            retry += m.get("retry_queue", 0)
+    return {"tool": tool, "config": config, "state": state, "up": len(up),
+            "instances": instances, "messages_per_s": msgs, "bytes_per_s": nbytes,
+            "retry_queue": int(retry)}
+
+
+def status_line(d: dict) -> str:
+    line = f"{d['tool']}/{d['config']}: {d['state']} ({d['up']}/{d['instances']} instances)"
+    if d["up"]:
+        line += (f", {d['messages_per_s']:.1f} msgs/s, {d['bytes_per_s'] / 1e6:.2f} MB/s, "
+                 f"retry queue {d['retry_queue']}")
+    return line
+
+
+def status(tool: str, config: str, instances: int) -> int:
+    d = describe(tool, config, instances)
+    print(status_line(d))
+    return 0 if d["state"] == "running" else 1
+
+
+def sanity(tool: str, config: str, config_arg: str, instances: int) -> int:
+    """Restart the dead instances of a configuration that was started (it
+    has pid files) and not stopped. Returns how many were started."""
+    if not pid_files(tool, config):
+        return 0
+    up = running(tool, config, instances)
+    if len(up) == instances:
+        return 0
+    log.warning("%s/%s: %d of %d instances running: starting the others", tool, config,
+                len(up), instances)
+    start(tool, config, config_arg, instances, [])
+    return instances - len(up)
+
+
+def tail(path: str, lines: int) -> list[str]:
+    """The last ``lines`` lines of a text file (read from its end)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 200 * lines))
+            return f.read().decode("utf-8", "replace").splitlines()[-lines:]
+    except OSError:
+        return []

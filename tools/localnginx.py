@@ -73,6 +73,7 @@ class NginxServer:
     error_log: Path
     conf: Path
     proc: subprocess.Popen = field(repr=False)
+    cmd: list = field(default_factory=list, repr=False)
 
     def requests(self) -> list[dict]:
         """Parsed access log: dicts with method, path, status (int), bytes (int), range."""
@@ -89,6 +90,17 @@ class NginxServer:
                 d["range"] = "" if d["range"] == "-" else d["range"]
                 entries.append(d)
         return entries
+
+    def start_again(self, timeout: float = 15) -> None:
+        """Start the stopped server again, on the same port."""
+        with open(self.conf.parent / "nginx.stdout", "ab") as out:
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not port_open("127.0.0.1", self.port, 0.2):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not start again on port {self.port}")
+            time.sleep(0.02)
 
     def stop(self, timeout: float = 10) -> None:
         """Fast shutdown (SIGTERM), then SIGKILL of the whole process group."""
@@ -132,7 +144,7 @@ def start_nginx(tmp: Path, root: Path, workers: str | int = "auto", extra: str =
         out.close()
         server = NginxServer(url=f"http://127.0.0.1:{port}/", port=port, root=root,
                              access_log=tmp / "access.log", error_log=tmp / "error.log",
-                             conf=conf, proc=proc)
+                             conf=conf, proc=proc, cmd=cmd)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if proc.poll() is not None:

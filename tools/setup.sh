@@ -116,4 +116,30 @@ else
     touch "$STAMP"
 fi
 
+# ---------------------------------------------------------------- packaging tools
+# tests/packaging builds the .deb (dpkg-buildpackage with dh-python/pybuild),
+# runs lintian, renders the man pages and builds the .rpm from packaging/sarra.spec.
+PACKAGING_DEBS=(debhelper dh-python python3-all python3-setuptools pybuild-plugin-pyproject
+                lintian man-db groff-base rpm)
+deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+MISSING_DEBS=()
+if have dpkg-query; then
+    for pkg in "${PACKAGING_DEBS[@]}"; do
+        deb_installed "$pkg" || MISSING_DEBS+=("$pkg")
+    done
+fi
+if [ ${#MISSING_DEBS[@]} -eq 0 ]; then
+    say "packaging tools present"
+elif [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+    say "WARNING: not root (no sudo): the packaging tests will skip what needs ${MISSING_DEBS[*]}"
+else
+    say "installing packaging tools with apt-get: ${MISSING_DEBS[*]}"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${MISSING_DEBS[@]}" >/dev/null
+    for pkg in "${MISSING_DEBS[@]}"; do
+        deb_installed "$pkg" || die "$pkg still missing after apt-get install"
+    done
+fi
+
 say "ready"

@@ -12,6 +12,7 @@ config file is kept aside and only ``Config.resolve_url`` hands it out
 (otherwise it comes from credentials.conf).
 """
 import difflib
+import hashlib
 import os
 import re
 import secrets
@@ -101,6 +102,19 @@ class Config:
     def is_set(self, name: str) -> bool:
         """True when the option was given in a file or on the command line."""
         return self._origins.get(_canonical(name), "default") not in ("default", "preset")
+
+    @property
+    def key(self) -> str:
+        """The name state, logs and queue names go by: the configuration's
+        name, or for options given only on the command line, ``adhoc-``
+        and a digest of them (two different ad hoc subscribers never share
+        a queue; the same command run again finds its queue again)."""
+        if self.name:
+            return self.name
+        given = sorted((n, repr(self._values[n])) for n, o in self._origins.items()
+                       if o == COMMAND_LINE)
+        given += sorted((m.kind, m.pattern) for m in self.masks)
+        return "adhoc-" + hashlib.sha1(repr(given).encode()).hexdigest()[:8]
 
     def not_implemented(self) -> list[str]:
         """Options given in a file or on the command line that this version
@@ -450,9 +464,10 @@ def _assign_daemon(inv: Invocation, args: list[str], actions: tuple) -> None:
             raise ConfigError(f"two configurations given: {inv.config} and "
                               f"{args[1]}", COMMAND_LINE)
         inv.config = args[1]
-    if inv.config is None and not (action == "foreground" and inv.overrides):
+    adhoc_ok = ("foreground", "declare", "cleanup")   # an ad hoc run and its queue
+    if inv.config is None and not (action in adhoc_ok and inv.overrides):
         raise ConfigError(f"'{action}' needs a configuration name "
-                          "(foreground without one needs options)", COMMAND_LINE)
+                          "(foreground, declare and cleanup need one, or options)", COMMAND_LINE)
 
 
 def parse_argv(tool: str, argv: list[str]) -> Invocation:

@@ -293,6 +293,11 @@ _DECLARED = [
     _O("retry_ttl", "duration", 172800.0, "how long failed transfers are tried "
        "again before they are given up (0 = forever)", ("retryTtl",),
        tools=CONSUMERS),
+    _O("retry_max", "int", 0, "tries of a failed transfer (each of 'attempts') before "
+       "it is given up and reported so (0 = until retry_ttl)", ("retryMax",),
+       tools=CONSUMERS),
+    _O("retry_delay", "duration", 5.0, "wait before the first retry; doubles at "
+       "each failure, up to 10 minutes", ("retryDelay",), tools=CONSUMERS),
     _O("timeout", "duration", 30.0, "timeout of one network operation"),
     _O("bufsize", "size", 1048576, "transfer buffer size", ("bufSize",)),
     _O("blocksize", "size", 1, "partition files in blocks of this size "
@@ -337,6 +342,9 @@ _DECLARED = [
        tools=PLACERS),
     # -- operation
     _O("debug", "bool", False, "log at debug level"),
+    _O("log_rotate", "int", 5, "rotated log files kept per instance", ("logRotateCount",)),
+    _O("log_rotate_interval", "duration", 86400.0, "how often an instance's log file "
+       "is rotated", ("logRotateInterval",)),
     _O("log_level", "choice", "info", "logging level", ("logLevel", "loglevel"),
        choices=("debug", "info", "warning", "error", "critical")),
     _O("hostname", "str", None, "host name written in log messages "
@@ -359,9 +367,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in _DECLARED}
 # but not acted upon yet: setting one draws a warning, never silence
 NOT_YET = frozenset((
     "delete", "outlet", "blocksize", "inplace", "nodupe_ttl", "nodupe_basis", "vip",
-    "byte_rate_max", "message_rate_max", "source_from_exchange", "post_exchange_split",
+    "source_from_exchange", "post_exchange_split",
     "on_message", "on_part", "on_file", "on_post", "realpath_post", "follow",
-    "heartbeat", "base_dir",
+    "base_dir",
 ))
 
 

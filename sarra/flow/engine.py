@@ -36,6 +36,8 @@ class Flow:
         self.stopping = False
         self.on_batch = None          # callback(flow) after each batch (progress)
         self.connect_attempts = 0     # 0: try to reach the broker forever (daemons)
+        self.throttle = None          # messages/s, shared by the instances
+        self.housekeeper = None       # metrics file, periodic log line, stale files
 
     # -- the loop ----------------------------------------------------------
     def run(self) -> None:
@@ -49,7 +51,11 @@ class Flow:
                         raise
                     log.warning("broker connection lost (%s); the batch will come again", exc)
                     self._reconnect()
+                if self.housekeeper is not None:
+                    self.housekeeper.tick()
         finally:
+            if self.housekeeper is not None:
+                self.housekeeper.tick(final=True)
             self.close()
 
     def _connect(self) -> None:
@@ -90,6 +96,8 @@ class Flow:
     # -- one batch ----------------------------------------------------------
     def step(self, timeout: float) -> int:
         msgs, bad = self.source.get(timeout)
+        if self.throttle and msgs:
+            self.throttle.consume(len(msgs))
         tries: dict[int, int] = {}
         if self.retry is not None and len(msgs) < self.cfg.prefetch:
             again, tries = self.retry.take_due(self.cfg.prefetch - len(msgs))
@@ -126,14 +134,13 @@ class Flow:
                 wl.move(m, "ok", "accepted")
         self.run_hooks("on_file", wl)
         self.post(wl, places)
-        self.report(wl)
+        quiet = self.queue_failures(wl, tries)
+        self.report(wl, quiet)
         for pub in (self.poster, self.reporter):
             if pub is not None:
                 pub.flush()
         if self.retry is not None:
-            if wl.failed:
-                self.retry.put(wl.failed, tries)
-            self.retry.settle(wl.settled())
+            self.retry.save()   # before the broker is told (ack): a crash loses nothing
         for m in wl.all():
             oc = wl.outcome(m)
             if oc and oc.code:
@@ -270,10 +277,29 @@ class Flow:
             if found is not None:
                 self._publish(self.reporter.report, found, 417, f"invalid message: {reason}")
 
-    def report(self, wl: Worklist) -> None:
+    def queue_failures(self, wl: Worklist, tries: dict[int, int]) -> set[int]:
+        """Failed messages go to the retry queue; those it gives up on are
+        reported as such. Returns the ids of failures not worth a log message
+        (a retry that failed again: the source heard of the first failure and
+        will hear of the last)."""
+        if self.retry is None:
+            return set()
+        given_up = self.retry.put(wl.failed, tries) if wl.failed else []
+        for m in given_up:
+            oc = wl.outcome(m)
+            wl.move(m, "failed", f"given up after {tries.get(id(m), 1)} tries: {oc.reason}",
+                    oc.code)
+        self.retry.settle(wl.settled())
+        gone = {id(m) for m in given_up}
+        attempts = max(1, self.cfg.attempts)
+        return {id(m) for m in wl.failed if id(m) not in gone and tries.get(id(m), 1) > attempts}
+
+    def report(self, wl: Worklist, quiet: set[int] = frozenset()) -> None:
         if self.reporter is None or not self.cfg.report_back:
             return
         for m in wl.all():
+            if id(m) in quiet:
+                continue
             oc = wl.outcome(m)
             if oc is not None and oc.code is not None:
                 self._publish(self.reporter.report, m, oc.code, oc.reason)

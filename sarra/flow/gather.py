@@ -20,7 +20,7 @@ def queue_name(cfg, tool: str, user: str) -> str:
     instance and every restart shares the same queue (PROTOCOL.md A.11)."""
     if cfg.queue_name:
         return cfg.queue_name
-    config = cfg.name or "adhoc"
+    config = cfg.key
     path = paths.state_path(tool, config, f"{tool}.{config}.{user}.qname")
     try:
         with open(path, encoding="utf-8") as f:

@@ -12,6 +12,17 @@ from ..message import Message, Report
 log = logging.getLogger(__name__)
 
 
+MAX_TEXT = 255       # bytes of UTF-8 in an AMQP short string
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character), marked '...'."""
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    return raw[:limit - 3].decode("utf-8", "ignore") + "..."
+
+
 def broker_user(url: str | None) -> str:
     return (urlsplit(url).username or "anonymous") if url else "anonymous"
 
@@ -48,6 +59,9 @@ class Reporter(Publisher):
         self.host = host or socket.getfqdn()
 
     def report(self, msg: Message, code: int, text: str) -> None:
+        """A log message about ``msg``. Our own status text is shortened to
+        fit a header (the headers of the post are forwarded as they came)."""
+        text = shorten(text, MAX_TEXT)
         duration = time.time() - msg.received if msg.received else 0.0
         headers = {k: v for k, v in msg.headers.items() if k != "message"}
         rep = replace(msg, headers=headers, extras={},

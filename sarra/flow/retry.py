@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 class RetryQueue:
     def __init__(self, path: str, ttl: float = 0.0, base_delay: float = 5.0,
-                 max_delay: float = 600.0):
+                 max_delay: float = 600.0, max_tries: int = 0):
         self.path = path
-        self.ttl = ttl
+        self.ttl, self.max_tries = ttl, max_tries
+        self._dirty = False
         self.base_delay, self.max_delay = base_delay, max_delay
         self._items: list[dict] = self._load()
         self._taken: dict[int, dict] = {}   # id(message) -> its entry, while being tried
@@ -54,16 +55,20 @@ class RetryQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, msgs: list[Message], tries: dict[int, int]) -> None:
-        """Queue messages whose work failed (each after ``tries`` attempts)."""
+    def put(self, msgs: list[Message], tries: dict[int, int]) -> list[Message]:
+        """Queue messages whose work failed (each after ``tries`` attempts);
+        returns those given up (older than ``ttl``, or tried ``max_tries``
+        times). ``save`` writes the queue."""
         now = time.time()
+        given_up = []
         for m in msgs:
             n = tries.get(id(m), 1)
             old = self._taken.get(id(m))
             first = old.get("first", now) if old else now
-            if self.ttl and now - first > self.ttl:
-                log.error("%s: still failing after %.0fs of retries: given up",
-                          m.relpath, now - first)
+            if (self.ttl and now - first > self.ttl) or (self.max_tries and n >= self.max_tries):
+                log.error("%s: still failing after %d tries in %.0fs: given up",
+                          m.relpath, n, now - first)
+                given_up.append(m)
                 continue
             topic, headers, body, _ctype = codec.encode(m, "v02.post")
             delay = min(self.base_delay * 2 ** (n - 1), self.max_delay)
@@ -71,7 +76,8 @@ class RetryQueue:
                                 "exchange": m.exchange, "tries": n, "due": now + delay,
                                 "first": first})
         self._remove_taken({id(m) for m in msgs})
-        self._save()
+        self._dirty = True
+        return given_up
 
     def take_due(self, limit: int) -> tuple[list[Message], dict[int, int]]:
         """Up to ``limit`` entries due for another try (they stay queued
@@ -86,6 +92,7 @@ class RetryQueue:
             except MessageError as exc:
                 log.error("%s: undecodable retry entry dropped: %s", self.path, exc)
                 self._items.remove(it)
+                self._dirty = True
                 continue
             m.received = now
             msgs.append(m)
@@ -95,9 +102,15 @@ class RetryQueue:
 
     def settle(self, msgs: list[Message]) -> None:
         """These taken messages are done with (succeeded, refused, or queued
-        again by ``put``): remove their old entries."""
+        again by ``put``): remove their old entries (``save`` writes it)."""
         if self._remove_taken({id(m) for m in msgs}):
+            self._dirty = True
+
+    def save(self) -> None:
+        """Write the queue if it changed (fsynced: call before acknowledging)."""
+        if self._dirty:
             self._save()
+            self._dirty = False
 
     def release(self) -> None:
         """The tries did not happen (lost connection, stop): keep the entries."""

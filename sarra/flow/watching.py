@@ -83,7 +83,7 @@ class WatchSource:
         self.temp_dir = inflight.rstrip("/") if inflight.endswith("/") else None
         self.min_age = _number(str(cfg.inflight)) or 0.0
         self.interval = cfg.sleep or 1.0
-        self.state_file = paths.state_path(tool, cfg.name or "adhoc", "watch.db")
+        self.state_file = paths.state_path(tool, cfg.key, "watch.db")
         self.changes: queue.Queue[Change] = queue.Queue()
         self.pending: dict[str, Pending] = {}
         self.ready: list[Message] = []     # built, not yet handed out (deletes, renames)

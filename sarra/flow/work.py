@@ -5,6 +5,7 @@ checked for size and sum, given its mode and mtime, and only then renamed to
 its final name. Deletes, symlinks and directories are applied directly.
 Every path goes through ``safe_join``: nothing lands outside the directory.
 """
+import fcntl
 import logging
 import os
 import stat
@@ -18,6 +19,40 @@ from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
 from .filter import Placement, expand_directory, placed_relpath
 
 log = logging.getLogger(__name__)
+
+
+STALE_DIRS = 1000     # directories remembered for the cleanup of stale inflight files
+
+
+def is_inflight(name: str, inflight: str | None) -> bool:
+    """Does this file name look like one of our inflight names?"""
+    if not inflight or inflight.upper() == "NONE" or inflight.endswith("/"):
+        return False
+    if inflight == ".":
+        return name.startswith(".")
+    return name.endswith(inflight)
+
+
+def remove_if_stale(path: str, age: float) -> bool:
+    """Unlink ``path`` if it is a file older than ``age`` s that nobody holds locked."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or time.time() - st.st_mtime < age:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False        # a live writer
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def inflight_name(path: str, inflight: str | None) -> str:
@@ -44,9 +79,11 @@ class Target(NamedTuple):
 class Downloader:
     """Work stage of subscribe (and, later, sara)."""
 
-    def __init__(self, cfg, tick=None):
+    def __init__(self, cfg, tick=None, throttle=None):
         self.cfg = cfg
         self._tick = tick
+        self._throttle = throttle     # byte rate, shared by the instances
+        self._dirs: dict[str, None] = {}   # where inflight files were made (recent first)
         self._transfers: dict[str, object] = {}
 
     def close(self) -> None:
@@ -113,19 +150,21 @@ class Downloader:
         tmp = inflight_name(local, self.cfg.inflight)
         os.makedirs(os.path.dirname(tmp) or ".", mode=self.cfg.default_dir_mode,
                     exist_ok=True)
+        self._remember(os.path.dirname(tmp))
+        summer = checksum.new(method) if method else None
         with open_inflight(tmp, self.cfg.timeout) as out:
-            # another instance may have put it in place while we waited
-            now = _stat(local)
-            if (not self.cfg.overwrite and now != seen
-                    and self._same(local, now, msg, method)):
-                if tmp != local:
-                    remove_quietly(tmp)
-                return 304, "Not modified: identical file already present"
-            summer = checksum.new(method) if method else None
-            stream = self.transfer(msg.url).open(msg.url, 0, size)
+            stream = None
             try:
+                # another instance may have put it in place while we waited
+                now = _stat(local)
+                if (not self.cfg.overwrite and now != seen
+                        and self._same(local, now, msg, method)):
+                    if tmp != local:
+                        remove_quietly(tmp)
+                    return 304, "Not modified: identical file already present"
+                stream = self.transfer(msg.url).open(msg.url, 0, size)
                 got = copy(stream, out, size, [summer] if summer else [],
-                           self.cfg.bufsize, self._tick)
+                           self.cfg.bufsize, self._tick, self._throttle)
                 out.flush()
                 self._verify(msg, summer, got, size)
                 self._set_metadata(msg, tmp)
@@ -136,12 +175,37 @@ class Downloader:
                     remove_quietly(tmp)
                 raise
             finally:
-                stream.close()
+                if stream is not None:
+                    stream.close()
         if summer is not None and msg.sum[0] == "z":
             msg.headers["sum"] = summer.header  # checksum on download: tell downstream
         if method is None:
             return 201, f"Downloaded (not verified: sum method {msg.sum[0]})"
         return 201, "Downloaded"
+
+    def _remember(self, directory: str) -> None:
+        self._dirs.pop(directory, None)
+        self._dirs[directory] = None
+        if len(self._dirs) > STALE_DIRS:
+            del self._dirs[next(iter(self._dirs))]
+
+    def clean_stale(self, age: float) -> int:
+        """Remove inflight files older than ``age`` seconds that no writer
+        holds (left by a killed process), in the directories we wrote in."""
+        removed = 0
+        for directory in list(self._dirs):
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                self._dirs.pop(directory, None)
+                continue
+            for name in names:
+                if is_inflight(name, self.cfg.inflight) and \
+                        remove_if_stale(os.path.join(directory, name), age):
+                    removed += 1
+        if removed:
+            log.info("removed %d stale inflight files", removed)
+        return removed
 
     @staticmethod
     def _verify(msg: Message, summer, got: int, size: int | None) -> None:

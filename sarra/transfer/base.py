@@ -30,11 +30,12 @@ class Transfer(Protocol):
 
 
 def copy(stream: Stream, out, length: int | None, summers: list, bufsize: int,
-         tick: Callable[[int], None] | None = None) -> int:
+         tick: Callable[[int], None] | None = None, throttle=None) -> int:
     """Copy ``stream`` to the open binary file ``out``; return bytes copied.
 
     Every chunk goes to each summer (checksums computed while streaming);
-    ``tick(total)`` is called about once a second (broker heartbeats, throttle).
+    ``tick(total)`` is called about once a second (broker heartbeats);
+    ``throttle.consume(n)`` after each chunk holds the byte rate.
     Stops at ``length`` bytes when given; a short stream raises TransferError.
     Big copies hash in a second thread while this one reads and writes, so
     the transfer runs at the speed of the slower of the two, not their sum.
@@ -55,6 +56,8 @@ def copy(stream: Stream, out, length: int | None, summers: list, bufsize: int,
                     s.update(chunk)
             out.write(chunk)
             total += len(chunk)
+            if throttle:
+                throttle.consume(len(chunk))
             if tick is not None and time.monotonic() - last >= 1.0:
                 tick(total)
                 last = time.monotonic()

@@ -98,6 +98,7 @@ def test_retry_entries_survive_until_settled(tmp_path):
     q = RetryQueue(path, base_delay=0)
     m1, m2 = post("a"), post("b")
     q.put([m1, m2], {id(m1): 1, id(m2): 3})
+    q.save()
     taken, tries = q.take_due(10)
     assert sorted(m.relpath for m in taken) == ["a", "b"]
     assert sorted(tries.values()) == [1, 3]
@@ -110,6 +111,7 @@ def test_retry_entries_survive_until_settled(tmp_path):
     bad = next(m for m in again if m.relpath == "b")
     q.put([bad], {id(bad): 4})                 # failed again: queued with 4 tries
     q.settle([ok])                             # succeeded: gone
+    q.save()
     reloaded = RetryQueue(path, base_delay=0)
     msgs, tries = reloaded.take_due(10)
     assert [m.relpath for m in msgs] == ["b"] and list(tries.values()) == [4]
@@ -121,8 +123,17 @@ def test_retry_gives_up_after_ttl(tmp_path, caplog):
     q.put([m], {id(m): 1})
     q._items[0]["first"] -= 120               # first failed two minutes ago
     again, tries = q.take_due(1)
-    q.put(again, tries)
+    assert q.put(again, tries) == again
     assert len(q) == 0 and "given up" in caplog.text
+
+
+def test_retry_gives_up_after_max_tries(tmp_path):
+    q = RetryQueue(str(tmp_path / "r.jsonl"), base_delay=0, max_tries=3)
+    m = post("flaky")
+    assert q.put([m], {id(m): 2}) == [] and len(q) == 1
+    again, tries = q.take_due(1)
+    tries[id(again[0])] += 1                   # the engine counts the new attempt
+    assert q.put(again, tries) == again and len(q) == 0
 
 
 class _Cfg:
@@ -194,3 +205,19 @@ def test_a_broker_user_without_password_is_a_configuration_error(tmp_path, monke
                       "--post_exchange", "xx", str(tmp_path / "f")])
     assert rc == 2
     assert "no password for amqp://nobody@127.0.0.1/" in capsys.readouterr().err
+
+
+def test_a_long_failure_text_is_shortened_to_fit_the_message_header():
+    from sarra.broker.memory import MemoryBroker
+    from sarra.flow.publish import Reporter
+    b = MemoryBroker("memory://shorten/")
+    b.connect()
+    b.declare_exchange("xr")
+    b.declare_queue("q")
+    b.bind("q", "xr", "#")
+    b.consume("q", 10)
+    rep = Reporter(b, "xr", "guest", "host")
+    rep.report(post("a/é.bin"), 499, "GET http://h/a: " + "é" * 300)
+    d = b.get(1)[0]
+    text = codec.decode(d.topic, d.headers, d.body).report.message
+    assert len(text.encode()) <= 255 and text.endswith("...") and text.startswith("GET http")
