@@ -5,6 +5,7 @@ thread and only puts ``Change`` values on a ``queue.Queue``; the flow drains
 and coalesces them. ``start_watcher`` falls back to polling, with a warning,
 when OS events are not available or the inotify watch limit is reached.
 """
+import inspect
 import logging
 import queue
 import threading
@@ -96,12 +97,18 @@ class EventWatcher:
         try:
             for root in self._roots:
                 self._observer.schedule(self._handler, root, recursive=True,
-                                        follow_symlink=self._follow,
-                                        event_filter=self._wanted)
+                                        **self._schedule_options())
             self._observer.start()
         except BaseException:
             self.stop()
             raise
+
+    def _schedule_options(self) -> dict:
+        """What this watchdog accepts: ``follow_symlink`` and ``event_filter``
+        came in 2.3 and 7.0 (Debian 12 has 2.2, which watches all events)."""
+        params = inspect.signature(self._observer.schedule).parameters
+        options = {"follow_symlink": self._follow, "event_filter": self._wanted}
+        return {k: v for k, v in options.items() if k in params}
 
     def stop(self) -> None:
         try:

@@ -45,10 +45,7 @@ DEB_PYTHON_DEPENDS = {"pika": "python3-pika", "requests": "python3-requests",
 UNITS = ["sarra.service", "sarra-sanity.service", "sarra-sanity.timer"]
 # Debian 12 packages too old for the range setup.py asks for, and why. The .deb
 # depends on them without a version (it must install on bookworm).
-BOOKWORM_TOO_OLD = {
-    "watchdog": "bookworm has python3-watchdog 2.2.1; sarra/watch/observer.py calls "
-                "Observer.schedule(event_filter=, follow_symlink=), watchdog >= 7.0",
-}
+BOOKWORM_TOO_OLD: dict[str, str] = {}
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SKIP_DIRS_TOP = {".git", ".venv", "venv", "build", "dist", ".pybuild", ".hypothesis",
