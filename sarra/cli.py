@@ -115,11 +115,14 @@ def _post(cfg, targets: list[str]) -> int:
     failed = flow.source.errors + flow.source.unlisted + flow.stats["unpublishable"]
     if flow.on_batch is not None:
         sys.stderr.write("\n")
-    print(f"dd_post: posted {n} of {total} files in {elapsed:.2f}s "
+    made = flow.source.messages
+    what = f"{n} of {total} files" if made + flow.source.errors == total \
+        else f"{n} of {made} posts for {total} files"   # big files went in blocks
+    print(f"dd_post: posted {what} in {elapsed:.2f}s "
           f"({n / elapsed if elapsed else 0:.0f} msgs/s) to {flow.poster.exchange}"
           + (f", {rejected} rejected by accept/reject" if rejected else "")
           + (f", {failed} errors" if failed else ""))
-    return 1 if failed or n + rejected != total else 0
+    return 1 if failed or n + rejected != made else 0
 
 
 def _progress_bar(total: int, started: float):

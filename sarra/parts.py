@@ -71,6 +71,25 @@ class Parts:
         return self.bsz
 
 
+TFACTOR = 50 << 20    # the automatic block size's unit (PROTOCOL.md section 2)
+
+
+def block_size(size: int, setting: int) -> int:
+    """The block size for a file of ``size`` bytes: ``setting`` 1 never
+    partitions, 0 chooses by size (PROTOCOL.md 2, V2 rules), N > 1 is N."""
+    if setting == 1:
+        return size
+    if setting > 1:
+        return setting
+    if size > 100 * TFACTOR:
+        return 10 * TFACTOR
+    if size > 10 * TFACTOR:
+        return (size + 9) // 10
+    if size > TFACTOR:
+        return (size + 2) // 3
+    return size
+
+
 def split(size: int, bsz: int, method: str = "i") -> list[Parts]:
     """The parts a poster announces for a file of ``size`` bytes in blocks of ``bsz``."""
     if bsz <= 0 or bsz >= size:

@@ -366,7 +366,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in _DECLARED}
 # declared (so that configurations written for the whole feature set load)
 # but not acted upon yet: setting one draws a warning, never silence
 NOT_YET = frozenset((
-    "delete", "outlet", "blocksize", "inplace", "nodupe_ttl", "nodupe_basis", "vip",
+    "delete", "outlet", "inplace", "nodupe_ttl", "nodupe_basis", "vip",
     "source_from_exchange", "post_exchange_split",
     "on_message", "on_part", "on_file", "on_post", "realpath_post", "follow",
     "base_dir",

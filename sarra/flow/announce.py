@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from .. import checksum
 from ..errors import MessageError
 from ..message import Message, format_time
-from ..parts import Parts
+from ..parts import Parts, block_size, split
 
 
 def relpath_for(path: str, base_dir: str | None, base_url: str) -> str:
@@ -36,10 +36,40 @@ def common_headers(cfg) -> dict[str, str]:
     return h
 
 
+def file_messages(cfg, path: str, now: float | None = None,
+                  known_sum: str | None = None) -> list[Message]:
+    """The posts for ``path``: a symlink (L + link), a file (sum + parts), or
+    a file larger than the block size as one post per block, each with the
+    sum of its own bytes (PROTOCOL.md 2), the same pubtime and mtime.
+    ``known_sum`` spares hashing a whole file already hashed (a rename)."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) and getattr(cfg, "follow_symlinks", False):
+        st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        return [file_message(cfg, path, now)]
+    blocks = split(st.st_size, block_size(st.st_size, getattr(cfg, "blocksize", 1)))
+    if len(blocks) == 1:
+        return [file_message(cfg, path, now, known_sum)]
+    now = now if now is not None else time.time()
+    out = []
+    for p in blocks:
+        msg = file_message(cfg, path, now, known_sum=_block_sum(cfg, path, p))
+        msg.headers["parts"] = str(p)
+        out.append(msg)
+    return out
+
+
+def _block_sum(cfg, path: str, p: Parts) -> str:
+    method = cfg.sum
+    if method.startswith("z,") or method not in checksum.CONTENT_METHODS:
+        return method if method.startswith("z,") else checksum.sum_file(path, method)
+    return checksum.sum_file(path, method, p.offset, p.length, cfg.bufsize)
+
+
 def file_message(cfg, path: str, now: float | None = None,
                  known_sum: str | None = None) -> Message:
-    """A post for ``path``: a file (sum + parts), or a symlink (L + link).
-    ``known_sum`` spares hashing content already hashed (a renamed file)."""
+    """A post for ``path`` as one piece: a file (sum + parts), or a symlink
+    (L + link). ``known_sum`` spares hashing content already hashed."""
     st = os.lstat(path)
     follow = getattr(cfg, "follow_symlinks", False)
     if stat.S_ISLNK(st.st_mode) and follow:

@@ -5,13 +5,16 @@ acknowledged only after its work is done and its post and log message are
 confirmed by the broker; a lost connection means the batch comes again.
 """
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import replace
 
+from .. import checksum
 from ..broker import reconnecting
 from ..errors import BrokerError, ChecksumError, MessageError, TransferError, UnsafePathError
 from ..message import Message
+from ..parts import Parts
 from ..worklist import Worklist
 from .announce import relpath_for
 from .filter import choose, default_placement
@@ -222,7 +225,8 @@ class Flow:
                 m.local_path, m.local_root = target.path, target.root
                 wl.move(m, "ok", text, code)
                 if code == 201 and m.operation == "file":
-                    self.bytes += m.size or 0
+                    p = m.parts
+                    self.bytes += p.length if p and not p.is_whole else (m.size or 0)
                 return
             if not retry or attempt == attempts:
                 wl.move(m, "failed" if retry else "rejected", f"{err}", code)
@@ -259,6 +263,10 @@ class Flow:
         base = self.cfg.post_base_dir or m.local_root
         url = self.cfg.post_base_url
         headers = dict(m.headers)
+        if getattr(m, "completed", False):   # the last block made the file whole
+            method = checksum.verify_method(headers.get("sum", "")) or "s"
+            headers["sum"] = checksum.sum_file(m.local_path, method, bufsize=self.cfg.bufsize)
+            headers["parts"] = str(Parts.whole(os.path.getsize(m.local_path)))
         for key in ("newname", "oldname"):   # the other name of a rename, as we serve it
             if key in headers:
                 local = self._placed(m, headers[key])

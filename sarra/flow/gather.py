@@ -9,7 +9,7 @@ from ..broker import ensure_exchange, make_broker
 from ..config import paths
 from ..errors import ConfigError, MessageError
 from ..message import Message
-from .announce import file_message
+from .announce import file_messages
 from .publish import broker_user
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ class PathSource:
         self._batch = batch
         self.done = not self._files
         self.errors = 0
-        self._last = (0, 0)
+        self.messages = 0      # posts made of the files (a file in blocks makes several)
+        self._last = (0, 0, 0)
 
     def _expand(self, targets: list[str]) -> list[str]:
         out: list[str] = []
@@ -147,13 +148,15 @@ class PathSource:
 
     def get(self, timeout: float) -> tuple[list[Message], list]:
         chunk = self._files[self._next:self._next + self._batch]
-        self._last = (self._next, self.errors)
+        self._last = (self._next, self.errors, self.messages)
         self._next += len(chunk)
         self.done = self._next >= len(self._files)
         msgs = []
         for path in chunk:
             try:
-                msgs.append(file_message(self.cfg, path))
+                found = file_messages(self.cfg, path)
+                msgs += found
+                self.messages += len(found)
             except (OSError, MessageError) as exc:
                 log.error("cannot post %s: %s", path, exc)
                 self.errors += 1
@@ -161,7 +164,7 @@ class PathSource:
 
     def rewind(self) -> None:
         """Make the last batch come again (after a lost connection)."""
-        self._next, self.errors = self._last
+        self._next, self.errors, self.messages = self._last
         self.done = False
 
     def ack(self, tags: list) -> None:

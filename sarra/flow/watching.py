@@ -31,7 +31,7 @@ from ..message import Message
 from ..watch.observer import start_watcher
 from ..watch.snapshot import CLOSED, CREATED, DELETED, MODIFIED, MOVED, Change, scan
 from ..watch.state import Posted, WatchState
-from .announce import delete_message, file_message, relpath_for
+from .announce import delete_message, file_messages, relpath_for
 from .filter import choose
 
 log = logging.getLogger(__name__)
@@ -244,18 +244,21 @@ class WatchSource:
         if not self._accepted(dst):
             self._deleted(src, row)
             return
-        try:
-            new = file_message(self.cfg, dst, known_sum=row.sum if same else None)
+        try:   # a whole file keeps its sum; blocks are hashed again (row has one sum)
+            new = file_messages(self.cfg, dst, known_sum=row.sum if same else None)
+            if len(new) > 1:
+                new = file_messages(self.cfg, dst)
         except (OSError, MessageError) as exc:
             log.warning("cannot announce %s: %s", dst, exc)
             self._deleted(src, row)
             return
         old = delete_message(self.cfg, src)
-        old.headers["newname"] = new.relpath
-        new.headers["oldname"] = old.relpath
+        old.headers["newname"] = new[0].relpath
+        for m in new:
+            m.headers["oldname"] = old.relpath
         self.state.remove(src)
-        self._record(dst, st, new)
-        self.ready += [old, new] if self._accepted(src) else [new]
+        self._record(dst, st, new[0])
+        self.ready += ([old] if self._accepted(src) else []) + new
         if pend is not None and pend.wrote:
             self.pending[dst] = pend
 
@@ -301,43 +304,42 @@ class WatchSource:
         due = [path for path, p in self.pending.items() if self._is_due(p, now)]
         out: list[Message] = []
         for path in due[:MAX_HASHED]:
-            msg = self._build(path)
-            if msg is not None:
-                out.append(msg)
+            out += self._build(path)
         return out
 
-    def _build(self, path: str) -> Message | None:
-        """The post for a complete file, or None (gone, unchanged, changing)."""
+    def _build(self, path: str) -> list[Message]:
+        """The posts for a complete file (one, or one per block), or none
+        (gone, unchanged, changing)."""
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             self.pending.pop(path, None)
-            return None
+            return []
         row = self.state.get(path)
         islink = stat.S_ISLNK(st.st_mode)
         if (not islink and not stat.S_ISREG(st.st_mode)) or self._unchanged(path, st, row):
             self.pending.pop(path, None)
-            return None
+            return []
         if self.min_age and time.time() - st.st_mtime < self.min_age:
             self.pending[path].last = time.monotonic()
-            return None
+            return []
         event = "link" if islink else "create" if row is None or not row.sum else "modify"
         if event not in self.events or not self._accepted(path):
             self.pending.pop(path, None)
-            return None
+            return []
         try:
-            msg = file_message(self.cfg, path)
+            msgs = file_messages(self.cfg, path)
             after = os.lstat(path)
         except (OSError, MessageError) as exc:
             log.warning("cannot announce %s: %s", path, exc)
             self.pending.pop(path, None)
-            return None
+            return []
         if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             self.pending[path] = Pending(time.monotonic())   # written while we hashed it
-            return None
+            return []
         self.pending.pop(path, None)
-        self._record(path, st, msg)
-        return msg
+        self._record(path, st, msgs[0])
+        return msgs
 
     def _unchanged(self, path: str, st: os.stat_result, row: Posted | None) -> bool:
         if row is None:

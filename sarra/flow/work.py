@@ -15,7 +15,9 @@ from typing import NamedTuple
 from .. import checksum
 from ..errors import ChecksumError, MessageError, TransferError, UnsafePathError
 from ..message import Message, inside, parse_time, safe_join
+from ..parts import Parts
 from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
+from .assembly import Record, State, file_end, version_of
 from .filter import Placement, expand_directory, placed_relpath
 
 log = logging.getLogger(__name__)
@@ -140,8 +142,7 @@ class Downloader:
     def _file(self, msg: Message, local: str) -> tuple[int, str]:
         parts = msg.parts
         if parts is not None and not parts.is_whole:
-            raise MessageError("block (multi-part) messages are not reassembled yet",
-                               "parts")
+            return self._block(msg, local, parts)
         method = checksum.verify_method(msg.headers.get("sum", ""))
         seen = _stat(local)
         if not self.cfg.overwrite and self._same(local, seen, msg, method):
@@ -183,6 +184,77 @@ class Downloader:
             return 201, f"Downloaded (not verified: sum method {msg.sum[0]})"
         return 201, "Downloaded"
 
+    # -- blocks ------------------------------------------------------------
+    def _block(self, msg: Message, local: str, p: Parts) -> tuple[int, str]:
+        """Fetch one block into the inflight file at its offset, verify it,
+        record it; the writer of the last missing block puts the file in
+        place (``msg.completed`` then says so, for on_file and re-posts)."""
+        method = checksum.verify_method(msg.headers.get("sum", ""))
+        label = f"block {p.bno + 1}/{p.blktot}"
+        if not self.cfg.overwrite and self._same_block(local, msg, p, method):
+            return 304, f"Not modified: {label} already in the file"
+        tmp = inflight_name(local, self.cfg.inflight)
+        os.makedirs(os.path.dirname(tmp) or ".", mode=self.cfg.default_dir_mode,
+                    exist_ok=True)
+        self._remember(os.path.dirname(tmp))
+        record_path = tmp + ".blocks" if tmp != local else local + ".blocks"
+        version = version_of(msg, p)
+        with Record(record_path) as rec:
+            state = rec.read()
+            if state is None or state.version != version or len(state.done) != p.blktot:
+                state = State(version, [False] * p.blktot)   # a new file, or a new version
+                if tmp != local:
+                    remove_quietly(tmp)
+                rec.write(state)
+            elif state.done[p.bno]:
+                return 304, f"Not modified: {label} already received"
+        summer = checksum.new(method) if method else None
+        offset = p.offset if p.method != "p" else 0   # a 'p' post names the part file itself
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            stream = self.transfer(msg.url).open(msg.url, offset, p.length)
+            try:
+                got = copy(stream, _At(fd, p.offset), p.length, [summer] if summer else [],
+                           self.cfg.bufsize, self._tick, self._throttle)
+            finally:
+                stream.close()
+        finally:
+            os.close(fd)
+        self._verify(msg, summer, got, p.length)
+        return self._block_done(msg, local, tmp, record_path, version, p, label)
+
+    def _block_done(self, msg: Message, local: str, tmp: str, record_path: str,
+                    version: str, p: Parts, label: str) -> tuple[int, str]:
+        with Record(record_path) as rec:
+            state = rec.read()
+            if state is None or state.version != version:
+                raise TransferError(f"{label}: another version of the file started "
+                                    f"meanwhile", recoverable=False, code=409)
+            state.done[p.bno] = True
+            state.end = file_end(p) or state.end
+            if not state.complete:
+                rec.write(state)
+                return 201, f"Inserted {label}"
+            if state.end:
+                os.truncate(tmp, state.end)
+            self._set_metadata(msg, tmp)
+            if tmp != local:
+                os.replace(tmp, local)
+            rec.remove()
+        msg.completed = True
+        return 201, f"Downloaded: {label} completed the file"
+
+    def _same_block(self, local: str, msg: Message, p: Parts, method: str | None) -> bool:
+        """The final file is already there with this block's bytes."""
+        st = _stat(local)
+        if method is None or st is None or not stat.S_ISREG(st.st_mode):
+            return False
+        end = file_end(p)
+        if (end is not None and st.st_size != end) or st.st_size < p.offset + p.length:
+            return False
+        want = f"{method},{msg.sum[1].lower()}"
+        return checksum.sum_file(local, method, p.offset, p.length, self.cfg.bufsize) == want
+
     def _remember(self, directory: str) -> None:
         self._dirs.pop(directory, None)
         self._dirs[directory] = None
@@ -200,9 +272,10 @@ class Downloader:
                 self._dirs.pop(directory, None)
                 continue
             for name in names:
+                path = os.path.join(directory, name)
                 if is_inflight(name, self.cfg.inflight) and \
-                        remove_if_stale(os.path.join(directory, name), age):
-                    removed += 1
+                        not os.path.exists(path + ".blocks") and remove_if_stale(path, age):
+                    removed += 1   # (a file being assembled from blocks is not stale)
         if removed:
             log.info("removed %d stale inflight files", removed)
         return removed
@@ -281,6 +354,22 @@ class Downloader:
         os.symlink(link, tmp)
         os.replace(tmp, local)  # replaces the link itself, never what it points to
         return 201, "Linked"
+
+
+class _At:
+    """A file-like writer at a fixed offset of a file descriptor (pwrite):
+    several writers fill different blocks of one file at once."""
+
+    def __init__(self, fd: int, offset: int):
+        self._fd, self._pos = fd, offset
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self._fd, view, self._pos)
+            self._pos += n
+            view = view[n:]
+        return len(data)
 
 
 def _stat(path: str) -> os.stat_result | None:
