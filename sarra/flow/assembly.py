@@ -1,8 +1,9 @@
 """Reassembly of a file announced in blocks (PROTOCOL.md 2, A.5).
 
-Blocks are written straight into the inflight file at their offsets (the
-``i`` method, and ``p`` too: the receiver chooses, and sarra assembles in
-place), by any instance, in any order. Which blocks are verified is kept in
+Blocks are written straight into the inflight file at their offsets
+(``inplace`` on, the default: the receiver chooses, whatever the method),
+or each into its own ``.Part`` file, put together when all are there
+(``inplace`` off), by any instance, in any order. Which blocks are verified is kept in
 a small record beside the inflight file (``<inflight>.blocks``), updated
 under an exclusive lock: after a crash, verified blocks are not fetched
 again, and when the last one is verified exactly one writer sees the file
@@ -43,8 +44,16 @@ class Record:
 
     def __init__(self, path: str):
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        while True:   # the record may be removed (file complete) while we wait for it
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        self._fd = fd
 
     def __enter__(self) -> "Record":
         return self

@@ -8,6 +8,7 @@ Every path goes through ``safe_join``: nothing lands outside the directory.
 import fcntl
 import logging
 import os
+import shutil
 import stat
 import time
 from typing import NamedTuple
@@ -15,7 +16,7 @@ from typing import NamedTuple
 from .. import checksum
 from ..errors import ChecksumError, MessageError, TransferError, UnsafePathError
 from ..message import Message, inside, parse_time, safe_join
-from ..parts import Parts
+from ..parts import Parts, part_suffix
 from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
 from .assembly import Record, State, file_end, version_of
 from .filter import Placement, expand_directory, placed_relpath
@@ -201,6 +202,9 @@ class Downloader:
         version = version_of(msg, p)
         with Record(record_path) as rec:
             state = rec.read()
+            if state is None and self._same_block(local, msg, p, method):
+                rec.remove()     # the file was completed while we looked
+                return 304, f"Not modified: {label} already in the file"
             if state is None or state.version != version or len(state.done) != p.blktot:
                 state = State(version, [False] * p.blktot)   # a new file, or a new version
                 if tmp != local:
@@ -210,18 +214,47 @@ class Downloader:
                 return 304, f"Not modified: {label} already received"
         summer = checksum.new(method) if method else None
         offset = p.offset if p.method != "p" else 0   # a 'p' post names the part file itself
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            stream = self.transfer(msg.url).open(msg.url, offset, p.length)
+        if self.cfg.inplace:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
-                got = copy(stream, _At(fd, p.offset), p.length, [summer] if summer else [],
-                           self.cfg.bufsize, self._tick, self._throttle)
+                got = self._fetch(msg, offset, p.length, _At(fd, p.offset), summer)
             finally:
-                stream.close()
-        finally:
-            os.close(fd)
-        self._verify(msg, summer, got, p.length)
+                os.close(fd)
+            self._verify(msg, summer, got, p.length)
+        else:   # a part file of its own, under its inflight name until verified
+            part = local + part_suffix(p, msg.sum[0])
+            part_tmp = inflight_name(part, self.cfg.inflight)
+            with open_inflight(part_tmp, self.cfg.timeout) as out:
+                try:
+                    got = self._fetch(msg, offset, p.length, out, summer)
+                    out.flush()
+                    self._verify(msg, summer, got, p.length)
+                    if part_tmp != part:
+                        os.replace(part_tmp, part)
+                except BaseException:
+                    remove_quietly(part_tmp)
+                    raise
         return self._block_done(msg, local, tmp, record_path, version, p, label)
+
+    def _fetch(self, msg: Message, offset: int, length: int, out, summer) -> int:
+        stream = self.transfer(msg.url).open(msg.url, offset, length)
+        try:
+            return copy(stream, out, length, [summer] if summer else [],
+                        self.cfg.bufsize, self._tick, self._throttle)
+        finally:
+            stream.close()
+
+    def _join_parts(self, local: str, tmp: str, msg: Message, p: Parts) -> None:
+        """Put the part files of a complete file together into ``tmp``."""
+        parts = [local + part_suffix(Parts(p.method, p.bsz, p.blktot, p.brem, n), msg.sum[0])
+                 for n in range(p.blktot)]
+        with open(tmp, "wb") as out:
+            for n, path in enumerate(parts):
+                with open(path, "rb") as f:
+                    out.seek(n * p.bsz)
+                    shutil.copyfileobj(f, out, self.cfg.bufsize)
+        for path in parts:
+            remove_quietly(path)
 
     def _block_done(self, msg: Message, local: str, tmp: str, record_path: str,
                     version: str, p: Parts, label: str) -> tuple[int, str]:
@@ -234,7 +267,11 @@ class Downloader:
             state.end = file_end(p) or state.end
             if not state.complete:
                 rec.write(state)
+                if not self.cfg.inplace:
+                    return 307, f"Insertion deferred: {label} kept as a part file"
                 return 201, f"Inserted {label}"
+            if not self.cfg.inplace:
+                self._join_parts(local, tmp, msg, p)
             if state.end:
                 os.truncate(tmp, state.end)
             self._set_metadata(msg, tmp)

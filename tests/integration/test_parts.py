@@ -174,3 +174,23 @@ def test_a_block_served_wrong_is_fetched_again(sarra_home, unique, procs, taps, 
         assert codes == {201: 8}, codes
     finally:
         httpd.shutdown()
+
+
+def test_inplace_off_keeps_part_files_until_the_file_is_whole(sarra_home, unique, procs, taps,
+                                                              nginx, tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    digest = big_file(src / "h.bin", 6, seed=5)
+    server = nginx(src, workers=1)
+    ex, xr, name = f"xpp_{unique}", f"xppr_{unique}", f"pf_{unique}"
+    reports = taps(xr)
+    sub_config(sarra_home, name, ex, dst, xr, extra="inplace off\n")
+    declare(name)
+    taps.queues.append(qname(sarra_home, name))
+    sub = subscribers(procs, sarra_home, name, tmp_path, 1)[0]
+    dd_post(ex, server.url, src, src, extra=["--blocksize", "1M"])
+    wait_for(lambda: (dst / "h.bin").exists(), timeout=30, what="the whole file")
+    assert sha512(dst / "h.bin") == digest
+    assert files_under(dst) == ["h.bin"]            # the part files are gone
+    codes = codes_by_relpath(reports.wait(lambda ms: len(ms) >= 6, 20, "6 log messages"))
+    assert codes["h.bin"] == {307: 5, 201: 1}, codes
+    stop(sub)
