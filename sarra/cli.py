@@ -14,6 +14,7 @@ import time
 
 from . import __version__, service
 from .components import FLOWS, PRESETS, post_flow
+from .flow.publish import broker_user
 from .config import help_text, load_config, parse_argv, paths
 from .errors import BrokerError, ConfigError, SarraError
 
@@ -82,6 +83,8 @@ def run(tool: str, argv: list[str]) -> int:
     try:
         if tool == "post":
             return _post(cfg, inv.paths)
+        if tool == "log":
+            return _log(cfg)
         return _daemon(tool, cfg, inv)
     except ConfigError as exc:
         log.error("%s", exc)
@@ -135,6 +138,58 @@ def _progress_bar(total: int, started: float):
                          f"{done}/{total} files {rate:.0f}/s")
         sys.stderr.flush()
     return show
+
+
+LOG_COLUMNS = "{when:19s}  {took:>8}  {code:>4}  {who:30s}  {relpath}  ({message})"
+
+
+def _log(cfg) -> int:
+    """dd_log: the log messages about the user's own data (``xr_<user>``): who
+    got which file, when, with what status. The first run subscribes (a
+    durable queue); each run shows what arrived since, and ``--follow`` keeps
+    showing what comes."""
+    from .flow.gather import BrokerSource
+    if not cfg.is_set("exchange"):
+        cfg.override("exchange", f"xr_{broker_user(cfg.resolve_url('broker'))}")
+    source = BrokerSource(cfg, "log")
+    source.connect()
+    quiet_since = time.monotonic()
+    shown = 0
+    try:
+        if cfg.format == "table":
+            print(LOG_COLUMNS.format(when="POSTED (UTC)", took="TOOK", code="CODE",
+                                     who="WHO GOT IT", relpath="FILE", message="MESSAGE"))
+        while cfg.follow or time.monotonic() - quiet_since < 1.0:
+            msgs, bad = source.get(0.2)
+            for m in msgs:
+                if m.report is not None:
+                    print(_log_line(m, cfg.format), flush=True)
+                    shown += 1
+            if msgs or bad:
+                source.ack([m.delivery_tag for m in msgs] + [b[0] for b in bad])
+                quiet_since = time.monotonic()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        source.close()
+    if cfg.format == "table":
+        print(f"({shown} log messages from {source.exchange()})", file=sys.stderr)
+    return 0
+
+
+def _log_line(m, fmt: str) -> str:
+    r = m.report
+    if fmt == "json":
+        return json.dumps({"pubtime": m.pubtime, "base_url": m.base_url,
+                           "relpath": m.relpath, "code": r.code, "host": r.host,
+                           "user": r.user, "duration": r.duration, "message": r.message,
+                           "source": m.headers.get("source"),
+                           "from_cluster": m.headers.get("from_cluster")},
+                          ensure_ascii=False)
+    t = m.pubtime
+    when = f"{t[0:4]}-{t[4:6]}-{t[6:8]} {t[8:10]}:{t[10:12]}:{t[12:14]}"
+    return LOG_COLUMNS.format(when=when, took=f"{r.duration:.3f}s", code=r.code,
+                              who=f"{r.user}@{r.host}", relpath=m.relpath, message=r.message)
 
 
 def _daemon(tool: str, cfg, inv) -> int:

@@ -11,6 +11,7 @@ from .flow.publish import Publisher, Reporter, broker_user
 from .flow.retry import RetryQueue
 from .flow.watching import WatchSource
 from .flow.work import Downloader
+from .plugins import load_hooks
 from .throttle import Throttle
 
 # tool defaults (PROTOCOL.md A.14); a config file or the command line overrides them
@@ -19,7 +20,7 @@ PRESETS: dict[str, dict] = {
     "post": {"accept_unmatch": True},
     "watch": {"accept_unmatch": True},
     "sara": {"accept_unmatch": True, "mirror": True},
-    "shovel": {"accept_unmatch": True},
+    "shovel": {"accept_unmatch": True, "report_back": False},
     "winnow": {"accept_unmatch": True},
     "sender": {"accept_unmatch": False, "mirror": True},
     "log": {"accept_unmatch": True, "topic_prefix": "v02.report"},
@@ -60,6 +61,9 @@ def throttle(cfg, kind: str) -> Throttle | None:
 
 
 def _limited(flow: Flow) -> Flow:
+    """Every flow: its hooks (a bad one is a ConfigError now, not at the
+    first message) and its message rate limit."""
+    flow.hooks = load_hooks(flow.cfg)
     flow.throttle = throttle(flow.cfg, "messages")
     return flow
 
@@ -106,4 +110,19 @@ def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
                         post_all=not cfg.download))
 
 
-FLOWS = {"subscribe": subscribe_flow, "watch": watch_flow}
+def sara_flow(cfg) -> Flow:
+    """dd_sara: a switch acquiring what its sources post (on the exchanges
+    ``source_from_exchange`` vouches for), re-announcing it with its own base URL."""
+    return subscribe_flow(cfg, "sara")
+
+
+def shovel_flow(cfg) -> Flow:
+    """dd_shovel: messages (posts or log messages) copied to another exchange or
+    broker as they are; ``post_exchange xr_${SOURCE}`` routes log messages home."""
+    source = BrokerSource(cfg, "shovel")
+    url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
+    return _daemon(Flow(cfg, source, poster=_poster(cfg, url), post_all=True))
+
+
+FLOWS = {"subscribe": subscribe_flow, "watch": watch_flow, "sara": sara_flow,
+         "shovel": shovel_flow}

@@ -31,7 +31,8 @@ from .paths import TOOLS, config_dir, config_file
 
 COMMAND_LINE = "command line"
 DATE_VARS = ("YYYYMMDD", "YYYY", "MM", "DD", "HH", "JJJ")
-# kept literally in `directory`: the engine expands them for each message
+# kept literally in `directory` (and ${SOURCE} in `post_exchange`): the
+# engine expands them for each message
 DEFERRED_VARS = DATE_VARS + ("SOURCE",)
 PLACEMENT = ("directory", "mirror", "strip", "flatten", "rename")
 
@@ -115,6 +116,14 @@ class Config:
                        if o == COMMAND_LINE)
         given += sorted((m.kind, m.pattern) for m in self.masks)
         return "adhoc-" + hashlib.sha1(repr(given).encode()).hexdigest()[:8]
+
+    def override(self, name: str, value: Any) -> None:
+        """Set an option from the program itself (a default worked out at run
+        time, e.g. dd_log's exchange from the broker user)."""
+        name = _canonical(name)
+        if name not in OPTIONS:
+            raise ConfigError("unknown option", option=name)
+        self._values[name] = value
 
     def not_implemented(self) -> list[str]:
         """Options given in a file or on the command line that this version
@@ -246,8 +255,9 @@ class _Loader:
     def expand(self, text: str, option: str, file: str, line: int | None) -> str:
         def replace(match: re.Match) -> str:
             var = match.group(1)
-            if option == "directory" and var in DEFERRED_VARS:
-                return match.group(0)
+            if (option == "directory" and var in DEFERRED_VARS) or \
+                    (option == "post_exchange" and var == "SOURCE"):
+                return match.group(0)     # expanded for each message
             value = self.variable(var)
             if value is None:
                 raise ConfigError(f"unknown variable ${{{var}}}", file, line, option)

@@ -351,6 +351,8 @@ _DECLARED = [
        "(default: this host)"),
     _O("vip", "str", None, "work only while this host holds this IP address"),
     _O("follow", "bool", False, "keep reading new log messages", tools=("log",)),
+    _O("format", "choice", "table", "how dd_log shows log messages: a table, or JSON "
+       "lines", tools=("log",), choices=("table", "json")),
     # -- hooks: package.module:Class or 'exec COMMAND ARGS...'
     _O("on_message", "list", [], "hook before work (PASS/SKIP); repeatable",
        repeat=True),
@@ -366,9 +368,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in _DECLARED}
 # declared (so that configurations written for the whole feature set load)
 # but not acted upon yet: setting one draws a warning, never silence
 NOT_YET = frozenset((
-    "delete", "outlet", "inplace", "nodupe_ttl", "nodupe_basis", "vip",
+    "delete", "outlet", "nodupe_ttl", "nodupe_basis", "vip",
     "source_from_exchange", "post_exchange_split",
-    "on_message", "on_part", "on_file", "on_post", "realpath_post", "follow",
+    "realpath_post",
     "base_dir",
 ))
 

@@ -1,4 +1,5 @@
-"""The flow: gather -> filter -> on_message -> work -> on_file -> post -> log -> ack.
+"""The flow: gather -> filter -> on_message -> work -> on_part/on_file -> post (on_post)
+-> log -> ack.
 
 Every tool is this loop with different stages switched on. A message is
 acknowledged only after its work is done and its post and log message are
@@ -12,9 +13,11 @@ from dataclasses import replace
 
 from .. import checksum
 from ..broker import reconnecting
-from ..errors import BrokerError, ChecksumError, MessageError, TransferError, UnsafePathError
+from ..errors import (BrokerError, ChecksumError, MessageError, PluginError, TransferError,
+                      UnsafePathError)
 from ..message import Message
 from ..parts import Parts
+from ..plugins import Hooks
 from ..worklist import Worklist
 from .announce import relpath_for
 from .filter import choose, default_placement
@@ -24,14 +27,14 @@ log = logging.getLogger(__name__)
 
 class Flow:
     def __init__(self, cfg, source, worker=None, poster=None, reporter=None,
-                 retry=None, hooks: dict | None = None, post_all: bool = False):
+                 retry=None, hooks: Hooks | None = None, post_all: bool = False):
         self.cfg = cfg
         self.source = source
         self.worker = worker          # None: nothing to do but pass messages on
         self.poster = poster          # Publisher for posts downstream, or None
         self.reporter = reporter      # Reporter for log messages, or None
         self.retry = retry            # RetryQueue, or None
-        self.hooks = hooks or {}
+        self.hooks = hooks if hooks is not None else Hooks()
         self.post_all = post_all      # post every accepted message (dd_post)
         self.fallback = default_placement(cfg) if worker is not None else None
         self.stats: Counter = Counter()
@@ -93,6 +96,7 @@ class Flow:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
+        self.hooks.close()
         for b in self._brokers():
             b.close()
 
@@ -135,6 +139,7 @@ class Flow:
         else:
             for m in list(wl.incoming):
                 wl.move(m, "ok", "accepted")
+        self.run_hooks("on_part", wl)
         self.run_hooks("on_file", wl)
         self.post(wl, places)
         quiet = self.queue_failures(wl, tries)
@@ -159,6 +164,8 @@ class Flow:
         masks = getattr(self.cfg, "masks", [])
         unmatch = bool(self.cfg.accept_unmatch)
         for m in list(wl.incoming):
+            if self.cfg.source_from_exchange and not self._identify(wl, m):
+                continue
             ok, placement, why = choose(m, masks, unmatch, self.fallback)
             if ok:
                 places[id(m)] = placement
@@ -166,20 +173,81 @@ class Flow:
                 wl.move(m, "rejected", why)  # filtered out: nothing to report
         return places
 
+    def _identify(self, wl: Worklist, m: Message) -> bool:
+        """Anti-spoofing (PROTOCOL.md A.8): who sent ``m`` is who owns the
+        ``xs_<user>`` exchange it was published to. A post gets
+        ``source=<user>`` and ``from_cluster=<cluster>`` whatever it said; a log
+        message must carry ``<user>`` in its user field. Messages published
+        straight to a switch exchange (by its feeders) are trusted as they are."""
+        user = exchange_user(m.exchange)
+        if user is None:
+            if m.exchange.startswith("x") and not m.exchange.startswith("xs_"):
+                return True      # a switch exchange: only feeders write there
+            wl.move(m, "rejected", f"not from a user exchange: {m.exchange}", 403)
+            return False
+        if m.report is not None:
+            if m.report.user != user:
+                self.stats["spoofed"] += 1
+                wl.move(m, "rejected", f"log message by '{m.report.user}' sent on "
+                        f"{m.exchange}: dropped")
+                return False
+            return True
+        m.headers["source"] = user
+        m.headers.pop("from_cluster", None)
+        if self.cfg.cluster:
+            m.headers["from_cluster"] = self.cfg.cluster
+        return True
+
     def run_hooks(self, stage: str, wl: Worklist) -> None:
-        for hook in self.hooks.get(stage, []):
-            src = wl.incoming if stage == "on_message" else wl.ok
-            for m in list(src):
-                try:
-                    keep = hook(m)
-                except Exception as exc:  # a plugin must never stop the flow
-                    log.error("%s hook %r failed on %s: %s", stage, hook, m.relpath, exc)
-                    log.debug("traceback", exc_info=True)
-                    wl.move(m, "failed" if stage == "on_file" else "rejected",
-                            f"{stage} plugin error: {exc}", 503)
-                    continue
-                if not keep:
-                    wl.move(m, "rejected", f"skipped by {stage} plugin")
+        """Run ``stage``'s chain (plugins.Hooks) on each message it concerns
+        (``_concerns``). A SKIP at on_message rejects the message: no work,
+        nothing reported; after the work the message keeps its status (and
+        its log message) but is not posted. A hook that fails: 503."""
+        if not self.hooks.has(stage):
+            return
+        pending = wl.incoming if stage == "on_message" else wl.ok
+        for m in [m for m in pending if self._concerns(stage, m, wl)]:
+            try:
+                skipper = self.hooks.skipped_by(stage, m)
+            except PluginError as exc:   # logged by Hooks; the flow goes on
+                wl.move(m, "rejected", str(exc), 503)
+                continue
+            if skipper is not None:
+                self._skip(wl, m, f"skipped by {stage} hook '{skipper}'")
+
+    def _concerns(self, stage: str, m: Message, wl: Worklist) -> bool:
+        """on_message and on_post: every message. on_part: each block of a
+        file that arrived; on_file: each whole file that arrived (a whole
+        file downloaded, or the block that completed one). In a flow that
+        does no work (posting, or download off), what is announced counts
+        as arrived (on_file: with its last block)."""
+        if stage in ("on_message", "on_post"):
+            return True
+        if m.operation != "file":
+            return False
+        oc = wl.outcome(m)
+        code = oc.code if oc is not None else None
+        arrived = (201, 307) if stage == "on_part" else (201,)   # 307: kept as a part file
+        if code not in arrived and not (self.worker is None and code is None):
+            return False
+        try:
+            p = m.parts
+        except MessageError:
+            p = None
+        block = p is not None and not p.is_whole
+        if stage == "on_part":
+            return block
+        return (not block or getattr(m, "completed", False)
+                or (self.worker is None and p.bno == p.blktot - 1))
+
+    @staticmethod
+    def _skip(wl: Worklist, m: Message, why: str) -> None:
+        """Out of ``ok``/``incoming`` (not posted), keeping any status to report."""
+        oc = wl.outcome(m)
+        if oc is not None and oc.code is not None:
+            wl.move(m, "rejected", f"{oc.reason} ({why})", oc.code)
+        else:
+            wl.move(m, "rejected", why)
 
     def work(self, wl: Worklist, places: dict, tries: dict[int, int]) -> None:
         for m in list(wl.incoming):
@@ -237,15 +305,37 @@ class Flow:
     def post(self, wl: Worklist, places: dict) -> None:
         if self.poster is None:
             return
-        for m in wl.ok:
+        for m in list(wl.ok):
             oc = wl.outcome(m)
             if self.post_all:
-                if self._publish(self.poster.publish, m):
+                if self._vetted(wl, m, m) and self._publish(self.poster.publish, m):
                     self.stats["posted"] += 1
             elif oc and (oc.code == 201 or (oc.code == 304 and "oldname" in m.headers)):
                 # a rename's new-name post finds the file already renamed (304):
                 # downstream needs it all the same
-                self._publish(lambda x: self.poster.publish(self.repost(x)), m)
+                self._publish(lambda x: self._send_repost(wl, x), m)
+
+    def _send_repost(self, wl: Worklist, m: Message) -> None:
+        out = self.repost(m)
+        if self._vetted(wl, m, out):
+            self.poster.publish(out)
+
+    def _vetted(self, wl: Worklist, m: Message, out: Message) -> bool:
+        """The on_post chain on ``out``, the post about ``m``: True to publish.
+        A SKIP leaves ``m``'s status as it is; a failing hook reports 503."""
+        if not self.hooks.has("on_post"):
+            return True
+        if out is not m and hasattr(m, "local_path"):
+            out.local_path, out.local_root = m.local_path, m.local_root
+        try:
+            skipper = self.hooks.skipped_by("on_post", out)
+        except PluginError as exc:
+            wl.move(m, "rejected", str(exc), 503)
+            return False
+        if skipper is None:
+            return True
+        self._skip(wl, m, f"not posted: skipped by on_post hook '{skipper}'")
+        return False
 
     def _publish(self, send, m: Message, *args) -> bool:
         """Publish one message; one that cannot be encoded (a header too long
@@ -311,3 +401,10 @@ class Flow:
             oc = wl.outcome(m)
             if oc is not None and oc.code is not None:
                 self._publish(self.reporter.report, m, oc.code, oc.reason)
+
+
+def exchange_user(exchange: str) -> str | None:
+    """The user owning ``xs_<user>`` (or ``xs_<user>_<suffix>``), else None."""
+    if not exchange.startswith("xs_") or len(exchange) == 3:
+        return None
+    return exchange[3:].split("_", 1)[0]

@@ -1,5 +1,6 @@
 """Posting downstream and reporting upstream (log messages)."""
 import logging
+import re
 import socket
 import time
 from dataclasses import replace
@@ -7,6 +8,7 @@ from urllib.parse import urlsplit
 
 from .. import codec
 from ..broker import Outgoing, ensure_exchange
+from ..errors import BrokerError, MessageError
 from ..message import Message, Report
 
 log = logging.getLogger(__name__)
@@ -27,23 +29,58 @@ def broker_user(url: str | None) -> str:
     return (urlsplit(url).username or "anonymous") if url else "anonymous"
 
 
+SOURCE_VAR = "${SOURCE}"
+_EXCHANGE_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+
+
 class Publisher:
-    """Encodes messages and hands them to a broker, pipelined."""
+    """Encodes messages and hands them to a broker, pipelined.
+
+    ``exchange`` may name several exchanges, comma-separated (each message
+    goes to every one), and ``${SOURCE}`` in a name is the message's
+    ``source`` header (log routing: ``xr_${SOURCE}``); such exchanges are
+    declared (or checked) the first time they are used."""
 
     def __init__(self, broker, exchange: str, topic_prefix: str, persistent: bool = True):
         self.broker = broker
         self.exchange = exchange
+        self.exchanges = [e.strip() for e in exchange.split(",") if e.strip()]
         self.topic_prefix = topic_prefix
         self.persistent = persistent
         self.count = 0
+        self._declared: set[str] = set()
 
     def declare(self) -> None:
-        ensure_exchange(self.broker, self.exchange)
+        for ex in self.exchanges:
+            if SOURCE_VAR not in ex:
+                ensure_exchange(self.broker, ex)
+                self._declared.add(ex)
+
+    def targets(self, msg: Message) -> list[str]:
+        """The exchanges ``msg`` goes to (MessageError: no usable source)."""
+        out = []
+        for ex in self.exchanges:
+            if SOURCE_VAR in ex:
+                source = msg.headers.get("source", "")
+                if not _EXCHANGE_WORD.fullmatch(source):
+                    raise MessageError(f"'{source}' cannot name an exchange", "source")
+                ex = ex.replace(SOURCE_VAR, source)
+            out.append(ex)
+        return out
 
     def publish(self, msg: Message, exchange: str | None = None) -> None:
         topic, headers, body, content_type = codec.encode(msg, self.topic_prefix)
-        self.broker.publish(Outgoing(exchange or self.exchange, topic, headers, body,
-                                     content_type, self.persistent))
+        for ex in [exchange] if exchange else self.targets(msg):
+            if ex not in self._declared:
+                try:
+                    ensure_exchange(self.broker, ex)
+                except BrokerError as exc:
+                    if exc.recoverable:
+                        raise
+                    raise MessageError(f"cannot publish to {ex}: {exc}", "exchange") from None
+                self._declared.add(ex)
+            self.broker.publish(Outgoing(ex, topic, headers, body, content_type,
+                                         self.persistent))
         self.count += 1
 
     def flush(self, timeout: float = 60.0) -> None:
