@@ -56,7 +56,10 @@ def test_300_mib_in_8_mib_blocks_reassembled_by_two_instances(sarra_home, unique
     server = nginx(src, workers=1)
     ex, xr, name = f"xp_{unique}", f"xpr_{unique}", f"parts_{unique}"
     reports = taps(xr)
-    sub_config(sarra_home, name, ex, dst, xr, extra="prefetch 2\n")
+    fired = tmp_path / "on_file.txt"
+    sub_config(sarra_home, name, ex, dst, xr, extra=(
+        "prefetch 2\n"
+        f"on_file exec /bin/sh -c 'echo \"$SARRA_FILE\" >> {fired}'\n"))
     declare(name)
     taps.queues.append(qname(sarra_home, name))
     subs = subscribers(procs, sarra_home, name, tmp_path, 2)
@@ -74,6 +77,8 @@ def test_300_mib_in_8_mib_blocks_reassembled_by_two_instances(sarra_home, unique
     assert sum(handled) == 38 and min(handled) > 0, handled   # both instances worked
     ranges = [r for r in server.requests() if r["path"] == "/data/big.bin"]
     assert len(ranges) == 38 and all(r["status"] == 206 for r in ranges)
+    # the trigger ran once, when the file was whole, whichever instance finished it
+    assert fired.read_text().splitlines() == [str(dst / "data" / "big.bin")]
 
 
 def test_blocks_in_shuffled_order_and_a_restart_half_way(sarra_home, unique, procs, taps,

@@ -178,3 +178,19 @@ def test_a_file_outside_post_base_dir_is_skipped_not_fatal(tmp_path, monkeypatch
         assert "not under post_base_dir" in caplog.text
     finally:
         src.close()
+
+
+def test_a_big_file_is_posted_in_blocks_each_with_its_own_sum(tmp_path, monkeypatch):
+    import hashlib
+    src, tree = _source(tmp_path, monkeypatch, "blocksize 1k\n")
+    try:
+        data = os.urandom(2500)
+        (tree / "big").write_bytes(data)
+        got = _collect(src, 3)
+        assert [m.headers["parts"] for m in got] == ["i,1024,3,452,0", "i,1024,3,452,1",
+                                                     "i,1024,3,452,2"]
+        for m, (a, b) in zip(got, [(0, 1024), (1024, 2048), (2048, 2500)]):
+            assert m.headers["sum"] == "s," + hashlib.sha512(data[a:b]).hexdigest()
+        assert len({m.pubtime for m in got}) == 1 and len({m.headers["mtime"] for m in got}) == 1
+    finally:
+        src.close()
