@@ -8,7 +8,6 @@ Usage: python bench/bench_foundation.py [--files 2000] [--size 4096] [--big-mib 
 import argparse
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -18,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (BROKER, cli, count_files, declare_subscriber, env_dirs,  # noqa: E402
-                          make_files, peak_rss_mb, subscriber)
+                          make_files, peak_rss_mb, stop_subscriber, subscriber, wait_until)
 from sarra import checksum  # noqa: E402
 from sarra.components import post_flow  # noqa: E402
 from sarra.config import load_config  # noqa: E402
@@ -56,16 +55,11 @@ def end_to_end(tmp: Path, src: Path, n: int, base_url: str, tag: str) -> tuple[f
         time.sleep(0.5)
         t0 = time.perf_counter()
         post_s = post(src, base_url, exchange, [str(src)])
-        while count_files(dst) < n:
-            if proc.poll() is not None:
-                raise SystemExit(f"subscriber died: see {tmp / f'sub_{tag}.log'}")
-            time.sleep(0.01)
+        wait_until(lambda: count_files(dst) >= n, [proc], f"{n} files", 0.01)
         e2e = time.perf_counter() - t0
         rss = peak_rss_mb(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        cli("subscribe", "cleanup", f"bench_{tag}")
+        stop_subscriber(proc, f"bench_{tag}")
     print(f"  {tag:5s}: post {n / post_s:8.0f} msgs/s   end-to-end {n / e2e:6.0f} files/s "
           f"({e2e:.2f}s)   subscriber peak RSS {rss:.0f} MB")
     return n / post_s, n / e2e
@@ -100,16 +94,11 @@ def download_big(tmp: Path, dst: Path, tag: str, mib: int, method: str, base_url
         flow.run()
         posted = time.perf_counter()   # the post is confirmed: the download starts now
         target = dst / path.relative_to(src)
-        while not target.exists():
-            if proc.poll() is not None:
-                raise SystemExit(f"subscriber died: see sub_{name}.log")
-            time.sleep(0.002)
+        wait_until(target.exists, [proc], str(target), 0.002)
         download = time.perf_counter() - posted
         rss = peak_rss_mb(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        cli("subscribe", "cleanup", name)
+        stop_subscriber(proc, name)
     target.unlink()
     return mib / download, rss
 

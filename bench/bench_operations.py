@@ -8,7 +8,6 @@ Usage: python bench/bench_operations.py [--seconds 5]
 """
 import argparse
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -17,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import BROKER, cli, env_dirs, make_files, subscriber  # noqa: E402
+from bench.common import (BROKER, env_dirs, make_files, stop_subscriber,  # noqa: E402
+                          subscriber, wait_until)
 from sarra.components import post_flow  # noqa: E402
 from sarra.config import load_config  # noqa: E402
 
@@ -49,15 +49,10 @@ def byte_limit(tmp: Path, mbs: int, seconds: float) -> None:
                                          ("post_base_dir", str(src))])
         post_flow(cfg, [str(src / "big.bin")]).run()
         t0 = time.monotonic()
-        while not (dst / "big.bin").exists():
-            if proc.poll() is not None:
-                raise SystemExit(f"subscriber died: see {name}.log")
-            time.sleep(0.005)
+        wait_until((dst / "big.bin").exists, [proc], "the file")
         took = time.monotonic() - t0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        cli("subscribe", "cleanup", name)
+        stop_subscriber(proc, name)
     achieved = size / took / MB
     print(f"  byte_rate_max {mbs:3d} MiB/s: {size // MB} MiB in {took:.2f}s = {achieved:.2f} MiB/s "
           f"= {100 * achieved / mbs:.1f}% of the limit")
@@ -87,9 +82,7 @@ def idle_subscriber(tmp: Path) -> None:
         time.sleep(5)
         rss = rss_mb(proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
-        cli("subscribe", "cleanup", "idle")
+        stop_subscriber(proc, "idle")
     print(f"  idle subscriber daemon: RSS {rss:.0f} MB after 5 s")
 
 

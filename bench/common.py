@@ -1,8 +1,10 @@
 """What the benchmarks share: a private sarra home, the tools as
 subprocesses, a subscriber, peak RSS of a process."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +61,18 @@ def subscriber(name: str, exchange: str, dst: Path, log: Path, extra: str = ""):
     out = open(log, "wb")
     return subprocess.Popen([sys.executable, "-m", "sarra.cli", "subscribe", "foreground", name],
                             cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
+
+
+def wait_until(done, procs, what: str, poll: float = 0.005) -> None:
+    """Poll ``done()``; stop the benchmark if one of ``procs`` dies meanwhile."""
+    while not done():
+        if any(p.poll() is not None for p in procs):
+            raise SystemExit(f"a process died while waiting for {what}: see its log")
+        time.sleep(poll)
+
+
+def stop_subscriber(proc, name: str) -> None:
+    """SIGTERM the subscriber, wait for it, delete its queue and state."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    cli("subscribe", "cleanup", name)

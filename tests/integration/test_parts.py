@@ -6,7 +6,6 @@ where a block must be served wrong once.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 import signal
