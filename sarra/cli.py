@@ -59,6 +59,11 @@ def setup_logging(cfg) -> None:
 
 
 def run(tool: str, argv: list[str]) -> int:
+    if tool == "audit":   # a switch description, not a configuration: its own parser
+        from .switch.command import main as audit
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s [%(levelname)s] dd_audit: %(message)s")
+        return audit(argv)
     try:
         inv = parse_argv(tool, argv)
         if inv.show_help:

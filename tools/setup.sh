@@ -2,6 +2,7 @@
 # Make this machine ready to build and test sarra (idempotent).
 #   - installs rabbitmq-server and nginx with apt when either binary is missing
 #   - makes sure RabbitMQ answers on 127.0.0.1:5672 (starts it if needed)
+#   - enables RabbitMQ's management plugin (dd_audit's HTTP API on 127.0.0.1:15672)
 #   - creates .venv in the repo root and installs the package with its test extras
 # Safe to run from any directory and as often as you like.
 set -euo pipefail
@@ -91,6 +92,37 @@ else
     done
     "${SUDO[@]}" timeout "$STARTUP_TIMEOUT" rabbitmqctl -q await_startup >/dev/null 2>&1 || true
     say "RabbitMQ answers on $AMQP_HOST:$AMQP_PORT"
+fi
+
+# ---------------------------------------------------------------- rabbitmq management API
+# dd_audit administers the broker through the management plugin's HTTP API.
+MGMT_PORT=15672
+
+mgmt_answers() {
+    "$PYTHON" - "$AMQP_HOST" "$MGMT_PORT" <<'PY' >/dev/null 2>&1
+import sys, urllib.error, urllib.request
+try:
+    urllib.request.urlopen(f"http://{sys.argv[1]}:{sys.argv[2]}/api/overview", timeout=2)
+except urllib.error.HTTPError:
+    pass            # 401 without credentials: the API is up
+except OSError:
+    sys.exit(1)
+PY
+}
+
+if mgmt_answers; then
+    say "RabbitMQ management API answers on $AMQP_HOST:$MGMT_PORT"
+else
+    if ! "${SUDO[@]}" rabbitmq-plugins -q list -e -m 2>/dev/null | grep -qx rabbitmq_management; then
+        say "enabling RabbitMQ's management plugin (rabbitmq_management)"
+        "${SUDO[@]}" rabbitmq-plugins -q enable rabbitmq_management >/dev/null
+    fi
+    deadline=$((SECONDS + STARTUP_TIMEOUT))
+    until mgmt_answers; do
+        [ "$SECONDS" -lt "$deadline" ] || die "RabbitMQ management API did not answer on $AMQP_HOST:$MGMT_PORT within ${STARTUP_TIMEOUT}s"
+        sleep 1
+    done
+    say "RabbitMQ management API answers on $AMQP_HOST:$MGMT_PORT"
 fi
 
 # ---------------------------------------------------------------- venv

@@ -38,7 +38,6 @@ PLACEMENT = ("directory", "mirror", "strip", "flatten", "rename")
 
 DAEMON_ACTIONS = ("foreground", "start", "stop", "restart", "status",
                   "declare", "cleanup")
-AUDIT_ACTIONS = ("declare", "check")
 SHORT_OPTIONS = {"-b": "broker", "-ex": "exchange", "-u": "post_base_url",
                  "-pb": "post_broker", "-pbu": "post_base_url",
                  "-pbd": "post_base_dir", "-c": "config", "-f": "follow"}
@@ -484,8 +483,8 @@ def parse_argv(tool: str, argv: list[str]) -> Invocation:
     """Parse the arguments of ``dd_<tool>`` (without the program name).
 
     Daemons: ``[--name value | --flag]... ACTION CONFIG``; post:
-    ``[--name value]... PATH...``; log: ``[--follow] [CONFIG]``; audit:
-    ``declare|check SWITCH.yaml``. Overrides keep the name as given (an
+    ``[--name value]... PATH...``; log: ``[--follow] [CONFIG]`` (dd_audit
+    has its own parser: sarra.switch.command). Overrides keep the name as given (an
     alias stays an alias); ``load_config`` validates them.
     """
     if tool not in TOOLS:
@@ -501,8 +500,6 @@ def parse_argv(tool: str, argv: list[str]) -> Invocation:
         if len(args) > 1:
             raise _too_many(args[1:])
         inv.config = args[0] if args else inv.config
-    elif tool == "audit":
-        _assign_daemon(inv, args, AUDIT_ACTIONS)
     else:
         _assign_daemon(inv, args, DAEMON_ACTIONS)
     return inv
@@ -513,7 +510,6 @@ def parse_argv(tool: str, argv: list[str]) -> Invocation:
 _USAGE = {
     "post": "dd_post [--option value ...] [-c CONFIG] PATH...",
     "log": "dd_log [--follow] [--option value ...] [CONFIG]",
-    "audit": "dd_audit [--option value ...] declare|check SWITCH.yaml",
 }
 _METAVAR = {"str": "TEXT", "int": "N", "float": "NUMBER", "size": "SIZE",
             "duration": "DURATION", "octal": "MODE", "url": "URL",

@@ -527,8 +527,6 @@ def test_argv_config_less_foreground_help_version_log_audit():
     assert parse_argv("sara", ["--version"]).show_version
     inv = parse_argv("log", ["--follow", "mylog"])
     assert inv.config == "mylog" and inv.overrides == [("follow", "true")]
-    inv = parse_argv("audit", ["check", "switch.yaml"])
-    assert (inv.action, inv.config) == ("check", "switch.yaml")
 
 
 def test_help_text():

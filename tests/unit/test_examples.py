@@ -50,7 +50,8 @@ def test_every_file_under_etc_is_an_example_we_check():
     files = sorted(p for p in ETC.rglob("*") if p.is_file())
     assert DEFAULT in files and CREDENTIALS in files
     assert tool_configs(), "no <tool>/<name>.conf example"
-    checked = {DEFAULT, CREDENTIALS} | {p for _, p in tool_configs()}
+    switch = ETC / "switch.yaml"  # loaded by tests/unit/test_switch.py
+    checked = {DEFAULT, CREDENTIALS, switch} | {p for _, p in tool_configs()}
     assert [str(p) for p in files if p not in checked] == []
     for tool, path in tool_configs():
         assert tool in TOOLS, f"{path}: '{tool}' is not a tool ({', '.join(TOOLS)})"

@@ -1,0 +1,356 @@
+"""The switch description: one YAML file saying what a switch is made of.
+
+The only module of sarra that imports yaml (PyYAML). Example (etc/switch.yaml)::
+
+    cluster: lab1                      # this switch's name
+    broker: amqp://admin@localhost/    # administrator URL; password in credentials.conf
+    feeder: amqp://feeder@localhost/   # the account the switch's own components use
+    data_dir: /var/lib/sarra/data      # the tree the switch serves
+    base_url: http://localhost:8090/   # how subscribers reach data_dir
+    users:                             # name: role
+      alice: source
+      carol: subscriber
+    links: []
+
+Passwords are never in the YAML: each account's password is the one
+credentials.conf holds for ``amqp://<user>@<broker host>:<port>/``.
+
+``add_user_to_file`` / ``remove_user_from_file`` edit the ``users:`` block
+as text, so comments and layout survive; only a description whose users are
+written in flow style (``users: {alice: source}``) is rewritten whole, and
+then its comments are lost (a warning says so).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from ..config.credentials import Credentials, DEFAULT_PORTS
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+XPUBLIC = "xpublic"          # validated posts of the switch (feeder writes, all read)
+XREPORT = "xreport"          # validated log messages of the switch
+XSARRA = "xsarra"            # every source's posts (e2e bindings from xs_<source>)
+XREPORT_IN = "xreport_in"    # everybody's log messages (e2e bindings from xs_<user>)
+
+ROLES = ("admin", "feeder", "source", "subscriber")
+KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
+        "management_url")
+REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
+
+# No '_' (it separates a user's name from an exchange suffix: xs_<u>_<suffix>)
+# and no '.' (it ends the user's part of a queue name: q_<u>.<tool>...), so
+# that no user's name plus a separator is the beginning of another's.
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+MANAGEMENT_PORTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
+
+
+@dataclass
+class Switch:
+    """A loaded, validated switch description."""
+
+    cluster: str
+    broker: str                    # administrator URL, without password
+    feeder: str                    # the switch's own account URL, without password
+    data_dir: str
+    base_url: str
+    users: dict[str, str]          # as written: name -> role
+    links: list = field(default_factory=list)
+    management_url: str = ""       # RabbitMQ management API, e.g. http://host:15672/api
+    path: str = ""
+
+    @property
+    def admin_user(self) -> str:
+        return urlsplit(self.broker).username or ""
+
+    @property
+    def feeder_user(self) -> str:
+        return urlsplit(self.feeder).username or ""
+
+    def accounts(self) -> dict[str, str]:
+        """Every account of the switch, name -> role: the users plus the
+        administrator of ``broker`` and the account of ``feeder`` (one
+        account named in both is the administrator)."""
+        out = {self.feeder_user: "feeder", self.admin_user: "admin"}
+        out.update(self.users)
+        return out
+
+    def as_data(self) -> dict:
+        """The description as YAML data (management_url always written)."""
+        return {"cluster": self.cluster, "broker": self.broker, "feeder": self.feeder,
+                "data_dir": self.data_dir, "base_url": self.base_url,
+                "users": dict(self.users), "links": list(self.links),
+                "management_url": self.management_url}
+
+    def with_users(self, users: dict[str, str]) -> "Switch":
+        """A validated copy with other users (the file is not touched)."""
+        return switch_from_data({**self.as_data(), "users": users}, self.path)
+
+    def names(self, *roles: str) -> list[str]:
+        """The accounts having one of ``roles``, sorted."""
+        return sorted(n for n, r in self.accounts().items() if r in roles)
+
+    def account_url(self, name: str) -> str:
+        """``amqp://<name>@<broker host>:<port>/``: the key of its password."""
+        parts = urlsplit(self.broker)
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 5672)
+        return f"{parts.scheme}://{name}@{_host(parts.hostname or '')}:{port}/"
+
+    def passwords(self, names: list[str] | None = None,
+                  credentials: Credentials | None = None) -> dict[str, str]:
+        """name -> password from credentials.conf for ``names`` (default
+        every account). A missing one is a ConfigError naming the users."""
+        creds = credentials if credentials is not None else Credentials()
+        out, missing = {}, []
+        for name in (self.accounts() if names is None else names):
+            url = creds.lookup(self.account_url(name))
+            password = urlsplit(url).password
+            if password is None:
+                missing.append(name)
+            else:
+                out[name] = unquote(password)
+        if missing:
+            raise ConfigError(
+                f"no password for user{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)} in {creds.path} (add "
+                + " ".join(self.account_url(n).replace("@", ":PASSWORD@", 1)
+                           for n in missing) + ")",
+                self.path, option="users")
+        return out
+
+    def admin_login(self, credentials: Credentials | None = None) -> tuple[str, str]:
+        """(user, password) of the administrator, for the management API."""
+        creds = credentials if credentials is not None else Credentials()
+        password = urlsplit(creds.lookup(self.broker)).password
+        if password is None:
+            raise ConfigError(f"no password for the administrator {self.broker} in "
+                              f"{creds.path}", self.path, option="broker")
+        return self.admin_user, unquote(password)
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+# --------------------------------------------------------------------------- loading
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the switch description: {exc}", path) from exc
+
+
+def _parse(text: str, path: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {problem}", path,
+                          mark.line + 1 if mark else None) from None
+
+
+def _text(data: dict, key: str, path: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("must be a non-empty string", path, option=key)
+    return value.strip()
+
+
+def _url(data: dict, key: str, path: str, schemes: tuple[str, ...],
+         user: bool) -> str:
+    value = _text(data, key, path)
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"'{value}' is not a {'/'.join(schemes)} URL", path, option=key)
+    if user and not parts.username:
+        raise ConfigError(f"'{value}' must name its account ({parts.scheme}://USER@host/)",
+                          path, option=key)
+    if parts.password is not None:
+        raise ConfigError("no passwords in the switch description: put the URL with "
+                          "its password in credentials.conf", path, option=key)
+    return value
+
+
+def check_user(name: object, role: object, path: str = "") -> None:
+    """ConfigError unless ``name`` is a valid user name and ``role`` a role."""
+    if not isinstance(name, str):
+        raise ConfigError(f"user name {name!r} is not a string (quote it)", path,
+                          option="users")
+    if not USER_NAME.match(name):
+        raise ConfigError(f"bad user name '{name}': letters, digits and '-' only "
+                          "('_' and '.' separate names from suffixes)", path,
+                          option=f"users.{name}")
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r} (roles: {', '.join(ROLES)})", path,
+                          option=f"users.{name}")
+
+
+def switch_from_data(data: object, path: str = "<switch>") -> Switch:
+    """Validate parsed YAML and build the Switch."""
+    if not isinstance(data, dict):
+        raise ConfigError("a switch description is a mapping of keys "
+                          f"({', '.join(REQUIRED)})", path)
+    for key in data:
+        if key not in KEYS:
+            raise ConfigError(f"unknown key (keys: {', '.join(KEYS)})", path, option=str(key))
+    for key in REQUIRED:
+        if key not in data:
+            raise ConfigError("missing", path, option=key)
+    users = {} if data.get("users") is None else data["users"]
+    if not isinstance(users, dict):
+        raise ConfigError("must be a mapping of user name to role", path, option="users")
+    for name, role in users.items():
+        check_user(name, role, path)
+    links = [] if data.get("links") is None else data["links"]
+    if not isinstance(links, list):
+        raise ConfigError("must be a list", path, option="links")
+    broker = _url(data, "broker", path, ("amqp", "amqps"), user=True)
+    feeder = _url(data, "feeder", path, ("amqp", "amqps"), user=True)
+    data_dir = _text(data, "data_dir", path)
+    if not os.path.isabs(data_dir):
+        raise ConfigError(f"'{data_dir}' is not an absolute path", path, option="data_dir")
+    base_url = _url(data, "base_url", path, ("http", "https"), user=False)
+    management = data.get("management_url")
+    if management is None:
+        management = default_management_url(broker)
+    else:
+        management = _url(data, "management_url", path, ("http", "https"), user=False)
+    switch = Switch(cluster=_text(data, "cluster", path), broker=broker, feeder=feeder,
+                    data_dir=data_dir, base_url=base_url, users=dict(users), links=links,
+                    management_url=management.rstrip("/"), path=path)
+    for name, fixed in ((switch.admin_user, "admin"), (switch.feeder_user, "feeder")):
+        role = switch.users.get(name)
+        if role is not None and role != fixed and not (fixed == "feeder" and role == "admin"):
+            raise ConfigError(f"'{name}' is the {fixed} account of the switch, not a {role}",
+                              path, option=f"users.{name}")
+    return switch
+
+
+def default_management_url(broker: str) -> str:
+    """http://<broker host>:15672/api (https and 15671 for amqps)."""
+    parts = urlsplit(broker)
+    scheme, port = MANAGEMENT_PORTS.get(parts.scheme, ("http", 15672))
+    return f"{scheme}://{_host(parts.hostname or 'localhost')}:{port}/api"
+
+
+def load_switch(path: str) -> Switch:
+    """Read and validate a switch description; ConfigError names file and key."""
+    return switch_from_data(_parse(_read(path), path), path)
+
+
+# --------------------------------------------------------------------------- editing
+
+_USERS_LINE = re.compile(r"^users:[ \t]*(#.*)?$")
+_ENTRY = re.compile(r"^(?P<indent>[ \t]+)(?P<key>\"[^\"]*\"|'[^']*'|[^\s#:'\"][^:#]*?)"
+                    r"[ \t]*:[ \t]*(?P<value>[^#\s]*)")
+
+
+def _key_text(name: str) -> str:
+    """``name`` as a YAML key that reads back as the same string."""
+    if yaml.safe_load(f"{name}: x") == {name: "x"}:
+        return name
+    return f'"{name}"'
+
+
+def _users_block(lines: list[str]) -> tuple[int, int] | None:
+    """(index of the ``users:`` line, index after its block) in block style."""
+    for i, line in enumerate(lines):
+        if _USERS_LINE.match(line):
+            end = i + 1
+            last = i + 1
+            while end < len(lines):
+                stripped = lines[end].strip()
+                if lines[end][:1] in (" ", "\t") and stripped:
+                    last = end + 1
+                elif stripped and not stripped.startswith("#"):
+                    break
+                end += 1
+            return i, last
+    return None
+
+
+def _edit_lines(lines: list[str], name: str, role: str | None) -> list[str] | None:
+    block = _users_block(lines)
+    if block is None:
+        return None
+    start, end = block
+    indent, at = "  ", None
+    for i in range(start + 1, end):
+        m = _ENTRY.match(lines[i])
+        if not m:
+            continue
+        indent = m.group("indent")
+        key = yaml.safe_load(m.group("key") + ": x")
+        if isinstance(key, dict) and name in key:
+            at = i
+    new = f"{indent}{_key_text(name)}: {role}\n" if role else None
+    out = list(lines)
+    if at is not None:
+        out[at:at + 1] = [new] if new else []
+    elif new:
+        if end > 0 and not out[end - 1].endswith("\n"):
+            out[end - 1] += "\n"
+        out.insert(end, new)
+    return out
+
+
+def _write(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=".switch-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _set_user(path: str, name: str, role: str | None) -> Switch:
+    text = _read(path)
+    data = _parse(text, path)
+    current = switch_from_data(data, path)
+    wanted = dict(current.users)
+    if role is None:
+        wanted.pop(name, None)
+    else:
+        wanted[name] = role
+    if wanted == current.users:
+        return current
+    edited = _edit_lines(text.splitlines(keepends=True), name, role)
+    new_text = "".join(edited) if edited is not None else ""
+    parsed = _parse(new_text, path) if edited is not None else None
+    if not isinstance(parsed, dict) or (parsed.get("users") or {}) != wanted:
+        log.warning("%s: users are not a plain block; rewriting the whole file "
+                    "(its comments are lost)", path)
+        data = dict(data)
+        data["users"] = wanted
+        new_text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    switch = switch_from_data(_parse(new_text, path), path)
+    _write(path, new_text)
+    return switch
+
+
+def add_user_to_file(path: str, name: str, role: str) -> Switch:
+    """Add ``name: role`` to the description (or change the role); comments kept."""
+    check_user(name, role, path)
+    return _set_user(path, name, role)
+
+
+def remove_user_from_file(path: str, name: str) -> Switch:
+    """Remove ``name`` from the users of the description; comments kept."""
+    return _set_user(path, name, None)

@@ -1,0 +1,107 @@
+"""The nginx site that serves a switch's tree (data_dir) at its base_url.
+
+``site_config`` gives a ``server { ... }`` block for nginx's sites directory
+(e.g. /etc/nginx/sites-available/sarra-<cluster>); with ``standalone`` the
+block is wrapped in a whole nginx.conf (events, http, pid and logs relative
+to nginx's prefix) for ``nginx -p DIR -c FILE``, as the tests run it.
+Plain text generation: no I/O.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from urllib.parse import unquote, urlsplit
+
+from ..errors import ConfigError
+from .description import Switch
+
+_STANDALONE = """\
+# A whole nginx.conf: run it with  nginx -p PREFIX_DIR -c THIS_FILE
+# (pid, logs and temporary files live in PREFIX_DIR; stays in the foreground)
+daemon off;
+pid nginx.pid;
+error_log error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    default_type application/octet-stream;
+    types {{ }}
+    sendfile on;
+    tcp_nopush on;
+    server_tokens off;
+    access_log access.log;
+    client_body_temp_path client_body;
+    proxy_temp_path proxy;
+    fastcgi_temp_path fastcgi;
+    uwsgi_temp_path uwsgi;
+    scgi_temp_path scgi;
+
+{server}}}
+"""
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def _listen(switch: Switch, listen: str | None) -> tuple[str, str | None]:
+    """(the listen value, the server_name or None)."""
+    parts = urlsplit(switch.base_url)
+    host = parts.hostname or "localhost"
+    ssl = " ssl" if parts.scheme == "https" else ""
+    if listen:
+        return listen + ssl, None if _is_ip(host) else host
+    port = parts.port or (443 if ssl else 80)
+    if _is_ip(host):
+        address = f"[{host}]" if ":" in host else host
+        return f"{address}:{port}{ssl}", None
+    return f"{port}{ssl}", host
+
+
+def server_block(switch: Switch, listen: str | None = None,
+                 ssl_certificate: str | None = None,
+                 ssl_certificate_key: str | None = None, indent: str = "") -> str:
+    """``server { ... }`` serving data_dir at the path of base_url."""
+    value, server_name = _listen(switch, listen)
+    path = unquote(urlsplit(switch.base_url).path) or "/"
+    if not path.endswith("/"):
+        path += "/"
+    root = os.path.normpath(switch.data_dir)
+    lines = [f"# sarra switch '{switch.cluster}': {root} at {switch.base_url}",
+             f"# (dd_audit nginx {switch.path})",
+             "server {",
+             f"    listen {value};"]
+    if server_name:
+        lines.append(f"    server_name {server_name};")
+    if value.endswith(" ssl"):
+        if not (ssl_certificate and ssl_certificate_key):
+            raise ConfigError("an https base_url needs --ssl_certificate and "
+                              "--ssl_certificate_key", switch.path, option="base_url")
+        lines += [f"    ssl_certificate {ssl_certificate};",
+                  f"    ssl_certificate_key {ssl_certificate_key};"]
+    lines.append(f"    location {_quoted(path)} {{")
+    if path == "/":
+        lines.append(f"        root {_quoted(root)};")
+    else:
+        lines.append(f"        alias {_quoted(root.rstrip('/') + '/')};")
+    lines += ["        autoindex off;", "    }", "}"]
+    return "".join(f"{indent}{line}\n" if line else "\n" for line in lines)
+
+
+def _quoted(text: str) -> str:
+    if any(c in text for c in " \t;{}#'\"\\$"):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def site_config(switch: Switch, listen: str | None = None, standalone: bool = False,
+                ssl_certificate: str | None = None,
+                ssl_certificate_key: str | None = None) -> str:
+    """The site configuration (``standalone``: a whole nginx.conf around it)."""
+    if not standalone:
+        return server_block(switch, listen, ssl_certificate, ssl_certificate_key)
+    return _STANDALONE.format(server=server_block(switch, listen, ssl_certificate,
+                                                  ssl_certificate_key, indent="    "))

@@ -1,0 +1,252 @@
+"""What a switch description asks of the broker, and how the broker differs.
+
+Pure functions on plain data (no I/O): ``permissions(role, user)`` gives the
+RabbitMQ regexes of PROTOCOL.md A.9, ``build_plan`` the users, exchanges and
+exchange-to-exchange bindings a switch needs, and ``differences`` compares a
+plan with a ``BrokerState`` read from the broker (rabbit.py does the reading
+and the applying).
+
+Permissions (vhost ``/``; RabbitMQ searches each regex unanchored, so every
+alternative starts with ``^`` and every user-name pattern ends at a
+separator or at ``$``)::
+
+    source u      configure ^q_u\\..*
+                  write     ^q_u\\..*|^xs_u(_.*)?$
+                  read      ^q_u\\..*|^x[rs]_u(_.*)?$|^xpublic$
+    subscriber u  configure ^q_u\\..*
+                  write     ^q_u\\..*|^xs_u$
+                  read      ^q_u\\..*|^x[rs]_u$|^xpublic$
+    feeder, admin .* .* .*
+
+Write on a queue is what RabbitMQ checks to bind it; read on an exchange is
+what it checks to bind a queue to it; no user may configure an exchange
+(dd_audit declares them all).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from .description import XPUBLIC, XREPORT, XREPORT_IN, XSARRA, Switch
+
+VHOST = "/"
+POST_KEY = "v02.post.#"       # a source's posts: xs_<u> -> xsarra
+REPORT_KEY = "v02.report.#"   # everybody's log messages: xs_<u> -> xreport_in
+SWITCH_EXCHANGES = (XPUBLIC, XREPORT, XSARRA, XREPORT_IN)
+ROUTERS = (XSARRA, XREPORT_IN)  # the exchanges fed by e2e bindings
+ALL = (".*", ".*", ".*")
+TAGS = {"admin": ("administrator",), "feeder": (), "source": (), "subscriber": ()}
+HASHES = {"rabbit_password_hashing_sha256": hashlib.sha256,
+          "rabbit_password_hashing_sha512": hashlib.sha512,
+          "rabbit_password_hashing_md5": hashlib.md5}
+
+
+@dataclass(frozen=True)
+class Permissions:
+    configure: str
+    write: str
+    read: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"configure": self.configure, "write": self.write, "read": self.read}
+
+
+def permissions(role: str, user: str) -> Permissions:
+    """The configure/write/read regexes of ``user`` with ``role``."""
+    if role in ("admin", "feeder"):
+        return Permissions(*ALL)
+    queues = rf"^q_{user}\..*"
+    if role == "source":
+        return Permissions(queues, rf"{queues}|^xs_{user}(_.*)?$",
+                           rf"{queues}|^x[rs]_{user}(_.*)?$|^{XPUBLIC}$")
+    if role == "subscriber":
+        return Permissions(queues, rf"{queues}|^xs_{user}$",
+                           rf"{queues}|^x[rs]_{user}$|^{XPUBLIC}$")
+    raise ValueError(f"unknown role {role!r}")
+
+
+def allowed(pattern: str, name: str) -> bool:
+    """Whether RabbitMQ grants ``name`` under ``pattern`` (an unanchored search;
+    the empty pattern grants nothing)."""
+    return bool(pattern) and re.search(pattern, name) is not None
+
+
+def user_exchanges(user: str) -> tuple[str, str]:
+    return f"xs_{user}", f"xr_{user}"
+
+
+def owned_by(name: str, user: str) -> bool:
+    """Whether exchange ``name`` belongs to ``user`` (xs_u, xr_u, xs_u_suffix...)."""
+    return re.match(rf"^x[sr]_{re.escape(user)}(_.*)?$", name) is not None
+
+
+def password_matches(password_hash: str, algorithm: str, password: str) -> bool:
+    """Whether RabbitMQ's ``password_hash`` (base64 of a 4-byte salt and
+    H(salt + password)) is that of ``password``."""
+    try:
+        raw = base64.b64decode(password_hash or "", validate=True)
+    except ValueError:
+        return False
+    digest = HASHES.get(algorithm or "rabbit_password_hashing_sha256")
+    if digest is None or len(raw) <= 4:
+        return False
+    salt = raw[:4]
+    return raw[4:] == digest(salt + password.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    role: str
+    password: str = field(repr=False)
+    tags: tuple[str, ...]
+    perms: Permissions
+
+
+@dataclass(frozen=True)
+class Binding:
+    """An exchange-to-exchange binding."""
+    source: str
+    destination: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.source} -> {self.destination} ({self.key})"
+
+
+@dataclass
+class Plan:
+    accounts: dict[str, Account]
+    exchanges: dict[str, str | None]     # name -> owning user (None: the switch's)
+    bindings: dict[Binding, str]         # binding -> owning user
+
+
+def build_plan(switch: Switch, passwords: dict[str, str]) -> Plan:
+    """The accounts, exchanges and bindings ``switch`` needs."""
+    accounts = {name: Account(name, role, passwords[name], TAGS[role],
+                              permissions(role, name))
+                for name, role in switch.accounts().items()}
+    exchanges: dict[str, str | None] = {name: None for name in SWITCH_EXCHANGES}
+    bindings: dict[Binding, str] = {}
+    for name, role in sorted(switch.accounts().items()):
+        if role not in ("source", "subscriber"):
+            continue
+        xs, xr = user_exchanges(name)
+        exchanges[xs] = exchanges[xr] = name
+        if role == "source":
+            bindings[Binding(xs, XSARRA, POST_KEY)] = name
+        bindings[Binding(xs, XREPORT_IN, REPORT_KEY)] = name
+    return Plan(accounts, exchanges, bindings)
+
+
+@dataclass
+class BrokerState:
+    """What the broker holds, as the management API shows it."""
+    users: dict[str, dict]                 # name -> {tags, password_hash, hashing_algorithm}
+    permissions: dict[str, Permissions]    # on VHOST
+    exchanges: dict[str, dict]             # name -> {type, durable, auto_delete, internal}
+    bindings: set[Binding]                 # e2e bindings whose destination is in ROUTERS
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One way the broker differs from the plan.
+
+    ``problem`` is what ``check`` says; ``action`` (verb, subject) is what
+    ``declare`` does about it, with ``done`` saying it; ``owner`` is the
+    user it is about (None: the switch's own exchanges and bindings).
+    Without an action, ``declare`` leaves it alone (extra users and
+    bindings are only reported) unless it is a ``conflict`` it cannot
+    resolve (an exchange of the wrong kind), which makes it fail.
+    """
+    problem: str
+    action: tuple[str, object] | None = None
+    done: str = ""
+    owner: str | None = None
+    conflict: bool = False
+
+
+def _tags(user: dict) -> tuple[str, ...]:
+    tags = user.get("tags") or []
+    if isinstance(tags, str):
+        tags = [t for t in re.split(r"[,\s]+", tags) if t]
+    return tuple(sorted(tags))
+
+
+def _account_differences(account: Account, state: BrokerState) -> list[Difference]:
+    name, role = account.name, account.role
+    out = []
+    user = state.users.get(name)
+    if user is None:
+        out.append(Difference(f"missing user {name} ({role})", ("put_user", account),
+                              f"created user {name} ({role})", name))
+    else:
+        wrong = []
+        if _tags(user) != tuple(sorted(account.tags)):
+            wrong.append(f"tags [{', '.join(_tags(user))}] instead of "
+                         f"[{', '.join(account.tags)}]")
+        if not password_matches(user.get("password_hash", ""),
+                                user.get("hashing_algorithm", ""), account.password):
+            wrong.append("password differs from credentials.conf")
+        if wrong:
+            out.append(Difference(f"user {name}: {'; '.join(wrong)}", ("put_user", account),
+                                  f"updated user {name} ({role}): {'; '.join(wrong)}", name))
+    perms = state.permissions.get(name)
+    if perms != account.perms:
+        if perms is None:
+            problem = f"user {name} has no permissions on vhost {VHOST}"
+        else:
+            wrong = [f"{kind} '{got}' instead of '{want}'"
+                     for kind, got, want in zip(("configure", "write", "read"),
+                                                (perms.configure, perms.write, perms.read),
+                                                (account.perms.configure, account.perms.write,
+                                                 account.perms.read))
+                     if got != want]
+            problem = f"user {name}: {'; '.join(wrong)}"
+        out.append(Difference(problem, ("put_permissions", account),
+                              f"set permissions of {name} ({role})", name))
+    return out
+
+
+def _looks_like_sarra(name: str, state: BrokerState) -> bool:
+    perms = state.permissions.get(name)
+    return ((perms is not None and perms.configure.startswith(f"^q_{name}"))
+            or f"xs_{name}" in state.exchanges)
+
+
+def differences(plan: Plan, state: BrokerState) -> list[Difference]:
+    """Everything that differs, in a stable order: accounts, extra users,
+    exchanges, bindings (missing, then extra)."""
+    out: list[Difference] = []
+    for name in sorted(plan.accounts):
+        out.extend(_account_differences(plan.accounts[name], state))
+    for name in sorted(set(state.users) - set(plan.accounts)):
+        if _looks_like_sarra(name, state):
+            out.append(Difference(f"extra user {name} (not in the description)", owner=name))
+    for name, owner in sorted(plan.exchanges.items()):
+        info = state.exchanges.get(name)
+        if info is None:
+            out.append(Difference(f"missing exchange {name}", ("put_exchange", name),
+                                  f"declared exchange {name}", owner))
+        elif (info.get("type"), bool(info.get("durable")), bool(info.get("auto_delete")),
+              bool(info.get("internal"))) != ("topic", True, False, False):
+            out.append(Difference(
+                f"exchange {name} is {info.get('type')} durable={info.get('durable')} "
+                f"auto_delete={info.get('auto_delete')} internal={info.get('internal')}; "
+                "expected a durable topic exchange (delete it, then declare)", owner=owner,
+                conflict=True))
+    for binding, owner in sorted(plan.bindings.items(), key=lambda kv: str(kv[0])):
+        if binding not in state.bindings:
+            out.append(Difference(f"missing binding {binding}", ("bind", binding),
+                                   f"bound {binding}", owner))
+    owners = {x: o for x, o in plan.exchanges.items() if o is not None}
+    for binding in sorted(state.bindings - set(plan.bindings), key=str):
+        owner = owners.get(binding.source)
+        # a described user's exchange: ours to fix (a role changed);
+        # anything else is only reported
+        action = ("unbind", binding) if owner is not None else None
+        out.append(Difference(f"extra binding {binding}", action,
+                              f"unbound {binding}", owner))
+    return out

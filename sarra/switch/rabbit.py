@@ -1,0 +1,205 @@
+"""Broker administration through RabbitMQ's management HTTP API.
+
+Scheme: http(s)://<broker host>:15672/api (the ``rabbitmq_management``
+plugin; ``tools/setup.sh`` enables it). Capabilities: users with password
+and tags, permissions on vhost ``/``, topic exchanges, exchange-to-exchange
+bindings, queue listing and deletion. Requires: requests.
+
+The HTTP API rather than ``rabbitmqctl`` or AMQP: it works against a remote
+broker with the administrator account of the switch description, needs
+neither root nor the Erlang cookie, and reads back users (with their
+password hashes), permissions and bindings, which ``check`` compares.
+Library errors are converted here into BrokerError.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from ..errors import BrokerError
+from .description import Switch
+from .plan import (ROUTERS, VHOST, Account, Binding, BrokerState, Difference,
+                   Permissions, build_plan, differences, owned_by)
+
+log = logging.getLogger(__name__)
+
+PLUGIN_HINT = ("is RabbitMQ's management plugin enabled? "
+               "(rabbitmq-plugins enable rabbitmq_management)")
+
+
+def _q(name: str) -> str:
+    return quote(name, safe="")
+
+
+class ManagementApi:
+    """A thin client of the management API: JSON in, JSON out, BrokerError on failure."""
+
+    def __init__(self, url: str, user: str, password: str, timeout: float = 15.0):
+        self.url = url.rstrip("/")
+        self.user = user
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.trust_env = False     # no proxies or .netrc for the admin API
+        self._session.auth = (user, password)
+        self._vhost = _q(VHOST)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def request(self, method: str, path: str, body: Any = None,
+                missing_ok: bool = False) -> Any:
+        url = f"{self.url}/{path}"
+        try:
+            reply = self._session.request(method, url, json=body, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise BrokerError(f"cannot reach the management API at {self.url}: "
+                              f"{exc.__class__.__name__}; {PLUGIN_HINT}",
+                              recoverable=True) from exc
+        if reply.status_code == 404 and missing_ok:
+            return None
+        if reply.status_code == 401:
+            raise BrokerError(f"{self.url}: the management API refused the login of "
+                              f"'{self.user}' (wrong password, or not an administrator)")
+        if reply.status_code >= 400:
+            try:
+                reason = reply.json().get("reason", reply.text)
+            except ValueError:
+                reason = reply.text
+            raise BrokerError(f"{method} {url}: {reply.status_code} {reason}".strip(),
+                              recoverable=reply.status_code >= 500)
+        if not reply.content:
+            return None
+        try:
+            return reply.json()
+        except ValueError as exc:
+            raise BrokerError(f"{method} {url}: not a JSON answer") from exc
+
+    # -- reading ---------------------------------------------------------
+    def users(self) -> dict[str, dict]:
+        return {u["name"]: u for u in self.request("GET", "users")}
+
+    def permissions(self) -> dict[str, Permissions]:
+        rows = self.request("GET", f"vhosts/{self._vhost}/permissions") or []
+        return {r["user"]: Permissions(r["configure"], r["write"], r["read"]) for r in rows}
+
+    def exchanges(self) -> dict[str, dict]:
+        rows = self.request("GET", f"exchanges/{self._vhost}"
+                                   "?columns=name,type,durable,auto_delete,internal")
+        return {r["name"]: r for r in rows or []}
+
+    def bindings_to(self, exchange: str) -> set[Binding]:
+        rows = self.request("GET", f"exchanges/{self._vhost}/{_q(exchange)}/bindings/"
+                                   "destination", missing_ok=True) or []
+        return {Binding(r["source"], r["destination"], r["routing_key"])
+                for r in rows if r.get("destination_type") == "exchange"}
+
+    def queues(self) -> list[str]:
+        rows = self.request("GET", f"queues/{self._vhost}?columns=name") or []
+        return [r["name"] for r in rows]
+
+    def state(self) -> BrokerState:
+        bindings: set[Binding] = set()
+        for exchange in ROUTERS:
+            bindings |= self.bindings_to(exchange)
+        return BrokerState(self.users(), self.permissions(), self.exchanges(), bindings)
+
+    # -- changing --------------------------------------------------------
+    def put_user(self, account: Account) -> None:
+        self.request("PUT", f"users/{_q(account.name)}",
+                     {"password": account.password, "tags": ",".join(account.tags)})
+
+    def put_permissions(self, account: Account) -> None:
+        self.request("PUT", f"permissions/{self._vhost}/{_q(account.name)}",
+                     account.perms.as_dict())
+
+    def put_exchange(self, name: str) -> None:
+        self.request("PUT", f"exchanges/{self._vhost}/{_q(name)}",
+                     {"type": "topic", "durable": True, "auto_delete": False,
+                      "internal": False, "arguments": {}})
+
+    def bind(self, binding: Binding) -> None:
+        self.request("POST", f"bindings/{self._vhost}/e/{_q(binding.source)}/e/"
+                             f"{_q(binding.destination)}",
+                     {"routing_key": binding.key, "arguments": {}})
+
+    def unbind(self, binding: Binding) -> None:
+        path = f"bindings/{self._vhost}/e/{_q(binding.source)}/e/{_q(binding.destination)}"
+        for row in self.request("GET", path, missing_ok=True) or []:
+            if row.get("routing_key") == binding.key:
+                self.request("DELETE", f"{path}/{_q(row['properties_key'])}", missing_ok=True)
+
+    def delete_user(self, name: str) -> None:
+        self.request("DELETE", f"users/{_q(name)}", missing_ok=True)
+
+    def delete_exchange(self, name: str) -> None:
+        self.request("DELETE", f"exchanges/{self._vhost}/{_q(name)}", missing_ok=True)
+
+    def delete_queue(self, name: str) -> None:
+        self.request("DELETE", f"queues/{self._vhost}/{_q(name)}", missing_ok=True)
+
+
+def connect(switch: Switch, management_url: str | None = None,
+            credentials=None) -> ManagementApi:
+    """A client of the switch's management API, logged in as its administrator."""
+    user, password = switch.admin_login(credentials)
+    return ManagementApi(management_url or switch.management_url, user, password)
+
+
+def apply(api: ManagementApi, diff: Difference) -> None:
+    verb, subject = diff.action
+    getattr(api, verb)(subject)
+
+
+def plan_differences(switch: Switch, api: ManagementApi,
+                     passwords: dict[str, str]) -> list[Difference]:
+    return differences(build_plan(switch, passwords), api.state())
+
+
+def declare(switch: Switch, api: ManagementApi, passwords: dict[str, str],
+            only: str | None = None) -> tuple[list[str], list[str]]:
+    """Make the broker hold what ``switch`` describes (never deleting
+    anything but a binding a role change left behind).
+
+    ``only``: just that user's accounts, exchanges and bindings (and the
+    switch's own exchanges). Returns (one line per change, conflicts that
+    could not be resolved).
+    """
+    done, conflicts = [], []
+    for diff in plan_differences(switch, api, passwords):
+        if only is not None and diff.owner not in (only, None):
+            continue
+        if diff.action is not None:
+            apply(api, diff)
+            log.debug("%s", diff.done)
+            done.append(diff.done)
+        elif diff.conflict:
+            conflicts.append(diff.problem)
+    return done, conflicts
+
+
+def check(switch: Switch, api: ManagementApi, passwords: dict[str, str]) -> list[str]:
+    """Every difference between the description and the broker (nothing changed)."""
+    return [d.problem for d in plan_differences(switch, api, passwords)]
+
+
+def remove_user(api: ManagementApi, name: str) -> list[str]:
+    """Delete user ``name``, its exchanges (xs_/xr_<name>[_suffix]) and its
+    queues (q_<name>.*). One line per deletion."""
+    done = []
+    for exchange in sorted(api.exchanges()):
+        if owned_by(exchange, name):
+            api.delete_exchange(exchange)
+            done.append(f"deleted exchange {exchange}")
+    for queue in sorted(api.queues()):
+        if queue.startswith(f"q_{name}."):
+            api.delete_queue(queue)
+            done.append(f"deleted queue {queue}")
+    if name in api.users():
+        api.delete_user(name)
+        done.append(f"deleted user {name}")
+    for line in done:
+        log.debug("%s", line)
+    return done

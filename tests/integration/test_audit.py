@@ -1,0 +1,340 @@
+"""dd_audit against the real RabbitMQ (management API on 127.0.0.1:15672) and nginx.
+
+Every test describes a switch of its own: unique user names (alice, bob:
+sources; carol: subscriber; a feeder), passwords in the test's
+credentials.conf, guest as the administrator. At teardown the users, their
+exchanges and their queues are deleted; the switch's shared exchanges
+(xpublic, xreport, xsarra, xreport_in) stay, as other tests use them too.
+
+The security tests use the project's own AMQP driver, as the tools would.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sarra.broker import Outgoing, make_broker
+from sarra.errors import BrokerError
+from sarra.switch import XREPORT_IN, XSARRA, load_switch
+from sarra.switch.command import main
+from sarra.switch.plan import POST_KEY, REPORT_KEY, Binding, permissions
+from sarra.switch.rabbit import ManagementApi
+from tests.helpers import AMQP_HOST, AMQP_PORT, free_port, port_open, tail, wait_for
+
+MGMT_URL = f"http://{AMQP_HOST}:15672/api"
+
+SWITCH = """\
+# a test switch
+cluster: audit{unique}
+broker: amqp://guest@{host}:{port}/   # the administrator
+feeder: amqp://{feeder}@{host}:{port}/
+data_dir: {data_dir}
+base_url: http://{host}:8090/
+users:
+  {alice}: source     # posts
+  {bob}: source
+  {carol}: subscriber
+links: []
+"""
+
+
+@dataclass
+class AuditSwitch:
+    path: Path
+    alice: str
+    bob: str
+    carol: str
+    feeder: str
+    passwords: dict[str, str]
+    api: ManagementApi
+    drivers: list = field(default_factory=list)
+    extra_users: list = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [self.alice, self.bob, self.carol, self.feeder, *self.extra_users]
+
+    def url(self, user: str) -> str:
+        return f"amqp://{user}:{self.passwords[user]}@{AMQP_HOST}:{AMQP_PORT}/"
+
+    def broker(self, user: str):
+        """A connected driver logged in as ``user`` (closed at teardown)."""
+        broker = make_broker(self.url(user))
+        broker.connect()
+        self.drivers.append(broker)
+        return broker
+
+    def run(self, capsys, *args: str) -> tuple[int, list[str]]:
+        """dd_audit ARGS -> (exit code, stdout lines)."""
+        capsys.readouterr()
+        rc = main(list(args))
+        out = capsys.readouterr().out
+        return rc, [line for line in out.splitlines() if line]
+
+    def foreign(self, lines: list[str]) -> list[str]:
+        """The lines about sarra-looking users other tests left on the shared broker."""
+        return [line for line in lines if line.startswith("extra ")
+                and not any(name in line for name in self.names)]
+
+
+@pytest.fixture
+def switch(sarra_home, tmp_path) -> AuditSwitch:
+    tag = secrets.token_hex(3)
+    names = {"alice": f"al{tag}", "bob": f"bo{tag}", "carol": f"ca{tag}",
+             "feeder": f"fe{tag}"}
+    passwords = {"guest": "guest"} | {n: secrets.token_hex(8) for n in names.values()}
+    sarra_home.add_credentials(*(f"amqp://{user}:{pw}@{AMQP_HOST}:{AMQP_PORT}/"
+                                 for user, pw in passwords.items() if user != "guest"))
+    path = tmp_path / "switch.yaml"
+    path.write_text(SWITCH.format(unique=tag, host=AMQP_HOST, port=AMQP_PORT,
+                                  data_dir=tmp_path / "data", **names), encoding="utf-8")
+    api = ManagementApi(MGMT_URL, "guest", "guest")
+    try:
+        api.users()
+    except BrokerError as exc:
+        pytest.fail(f"{exc}: run `bash tools/setup.sh`", pytrace=False)
+    sw = AuditSwitch(path, passwords=passwords, api=api, **names)
+    yield sw
+    for broker in sw.drivers:
+        try:
+            broker.close()
+        except BrokerError:
+            pass
+    exchanges = api.exchanges()
+    queues = api.queues()
+    for name in sw.names:
+        for exchange in exchanges:
+            if exchange in (f"xs_{name}", f"xr_{name}"):
+                api.delete_exchange(exchange)
+        for queue in queues:
+            if queue.startswith(f"q_{name}."):
+                api.delete_queue(queue)
+        api.delete_user(name)
+    api.close()
+
+
+def refused(action) -> str:
+    """Run ``action``; it must fail with the broker's 403; the error text."""
+    with pytest.raises(BrokerError) as err:
+        action()
+    assert "403 ACCESS_REFUSED" in str(err.value), str(err.value)
+    return str(err.value)
+
+
+# --------------------------------------------------------------------------- declare, check
+
+def test_declare_twice_then_check(switch, capsys):
+    rc, lines = switch.run(capsys, "declare", str(switch.path))
+    assert rc == 0
+    for line in (f"created user {switch.alice} (source)",
+                 f"created user {switch.carol} (subscriber)",
+                 f"created user {switch.feeder} (feeder)",
+                 f"set permissions of {switch.bob} (source)",
+                 f"declared exchange xs_{switch.alice}", f"declared exchange xr_{switch.carol}",
+                 f"bound xs_{switch.alice} -> xsarra (v02.post.#)",
+                 f"bound xs_{switch.carol} -> xreport_in (v02.report.#)"):
+        assert line in lines
+    assert f"bound xs_{switch.carol} -> xsarra (v02.post.#)" not in lines
+    assert not any("guest" in line for line in lines)       # the admin was already right
+
+    assert switch.run(capsys, "declare", str(switch.path)) == (0, [])
+
+    rc, lines = switch.run(capsys, "check", str(switch.path))
+    foreign = switch.foreign(lines)
+    assert lines == foreign and rc == (1 if foreign else 0)
+
+    users = switch.api.users()
+    assert users[switch.alice]["tags"] in ([], "")
+    perms = switch.api.permissions()
+    assert perms[switch.alice] == permissions("source", switch.alice)
+    assert perms[switch.carol] == permissions("subscriber", switch.carol)
+    assert perms[switch.feeder] == permissions("feeder", switch.feeder)
+    bindings = switch.api.bindings_to(XSARRA) | switch.api.bindings_to(XREPORT_IN)
+    assert {Binding(f"xs_{switch.alice}", XSARRA, POST_KEY),
+            Binding(f"xs_{switch.bob}", XSARRA, POST_KEY),
+            Binding(f"xs_{switch.carol}", XREPORT_IN, REPORT_KEY)} <= bindings
+    assert Binding(f"xs_{switch.carol}", XSARRA, POST_KEY) not in bindings
+
+
+def test_check_lists_what_was_changed_by_hand(switch, capsys):
+    assert switch.run(capsys, "declare", str(switch.path))[0] == 0
+    api, vhost = switch.api, "%2F"
+    api.request("DELETE", f"permissions/{vhost}/{switch.carol}")
+    api.unbind(Binding(f"xs_{switch.bob}", XSARRA, POST_KEY))
+    api.request("PUT", f"users/{switch.alice}", {"password": "wrong", "tags": "management"})
+
+    rc, lines = switch.run(capsys, "check", str(switch.path))
+    assert rc == 1
+    mine = [line for line in lines if line not in switch.foreign(lines)]
+    assert mine == [
+        f"user {switch.alice}: tags [management] instead of []; "
+        "password differs from credentials.conf",
+        f"user {switch.carol} has no permissions on vhost /",
+        f"missing binding xs_{switch.bob} -> xsarra (v02.post.#)",
+    ]
+
+    rc, lines = switch.run(capsys, "declare", str(switch.path))
+    assert rc == 0 and len(lines) == 3
+    rc, lines = switch.run(capsys, "check", str(switch.path))
+    assert lines == switch.foreign(lines)
+
+
+# --------------------------------------------------------------------------- security
+
+def test_users_keep_to_their_own_exchanges(switch, capsys):
+    assert switch.run(capsys, "declare", str(switch.path))[0] == 0
+    alice, bob, carol = switch.alice, switch.bob, switch.carol
+
+    a = switch.broker(alice)
+    queue = f"q_{alice}.audit.test"
+    a.declare_queue(queue, expire_s=60)
+    for exchange in (f"xs_{alice}", f"xr_{alice}", "xpublic"):
+        a.bind(queue, exchange, "v02.#")
+    a.declare_exchange(f"xs_{alice}", passive=True)     # ensure_exchange's fallback
+    a.publish(Outgoing(f"xs_{alice}", "v02.post.a", {}, "ok"))
+    a.flush(10)
+
+    refused(lambda: a.bind(queue, f"xr_{bob}", "#"))
+    refused(lambda: a.declare_queue(f"q_{bob}.stolen"))
+    refused(lambda: a.declare_exchange(f"xs_{alice}"))  # only the admin declares
+
+    def publish(broker, exchange):
+        broker.publish(Outgoing(exchange, "v02.post.a", {}, "spoof"))
+        broker.flush(10)
+
+    refused(lambda: publish(switch.broker(alice), f"xs_{bob}"))
+    refused(lambda: publish(switch.broker(alice), XSARRA))
+    refused(lambda: publish(switch.broker(carol), "xpublic"))
+    refused(lambda: publish(switch.broker(alice), "xpublic"))
+
+
+def test_posts_and_logs_reach_the_switch_with_their_exchange(switch, capsys):
+    """xs_<u> -> xsarra (posts of sources) and xs_<u> -> xreport_in (everybody's
+    logs) are exchange-to-exchange bindings: deliveries keep the exchange the
+    user published to, which is how sara and the log router know the user."""
+    assert switch.run(capsys, "declare", str(switch.path))[0] == 0
+    alice, carol = switch.alice, switch.carol
+    feeder = switch.broker(switch.feeder)
+    posts, logs = f"q_{switch.feeder}.sara.{alice}", f"q_{switch.feeder}.router.{alice}"
+    for queue, exchange in ((posts, XSARRA), (logs, XREPORT_IN)):
+        feeder.declare_queue(queue, expire_s=60)
+        feeder.bind(queue, exchange, "#")
+
+    a, c = switch.broker(alice), switch.broker(carol)
+    a.publish(Outgoing(f"xs_{alice}", "v02.post.data.a", {"sum": "d,x"}, "post by alice"))
+    a.publish(Outgoing(f"xs_{alice}", "v02.report.data.a", {}, "log by alice"))
+    a.flush(10)
+    c.publish(Outgoing(f"xs_{carol}", "v02.report.data.a", {}, "log by carol"))
+    c.publish(Outgoing(f"xs_{carol}", "v02.post.data.c", {}, "post by a subscriber"))
+    c.flush(10)
+
+    def drain(queue: str, count: int) -> list:
+        consumer = switch.broker(switch.feeder)
+        consumer.consume(queue, 10)
+        got: list = []
+        wait_for(lambda: got.extend(consumer.get(0.2)) or len(got) >= count, timeout=10,
+                 what=f"{count} messages on {queue}")
+        got.extend(consumer.get(0.3))              # nothing more should come
+        consumer.ack([d.tag for d in got])
+        return sorted((d.exchange, d.topic, d.body) for d in got)
+
+    assert drain(posts, 1) == [(f"xs_{alice}", "v02.post.data.a", b"post by alice")]
+    assert drain(logs, 2) == [(f"xs_{alice}", "v02.report.data.a", b"log by alice"),
+                              (f"xs_{carol}", "v02.report.data.a", b"log by carol")]
+
+
+# --------------------------------------------------------------------------- add, remove
+
+def test_add_user_then_remove_user(switch, capsys):
+    assert switch.run(capsys, "declare", str(switch.path))[0] == 0
+    dave = f"da{secrets.token_hex(3)}"
+    switch.extra_users.append(dave)
+    switch.passwords[dave] = "dave-pw"
+    with open(os.environ["SARRA_CONFIG_DIR"] + "/credentials.conf", "a") as f:
+        f.write(f"amqp://{dave}:dave-pw@{AMQP_HOST}:{AMQP_PORT}/\n")
+
+    rc, lines = switch.run(capsys, "add-user", str(switch.path), dave, "source")
+    assert rc == 0
+    assert lines == [f"{switch.path}: {dave}: source", f"created user {dave} (source)",
+                     f"set permissions of {dave} (source)",
+                     f"declared exchange xr_{dave}", f"declared exchange xs_{dave}",
+                     f"bound xs_{dave} -> xreport_in (v02.report.#)",
+                     f"bound xs_{dave} -> xsarra (v02.post.#)"]
+    text = switch.path.read_text()
+    assert f"  {dave}: source\n" in text and "# posts" in text and "# a test switch" in text
+    assert load_switch(str(switch.path)).users[dave] == "source"
+
+    d = switch.broker(dave)                          # dave works at once
+    d.declare_queue(f"q_{dave}.subscribe.x", expire_s=60)
+    d.bind(f"q_{dave}.subscribe.x", "xpublic", "#")
+    d.publish(Outgoing(f"xs_{dave}", "v02.post.a", {}, "hello"))
+    d.flush(10)
+    d.close()
+
+    rc, lines = switch.run(capsys, "remove-user", str(switch.path), dave)
+    assert rc == 0
+    assert lines == [f"{switch.path}: removed {dave}", f"deleted exchange xr_{dave}",
+                     f"deleted exchange xs_{dave}", f"deleted queue q_{dave}.subscribe.x",
+                     f"deleted user {dave}"]
+    assert dave not in switch.api.users()
+    assert not {f"xs_{dave}", f"xr_{dave}"} & set(switch.api.exchanges())
+    assert not [q for q in switch.api.queues() if q.startswith(f"q_{dave}.")]
+    assert dave not in switch.path.read_text() and "# posts" in switch.path.read_text()
+    rc, lines = switch.run(capsys, "check", str(switch.path))
+    assert lines == switch.foreign(lines)
+
+
+# --------------------------------------------------------------------------- nginx
+
+def test_nginx_serves_data_dir_at_base_url(switch, tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "20240101" / "alice").mkdir(parents=True)
+    (data / "20240101" / "alice" / "f.txt").write_text("content\n")
+    port = free_port()
+    text = switch.path.read_text().replace(f"http://{AMQP_HOST}:8090/",
+                                           f"http://{AMQP_HOST}:{port}/pub/")
+    switch.path.write_text(text)
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    conf = prefix / "nginx.conf"
+    assert main(["nginx", "--standalone", str(switch.path), "--output", str(conf)]) == 0
+    if os.geteuid() == 0:       # workers would run as nobody, who cannot read tmp_path
+        conf.write_text("user root;\n" + conf.read_text())
+    nginx = next((p for p in ("/usr/sbin/nginx", "/sbin/nginx", "/usr/local/sbin/nginx")
+                  if os.path.exists(p)), None)
+    if nginx is None:
+        pytest.fail("nginx not found: run `bash tools/setup.sh`", pytrace=False)
+    proc = subprocess.Popen([nginx, "-p", f"{prefix}/", "-c", str(conf),
+                             "-e", str(prefix / "error.log")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open(AMQP_HOST, port, 0.2):
+            error_log = prefix / "error.log"
+            assert proc.poll() is None and time.monotonic() < deadline, \
+                tail(error_log.read_text(errors="replace") if error_log.exists() else "")
+            time.sleep(0.02)
+        base = f"http://{AMQP_HOST}:{port}"
+        with urllib.request.urlopen(f"{base}/pub/20240101/alice/f.txt", timeout=5) as r:
+            assert r.read() == b"content\n"
+        for path, status in (("/pub/", 403), ("/pub/20240101/", 403), ("/f.txt", 404),
+                             ("/pub/nothing", 404)):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(base + path, timeout=5)
+            assert err.value.code == status, path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

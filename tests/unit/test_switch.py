@@ -1,0 +1,445 @@
+"""dd_audit without a broker: the switch description, the permission regexes,
+the plan and its differences, YAML editing, the nginx site, the command line."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sarra.config import Credentials
+from sarra.errors import ConfigError
+from sarra.switch import XREPORT_IN, XSARRA, load_switch
+from sarra.switch.command import main
+from sarra.switch.description import (add_user_to_file, default_management_url,
+                                      remove_user_from_file)
+from sarra.switch.nginx import site_config
+from sarra.switch.plan import (POST_KEY, REPORT_KEY, Binding, BrokerState, Permissions,
+                               allowed, build_plan, differences, owned_by,
+                               password_matches, permissions)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "etc" / "switch.yaml"
+
+GOOD = """\
+# the lab switch
+cluster: lab1
+broker: amqp://admin@localhost/    # the administrator
+feeder: amqp://feeder@localhost/
+data_dir: /var/lib/sarra/data
+base_url: http://localhost:8090/
+users:   # who is who
+  alice: source     # posts data
+  carol: subscriber
+# end of users
+links: []
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "switch.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- description
+
+def test_example_loads():
+    switch = load_switch(str(EXAMPLE))
+    assert switch.cluster == "lab1"
+    assert switch.users == {"alice": "source", "carol": "subscriber"}
+    assert switch.management_url == "http://localhost:15672/api"
+    assert switch.accounts() == {"admin": "admin", "feeder": "feeder",
+                                 "alice": "source", "carol": "subscriber"}
+    assert switch.links == [] and switch.path == str(EXAMPLE)
+
+
+def test_good_description(tmp_path):
+    switch = load_switch(str(write(tmp_path, GOOD)))
+    assert (switch.broker, switch.feeder) == ("amqp://admin@localhost/",
+                                              "amqp://feeder@localhost/")
+    assert switch.data_dir == "/var/lib/sarra/data"
+    assert switch.base_url == "http://localhost:8090/"
+    assert switch.names("source", "subscriber") == ["alice", "carol"]
+    assert switch.account_url("alice") == "amqp://alice@localhost:5672/"
+    assert XSARRA == "xsarra" and XREPORT_IN == "xreport_in"
+
+
+def test_management_url(tmp_path):
+    assert default_management_url("amqp://a@broker.example.com/") == \
+        "http://broker.example.com:15672/api"
+    assert default_management_url("amqps://a@h:5671/") == "https://h:15671/api"
+    switch = load_switch(str(write(tmp_path, GOOD + "management_url: http://h:1234/api/\n")))
+    assert switch.management_url == "http://h:1234/api"
+
+
+@pytest.mark.parametrize("text, where", [
+    ("cluster: lab1\nbroker: a: b\n", ":2: not valid YAML: mapping values"),
+    ("- just\n- a list\n", "a mapping of keys"),
+])
+def test_bad_yaml_names_the_file(tmp_path, text, where):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_switch(str(path))
+    assert str(path) in str(err.value) and where in str(err.value)
+
+
+def test_bad_yaml_line_number(tmp_path):
+    path = write(tmp_path, GOOD.replace("links: []", "links: [\n  :"))
+    with pytest.raises(ConfigError) as err:
+        load_switch(str(path))
+    assert err.value.file == str(path) and err.value.line is not None
+
+
+@pytest.mark.parametrize("edit, option", [
+    (("links: []", "links: []\nclusters: x"), "clusters"),
+    (("carol: subscriber", "carol: reader"), "users.carol"),
+    (("carol: subscriber", "al_ice: source"), "users.al_ice"),
+    (("carol: subscriber", "al.ice: source"), "users.al.ice"),
+    (("carol: subscriber", "1234: source"), "users"),
+    (("cluster: lab1\n", ""), "cluster"),
+    (("amqp://admin@localhost/", "amqp://admin:secret@localhost/"), "broker"),
+    (("amqp://feeder@localhost/", "amqp://localhost/"), "feeder"),
+    (("/var/lib/sarra/data", "data"), "data_dir"),
+    (("http://localhost:8090/", "ftp://localhost/"), "base_url"),
+    (("links: []", "links: {}"), "links"),
+    (("users:   # who is who", "users: [alice]\nx:"), None),
+    (("alice: source", "admin: source"), "users.admin"),
+])
+def test_bad_description_names_file_and_key(tmp_path, edit, option):
+    path = write(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(ConfigError) as err:
+        load_switch(str(path))
+    assert err.value.file == str(path)
+    if option:
+        assert err.value.option == option, str(err.value)
+        assert f"'{option}'" in str(err.value)
+
+
+def test_passwords_from_credentials(tmp_path):
+    switch = load_switch(str(write(tmp_path, GOOD)))
+    creds = Credentials.from_text("amqp://admin:adm@localhost/\n"
+                                  "amqp://feeder:fd@localhost:5672/\n"
+                                  "amqp://alice:p%40ss@localhost/\n"
+                                  "amqp://carol:cc@localhost/\n")
+    assert switch.passwords(credentials=creds) == {
+        "admin": "adm", "feeder": "fd", "alice": "p@ss", "carol": "cc"}
+    assert switch.admin_login(creds) == ("admin", "adm")
+
+
+def test_missing_password_names_the_user(tmp_path):
+    switch = load_switch(str(write(tmp_path, GOOD)))
+    creds = Credentials.from_text("amqp://admin:adm@localhost/\n"
+                                  "amqp://feeder:fd@localhost/\n"
+                                  "amqp://alice:pw@otherhost/\n")
+    with pytest.raises(ConfigError) as err:
+        switch.passwords(credentials=creds)
+    message = str(err.value)
+    assert "users alice, carol" in message
+    assert "amqp://carol:PASSWORD@localhost:5672/" in message
+    assert switch.passwords(["admin"], creds) == {"admin": "adm"}
+    with pytest.raises(ConfigError, match="administrator"):
+        switch.admin_login(Credentials.from_text(""))
+
+
+# --------------------------------------------------------------------------- permissions
+
+def can(role: str, user: str, kind: str, name: str) -> bool:
+    return allowed(getattr(permissions(role, user), kind), name)
+
+
+@pytest.mark.parametrize("kind, name, expected", [
+    ("configure", "q_alice.subscribe.x.1.2", True),
+    ("configure", "xs_alice", False),
+    ("configure", "xpublic", False),
+    ("write", "q_alice.x", True),          # binding her own queue
+    ("write", "xs_alice", True),
+    ("write", "xs_alice_extra", True),
+    ("write", "xs_bob", False),
+    ("write", "xpublic", False),
+    ("write", "xr_alice", False),
+    ("write", XSARRA, False),
+    ("write", XREPORT_IN, False),
+    ("write", "xreport", False),
+    ("read", "q_alice.x", True),
+    ("read", "xpublic", True),
+    ("read", "xr_alice", True),
+    ("read", "xs_alice", True),
+    ("read", "xr_bob", False),
+    ("read", "xpublicity", False),
+    ("read", XSARRA, False),
+    ("read", "q_bob.x", False),
+])
+def test_source_permissions(kind, name, expected):
+    assert can("source", "alice", kind, name) is expected
+
+
+@pytest.mark.parametrize("kind, name, expected", [
+    ("configure", "q_carol.x", True),
+    ("write", "q_carol.x", True),
+    ("write", "xs_carol", True),
+    ("write", "xs_carol_extra", False),
+    ("write", "xpublic", False),
+    ("write", "xs_alice", False),
+    ("read", "xpublic", True),
+    ("read", "xr_carol", True),
+    ("read", "xs_carol", True),
+    ("read", "xr_carol_x", False),
+    ("read", "xr_alice", False),
+])
+def test_subscriber_permissions(kind, name, expected):
+    assert can("subscriber", "carol", kind, name) is expected
+
+
+@pytest.mark.parametrize("role", ["source", "subscriber"])
+@pytest.mark.parametrize("kind", ["configure", "write", "read"])
+@pytest.mark.parametrize("name", ["xs_alice", "xr_alice", "q_alice.x", "q_alice",
+                                  "xs_alice_x", "xs_al-x", "q_al-x.y", "xs_alx"])
+def test_a_prefix_of_a_name_gains_nothing(role, kind, name):
+    """User 'al' gets nothing on alice's (or al-x's) exchanges and queues."""
+    assert not can(role, "al", kind, name)
+
+
+@pytest.mark.parametrize("role", ["source", "subscriber"])
+def test_longer_name_gains_nothing_on_the_shorter(role):
+    for kind in ("configure", "write", "read"):
+        assert not can(role, "alice", kind, "xs_al")
+        assert not can(role, "alice", kind, "q_al.x")
+
+
+def test_feeder_and_admin_get_everything():
+    for role in ("feeder", "admin"):
+        assert permissions(role, "x") == Permissions(".*", ".*", ".*")
+    assert permissions("source", "alice").write == r"^q_alice\..*|^xs_alice(_.*)?$"
+    assert permissions("subscriber", "carol").read == \
+        r"^q_carol\..*|^x[rs]_carol$|^xpublic$"
+    with pytest.raises(ValueError):
+        permissions("reader", "x")
+
+
+def test_owned_by():
+    assert owned_by("xs_alice", "alice") and owned_by("xr_alice_2", "alice")
+    assert not owned_by("xs_alicex", "alice") and not owned_by("xs_alice", "al")
+
+
+# --------------------------------------------------------------------------- passwords
+
+def rabbit_hash(password: str, salt: bytes = b"\x01\x02\x03\x04", h=hashlib.sha256) -> str:
+    return base64.b64encode(salt + h(salt + password.encode()).digest()).decode()
+
+
+def test_password_hash_comparison():
+    # guest/guest as a RabbitMQ 3.10 broker stores it
+    real = "DB04QsVtNoUbsjzlkmUMIsYp1Qvxp95c+rEUbk8zmGz2+k0K"
+    assert password_matches(real, "rabbit_password_hashing_sha256", "guest")
+    assert not password_matches(real, "rabbit_password_hashing_sha256", "guesT")
+    sha512 = rabbit_hash("pw", h=hashlib.sha512)
+    assert password_matches(sha512, "rabbit_password_hashing_sha512", "pw")
+    assert not password_matches("", "rabbit_password_hashing_sha256", "pw")
+    assert not password_matches("not base64!", "rabbit_password_hashing_sha256", "pw")
+    assert not password_matches(rabbit_hash("pw"), "unknown_algorithm", "pw")
+
+
+# --------------------------------------------------------------------------- plan
+
+PASSWORDS = {"admin": "a", "feeder": "f", "alice": "al", "carol": "ca"}
+
+
+def complete_state(plan) -> BrokerState:
+    users = {n: {"tags": list(a.tags), "password_hash": rabbit_hash(a.password),
+                 "hashing_algorithm": "rabbit_password_hashing_sha256"}
+             for n, a in plan.accounts.items()}
+    exchanges = {n: {"type": "topic", "durable": True, "auto_delete": False,
+                     "internal": False} for n in plan.exchanges}
+    return BrokerState(users, {n: a.perms for n, a in plan.accounts.items()},
+                       exchanges, set(plan.bindings))
+
+
+def test_plan(tmp_path):
+    plan = build_plan(load_switch(str(write(tmp_path, GOOD))), PASSWORDS)
+    assert plan.accounts["admin"].tags == ("administrator",)
+    assert plan.accounts["feeder"].tags == () and plan.accounts["alice"].tags == ()
+    assert set(plan.exchanges) == {"xpublic", "xreport", XSARRA, XREPORT_IN, "xs_alice",
+                                   "xr_alice", "xs_carol", "xr_carol"}
+    assert set(plan.bindings) == {Binding("xs_alice", XSARRA, POST_KEY),
+                                  Binding("xs_alice", XREPORT_IN, REPORT_KEY),
+                                  Binding("xs_carol", XREPORT_IN, REPORT_KEY)}
+
+
+def test_differences_from_an_empty_broker(tmp_path):
+    plan = build_plan(load_switch(str(write(tmp_path, GOOD))), PASSWORDS)
+    diffs = differences(plan, BrokerState({}, {}, {}, set()))
+    problems = [d.problem for d in diffs]
+    assert "missing user alice (source)" in problems
+    assert "user carol has no permissions on vhost /" in problems
+    assert "missing exchange xsarra" in problems
+    assert "missing binding xs_alice -> xsarra (v02.post.#)" in problems
+    assert all(d.action for d in diffs)
+    assert len(diffs) == 4 * 2 + 8 + 3
+
+
+def test_no_difference_when_complete(tmp_path):
+    plan = build_plan(load_switch(str(write(tmp_path, GOOD))), PASSWORDS)
+    assert differences(plan, complete_state(plan)) == []
+
+
+def test_differences_listed(tmp_path):
+    plan = build_plan(load_switch(str(write(tmp_path, GOOD))), PASSWORDS)
+    state = complete_state(plan)
+    state.users["alice"]["tags"] = ["management"]
+    state.users["carol"]["password_hash"] = rabbit_hash("other")
+    del state.permissions["feeder"]
+    state.permissions["mallory"] = permissions("source", "mallory")
+    state.users["mallory"] = {"tags": []}
+    state.users["guest2"] = {"tags": []}            # not a sarra user: not listed
+    state.exchanges["xreport"]["type"] = "fanout"
+    state.bindings.discard(Binding("xs_carol", XREPORT_IN, REPORT_KEY))
+    state.bindings.add(Binding("xs_carol", XSARRA, POST_KEY))      # carol is no source
+    state.bindings.add(Binding("xs_mallory", XSARRA, POST_KEY))
+    by_problem = {d.problem: d for d in differences(plan, state)}
+    assert list(by_problem) == [
+        "user alice: tags [management] instead of []",
+        "user carol: password differs from credentials.conf",
+        "user feeder has no permissions on vhost /",
+        "extra user mallory (not in the description)",
+        "exchange xreport is fanout durable=True auto_delete=False internal=False; "
+        "expected a durable topic exchange (delete it, then declare)",
+        "missing binding xs_carol -> xreport_in (v02.report.#)",
+        "extra binding xs_carol -> xsarra (v02.post.#)",
+        "extra binding xs_mallory -> xsarra (v02.post.#)",
+    ]
+    assert by_problem["extra binding xs_carol -> xsarra (v02.post.#)"].action[0] == "unbind"
+    assert by_problem["extra binding xs_mallory -> xsarra (v02.post.#)"].action is None
+    assert by_problem["extra user mallory (not in the description)"].action is None
+    assert [d.conflict for d in by_problem.values()].count(True) == 1
+
+
+def test_wrong_permissions_are_spelled_out(tmp_path):
+    plan = build_plan(load_switch(str(write(tmp_path, GOOD))), PASSWORDS)
+    state = complete_state(plan)
+    state.permissions["alice"] = Permissions(".*", permissions("source", "alice").write, "")
+    (diff,) = differences(plan, state)
+    assert diff.problem == (r"user alice: configure '.*' instead of '^q_alice\..*'; "
+                            r"read '' instead of '^q_alice\..*|^x[rs]_alice(_.*)?$|^xpublic$'")
+    assert diff.action[0] == "put_permissions"
+
+
+# --------------------------------------------------------------------------- editing
+
+def test_add_and_remove_user_keep_comments(tmp_path):
+    path = write(tmp_path, GOOD)
+    switch = add_user_to_file(str(path), "bob", "source")
+    assert switch.users == {"alice": "source", "carol": "subscriber", "bob": "source"}
+    text = path.read_text()
+    assert "  bob: source\n# end of users" in text
+    assert text.replace("  bob: source\n", "") == GOOD
+    add_user_to_file(str(path), "bob", "subscriber")
+    assert "  bob: subscriber\n" in path.read_text()
+    remove_user_from_file(str(path), "bob")
+    assert path.read_text() == GOOD
+    remove_user_from_file(str(path), "alice")
+    remove_user_from_file(str(path), "carol")
+    assert load_switch(str(path)).users == {}
+    assert "# who is who" in path.read_text() and "# posts data" not in path.read_text()
+    add_user_to_file(str(path), "no", "subscriber")     # YAML would read no as False
+    assert load_switch(str(path)).users == {"no": "subscriber"}
+    assert '  "no": subscriber\n' in path.read_text()
+
+
+def test_add_user_to_flow_style_rewrites(tmp_path, caplog):
+    path = write(tmp_path, GOOD.replace("users:   # who is who\n  alice: source     # posts data\n"
+                                        "  carol: subscriber\n",
+                                        "users: {alice: source, carol: subscriber}\n"))
+    with caplog.at_level(logging.WARNING):
+        add_user_to_file(str(path), "bob", "source")
+    assert "comments are lost" in caplog.text
+    assert load_switch(str(path)).users == {"alice": "source", "carol": "subscriber",
+                                            "bob": "source"}
+
+
+def test_add_user_refuses_bad_input(tmp_path):
+    path = write(tmp_path, GOOD)
+    with pytest.raises(ConfigError, match="unknown role"):
+        add_user_to_file(str(path), "bob", "owner")
+    with pytest.raises(ConfigError, match="bad user name"):
+        add_user_to_file(str(path), "bob_2", "source")
+    with pytest.raises(ConfigError, match="feeder account"):
+        add_user_to_file(str(path), "feeder", "source")
+    assert path.read_text() == GOOD
+
+
+# --------------------------------------------------------------------------- nginx
+
+def test_nginx_site(tmp_path):
+    switch = load_switch(str(write(tmp_path, GOOD)))
+    text = site_config(switch)
+    assert "server {\n    listen 8090;\n    server_name localhost;\n" in text
+    assert "    location / {\n        root /var/lib/sarra/data;\n        autoindex off;\n" in text
+    assert "http {" not in text
+
+
+def test_nginx_site_at_a_path_standalone(tmp_path):
+    switch = load_switch(str(write(tmp_path, GOOD.replace("http://localhost:8090/",
+                                                          "http://127.0.0.1:8090/pub"))))
+    text = site_config(switch, standalone=True)
+    assert "        listen 127.0.0.1:8090;\n" in text and "server_name" not in text
+    assert "location /pub/ {\n            alias /var/lib/sarra/data/;" in text
+    assert text.count("{") == text.count("}") and "events {" in text and "http {" in text
+    assert "listen 127.0.0.1:9999;" in site_config(switch, listen="127.0.0.1:9999")
+
+
+def test_nginx_https_needs_certificates(tmp_path):
+    switch = load_switch(str(write(tmp_path, GOOD.replace("http://localhost:8090/",
+                                                          "https://data.example.com/"))))
+    with pytest.raises(ConfigError, match="ssl_certificate"):
+        site_config(switch)
+    text = site_config(switch, ssl_certificate="/c.pem", ssl_certificate_key="/k.pem")
+    assert "listen 443 ssl;" in text and "ssl_certificate_key /k.pem;" in text
+
+
+# --------------------------------------------------------------------------- command line
+
+def test_main_usage_errors(tmp_path, capsys):
+    path = str(write(tmp_path, GOOD))
+    assert main([]) == 2
+    assert main(["frobnicate", path]) == 2
+    assert main(["add-user", path, "bob"]) == 2
+    assert "NAME ROLE" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such switch description" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+
+
+def test_main_bad_description_exit_2(tmp_path, capsys):
+    path = str(write(tmp_path, GOOD.replace("carol: subscriber", "carol: reader")))
+    assert main(["declare", path]) == 2
+    err = capsys.readouterr().err
+    assert path in err and "users.carol" in err and "reader" in err
+
+
+def test_main_missing_password_exit_2(tmp_path, monkeypatch, capsys):
+    """Passwords are looked up before any broker is contacted."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "credentials.conf").write_text("amqp://admin:a@localhost/\n"
+                                           "amqp://feeder:f@localhost/\n"
+                                           "amqp://alice:al@localhost/\n")
+    (conf / "credentials.conf").chmod(0o600)
+    monkeypatch.setenv("SARRA_CONFIG_DIR", str(conf))
+    path = str(write(tmp_path, GOOD))
+    for argv in (["declare", path], ["check", path], ["add-user", path, "bob", "source"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "no password for user" in err and "carol" in err and "alice" not in err
+    assert "bob" not in Path(path).read_text()
+
+
+def test_main_nginx(tmp_path, capsys):
+    path = str(write(tmp_path, GOOD))
+    assert main(["nginx", path]) == 0
+    assert capsys.readouterr().out == site_config(load_switch(path))
+    out = tmp_path / "site.conf"
+    assert main(["nginx", "--standalone", path, "-o", str(out), "--listen", "127.0.0.1:1"]) == 0
+    assert "listen 127.0.0.1:1;" in out.read_text() and "http {" in out.read_text()
