@@ -178,7 +178,8 @@ def _log(cfg) -> int:
     finally:
         source.close()
     if cfg.format == "table":
-        print(f"({shown} log messages from {source.exchange()})", file=sys.stderr)
+        print(f"({shown} log messages from {', '.join(source.exchanges())})",
+              file=sys.stderr)
     return 0
 
 

@@ -7,6 +7,7 @@ from .errors import ConfigError
 from .flow.engine import Flow
 from .flow.gather import BrokerSource, PathSource
 from .flow.housekeeping import Housekeeper
+from .flow.nodupe import DuplicateCache
 from .flow.publish import Publisher, Reporter, broker_user
 from .flow.retry import RetryQueue
 from .flow.watching import WatchSource
@@ -21,7 +22,7 @@ PRESETS: dict[str, dict] = {
     "watch": {"accept_unmatch": True},
     "sara": {"accept_unmatch": True, "mirror": True},
     "shovel": {"accept_unmatch": True, "report_back": False},
-    "winnow": {"accept_unmatch": True},
+    "winnow": {"accept_unmatch": True, "report_back": False, "nodupe_ttl": "20m"},
     "sender": {"accept_unmatch": False, "mirror": True},
     "log": {"accept_unmatch": True, "topic_prefix": "v02.report"},
 }
@@ -69,8 +70,12 @@ def _limited(flow: Flow) -> Flow:
 
 
 def _daemon(flow: Flow) -> Flow:
-    """A flow that runs as a daemon instance: rate limit and housekeeping."""
+    """A flow that runs as a daemon instance: rate limit, duplicate
+    suppression (nodupe_ttl) and housekeeping."""
     cfg = flow.cfg
+    if cfg.nodupe_ttl > 0:
+        flow.nodupe = DuplicateCache(paths.state_path(cfg.tool, cfg.key, "nodupe.sqlite3"),
+                                     cfg.nodupe_ttl, cfg.nodupe_basis)
     flow.housekeeper = Housekeeper(
         flow, paths.state_path(cfg.tool, cfg.key, f"metrics.{instance():02d}.json"),
         cfg.heartbeat)
@@ -116,13 +121,21 @@ def sara_flow(cfg) -> Flow:
     return subscribe_flow(cfg, "sara")
 
 
-def shovel_flow(cfg) -> Flow:
+def shovel_flow(cfg, tool: str = "shovel") -> Flow:
     """dd_shovel: messages (posts or log messages) copied to another exchange or
     broker as they are; ``post_exchange xr_${SOURCE}`` routes log messages home."""
-    source = BrokerSource(cfg, "shovel")
+    source = BrokerSource(cfg, tool)
     url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
     return _daemon(Flow(cfg, source, poster=_poster(cfg, url), post_all=True))
 
 
+def winnow_flow(cfg) -> Flow:
+    """dd_winnow: posts of the same products from several feeds (``exchange``
+    names them, comma-separated) -> each distinct file posted once."""
+    if cfg.nodupe_ttl <= 0:
+        raise ConfigError("dd_winnow needs a duplicate cache lifetime", option="nodupe_ttl")
+    return shovel_flow(cfg, "winnow")
+
+
 FLOWS = {"subscribe": subscribe_flow, "watch": watch_flow, "sara": sara_flow,
-         "shovel": shovel_flow}
+         "shovel": shovel_flow, "winnow": winnow_flow}

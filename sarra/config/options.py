@@ -256,6 +256,9 @@ _DECLARED = [
        "(ALL = every one)", ("toClusters", "to")),
     _O("source_from_exchange", "bool", False, "set source from the xs_<user> "
        "exchange the message came from", ("sourceFromExchange",)),
+    _O("msg_to_clusters", "str", None, "on a link between switches: pass only posts "
+       "whose to_clusters names one of these (comma-separated; ALL passes "
+       "everywhere), and none from this cluster", ("msgToClusters",), tools=CONSUMERS),
     # -- metadata
     _O("preserve_time", "bool", True, "copy modification times",
        ("timeCopy",)),
@@ -368,8 +371,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in _DECLARED}
 # declared (so that configurations written for the whole feature set load)
 # but not acted upon yet: setting one draws a warning, never silence
 NOT_YET = frozenset((
-    "delete", "outlet", "nodupe_ttl", "nodupe_basis", "vip",
-    "source_from_exchange", "post_exchange_split",
+    "delete", "outlet", "vip", "post_exchange_split",
     "realpath_post",
     "base_dir",
 ))

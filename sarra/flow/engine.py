@@ -44,6 +44,7 @@ class Flow:
         self.connect_attempts = 0     # 0: try to reach the broker forever (daemons)
         self.throttle = None          # messages/s, shared by the instances
         self.housekeeper = None       # metrics file, periodic log line, stale files
+        self.nodupe = None            # DuplicateCache, or None
 
     # -- the loop ----------------------------------------------------------
     def run(self) -> None:
@@ -108,6 +109,8 @@ class Flow:
         tries: dict[int, int] = {}
         if self.retry is not None and len(msgs) < self.cfg.prefetch:
             again, tries = self.retry.take_due(self.cfg.prefetch - len(msgs))
+            for m in again:
+                m.from_retry = True      # admitted once already: not a duplicate
             msgs = msgs + again
         if not msgs and not bad:
             return 0
@@ -122,11 +125,15 @@ class Flow:
                 self.source.rewind()
             if self.retry is not None:
                 self.retry.release()
+            if self.nodupe is not None:
+                self.nodupe.release()
             raise
         self.source.ack([m.delivery_tag for m in wl.settled() + wl.failed
                          if m.delivery_tag is not None] + [b[0] for b in bad])
         if self.retry is not None:
             self.retry.release()   # what was not tried (stopping) stays queued
+        if self.nodupe is not None:
+            self.nodupe.settle()
         if self.on_batch is not None:
             self.on_batch(self)
         return len(msgs)
@@ -166,12 +173,43 @@ class Flow:
         for m in list(wl.incoming):
             if self.cfg.source_from_exchange and not self._identify(wl, m):
                 continue
+            if self.cfg.msg_to_clusters and not self._routed_here(wl, m):
+                continue
             ok, placement, why = choose(m, masks, unmatch, self.fallback)
-            if ok:
-                places[id(m)] = placement
-            else:
+            if not ok:
                 wl.move(m, "rejected", why)  # filtered out: nothing to report
+            elif (self.nodupe is not None and not getattr(m, "from_retry", False)
+                  and not self.nodupe.is_new(m)):
+                self.stats["duplicate"] += 1
+                wl.move(m, "rejected", "duplicate (seen in the last nodupe_ttl)")
+            else:
+                places[id(m)] = placement
         return places
+
+    def _routed_here(self, wl: Worklist, m: Message) -> bool:
+        """On a link between switches (PROTOCOL.md A.10): a post goes on only
+        when its ``to_clusters`` (comma-separated; ALL: everywhere) names one
+        of ``msg_to_clusters``, and never back into the switch it came from;
+        a log message goes back toward where its data came from: its
+        ``from_cluster`` must be one of ``msg_to_clusters``."""
+        if m.report is not None:
+            wanted = m.headers.get("from_cluster")
+            if wanted is None:
+                wl.move(m, "rejected", "a log message without from_cluster")
+                return False
+        elif self.cfg.cluster and m.headers.get("from_cluster") == self.cfg.cluster:
+            wl.move(m, "rejected", f"loop: from this cluster ({self.cfg.cluster})")
+            return False
+        else:
+            wanted = m.headers.get("to_clusters")
+        if wanted is None:
+            return True
+        dest = {c.strip() for c in wanted.split(",") if c.strip()}
+        here = {c.strip() for c in self.cfg.msg_to_clusters.split(",") if c.strip()}
+        if "ALL" in dest or dest & here:
+            return True
+        wl.move(m, "rejected", f"to_clusters {wanted}: not through here ({', '.join(here)})")
+        return False
 
     def _identify(self, wl: Worklist, m: Message) -> bool:
         """Anti-spoofing (PROTOCOL.md A.8): who sent ``m`` is who owns the

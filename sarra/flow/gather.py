@@ -67,21 +67,25 @@ class BrokerSource:
 
     def declare(self) -> None:
         b, cfg = self.broker, self.cfg
-        exchange = self.exchange()
-        ensure_exchange(b, exchange)
+        exchanges = self.exchanges()
+        for exchange in exchanges:
+            ensure_exchange(b, exchange)
         if cfg.reset:
             b.delete_queue(self.queue)
         b.declare_queue(self.queue, cfg.durable, cfg.expire, cfg.message_ttl)
-        for sub in (cfg.subtopic or ["#"]):
-            b.bind(self.queue, exchange, f"{cfg.topic_prefix}.{sub}")
-        log.info("queue %s bound to %s with %s", self.queue, exchange,
-                 ", ".join(f"{cfg.topic_prefix}.{s}" for s in (cfg.subtopic or ["#"])))
+        keys = [f"{cfg.topic_prefix}.{sub}" for sub in (cfg.subtopic or ["#"])]
+        for exchange in exchanges:
+            for key in keys:
+                b.bind(self.queue, exchange, key)
+        log.info("queue %s bound to %s with %s", self.queue, ", ".join(exchanges),
+                 ", ".join(keys))
 
-    def exchange(self) -> str:
-        ex = self.cfg.exchange
+    def exchanges(self) -> list[str]:
+        """The exchanges to bind to: ``exchange`` (comma-separated: several
+        feeds), or the user's ``xs_<user>_<exchange_suffix>``."""
         if self.cfg.exchange_suffix:
-            ex = f"xs_{self.user}_{self.cfg.exchange_suffix}"
-        return ex
+            return [f"xs_{self.user}_{self.cfg.exchange_suffix}"]
+        return [e.strip() for e in self.cfg.exchange.split(",") if e.strip()]
 
     def get(self, timeout: float) -> tuple[list[Message], list[tuple[object, str, Message | None]]]:
         """(decoded messages, [(tag, reason, what can be read of it)] for

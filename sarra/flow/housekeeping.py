@@ -37,6 +37,8 @@ class Housekeeper:
             worker = self.flow.worker
             if worker is not None and hasattr(worker, "clean_stale"):
                 worker.clean_stale(self.heartbeat)
+            if self.flow.nodupe is not None:
+                self.flow.nodupe.purge()
 
     def _rates(self, since: tuple[float, int, int]) -> tuple[float, float]:
         t, msgs, nbytes = self._snapshot()

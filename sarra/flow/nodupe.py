@@ -1,0 +1,81 @@
+"""Duplicate suppression ("fingerprint winnowing", PROTOCOL.md 8.3 nodupe).
+
+A message's fingerprint is its sum and parts with, by ``nodupe_basis``, its
+relpath (``path``), its file name (``name``) or nothing (``data``). The
+fingerprints seen in the last ``nodupe_ttl`` seconds are kept in a small
+SQLite file in the configuration's state directory, shared by its instances.
+
+Nothing may be lost by a crash: a fingerprint is first recorded *pending*
+(committed at once, so other instances see it), then *done* when the batch
+is acknowledged; a batch that is not (lost connection) takes its pending
+fingerprints back. A message the broker delivers again (``redelivered``) is
+not a duplicate of its own pending fingerprint: its first taker died.
+"""
+import os
+import sqlite3
+import time
+
+from ..message import Message
+
+PENDING, DONE = 0, 1
+
+
+def fingerprint(msg: Message, basis: str) -> str:
+    rel = msg.headers.get("newname") or msg.relpath
+    who = {"path": rel, "name": os.path.basename(rel), "data": ""}[basis]
+    return f"{who}\n{msg.headers.get('sum', '')}\n{msg.headers.get('parts', '')}"
+
+
+class DuplicateCache:
+    def __init__(self, path: str, ttl: float, basis: str = "path"):
+        self.ttl, self.basis = ttl, basis
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, "
+                         "time REAL, state INTEGER)")
+        self._mine: list[str] = []          # pending keys of the batch under way
+
+    def is_new(self, msg: Message) -> bool:
+        """Record ``msg``'s fingerprint; False when it is a recent duplicate."""
+        key = fingerprint(msg, self.basis)
+        now = time.time()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT time, state FROM seen WHERE key = ?", (key,)).fetchone()
+            fresh = row is not None and now - row[0] < self.ttl
+            if fresh and not (row[1] == PENDING and msg.redelivered):
+                db.execute("COMMIT")
+                return False
+            db.execute("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", (key, now, PENDING))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._mine.append(key)
+        return True
+
+    def settle(self) -> None:
+        """The batch is acknowledged: its fingerprints are for good."""
+        if self._mine:
+            self._db.executemany("UPDATE seen SET state = ? WHERE key = ?",
+                                 [(DONE, k) for k in self._mine])
+            self._mine = []
+
+    def release(self) -> None:
+        """The batch comes again: forget its pending fingerprints."""
+        if self._mine:
+            self._db.executemany("DELETE FROM seen WHERE key = ? AND state = ?",
+                                 [(k, PENDING) for k in self._mine])
+            self._mine = []
+
+    def purge(self) -> int:
+        """Forget what is older than the lifetime; returns how many."""
+        cur = self._db.execute("DELETE FROM seen WHERE time < ?", (time.time() - self.ttl,))
+        return cur.rowcount
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT count(*) FROM seen").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,58 @@
+"""Duplicate suppression: fingerprints, lifetime, crash safety, instances."""
+import time
+
+from sarra.flow.nodupe import DuplicateCache, fingerprint
+from sarra.message import Message
+
+
+def post(relpath: str, sum_value: str = "a" * 32, redelivered: bool = False) -> Message:
+    m = Message("20261125120000.000", "http://feed1/", relpath,
+                {"sum": f"d,{sum_value}", "parts": "1,10,1,0,0"})
+    m.redelivered = redelivered
+    return m
+
+
+def test_fingerprints_by_basis():
+    a, b = post("x/f.dat"), post("y/f.dat")
+    assert fingerprint(a, "path") != fingerprint(b, "path")
+    assert fingerprint(a, "name") == fingerprint(b, "name")
+    assert fingerprint(a, "data") == fingerprint(post("z/other", "a" * 32), "data")
+    assert fingerprint(a, "path") != fingerprint(post("x/f.dat", "b" * 32), "path")
+
+
+def test_second_copy_from_another_feed_is_a_duplicate(tmp_path):
+    cache = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
+    assert cache.is_new(post("f"))
+    cache.settle()
+    other_feed = post("f")
+    other_feed.base_url = "http://feed2/"
+    assert not cache.is_new(other_feed)
+    assert cache.is_new(post("g"))
+
+
+def test_lifetime(tmp_path):
+    cache = DuplicateCache(str(tmp_path / "n.db"), ttl=0.2)
+    assert cache.is_new(post("f"))
+    cache.settle()
+    time.sleep(0.3)
+    assert cache.is_new(post("f"))
+    assert cache.purge() == 0 and len(cache) == 1
+    time.sleep(0.3)
+    assert cache.purge() == 1 and len(cache) == 0
+
+
+def test_a_batch_not_acknowledged_takes_its_fingerprints_back(tmp_path):
+    cache = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
+    assert cache.is_new(post("f"))
+    cache.release()                      # lost connection: the batch comes again
+    assert cache.is_new(post("f"))
+
+
+def test_an_instance_that_died_does_not_hide_its_message(tmp_path):
+    path = str(tmp_path / "n.db")
+    dead, alive = DuplicateCache(path, ttl=60), DuplicateCache(path, ttl=60)
+    assert dead.is_new(post("f"))        # pending, never settled: that instance died
+    assert not alive.is_new(post("f"))   # another feed's copy meanwhile: a duplicate
+    assert alive.is_new(post("f", redelivered=True))   # the broker gives it again: taken
+    alive.settle()
+    assert not alive.is_new(post("f", redelivered=True))   # done now: a real duplicate
