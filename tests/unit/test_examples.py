@@ -7,7 +7,14 @@ example cannot slip in untested. Each configuration is loaded as the tool
 would load it (tool presets, then etc/default.conf installed as the user's
 default.conf, then the file): an unknown option, a bad value or a missing
 include fails here with the file, line and option in the message.
+
+The man pages are checked against the option table the same way: every
+option a page documents exists, applies to its tool and is acted upon;
+every option it lists as without effect exists for its tool; every option
+accepted but not acted upon yet is so listed; sarra(1) describes the
+operator's actions, and no page names the operator's command ``dd``.
 """
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +30,8 @@ from sarra.flow.watching import temp_globs
 from sarra.message import Message
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
+MAN = ETC.parent / "man"
+DOC = ETC.parent / "doc"
 CREDENTIALS = ETC / "credentials.conf.example"
 DEFAULT = ETC / "default.conf"
 
@@ -154,3 +163,72 @@ def test_watch_outgoing_announces_as_its_comments_say(home):
         return choose(msg, cfg.masks, bool(cfg.accept_unmatch), None)[0]
     assert posted(rel)
     assert not posted("outgoing/scratch/x.grib2")
+
+
+# -- the man pages against the option table ----------------------------------
+
+def _man_sections(text: str) -> dict[str, str]:
+    """Text of each .SH/.SS section of a page, by its title."""
+    out: dict[str, str] = {}
+    heading = re.compile(r"^\.S[HS] \"?([^\n\"]+)\"?\n(.*?)(?=^\.S[HS] |\Z)", re.M | re.S)
+    for match in heading.finditer(text):
+        out[match.group(1).strip()] = match.group(2)
+    return out
+
+
+def _documented(text: str) -> set[str]:
+    """Options given a paragraph of their own: ``--name`` in the tag of a .TP."""
+    tags = re.findall(r"^\.TP\n(.*)$", text, re.M)
+    return {name for tag in tags for name in re.findall(r"\\-\\-([a-z_]+)", tag)}
+
+
+def _bold_words(text: str) -> set[str]:
+    """Names set in bold at the start of a line (.B name, .BR name ,)."""
+    return {w for w in re.findall(r"^\.BR? ([a-z_]+)", text, re.M) if not w.startswith("dd_")}
+
+
+@pytest.mark.parametrize("tool", ["post", "watch", "subscribe"])
+def test_man_page_agrees_with_the_option_table(tool):
+    text = (MAN / f"dd_{tool}.1").read_text(encoding="utf-8")
+    sections = _man_sections(text)
+    title = f"Accepted but without effect in dd_{tool}"
+    assert title in sections, f"dd_{tool}.1 has no section '{title}'"
+    without_effect = _bold_words(sections[title])
+    documented = _documented(text)
+    not_yet = getattr(option_table, "NOT_YET", frozenset())
+    applies = {name for name, o in OPTIONS.items() if o.applies_to(tool)}
+    known = set(option_table.known_names()) | {"config"}
+    for name in documented:
+        assert name in known, f"dd_{tool}.1 documents --{name}, which is no option"
+        if name in OPTIONS:
+            assert name in applies, f"dd_{tool}.1 documents --{name}, not an option of dd_{tool}"
+            assert name not in not_yet, f"dd_{tool}.1 documents --{name}, not implemented yet"
+    for name in without_effect:
+        assert name in applies, f"dd_{tool}.1 lists '{name}' as without effect: no such option"
+        assert name not in documented, \
+            f"dd_{tool}.1 documents '{name}' and also lists it as without effect"
+    unlisted = sorted((not_yet & applies) - without_effect)
+    assert unlisted == [], f"dd_{tool}.1 does not list {unlisted} as without effect"
+
+
+def test_sarra_page_describes_every_operator_action():
+    from sarra.cli import OPERATOR_ACTIONS
+    sections = _man_sections((MAN / "sarra.1").read_text(encoding="utf-8"))
+    described = re.findall(r"^\.TP\n\.B (\w+)$", sections["ACTIONS"], re.M)
+    assert described == list(OPERATOR_ACTIONS)
+
+
+def test_the_operator_command_is_sarra_everywhere():
+    """DESIGN.md's ``dd`` is named ``sarra``: only the admin guide's note on
+    why (coreutils' dd) may name ``dd``."""
+    pages = sorted(MAN.glob("*.[0-9]")) + sorted(DOC.glob("*.md")) + [ETC.parent / "README.md"]
+    word = re.compile(r"(?<![\w./\\-])dd(?![\w(-])")
+    found = []
+    for path in pages:
+        text = re.sub(r"\\f[BIRP]", "", path.read_text(encoding="utf-8"))
+        for paragraph in re.split(r"\n\s*\n", text):
+            if word.search(paragraph) and not (path.name == "admin-guide.md"
+                                               and "coreutils" in paragraph):
+                found.append(f"{path.name}: {paragraph.strip()[:80]}")
+    assert found == []
+
