@@ -258,7 +258,7 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
     if not hasattr(src, "queue"):   # a poster: only its exchange to declare
         if cleanup:
             shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)
-            print(f"deleted the state of {tool}/{cfg.name}")
+            print(f"deleted the state of {tool}/{cfg.key}")
             return 0
         flow.poster.broker.connect()
         flow.poster.declare()
@@ -271,7 +271,7 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
         broker.delete_queue(src.queue)
         broker.close()
         shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)
-        print(f"deleted queue {src.queue} and the state of {tool}/{cfg.name}")
+        print(f"deleted queue {src.queue} and the state of {tool}/{cfg.key}")
         return 0
     flow._open_all()
     flow.close()
@@ -333,7 +333,8 @@ def configurations(selection: list[str]) -> list[tuple[str, str]]:
         if tool not in paths.TOOLS:
             raise ConfigError(f"'{item}' is not TOOL or TOOL/CONFIG", option="config")
         if tool not in FLOWS:
-            raise ConfigError(f"dd_{tool} is not implemented yet", option="config")
+            raise ConfigError(f"dd_{tool} runs no daemons" if tool in ("post", "log", "audit")
+                              else f"dd_{tool} is not implemented yet", option="config")
         matches = [(t, n) for t, n in found if t == tool and (not name or n == name)]
         if name and not matches:
             raise ConfigError("no such configuration", paths.config_file(tool, name))
@@ -360,10 +361,11 @@ def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
         return 0
     if action in ("declare", "cleanup"):
         return _declare(tool, cfg, cleanup=action == "cleanup")
+    if action in ("start", "restart"):
+        _flow_for(tool, cfg)      # a bad configuration stops nothing and starts nothing
     if action in ("stop", "restart"):
         service.stop(tool, name, cfg.instances)
     if action in ("start", "restart"):
-        _flow_for(tool, cfg)
         return service.start(tool, name, name, cfg.instances, [])
     return 0
 

@@ -10,6 +10,7 @@ from .flow.housekeeping import Housekeeper
 from .flow.nodupe import DuplicateCache
 from .flow.publish import Publisher, Reporter, broker_user
 from .flow.retry import RetryQueue
+from .flow.send import Sender
 from .flow.watching import WatchSource
 from .flow.work import Downloader
 from .plugins import load_hooks
@@ -29,7 +30,9 @@ PRESETS: dict[str, dict] = {
 
 
 def instance() -> int:
-    return int(os.environ.get("SARRA_INSTANCE", "1") or 1)
+    """The instance number a daemon was started as; 0 for a foreground run
+    (its retry queue and metrics never mix with a started instance's)."""
+    return int(os.environ.get("SARRA_INSTANCE", "0") or 0)
 
 
 def _poster(cfg, url: str | None) -> Publisher | None:
@@ -137,5 +140,25 @@ def winnow_flow(cfg) -> Flow:
     return shovel_flow(cfg, "winnow")
 
 
+def sender_flow(cfg) -> Flow:
+    """dd_sender: posts of files on this switch -> each file pushed to
+    ``destination`` (SFTP) -> log messages (201 Copied), and with post_broker,
+    posts announcing the remote copies at ``post_base_url``."""
+    source = BrokerSource(cfg, "sender")
+    reporter = None
+    if cfg.report_back:
+        reporter = Reporter(None, cfg.report_exchange or f"xs_{source.user}", source.user,
+                            cfg.hostname)
+    retry = RetryQueue(paths.state_path("sender", cfg.key, f"retry.{instance():02d}.jsonl"),
+                       cfg.retry_ttl, cfg.retry_delay, max_tries=cfg.retry_max)
+    post_url = cfg.resolve_url("post_broker")
+    if post_url and not cfg.post_base_url:
+        raise ConfigError("post_broker is set but not post_base_url: re-posts need the "
+                          "URL the remote copies are served at", option="post_base_url")
+    worker = Sender(cfg, tick=lambda _n: source.broker and source.broker.keepalive(),
+                    throttle=throttle(cfg, "bytes"))
+    return _daemon(Flow(cfg, source, worker, _poster(cfg, post_url), reporter, retry))
+
+
 FLOWS = {"subscribe": subscribe_flow, "watch": watch_flow, "sara": sara_flow,
-         "shovel": shovel_flow, "winnow": winnow_flow}
+         "shovel": shovel_flow, "winnow": winnow_flow, "sender": sender_flow}

@@ -41,11 +41,22 @@ def _read_pid(path: str) -> int | None:
         return None
 
 
+def _ours(pid: int, tool: str, config: str) -> bool:
+    """Is ``pid`` an instance of this configuration (not a process that got
+    the pid of one that died, e.g. after a reboot)?"""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return True     # no /proc here: trust the pid
+    return b"sarra.cli" in argv and tool.encode() in argv
+
+
 def running(tool: str, config: str, instances: int) -> dict[int, int]:
     out = {}
     for n in range(1, max(instances, 1) + 1):
         pid = _read_pid(pid_file(tool, config, n))
-        if pid and _alive(pid):
+        if pid and _alive(pid) and _ours(pid, tool, config):
             out[n] = pid
     return out
 

@@ -243,6 +243,9 @@ _DECLARED = [
        "the relpath", ("post_baseDir", "postBaseDir")),
     _O("base_dir", "str", None, "local root corresponding to the URL tree",
        ("baseDir", "document_root")),
+    _O("destination", "url", None, "where dd_sender sends files: "
+       "sftp://user@host[:port]/directory/ (password or ssh_keyfile from "
+       "credentials.conf)", ("sendTo",), tools=("sender",)),
     _O("sum", "str", "s", "checksum for posts: d s n 0 x z,d z,s z,x "
        "(or md5 sha512 md5name random xxh128)", ("identity",),
        convert=parse_sum),
@@ -308,10 +311,10 @@ _DECLARED = [
     _O("instances", "int", 1, "processes sharing the queue"),
     _O("inplace", "bool", True, "assemble received parts into the file itself",
        ("inPlace",), tools=PLACERS),
-    _O("message_rate_max", "float", 0.0, "messages per second per instance "
-       "(0 = unlimited)", ("post_rate_limit", "messageRateMax")),
-    _O("byte_rate_max", "size", 0, "bytes per second per instance "
-       "(0 = unlimited)", ("byteRateMax",)),
+    _O("message_rate_max", "float", 0.0, "messages per second, all instances of the "
+       "configuration together (0 = unlimited)", ("post_rate_limit", "messageRateMax")),
+    _O("byte_rate_max", "size", 0, "bytes per second of transfers, all instances of the "
+       "configuration together (0 = unlimited)", ("byteRateMax",)),
     _O("nodupe_ttl", "duration", 0.0, "duplicate suppression lifetime "
        "(on = 300 s, off = 0)", ("suppress_duplicates", "cache",
                                   "no_duplicates", "nodupeTtl"),
@@ -373,7 +376,6 @@ OPTIONS: dict[str, Option] = {o.name: o for o in _DECLARED}
 NOT_YET = frozenset((
     "delete", "outlet", "vip", "post_exchange_split",
     "realpath_post",
-    "base_dir",
 ))
 
 

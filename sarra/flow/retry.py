@@ -71,10 +71,11 @@ class RetryQueue:
                 given_up.append(m)
                 continue
             topic, headers, body, _ctype = codec.encode(m, "v02.post")
-            delay = min(self.base_delay * 2 ** (n - 1), self.max_delay)
+            rounds = (old.get("rounds", 0) if old else 0) + 1   # times it came here
+            delay = min(self.base_delay * 2 ** (rounds - 1), self.max_delay)
             self._items.append({"topic": topic, "headers": headers, "body": body,
                                 "exchange": m.exchange, "tries": n, "due": now + delay,
-                                "first": first})
+                                "first": first, "rounds": rounds})
         self._remove_taken({id(m) for m in msgs})
         self._dirty = True
         return given_up

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 
+from .. import __version__
 from ..errors import ConfigError, SarraError
 from . import description, nginx, rabbit
 
@@ -37,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                     "switch description (YAML); write its nginx site.",
         epilog=f"roles: {', '.join(description.ROLES)}. Passwords come from "
                "credentials.conf (amqp://USER:PASSWORD@broker-host:port/).")
+    parser.add_argument("--version", action="version",
+                        version=f"dd_audit (sarra) {__version__}")
     parser.add_argument("action", choices=sorted(ACTIONS), metavar="ACTION")
     parser.add_argument("switch", metavar="SWITCH.yaml")
     parser.add_argument("args", nargs="*", metavar="ARG")

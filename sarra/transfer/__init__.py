@@ -7,7 +7,8 @@ SCHEMES = Registry("URL scheme", {
     "file": "sarra.transfer.file:FileTransfer",
     "http": "sarra.transfer.http:HttpTransfer",
     "https": "sarra.transfer.http:HttpTransfer",
-}, error=TransferError, requires={"http": "requests", "https": "requests"})
+    "sftp": "sarra.transfer.sftp:SftpTransfer",
+}, error=TransferError, requires={"http": "requests", "https": "requests", "sftp": "paramiko"})
 
 
 def scheme_of(url: str) -> str:

@@ -158,7 +158,7 @@ def test_server_outage_retries_survive_a_restart(sarra_home, unique, procs, taps
     dd_post(ex, server.url, src, src)
     reports.wait(lambda ms: len(codes_by_relpath(ms)) == 20, 30, "a 499 for every file")
     assert {m.report.code for m in reports.messages} == {499}
-    retry_file = sarra_home.state_dir / "subscribe" / name / "retry.01.jsonl"
+    retry_file = sarra_home.state_dir / "subscribe" / name / "retry.00.jsonl"
     wait_for(lambda: retry_file.exists() and len(retry_file.read_text().splitlines()) == 20,
              timeout=10, what="20 entries in the retry queue")
     stop(first)                                     # the subscriber restarts
