@@ -348,9 +348,7 @@ class Flow:
             if self.post_all:
                 if self._vetted(wl, m, m) and self._publish(self.poster.publish, m):
                     self.stats["posted"] += 1
-            elif oc and (oc.code == 201 or (oc.code == 304 and "oldname" in m.headers)):
-                # a rename's new-name post finds the file already renamed (304):
-                # downstream needs it all the same
+            elif oc and (oc.code == 201 or (oc.code == 304 and self._repost_304(m))):
                 self._publish(lambda x: self._send_repost(wl, x), m)
 
     def _send_repost(self, wl: Worklist, m: Message) -> None:
@@ -374,6 +372,14 @@ class Flow:
             return True
         self._skip(wl, m, f"not posted: skipped by on_post hook '{skipper}'")
         return False
+
+    @staticmethod
+    def _repost_304(m: Message) -> bool:
+        """A file found already in place is announced downstream all the same
+        when the broker gives its message again (the batch that got it may
+        have died before its post was confirmed: posts are at least once), or
+        when it is a rename's new name (the old-name post renamed it)."""
+        return m.redelivered or "oldname" in m.headers
 
     def _publish(self, send, m: Message, *args) -> bool:
         """Publish one message; one that cannot be encoded (a header too long

@@ -16,9 +16,9 @@ import pika
 import requests
 
 from tests.helpers import compare_trees, run_tool, wait_for
-from tests.integration.flowkit import BROKER, delete_queues, stop, taps
+from tests.integration.flowkit import BROKER, delete_queues, slow_http, stop, taps
 
-__all__ = ["taps"]
+__all__ = ["slow_http", "taps"]
 API = "http://127.0.0.1:15672/api"
 GUEST = ("guest", "guest")
 
@@ -152,4 +152,51 @@ def test_to_clusters_routing_no_loops_and_logs_back_home(sarra_home, unique, pro
         delete_queues(*(f.read_text().strip() for f in sarra_home.state_dir.rglob("*.qname")
                         if "BtoA" not in str(f) and "subB" not in str(f)
                         and "routeB" not in str(f) and "logsBtoA" not in str(f)))
+        requests.delete(f"{API}/vhosts/{quote(vb, safe='')}", auth=GUEST, timeout=10)
+
+
+def test_a_link_survives_a_broker_restart_mid_flow(sarra_home, unique, procs, taps,
+                                                   slow_http, rabbitmq_ctl, tmp_path):
+    """A link (dd_sara on B pulling from A) with the broker restarted while
+    files flow: every file reaches B's subscriber, none twice corrupt."""
+    u = unique
+    vb = f"b{u}"
+    vhost(vb)
+    broker_b = f"amqp://guest@127.0.0.1:5672/{vb}"
+    a_tree, b_tree, sub_b = tmp_path / "a", tmp_path / "b", tmp_path / "sub_b"
+    for i in range(120):
+        (a_tree / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (a_tree / f"d{i % 3}" / f"f{i:03d}.dat").write_bytes(os.urandom(2000))
+    b_tree.mkdir()
+    a_web = slow_http(a_tree, 0.03)        # 30 ms a file: still flowing during the restart
+    b_web = slow_http(b_tree, 0.0)
+    a_pub = f"xpublic_{u}"
+    exchanges("/", a_pub)
+    exchanges(vb, "xpublic")
+    try:
+        names = [config(sarra_home, "sara", f"link_{u}", (
+                     f"broker {BROKER}\nexchange {a_pub}\ncluster {vb}\nmsg_to_clusters {vb}\n"
+                     f"directory {b_tree}\npost_broker {broker_b}\npost_exchange xpublic\n"
+                     f"post_base_dir {b_tree}\npost_base_url {b_web.url}\nreport_back off\n"
+                     "expire 10m\n")),
+                 config(sarra_home, "subscribe", f"subB_{u}", (
+                     f"broker {broker_b}\nexchange xpublic\nmirror on\ndirectory {sub_b}\n"
+                     "accept .*\nreport_back off\nexpire 10m\n"))]
+        running = [procs.start_tool(t, "foreground", n, log=tmp_path / f"{n}.log")
+                   for t, n in zip(("sara", "subscribe"), names)]
+        run_tool("post", "--post_broker", BROKER, "--post_exchange", a_pub,
+                 "--post_base_url", a_web.url, "--post_base_dir", a_tree,
+                 "--to_clusters", vb, a_tree, timeout=60)
+        wait_for(lambda: len(list(sub_b.rglob("*.dat"))) >= 20, timeout=30,
+                 what="the first files on B")
+        rabbitmq_ctl.restart_app(down_for=1.0)
+        wait_for(lambda: compare_trees(a_tree, sub_b) == [], timeout=90,
+                 what="every file on B after the restart")
+        assert not [p for p in sub_b.rglob("*") if p.name.endswith(".tmp")]
+        for p in running:
+            assert p.poll() is None, "a component died with the broker"
+            stop(p)
+    finally:
+        delete_queues(*(f.read_text().strip() for f in sarra_home.state_dir.rglob("*.qname")
+                        if "subB" not in str(f)))
         requests.delete(f"{API}/vhosts/{quote(vb, safe='')}", auth=GUEST, timeout=10)
