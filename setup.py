@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     "watchdog>=2.1,<8",      # bookworm has 2.2.1: observer.py adapts to its schedule()
     "PyYAML>=6.0,<7",        # bookworm: python3-yaml 6.0
     "psutil>=5.9,<8",        # bookworm: python3-psutil 5.9.4
+    "paramiko>=2.11,<5",     # bookworm: python3-paramiko 2.12.0 (the SFTP transfer)
 ]
 
 

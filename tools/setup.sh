@@ -3,6 +3,7 @@
 #   - installs rabbitmq-server and nginx with apt when either binary is missing
 #   - makes sure RabbitMQ answers on 127.0.0.1:5672 (starts it if needed)
 #   - enables RabbitMQ's management plugin (dd_audit's HTTP API on 127.0.0.1:15672)
+#   - installs openssh-server (for the SFTP tests; the system sshd is not started)
 #   - creates .venv in the repo root and installs the package with its test extras
 # Safe to run from any directory and as often as you like.
 set -euo pipefail
@@ -172,6 +173,34 @@ else
     for pkg in "${MISSING_DEBS[@]}"; do
         deb_installed "$pkg" || die "$pkg still missing after apt-get install"
     done
+fi
+
+# ---------------------------------------------------------------- openssh-server
+# The SFTP tests start their own sshd (private config and keys in a temp dir, a
+# loopback port); this only installs the binary. The system's sshd is not
+# started: apt is kept from starting services, as for nginx above.
+if have sshd && have ssh-keygen; then
+    say "openssh-server present"
+elif [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+    die "openssh-server missing and not root (no sudo): install it with apt-get"
+else
+    say "installing openssh-server with apt-get (not started)"
+    SSH_POLICY=/usr/sbin/policy-rc.d
+    SSH_REMOVE_POLICY=0
+    if [ ! -e "$SSH_POLICY" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$SSH_POLICY" >/dev/null
+        "${SUDO[@]}" chmod 755 "$SSH_POLICY"
+        SSH_REMOVE_POLICY=1
+        trap 'if [ "$SSH_REMOVE_POLICY" -eq 1 ]; then "${SUDO[@]}" rm -f "$SSH_POLICY"; fi' EXIT
+    fi
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends openssh-server >/dev/null
+    if [ "$SSH_REMOVE_POLICY" -eq 1 ]; then
+        "${SUDO[@]}" rm -f "$SSH_POLICY"
+        SSH_REMOVE_POLICY=0
+    fi
+    have sshd || die "sshd still missing after apt-get install"
 fi
 
 say "ready"

@@ -49,7 +49,7 @@ class HttpTransfer:
 
     def open(self, url: str, offset: int = 0, length: int | None = None) -> _Body:
         headers = {"Accept-Encoding": "identity"}
-        if offset or length is not None:
+        if offset or length:   # (no range for nothing: 'bytes=0--1' is refused)
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
         auth = None

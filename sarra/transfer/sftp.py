@@ -24,11 +24,12 @@ Errors: authentication refused, host key changed, no such file, permission
 denied are not recoverable (code 499); a connection refused, lost or timed
 out is (the connection is dropped and made again at the next transfer).
 """
+import base64
 import fcntl
+import hashlib
 import logging
 import os
 import posixpath
-import socket
 import stat
 import threading
 from collections import OrderedDict
@@ -89,6 +90,10 @@ def _host_port(hostport: str) -> tuple[str, int]:
                             recoverable=False) from None
 
 
+# what says the connection itself is gone or hung (rather than one request refused)
+_CONNECTION_ERRORS = (TimeoutError, ConnectionError, EOFError, paramiko.SSHException)
+
+
 class _Remember(paramiko.MissingHostKeyPolicy):
     """Accept a host key never seen before and append it to known_hosts."""
 
@@ -104,8 +109,9 @@ class _Remember(paramiko.MissingHostKeyPolicy):
             os.write(fd, f"{hostname} {key.get_name()} {key.get_base64()}\n".encode())
         finally:
             os.close(fd)
-        log.info("%s: first contact, %s host key %s accepted and remembered in %s",
-                 hostname, key.get_name(), key.get_fingerprint().hex(), self.path)
+        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        log.info("%s: first contact, %s host key SHA256:%s accepted and remembered in %s",
+                 hostname, key.get_name(), digest, self.path)
 
 
 class _Conn:
@@ -139,7 +145,7 @@ def _error(exc: BaseException, what: str) -> TransferError:
         return TransferError(f"{what}: no such file", recoverable=False)
     if isinstance(exc, PermissionError):
         return TransferError(f"{what}: permission denied", recoverable=False)
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    if isinstance(exc, TimeoutError):
         return TransferError(f"{what}: timed out")
     text = str(exc) or exc.__class__.__name__
     return TransferError(f"{what}: {exc.__class__.__name__}: {text}")
@@ -250,8 +256,9 @@ class SftpTransfer:
         return conn, True
 
     def _failed(self, conn: _Conn, exc: BaseException, what: str) -> TransferError:
-        """Convert ``exc``; a connection that died is dropped from the pool."""
-        if not conn.alive():
+        """Convert ``exc``; a connection that died or stopped answering is
+        dropped from the pool (an SFTP error status keeps it)."""
+        if not conn.alive() or isinstance(exc, _CONNECTION_ERRORS):
             with self._lock:
                 for key, c in list(self._pool.items()):
                     if c is conn:

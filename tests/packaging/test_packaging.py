@@ -40,7 +40,8 @@ TOOLS = ["dd_post", "dd_watch", "dd_subscribe", "dd_sara", "dd_sender", "dd_shov
 # the Python dependencies and their Debian 12 packages
 DEB_PYTHON_DEPENDS = {"pika": "python3-pika", "requests": "python3-requests",
                       "xxhash": "python3-xxhash", "watchdog": "python3-watchdog",
-                      "PyYAML": "python3-yaml", "psutil": "python3-psutil"}
+                      "PyYAML": "python3-yaml", "psutil": "python3-psutil",
+                      "paramiko": "python3-paramiko"}
 # the systemd units, kept in debian/ only (the .rpm installs the same files)
 UNITS = ["sarra.service", "sarra-sanity.service", "sarra-sanity.timer"]
 # Debian 12 packages too old for the range setup.py asks for, and why. The .deb

@@ -1,0 +1,258 @@
+"""The transfer contract: one set of tests run against every URL scheme.
+
+Each test gets ``backend`` (parametrised: ``file`` on the local disk,
+``http`` through a private nginx, ``sftp`` through a private sshd) serving
+the same tree of files, and reads it through the scheme's transfer as the
+subscriber does (``SCHEMES.get(scheme)(timeout=..., credentials=...)``,
+``open(url, offset, length)``, ``read``/``close``). The assertions are the
+same for every scheme.
+
+The last tests are SFTP only: uploads (dd_sender's side), host keys
+remembered on first contact, and the errors worth retrying or not.
+"""
+from __future__ import annotations
+
+import os
+import random
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sarra.config import Credentials
+from sarra.errors import TransferError
+from sarra.transfer import SCHEMES, scheme_of
+from tests.helpers import free_port
+
+BACKENDS = ["file", "http", "sftp"]
+NAMES = ["plain.bin", "with space/a b#c.bin", "unicodé/ü.bin", "empty.bin"]
+SIZE = 300_000          # several prefetch requests, several copy buffers
+
+
+class Backend:
+    """A tree served by one scheme: ``url(rel)`` and a ``transfer``."""
+
+    def __init__(self, kind: str, root: Path, base_url: str, credentials: Credentials,
+                 known_hosts: Path):
+        self.kind, self.root, self.base_url = kind, root, base_url
+        cls = SCHEMES.get(kind)
+        options = {"known_hosts": str(known_hosts)} if kind == "sftp" else {}
+        self.transfer = cls(timeout=10, credentials=credentials, **options)
+
+    def url(self, rel: str) -> str:
+        return self.base_url + rel
+
+    def read(self, rel: str, offset: int = 0, length: int | None = None,
+             bufsize: int = 65536) -> bytes:
+        stream = self.transfer.open(self.url(rel), offset, length)
+        chunks = []
+        try:
+            while True:
+                chunk = stream.read(bufsize)
+                if not chunk:
+                    break
+                assert len(chunk) <= bufsize
+                chunks.append(chunk)
+        finally:
+            stream.close()
+        return b"".join(chunks)
+
+
+@pytest.fixture
+def tree(tmp_path) -> dict[str, bytes]:
+    rng = random.Random(7)
+    content = {}
+    for i, rel in enumerate(NAMES):
+        data = b"" if rel == "empty.bin" else rng.randbytes(SIZE + i)
+        path = tmp_path / "served" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        content[rel] = data
+    return content
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tree, tmp_path) -> Backend:
+    root = tmp_path / "served"
+    kind = request.param
+    creds = Credentials.from_text("")
+    if kind == "file":
+        base = f"file:{root}/"
+    elif kind == "http":
+        base = request.getfixturevalue("nginx")(root, workers=1).url
+    else:
+        sshd = request.getfixturevalue("sshd")
+        creds = Credentials.from_text(sshd.credentials)
+        base = f"{sshd.url}{root}/"
+    b = Backend(kind, root, base, creds, tmp_path / "known_hosts")
+    assert scheme_of(b.url("x")) == kind
+    yield b
+    b.transfer.close()
+
+
+# -- the contract ------------------------------------------------------------
+
+def test_reads_whole_files(backend, tree):
+    for rel, data in tree.items():
+        assert backend.read(rel) == data, rel
+        assert backend.read(rel, 0, len(data)) == data, rel
+
+
+def test_reads_byte_ranges(backend, tree):
+    data = tree["with space/a b#c.bin"]
+    for offset, length in ((0, 1), (1000, 70_000), (SIZE - 10, 10), (123_457, SIZE - 123_457)):
+        got = backend.read("with space/a b#c.bin", offset, length, bufsize=8192)
+        assert got == data[offset:offset + length], (offset, length)
+
+
+def test_reads_from_an_offset_to_the_end(backend, tree):
+    data = tree["plain.bin"]
+    assert backend.read("plain.bin", 250_000) == data[250_000:]
+
+
+def test_one_transfer_serves_many_files_in_turn(backend, tree):
+    for _ in range(3):
+        for rel, data in tree.items():
+            assert backend.read(rel, 0, len(data)) == data
+
+
+def test_a_missing_file_is_not_worth_retrying(backend):
+    with pytest.raises(TransferError) as info:
+        backend.read("no/such/file.bin", 0, 10)
+    assert info.value.code == 499
+    assert info.value.recoverable is False
+
+
+# -- SFTP only ---------------------------------------------------------------
+
+@pytest.fixture
+def sftp(sshd, tmp_path):
+    transfer = SCHEMES.get("sftp")(timeout=10, credentials=Credentials.from_text(sshd.credentials),
+                                   known_hosts=str(tmp_path / "known_hosts"))
+    yield transfer
+    transfer.close()
+
+
+def test_sftp_put_writes_an_inflight_name_then_renames_with_mode_and_times(sshd, sftp, tmp_path):
+    src = tmp_path / "local.bin"
+    data = os.urandom(200_000)
+    src.write_bytes(data)
+    remote = tmp_path / "remote"
+    url = f"{sshd.url}{remote}/new/dirs/file#1 x.bin"
+    seen = []
+
+    def verify(sent: int) -> None:   # called before the rename: only the inflight name exists
+        seen.append(sorted(p.name for p in (remote / "new" / "dirs").iterdir()))
+        assert sent == len(data)
+
+    sent = sftp.put(str(src), url, inflight=url + ".tmp", mode=0o640,
+                    times=(1_500_000_000.0, 1_600_000_000.0), dir_mode=0o750, verify=verify)
+    assert sent == len(data)
+    assert seen == [["file#1 x.bin.tmp"]]
+    final = remote / "new" / "dirs" / "file#1 x.bin"
+    assert final.read_bytes() == data
+    st = final.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640 and int(st.st_mtime) == 1_600_000_000
+    assert stat.S_IMODE((remote / "new").stat().st_mode) == 0o750
+    assert sorted(p.name for p in final.parent.iterdir()) == ["file#1 x.bin"]
+
+    # again over the existing file (posix-rename replaces it), in place (no inflight)
+    src.write_bytes(b"second")
+    sftp.put(str(src), url, inflight=url + ".tmp")
+    assert final.read_bytes() == b"second"
+    src.write_bytes(b"third")
+    sftp.put(str(src), url)
+    assert final.read_bytes() == b"third"
+    assert sorted(p.name for p in final.parent.iterdir()) == ["file#1 x.bin"]
+
+
+def test_sftp_put_abandoned_by_verify_leaves_nothing(sshd, sftp, tmp_path):
+    src = tmp_path / "local.bin"
+    src.write_bytes(b"x" * 1000)
+    url = f"{sshd.url}{tmp_path}/remote/f.bin"
+
+    def refuse(_sent: int) -> None:
+        raise TransferError("checksum mismatch", recoverable=False)
+
+    with pytest.raises(TransferError, match="checksum mismatch"):
+        sftp.put(str(src), url, inflight=url + ".tmp", verify=refuse)
+    assert list((tmp_path / "remote").iterdir()) == []
+    with pytest.raises(TransferError) as info:   # a local file that is not there
+        sftp.put(str(tmp_path / "gone.bin"), url)
+    assert info.value.recoverable is False
+
+
+def test_sftp_remote_operations(sshd, sftp, tmp_path):
+    remote = tmp_path / "remote"
+    base = f"{sshd.url}{remote}"
+    assert sftp.mkdir(f"{base}/a/b") is True
+    assert sftp.mkdir(f"{base}/a/b") is False
+    (remote / "a" / "f").write_bytes(b"1")
+    assert sftp.rename(f"{base}/a/f", f"{base}/c/g") is True
+    assert (remote / "c" / "g").read_bytes() == b"1"
+    assert sftp.rename(f"{base}/a/f", f"{base}/c/g") is False
+    sftp.symlink(f"{base}/c/link", "g")
+    sftp.symlink(f"{base}/c/link", "../a")      # replaces the link
+    assert os.readlink(remote / "c" / "link") == "../a"
+    assert sftp.remove(f"{base}/c/g") is True
+    assert sftp.remove(f"{base}/c/g") is False
+    assert sftp.rmdir(f"{base}/a/b") is True
+    assert sftp.rmdir(f"{base}/a/b") is False
+
+
+def test_sftp_host_key_remembered_on_first_contact_and_checked_after(sshd, tmp_path):
+    known = tmp_path / "known_hosts"
+    creds = Credentials.from_text(sshd.credentials)
+    (tmp_path / "f").write_bytes(b"abc")
+    url = f"{sshd.url}{tmp_path}/f"
+    first = SCHEMES.get("sftp")(timeout=10, credentials=creds, known_hosts=str(known))
+    assert first.open(url).read(10) == b"abc"
+    first.close()
+    lines = known.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"[127.0.0.1]:{sshd.port} ssh-ed25519 ")
+
+    # another key for the same host: refused, not worth retrying
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True, capture_output=True)
+    fake = (f"[127.0.0.1]:{sshd.port} " + " ".join(
+        (tmp_path / "other_key.pub").read_text().split()[:2]) + "\n")
+    known.write_text(fake)
+    second = SCHEMES.get("sftp")(timeout=10, credentials=creds, known_hosts=str(known))
+    with pytest.raises(TransferError, match="host key changed") as info:
+        second.open(url)
+    assert info.value.recoverable is False and info.value.code == 499
+    second.close()
+
+
+def test_sftp_errors_say_whether_to_retry(sshd, tmp_path):
+    (tmp_path / "f").write_bytes(b"abc")
+    other = tmp_path / "not_authorized"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True, capture_output=True)
+    kh = str(tmp_path / "known_hosts")
+
+    def transfer(cred_line: str):
+        return SCHEMES.get("sftp")(timeout=5, credentials=Credentials.from_text(cred_line),
+                                   known_hosts=kh)
+
+    refused = transfer(f"{sshd.url}/ ssh_keyfile={other}")
+    with pytest.raises(TransferError, match="authentication failed") as info:
+        refused.open(f"{sshd.url}{tmp_path}/f")
+    assert info.value.recoverable is False and info.value.code == 499
+
+    port = free_port()
+    nobody = transfer(f"sftp://{sshd.user}@127.0.0.1:{port}/ ssh_keyfile={sshd.keyfile}")
+    with pytest.raises(TransferError) as info:
+        nobody.open(f"sftp://{sshd.user}@127.0.0.1:{port}{tmp_path}/f")
+    assert info.value.recoverable is True
+
+    good = transfer(sshd.credentials)
+    stream = good.open(f"{sshd.url}{tmp_path}/f")
+    stream.close()
+    # the pooled connection dies: the next open connects again
+    for conn in list(good._pool.values()):
+        conn.client.get_transport().close()
+    assert good.open(f"{sshd.url}{tmp_path}/f").read(10) == b"abc"
+    good.close()
