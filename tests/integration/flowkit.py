@@ -164,10 +164,13 @@ def publish_raw(exchange: str, topic: str, body: str | bytes, headers: dict | No
 
 
 def queue_consumers(queue: str) -> int:
-    """How many consumers the broker sees on ``queue`` (passive declare)."""
+    """How many consumers the broker sees on ``queue`` (passive declare; 0
+    while the queue does not exist yet)."""
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         return conn.channel().queue_declare(queue, passive=True).method.consumer_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
     finally:
         conn.close()
 

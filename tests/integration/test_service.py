@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from tests.helpers import AMQP_URL, run_tool, wait_for
-from tests.integration.flowkit import assert_logs_clean, qname, taps
+from tests.integration.flowkit import assert_logs_clean, qname, queue_consumers, taps
 
 __all__ = ["taps"]
 
@@ -37,6 +37,8 @@ def test_start_status_stop_with_a_password_on_the_command_line(sarra_home, uniqu
     state = sarra_home.state_dir / "subscribe" / name
     wait_for(lambda: len(list(state.glob("*.qname"))) == 1, timeout=20, what="the queue name")
     taps.queues.append(qname(sarra_home, name))
+    wait_for(lambda: queue_consumers(taps.queues[-1]) == 2, timeout=30, interval=0.2,
+             what="both instances consuming")
     assert "running (2/2 instances)" in run_tool("subscribe", "status", name, check=False).stdout
     assert not [c for c in cmdlines() if "guest:guest" in c], "password visible in ps"
 
