@@ -63,8 +63,9 @@ def test_operator_starts_watches_restarts_and_stops_every_configuration(
     for name in names:
         assert f"subscribe/{name}:" in listed
     assert f"watch/{wname}:" in listed and "(2 instances)" in listed
-    sarra("start")
+    sarra("declare")                 # queues bound before anything is posted
     taps.queues.extend(qname(sarra_home, n) for n in names)
+    sarra("start")
     wait_for(lambda: sarra("status", check=False).returncode == 0, timeout=30,
              what="every configuration running")
     status = sarra("status").stdout
