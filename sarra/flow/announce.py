@@ -49,11 +49,11 @@ def file_messages(cfg, path: str, now: float | None = None,
         return [file_message(cfg, path, now)]
     blocks = split(st.st_size, block_size(st.st_size, getattr(cfg, "blocksize", 1)))
     if len(blocks) == 1:
-        return [file_message(cfg, path, now, known_sum)]
+        return [file_message(cfg, path, now, known_sum, st)]
     now = now if now is not None else time.time()
     out = []
     for p in blocks:
-        msg = file_message(cfg, path, now, known_sum=_block_sum(cfg, path, p))
+        msg = file_message(cfg, path, now, _block_sum(cfg, path, p), st)
         msg.headers["parts"] = str(p)
         out.append(msg)
     return out
@@ -67,13 +67,14 @@ def _block_sum(cfg, path: str, p: Parts) -> str:
 
 
 def file_message(cfg, path: str, now: float | None = None,
-                 known_sum: str | None = None) -> Message:
+                 known_sum: str | None = None, st: os.stat_result | None = None) -> Message:
     """A post for ``path`` as one piece: a file (sum + parts), or a symlink
-    (L + link). ``known_sum`` spares hashing content already hashed."""
-    st = os.lstat(path)
-    follow = getattr(cfg, "follow_symlinks", False)
-    if stat.S_ISLNK(st.st_mode) and follow:
-        st = os.stat(path)
+    (L + link). ``known_sum`` spares hashing content already hashed; ``st``,
+    its status when the caller has it."""
+    if st is None:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) and getattr(cfg, "follow_symlinks", False):
+            st = os.stat(path)
     headers = common_headers(cfg)
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(path)
