@@ -8,11 +8,19 @@ would load it (tool presets, then etc/default.conf installed as the user's
 default.conf, then the file): an unknown option, a bad value or a missing
 include fails here with the file, line and option in the message.
 
+The switch examples (a switch's dd_sara and log router, a link between two
+switches and its log link back, dd_winnow over two feeds, a dd_log
+configuration) are also run through the flow's own stages, without a
+broker, to check that they do what their comments say.
+
 The man pages are checked against the option table the same way: every
 option a page documents exists, applies to its tool and is acted upon;
 every option it lists as without effect exists for its tool; every option
 accepted but not acted upon yet is so listed; sarra(1) describes the
-operator's actions, and no page names the operator's command ``dd``.
+operator's actions, dd_audit(1) the actions and options of its own parser;
+every tool has a page (dd_sender's manual is doc/sender.md), every page a
+page or guide refers to exists, and no page names the operator's command
+``dd``.
 """
 import re
 import shutil
@@ -20,14 +28,16 @@ from pathlib import Path
 
 import pytest
 
-from sarra.components import PRESETS
+from sarra.components import FLOWS, PRESETS
 from sarra.config import OPTIONS, TOOLS, Credentials, load_config
 from sarra.config import options as option_table
 from sarra.errors import ConfigError
 from sarra.flow.announce import relpath_for
 from sarra.flow.filter import choose, default_placement, expand_directory, placed_relpath
+from sarra.flow.gather import BrokerSource
 from sarra.flow.watching import temp_globs
-from sarra.message import Message
+from sarra.message import Message, Report
+from sarra.worklist import Worklist
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
 MAN = ETC.parent / "man"
@@ -165,6 +175,134 @@ def test_watch_outgoing_announces_as_its_comments_say(home):
     assert not posted("outgoing/scratch/x.grib2")
 
 
+# -- the switch examples, through the flow's stages ---------------------------
+
+@pytest.fixture
+def switch_home(home):
+    """``home`` with etc/credentials.conf.example as its credentials.conf (the
+    broker drivers want the password of every URL before they connect)."""
+    creds = home / "credentials.conf"
+    shutil.copy(CREDENTIALS, creds)
+    creds.chmod(0o600)
+    return home
+
+
+def _flow(tool: str, name: str):
+    """The flow ``dd_<tool>`` builds from etc/<tool>/<name>.conf (no broker
+    is contacted: a configuration error would show here)."""
+    return FLOWS[tool](load(tool, ETC / tool / f"{name}.conf"))
+
+
+def _post(relpath: str, exchange: str, **headers: str) -> Message:
+    return Message("20261125120000.000", "http://data.example.com/", relpath,
+                   {"sum": "s,00", "parts": "1,10,1,0,0", **headers}, exchange=exchange)
+
+
+def _log_message(relpath: str, exchange: str, user: str, **headers: str) -> Message:
+    msg = _post(relpath, exchange, **headers)
+    msg.report = Report(201, "host.example.com", user, 0.1, "Downloaded")
+    return msg
+
+
+def _filtered(flow, *msgs: Message) -> Worklist:
+    wl = Worklist(incoming=list(msgs))
+    wl.places = flow.filter(wl)
+    return wl
+
+
+def test_switch_sara_labels_places_and_announces_as_its_comments_say(switch_home):
+    flow = _flow("sara", "switch")
+    cfg = flow.cfg
+    assert cfg.mirror and cfg.accept_unmatch          # dd_sara's presets
+    assert flow.source.exchanges() == ["xsarra"]
+    assert flow.poster.exchanges == ["xpublic"] and flow.reporter.exchange == "xreport_in"
+    forged = _post("obs/a.txt", "xs_alice", source="bob", from_cluster="elsewhere")
+    stray = _post("obs/b.txt", "other")
+    wl = _filtered(flow, forged, stray)
+    assert wl.incoming == [forged] and wl.rejected == [stray]
+    assert wl.outcomes[id(stray)].code == 403
+    assert (forged.headers["source"], forged.headers["from_cluster"]) == ("alice", "lab1")
+    placement = wl.places[id(forged)]
+    root = expand_directory(placement.directory, forged)
+    forged.local_root = root
+    forged.local_path = f"{root}/{placed_relpath(forged, placement)}"
+    assert forged.local_path == "/var/lib/sarra/data/alice/obs/a.txt"
+    out = flow.repost(forged)
+    assert (out.base_url, out.relpath) == ("http://switch.example.com/", "alice/obs/a.txt")
+    assert out.headers["source"] == "alice"
+
+
+def test_log_router_routes_home_and_drops_forgeries(switch_home):
+    flow = _flow("shovel", "logs")
+    assert flow.cfg.topic_prefix == "v02.report" and flow.worker is None
+    genuine = _log_message("alice/obs/a.txt", "xs_carol", "carol", source="alice")
+    forged = _log_message("alice/obs/a.txt", "xs_carol", "mallory", source="alice")
+    from_sara = _log_message("obs/a.txt", "xreport_in", "feeder", source="alice")
+    wl = _filtered(flow, genuine, forged, from_sara)
+    assert wl.incoming == [genuine, from_sara] and wl.rejected == [forged]
+    assert flow.stats["spoofed"] == 1
+    assert flow.poster.targets(genuine) == ["xreport", "xr_alice"]
+
+
+def test_a_link_takes_what_is_meant_for_it_and_sends_logs_home(switch_home):
+    link = _flow("sara", "from-A")
+    assert not link.cfg.source_from_exchange
+    posts = {dest: _post(f"alice/{dest}/f.dat", "xpublic", source="alice",
+                         from_cluster="lab1", to_clusters=dest)
+             for dest in ("lab2", "lab3", "ALL", "lab1,lab2")}
+    anywhere = _post("alice/any/f.dat", "xpublic", source="alice", from_cluster="lab1")
+    loop = _post("alice/back/f.dat", "xpublic", source="alice", from_cluster="lab2",
+                 to_clusters="ALL")
+    wl = _filtered(link, *posts.values(), anywhere, loop)
+    assert wl.rejected == [posts["lab3"], loop]
+    assert posts["lab2"].headers["from_cluster"] == "lab1"        # labels kept
+    placement = wl.places[id(anywhere)]
+    assert f"{placement.directory}/{placed_relpath(anywhere, placement)}" == \
+        "/var/lib/sarra/data/alice/any/f.dat"
+
+    back = _flow("shovel", "logs-to-A")
+    assert back.cfg.topic_prefix == "v02.report" and back.poster.exchanges == ["xreport_in"]
+    home_bound = _log_message("alice/x", "xreport", "carol", source="alice", from_cluster="lab1")
+    local = _log_message("bob/x", "xreport", "carol", source="bob", from_cluster="lab2")
+    unlabelled = _log_message("x", "xreport", "carol", source="alice")
+    wl = _filtered(back, home_bound, local, unlabelled)
+    assert wl.incoming == [home_bound] and wl.rejected == [local, unlabelled]
+
+
+def test_winnow_passes_each_file_of_two_feeds_once(switch_home):
+    flow = _flow("winnow", "two-feeds")
+    try:
+        assert flow.source.exchanges() == ["xfeed-a", "xfeed-b"]
+        assert flow.poster.exchanges == ["xwinnow"] and flow.reporter is None
+        first = _post("obs/a.txt", "xfeed-a")
+        assert _filtered(flow, first).incoming == [first]
+        flow.nodupe.settle()
+        again = _post("obs/a.txt", "xfeed-b")
+        again.base_url = "http://other-switch.example.com/"
+        changed = _post("obs/a.txt", "xfeed-b", sum="s,01")
+        wl = _filtered(flow, again, changed)
+        assert wl.rejected == [again] and wl.incoming == [changed]
+        assert flow.stats["duplicate"] == 1
+    finally:
+        flow.nodupe.close()
+    with pytest.raises(ConfigError, match="nodupe_ttl"):
+        FLOWS["winnow"](load_config("winnow", str(ETC / "winnow" / "two-feeds.conf"),
+                                    [("nodupe_ttl", "off")], PRESETS["winnow"]))
+
+
+def test_dd_log_configuration_keeps_one_queue_however_it_is_run(home):
+    path = str(ETC / "log" / "mine.conf")
+    plain = load("log", ETC / "log" / "mine.conf")
+    assert plain.key == "mine" and plain.expire >= 86400 and not plain.is_set("exchange")
+    followed = load_config("log", path, [("follow", "true"), ("format", "json")],
+                           PRESETS["log"])
+    assert BrokerSource(plain, "log").queue == BrokerSource(followed, "log").queue
+    # without a configuration, each command line is a queue of its own (dd_log(1))
+    url = [("broker", "amqp://alice@switch.example.com/")]
+    assert load_config("log", None, url, PRESETS["log"]).key != \
+        load_config("log", None, url + [("follow", "true")], PRESETS["log"]).key
+
+
 # -- the man pages against the option table ----------------------------------
 
 def _man_sections(text: str) -> dict[str, str]:
@@ -187,7 +325,8 @@ def _bold_words(text: str) -> set[str]:
     return {w for w in re.findall(r"^\.BR? ([a-z_]+)", text, re.M) if not w.startswith("dd_")}
 
 
-@pytest.mark.parametrize("tool", ["post", "watch", "subscribe"])
+@pytest.mark.parametrize("tool", ["post", "watch", "subscribe", "sara", "shovel", "winnow",
+                                  "log"])
 def test_man_page_agrees_with_the_option_table(tool):
     text = (MAN / f"dd_{tool}.1").read_text(encoding="utf-8")
     sections = _man_sections(text)
@@ -216,6 +355,32 @@ def test_sarra_page_describes_every_operator_action():
     sections = _man_sections((MAN / "sarra.1").read_text(encoding="utf-8"))
     described = re.findall(r"^\.TP\n\.B (\w+)$", sections["ACTIONS"], re.M)
     assert described == list(OPERATOR_ACTIONS)
+
+
+def test_audit_page_describes_its_parser():
+    """dd_audit has its own command line (sarra.switch.command), not the option table."""
+    from sarra.switch.command import ACTIONS, _parser
+    text = (MAN / "dd_audit.1").read_text(encoding="utf-8")
+    sections = _man_sections(text)
+    described = {a.replace("\\-", "-")
+                 for a in re.findall(r"^\.TP\n\.BI? (\S+)", sections["ACTIONS"], re.M)}
+    assert described == set(ACTIONS)
+    options = {o[2:].replace("-", "_") for action in _parser()._actions
+               for o in action.option_strings if o.startswith("--")}
+    assert _documented(sections["OPTIONS"]) == options
+
+
+def test_every_tool_has_a_page_and_every_page_named_exists():
+    for tool in TOOLS:
+        if tool != "sender":          # its manual is doc/sender.md
+            assert (MAN / f"dd_{tool}.1").is_file(), f"no man page for dd_{tool}"
+    named = re.compile(r"\b(dd_[a-z]+|sarra) ?\(([1-8])\)")
+    missing = []
+    for path in sorted(MAN.glob("*.[0-9]")) + sorted(DOC.glob("*.md")) + [ETC.parent / "README.md"]:
+        for name, section in named.findall(path.read_text(encoding="utf-8")):
+            if not (MAN / f"{name}.{section}").is_file():
+                missing.append(f"{path.name}: {name}({section})")
+    assert sorted(set(missing)) == []
 
 
 def test_the_operator_command_is_sarra_everywhere():
