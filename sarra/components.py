@@ -21,11 +21,12 @@ PRESETS: dict[str, dict] = {
     "subscribe": {"accept_unmatch": False, "mirror": False},
     "post": {"accept_unmatch": True},
     "watch": {"accept_unmatch": True},
-    "sara": {"accept_unmatch": True, "mirror": True},
+    "sara": {"accept_unmatch": True, "mirror": True, "post_exchange": "xpublic",
+             "report_exchange": "xreport_in"},
     "shovel": {"accept_unmatch": True, "report_back": False},
     "winnow": {"accept_unmatch": True, "report_back": False, "nodupe_ttl": "20m"},
     "sender": {"accept_unmatch": False, "mirror": True},
-    "log": {"accept_unmatch": True, "topic_prefix": "v02.report"},
+    "log": {"accept_unmatch": True, "topic_prefix": "v02.report", "expire": "1d"},
 }
 
 

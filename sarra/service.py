@@ -49,7 +49,9 @@ def _ours(pid: int, tool: str, config: str) -> bool:
             argv = f.read().split(b"\0")
     except OSError:
         return True     # no /proc here: trust the pid
-    return b"sarra.cli" in argv and tool.encode() in argv
+    names = {os.path.splitext(os.path.basename(a.decode("utf-8", "replace")))[0]
+             for a in argv}
+    return b"sarra.cli" in argv and tool.encode() in argv and config in names
 
 
 def running(tool: str, config: str, instances: int) -> dict[int, int]:

@@ -35,6 +35,9 @@ DATE_VARS = ("YYYYMMDD", "YYYY", "MM", "DD", "HH", "JJJ")
 # engine expands them for each message
 DEFERRED_VARS = DATE_VARS + ("SOURCE",)
 PLACEMENT = ("directory", "mirror", "strip", "flatten", "rename")
+# options that change how a run shows things, not what it consumes: an ad hoc
+# run keeps its queue whatever they are
+DISPLAY_ONLY = frozenset(("follow", "format", "debug", "log_level"))
 
 DAEMON_ACTIONS = ("foreground", "start", "stop", "restart", "status",
                   "declare", "cleanup")
@@ -112,7 +115,7 @@ class Config:
         if self.name:
             return self.name
         given = sorted((n, repr(self._values[n])) for n, o in self._origins.items()
-                       if o == COMMAND_LINE)
+                       if o == COMMAND_LINE and n not in DISPLAY_ONLY)
         given += sorted((m.kind, m.pattern) for m in self.masks)
         return "adhoc-" + hashlib.sha1(repr(given).encode()).hexdigest()[:8]
 

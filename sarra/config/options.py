@@ -228,8 +228,9 @@ _DECLARED = [
     _O("broker_heartbeat", "duration", 120.0, "AMQP connection heartbeat"),
     # -- posting
     _O("post_broker", "url", None, "broker to publish to", ("postBroker",)),
-    _O("post_exchange", "str", None, "exchange to publish to (default "
-       "xs_<user>, or xpublic on a switch)", ("postExchange",)),
+    _O("post_exchange", "str", None, "exchange(s) to publish to, comma-separated; "
+       "${SOURCE} is each message's source (default xs_<user>; dd_sara: xpublic)",
+       ("postExchange",)),
     _O("post_exchange_suffix", "str", None, "publish to xs_<user>_<suffix>",
        ("post_exchangeSuffix", "postExchangeSuffix")),
     _O("post_exchange_split", "int", 0, "spread posts over N exchanges "
@@ -326,8 +327,9 @@ _DECLARED = [
     # -- reporting
     _O("report_back", "bool", True, "send log messages back to the source",
        ("report",)),
-    _O("report_exchange", "str", None, "exchange for log messages "
-       "(default xs_<user>, xreport for feeders)", ("reportExchange",)),
+    _O("report_exchange", "str", None, "exchange for log messages (default "
+       "xs_<user>; dd_sara: xreport_in, where the switch's log router takes them)",
+       ("reportExchange",)),
     # -- selection and placement
     _O("accept_unmatch", "bool", None, "accept messages no accept/reject "
        "matched (default per tool)", ("acceptUnmatched", "accept_unmatched",

@@ -171,8 +171,8 @@ class Flow:
         masks = getattr(self.cfg, "masks", [])
         unmatch = bool(self.cfg.accept_unmatch)
         for m in list(wl.incoming):
-            if self.cfg.source_from_exchange and not self._identify(wl, m):
-                continue
+            if self.cfg.source_from_exchange and m.exchange and not self._identify(wl, m):
+                continue                 # (a message made here has no exchange to vouch)
             if self.cfg.msg_to_clusters and not self._routed_here(wl, m):
                 continue
             ok, placement, why = choose(m, masks, unmatch, self.fallback)
@@ -349,6 +349,8 @@ class Flow:
                 if self._vetted(wl, m, m) and self._publish(self.poster.publish, m):
                     self.stats["posted"] += 1
             elif oc and (oc.code == 201 or (oc.code == 304 and self._repost_304(m))):
+                if not self._whole(m):
+                    continue     # a block: the file is announced once it is whole
                 self._publish(lambda x: self._send_repost(wl, x), m)
 
     def _send_repost(self, wl: Worklist, m: Message) -> None:
@@ -372,6 +374,17 @@ class Flow:
             return True
         self._skip(wl, m, f"not posted: skipped by on_post hook '{skipper}'")
         return False
+
+    @staticmethod
+    def _whole(m: Message) -> bool:
+        """A whole file, or the block that completed one (its re-post then
+        announces the whole file): blocks of files still being put together
+        are not announced, their final name does not exist yet."""
+        try:
+            p = m.parts
+        except MessageError:
+            return True
+        return p is None or p.is_whole or getattr(m, "completed", False)
 
     @staticmethod
     def _repost_304(m: Message) -> bool:

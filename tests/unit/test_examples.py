@@ -297,10 +297,14 @@ def test_dd_log_configuration_keeps_one_queue_however_it_is_run(home):
     followed = load_config("log", path, [("follow", "true"), ("format", "json")],
                            PRESETS["log"])
     assert BrokerSource(plain, "log").queue == BrokerSource(followed, "log").queue
-    # without a configuration, each command line is a queue of its own (dd_log(1))
+    # without a configuration, the queue follows what is consumed, not how it is shown
     url = [("broker", "amqp://alice@switch.example.com/")]
+    assert load_config("log", None, url, PRESETS["log"]).key == \
+        load_config("log", None, url + [("follow", "true"), ("format", "json")],
+                    PRESETS["log"]).key
     assert load_config("log", None, url, PRESETS["log"]).key != \
-        load_config("log", None, url + [("follow", "true")], PRESETS["log"]).key
+        load_config("log", None, [("broker", "amqp://bob@switch.example.com/")],
+                    PRESETS["log"]).key
 
 
 # -- the man pages against the option table ----------------------------------

@@ -585,3 +585,18 @@ def test_flow_on_part_for_each_block_on_file_once_when_whole(tmp_path):
         run_batch(flow, [m])
     assert (dst / "k" / "big").read_bytes() == (src / "k" / "big").read_bytes()
     assert [label for label, _ in CALLS] == ["part"] * 4 + ["file"]
+
+
+def test_flow_announces_a_file_in_blocks_once_whole(tmp_path):
+    """A subscriber that re-posts (post_broker) announces a file that came in
+    blocks once, whole, with a whole-file sum, when its last block is in."""
+    flow, src, dst, reporter, poster = flow_for(tmp_path)
+    (src / "m").mkdir(parents=True)
+    data = bytes(range(256)) * 4
+    (src / "m" / "big").write_bytes(data)
+    post_cfg = load_config("post", None, [("post_base_url", f"file:{src}/"),
+                                          ("post_base_dir", str(src)), ("blocksize", "300")])
+    for m in file_messages(post_cfg, str(src / "m" / "big")):
+        run_batch(flow, [m])
+    assert [(p.relpath, p.headers["parts"]) for p in poster.posts] == [("m/big", "1,1024,1,0,0")]
+    assert poster.posts[0].headers["sum"] == sum_file(str(dst / "m" / "big"), "s")
