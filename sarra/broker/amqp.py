@@ -58,6 +58,21 @@ def _convert(exc: Exception) -> BrokerError:
     return BrokerError(f"AMQP error: {exc!r}", recoverable=True)
 
 
+def _join_frames(impl) -> None:
+    """Hand pika's transport each message's frames (method, header, body) as
+    one piece: it sends each piece it is given with a system call of its
+    own, so this is a third of the calls per published message."""
+    emit = impl._adapter_emit_data
+
+    def output(frames) -> None:
+        data = b"".join(frames)
+        impl.bytes_sent += len(data)
+        impl.frames_sent += len(frames)
+        emit(data)
+
+    impl._output_marshaled_frames = output
+
+
 class AmqpBroker:
     def __init__(self, url: str, heartbeat: float = 120, connection_name: str = "sarra"):
         self.name = _masked(url)
@@ -120,6 +135,7 @@ class AmqpBroker:
         self._nacked.clear()
         with self._guard("connect"):
             self._conn = pika.BlockingConnection(self._params)
+            _join_frames(self._conn._impl)
             self._epoch += 1
             self._ch = self._conn.channel()
         log.debug("connected to %s", self.name)
