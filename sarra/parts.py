@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .errors import MessageError
 
 METHODS = ("1", "i", "p")
+MAX_BLOCKS = 1_000_000        # more is a bad message, not a file (a bitmap per block)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Parts:
             raise MessageError(f"'{text}' is out of range", "parts")
         if fields[0] != "1" and (bsz == 0 or blktot == 0):
             raise MessageError(f"'{text}': a block message needs bsz and blktot", "parts")
+        if blktot > MAX_BLOCKS:
+            raise MessageError(f"'{text}': more than {MAX_BLOCKS} blocks", "parts")
         return cls(fields[0], bsz, blktot, brem, bno)
 
     def __str__(self) -> str:

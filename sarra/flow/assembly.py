@@ -28,6 +28,17 @@ def version_of(msg: Message, p: Parts) -> str:
     return f"{p.bsz},{p.blktot},{stamp}"
 
 
+def older(version: str, than: str) -> bool:
+    """Is ``version`` (from ``version_of``) a file older than ``than``? Their
+    stamps (mtime or pubtime, YYYYMMDDHHMMSS.frac) compare as numbers."""
+    def stamp(v: str) -> float:
+        try:
+            return float(v.rsplit(",", 1)[1].replace("T", ""))
+        except (IndexError, ValueError):
+            return 0.0
+    return stamp(version) < stamp(than)
+
+
 @dataclass
 class State:
     version: str

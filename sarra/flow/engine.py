@@ -132,8 +132,8 @@ class Flow:
                          if m.delivery_tag is not None] + [b[0] for b in bad])
         if self.retry is not None:
             self.retry.release()   # what was not tried (stopping) stays queued
-        if self.nodupe is not None:
-            self.nodupe.settle()
+        if self.nodupe is not None:   # what a stop left undone comes again: not a duplicate
+            self.nodupe.settle(wl.settled() + wl.failed)
         if self.on_batch is not None:
             self.on_batch(self)
         return len(msgs)
@@ -230,6 +230,11 @@ class Flow:
                         f"{m.exchange}: dropped")
                 return False
             return True
+        if m.base_url.lower().startswith("file:"):
+            # a user names files of its own servers, never of the switch's
+            wl.move(m, "rejected", f"a post of {user} may not name a local file "
+                    f"({m.base_url})", 403)
+            return False
         m.headers["source"] = user
         m.headers.pop("from_cluster", None)
         if self.cfg.cluster:

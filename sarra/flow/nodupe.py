@@ -33,7 +33,7 @@ class DuplicateCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, "
                          "time REAL, state INTEGER)")
-        self._mine: list[str] = []          # pending keys of the batch under way
+        self._mine: dict[int, str] = {}     # id(message) -> its pending key, this batch
 
     def is_new(self, msg: Message) -> bool:
         """Record ``msg``'s fingerprint; False when it is a recent duplicate."""
@@ -52,22 +52,31 @@ class DuplicateCache:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._mine.append(key)
+        self._mine[id(msg)] = key
         return True
 
-    def settle(self) -> None:
-        """The batch is acknowledged: its fingerprints are for good."""
-        if self._mine:
+    def settle(self, acknowledged: list[Message] | None = None) -> None:
+        """The batch is acknowledged: the fingerprints of ``acknowledged``
+        (all, when None) are for good; those of the others (left undone by a
+        stop: they come again) are forgotten."""
+        done = set(self._mine) if acknowledged is None else {id(m) for m in acknowledged}
+        keep = [k for i, k in self._mine.items() if i in done]
+        drop = [k for i, k in self._mine.items() if i not in done]
+        if keep:
             self._db.executemany("UPDATE seen SET state = ? WHERE key = ?",
-                                 [(DONE, k) for k in self._mine])
-            self._mine = []
+                                 [(DONE, k) for k in keep])
+        self._forget(drop)
+        self._mine = {}
 
     def release(self) -> None:
         """The batch comes again: forget its pending fingerprints."""
-        if self._mine:
+        self._forget(list(self._mine.values()))
+        self._mine = {}
+
+    def _forget(self, keys: list[str]) -> None:
+        if keys:
             self._db.executemany("DELETE FROM seen WHERE key = ? AND state = ?",
-                                 [(k, PENDING) for k in self._mine])
-            self._mine = []
+                                 [(k, PENDING) for k in keys])
 
     def purge(self) -> int:
         """Forget what is older than the lifetime; returns how many."""

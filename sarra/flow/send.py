@@ -128,7 +128,7 @@ class Sender:
                                     recoverable=False) from None
 
         mode, times = self._metadata(msg)
-        inflight = inflight_name(url, self.cfg.inflight)
+        inflight = writer_inflight(url, self.cfg.inflight)
         self._transfer.put(local, url, inflight=inflight, mode=mode, times=times,
                            dir_mode=self.cfg.default_dir_mode, bufsize=self.cfg.bufsize,
                            summers=[summer] if summer else [], verify=verify,
@@ -168,3 +168,17 @@ class Sender:
             except MessageError as exc:
                 log.warning("%s: ignoring %s", msg.relpath, exc)
         return mode, times
+
+
+def writer_inflight(url: str, inflight: str | None) -> str:
+    """The remote temporary name of this writer: the inflight name with the
+    process id in it (``f.dat.1234.tmp``, ``.f.dat.1234``), so that two
+    instances given the same post never write into one file (each renames
+    its own whole copy; the last one wins)."""
+    tmp = inflight_name(url, inflight)
+    if tmp == url:
+        return url
+    pid = os.getpid()
+    if inflight not in (".",) and not inflight.endswith("/"):   # a suffix: keep it last
+        return f"{tmp[:-len(inflight)]}.{pid}{inflight}"
+    return f"{tmp}.{pid}"

@@ -136,11 +136,11 @@ class WatchSource:
                 self.pending[path] = Pending(now - self.settle)
             else:
                 self.state.put(path, e.size, e.mtime_ns, None)
-        for root in self.roots:
+        self.state.commit()            # the record of what is there (nothing posted)
+        for root in self.roots:        # deletions: committed when their posts are (ack)
             for path, row in self.state.under(root):
                 if path not in listing:
                     self._deleted(path, row)
-        self.state.commit()
         log.info("%d files in the tree, %d to announce, %d announced before",
                  len(listing), len(self.pending) + len(self.ready), len(self.state))
 

@@ -18,7 +18,7 @@ from ..errors import ChecksumError, MessageError, TransferError, UnsafePathError
 from ..message import Message, inside, parse_time, safe_join
 from ..parts import Parts, part_suffix
 from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
-from .assembly import Record, State, file_end, version_of
+from .assembly import Record, State, file_end, older, version_of
 from .filter import Placement, expand_directory, placed_relpath
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class Downloader:
         method = checksum.verify_method(msg.headers.get("sum", ""))
         label = f"block {p.bno + 1}/{p.blktot}"
         if not self.cfg.overwrite and self._same_block(local, msg, p, method):
-            return 304, f"Not modified: {label} already in the file"
+            return self._already_whole(msg, label)
         tmp = inflight_name(local, self.cfg.inflight)
         os.makedirs(os.path.dirname(tmp) or ".", mode=self.cfg.default_dir_mode,
                     exist_ok=True)
@@ -204,7 +204,11 @@ class Downloader:
             state = rec.read()
             if state is None and self._same_block(local, msg, p, method):
                 rec.remove()     # the file was completed while we looked
-                return 304, f"Not modified: {label} already in the file"
+                return self._already_whole(msg, label)
+            if state is not None and state.version != version and \
+                    older(version, state.version):
+                raise TransferError(f"{label} of an older version than the one being "
+                                    f"put together: dropped", code=409, recoverable=False)
             if state is None or state.version != version or len(state.done) != p.blktot:
                 state = State(version, [False] * p.blktot)   # a new file, or a new version
                 if tmp != local:
@@ -248,13 +252,24 @@ class Downloader:
         """Put the part files of a complete file together into ``tmp``."""
         parts = [local + part_suffix(Parts(p.method, p.bsz, p.blktot, p.brem, n), msg.sum[0])
                  for n in range(p.blktot)]
-        with open(tmp, "wb") as out:
+        remove_quietly(tmp)     # a symlink planted there is removed, never written through
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
             for n, path in enumerate(parts):
                 with open(path, "rb") as f:
                     out.seek(n * p.bsz)
                     shutil.copyfileobj(f, out, self.cfg.bufsize)
         for path in parts:
             remove_quietly(path)
+
+    @staticmethod
+    def _already_whole(msg: Message, label: str) -> tuple[int, str]:
+        """The final file already holds this block. When the broker gives the
+        message again, the post that announced the whole file may have been
+        lost with its batch: count it as completing, so it is announced again."""
+        if msg.redelivered:
+            msg.completed = True
+        return 304, f"Not modified: {label} already in the file"
 
     def _block_done(self, msg: Message, local: str, tmp: str, record_path: str,
                     version: str, p: Parts, label: str) -> tuple[int, str]:
@@ -286,6 +301,12 @@ class Downloader:
         st = _stat(local)
         if method is None or st is None or not stat.S_ISREG(st.st_mode):
             return False
+        if self.cfg.preserve_time and msg.headers.get("mtime"):
+            try:   # the same version: another one of the same size differs elsewhere
+                if abs(st.st_mtime - parse_time(msg.headers["mtime"], "mtime")) > 0.002:
+                    return False
+            except MessageError:
+                return False
         end = file_end(p)
         if (end is not None and st.st_size != end) or st.st_size < p.offset + p.length:
             return False
@@ -310,7 +331,7 @@ class Downloader:
                 continue
             for name in names:
                 path = os.path.join(directory, name)
-                if is_inflight(name, self.cfg.inflight) and \
+                if is_inflight(name, self.cfg.inflight) and not name.endswith(".blocks") and \
                         not os.path.exists(path + ".blocks") and remove_if_stale(path, age):
                     removed += 1   # (a file being assembled from blocks is not stale)
         if removed:
@@ -383,7 +404,7 @@ class Downloader:
             raise MessageError("a symlink post (sum L) without a link header", "link")
         local = target.path
         if os.path.isabs(link) or not inside(
-                target.root, os.path.normpath(os.path.join(os.path.dirname(local), link))):
+                target.root, os.path.realpath(os.path.join(os.path.dirname(local), link))):
             raise UnsafePathError(f"link target '{link}' is outside {target.root}", "link")
         os.makedirs(os.path.dirname(local) or ".", mode=self.cfg.default_dir_mode,
                     exist_ok=True)

@@ -11,6 +11,7 @@ from sarra import checksum, codec
 from sarra.codec import v02, v03
 from sarra.errors import MessageError
 from sarra.message import STATUS_TEXT, Message, Report, format_time
+from sarra.parts import MAX_BLOCKS
 
 # characters for path components: anything but '/', NUL and line breaks
 # (the v02 body is one line); spaces, '#', '*', '%' and non-ASCII included
@@ -65,7 +66,7 @@ def parts_headers(draw):
     size = draw(st.integers(0, 1 << 40))
     if draw(st.booleans()) or size < 2:
         return f"1,{size},1,0,0"
-    bsz = draw(st.integers(1, size))
+    bsz = draw(st.integers(max(1, -(-size // MAX_BLOCKS)), size))   # at most MAX_BLOCKS
     blktot, brem = divmod(size, bsz)
     blktot += 1 if brem else 0
     return f"{draw(st.sampled_from('ip'))},{bsz},{blktot},{brem},{draw(st.integers(0, blktot - 1))}"

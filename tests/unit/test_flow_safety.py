@@ -221,3 +221,20 @@ def test_a_long_failure_text_is_shortened_to_fit_the_message_header():
     d = b.get(1)[0]
     text = codec.decode(d.topic, d.headers, d.body).report.message
     assert len(text.encode()) <= 255 and text.endswith("...") and text.startswith("GET http")
+
+
+def test_a_source_may_not_have_the_switch_copy_its_local_files(tmp_path):
+    from sarra.components import PRESETS
+    from sarra.config import load_config
+    from sarra.flow.engine import Flow
+    from sarra.worklist import Worklist
+    cfg = load_config("sara", None, [("source_from_exchange", "on"), ("cluster", "lab"),
+                                     ("directory", str(tmp_path))], PRESETS["sara"])
+    flow = Flow(cfg, None)
+    secret, fine = post("etc/credentials.conf"), post("obs/a.dat")
+    secret.base_url, fine.base_url = "file:/home/feeder/.config/sarra/", "http://alice/"
+    secret.exchange = fine.exchange = "xs_alice"
+    wl = Worklist(incoming=[secret, fine])
+    places = flow.filter(wl)
+    assert wl.rejected == [secret] and wl.outcome(secret).code == 403
+    assert id(fine) in places and fine.headers["source"] == "alice"

@@ -56,3 +56,12 @@ def test_an_instance_that_died_does_not_hide_its_message(tmp_path):
     assert alive.is_new(post("f", redelivered=True))   # the broker gives it again: taken
     alive.settle()
     assert not alive.is_new(post("f", redelivered=True))   # done now: a real duplicate
+
+
+def test_messages_a_stop_left_undone_are_not_duplicates_when_they_come_again(tmp_path):
+    cache = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
+    done, undone = post("f0"), post("f1")
+    assert cache.is_new(done) and cache.is_new(undone)
+    cache.settle([done])                 # acknowledged: f0 only
+    assert not cache.is_new(post("f0"))
+    assert cache.is_new(post("f1"))      # f1 comes again: taken
