@@ -75,6 +75,7 @@ def start(tool: str, config: str, config_arg: str, instances: int,
     ``config`` names the pid and log files; ``config_arg`` is what the
     instances are given to find it (a name or a path)."""
     up = running(tool, config, instances)
+    _save_overrides(tool, config, overrides)
     for n in range(1, instances + 1):
         if n in up:
             continue
@@ -89,6 +90,27 @@ def start(tool: str, config: str, config_arg: str, instances: int,
             f.write(f"{proc.pid}\n")
         print(f"{tool}/{config} instance {n} started (pid {proc.pid}, log {logfile})")
     return 0
+
+
+def _overrides_file(tool: str, config: str) -> str:
+    return paths.state_path(tool, config, "overrides.json")
+
+
+def _save_overrides(tool: str, config: str, overrides: list[tuple[str, str]]) -> None:
+    """What ``start`` was given on the command line, for ``sanity`` to start
+    the same instances again (mode 0600: a URL there may hold a password)."""
+    path = _overrides_file(tool, config)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(overrides, f)
+
+
+def _saved_overrides(tool: str, config: str) -> list[tuple[str, str]]:
+    try:
+        with open(_overrides_file(tool, config), encoding="utf-8") as f:
+            return [tuple(kv) for kv in json.load(f)]
+    except (OSError, ValueError):
+        return []
 
 
 def stop(tool: str, config: str, instances: int, timeout: float = 10.0) -> int:
@@ -159,7 +181,7 @@ def sanity(tool: str, config: str, config_arg: str, instances: int) -> int:
         return 0
     log.warning("%s/%s: %d of %d instances running: starting the others", tool, config,
                 len(up), instances)
-    start(tool, config, config_arg, instances, [])
+    start(tool, config, config_arg, instances, _saved_overrides(tool, config))
     return instances - len(up)
 
 

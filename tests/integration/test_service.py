@@ -3,6 +3,7 @@ command-line options reaching them without showing in any process list."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 from tests.helpers import AMQP_URL, run_tool, wait_for
@@ -49,6 +50,16 @@ def test_start_status_stop_with_a_password_on_the_command_line(sarra_home, uniqu
     wait_for(lambda: (dst / "a.txt").exists() and (dst / "a.txt").read_bytes() == b"hello",
              timeout=20, what="the daemons to download the file")
 
+    # an instance killed: the sanity check starts it again with the same options
+    # (the broker URL with its password was only on the command line)
+    pid2 = int((state / f"subscribe_{name}_02.pid").read_text())
+    os.kill(pid2, signal.SIGKILL)
+    wait_for(lambda: "partial" in run_tool("subscribe", "status", name, check=False).stdout,
+             timeout=10, what="the instance dead")
+    run_tool("sarra", "sanity", f"subscribe/{name}", timeout=30)
+    wait_for(lambda: queue_consumers(taps.queues[-1]) == 2, timeout=30, interval=0.2,
+             what="two consumers again")
+    assert (state / "overrides.json").stat().st_mode & 0o077 == 0
     res = run_tool("subscribe", "stop", name, timeout=30)
     assert "stopped (2 instances)" in res.stdout
     status = run_tool("subscribe", "status", name, check=False)
