@@ -16,20 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (BROKER, env_dirs, make_files, stop_subscriber,  # noqa: E402
-                          subscriber, wait_until)
+from bench.common import (BROKER, env_dirs, make_files, rss_mb,  # noqa: E402
+                          stop_subscriber, subscriber, wait_until)
 from sarra.components import post_flow  # noqa: E402
 from sarra.config import load_config  # noqa: E402
 
 MB = 1 << 20
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def byte_limit(tmp: Path, mbs: int, seconds: float) -> None:
@@ -80,7 +72,7 @@ def idle_subscriber(tmp: Path) -> None:
     proc = subscriber("idle", f"xbench_idle_{os.getpid()}", tmp / "idle_dst", tmp / "idle.log")
     try:
         time.sleep(5)
-        rss = rss_mb(proc.pid)
+        rss = rss_mb(proc.pid, now=True)
     finally:
         stop_subscriber(proc, "idle")
     print(f"  idle subscriber daemon: RSS {rss:.0f} MB after 5 s")

@@ -40,12 +40,18 @@ def count_files(top: Path) -> int:
     return sum(len([f for f in files if not f.endswith(".tmp")]) for _, _, files in os.walk(top))
 
 
-def peak_rss_mb(pid: int) -> float:
+def rss_mb(pid: int, now: bool = False) -> float:
+    """A process's resident memory in MB: its peak (VmHWM), or now (VmRSS)."""
+    field = "VmRSS:" if now else "VmHWM:"
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mb(pid: int) -> float:
+    return rss_mb(pid)
 
 
 def declare_subscriber(name: str, exchange: str, dst: Path, extra: str = "") -> None:

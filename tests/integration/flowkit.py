@@ -175,6 +175,25 @@ def queue_consumers(queue: str) -> int:
         conn.close()
 
 
+def exchanges(*names: str, binds=(), vhost: str = "/", delete: bool = False) -> None:
+    """Declare (or delete) topic exchanges, and exchange-to-exchange bindings
+    ``(destination, source, key)``, as dd_audit would, in ``vhost``."""
+    from urllib.parse import quote
+    conn = pika.BlockingConnection(pika.URLParameters(
+        f"amqp://guest:guest@127.0.0.1:5672/{quote(vhost, safe='')}"))
+    try:
+        ch = conn.channel()
+        for n in names:
+            if delete:
+                ch.exchange_delete(n)
+            else:
+                ch.exchange_declare(n, "topic", durable=True)
+        for dest, src, key in ([] if delete else binds):
+            ch.exchange_bind(dest, src, key)
+    finally:
+        conn.close()
+
+
 def delete_queues(*names: str) -> None:
     b = open_broker(AMQP_URL)
     try:

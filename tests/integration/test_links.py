@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 from urllib.parse import quote
 
-import pika
 import requests
 
 from tests.helpers import compare_trees, run_tool, wait_for
-from tests.integration.flowkit import BROKER, delete_queues, slow_http, stop, taps
+from tests.integration.flowkit import BROKER, delete_queues, exchanges, slow_http, stop, taps
 
 __all__ = ["slow_http", "taps"]
 API = "http://127.0.0.1:15672/api"
@@ -27,19 +26,6 @@ def vhost(name: str) -> None:
     requests.put(f"{API}/vhosts/{quote(name, safe='')}", auth=GUEST, timeout=10).raise_for_status()
     requests.put(f"{API}/permissions/{quote(name, safe='')}/guest", auth=GUEST, timeout=10,
                  json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-
-
-def exchanges(vh: str, *names: str, binds=()) -> None:
-    params = pika.URLParameters(f"amqp://guest:guest@127.0.0.1:5672/{quote(vh, safe='')}")
-    conn = pika.BlockingConnection(params)
-    try:
-        ch = conn.channel()
-        for n in names:
-            ch.exchange_declare(n, "topic", durable=True)
-        for dest, src, key in binds:
-            ch.exchange_bind(dest, src, key)
-    finally:
-        conn.close()
 
 
 def config(sarra_home, tool: str, name: str, text: str) -> str:
@@ -56,7 +42,7 @@ def test_winnow_posts_each_file_of_two_feeds_once(sarra_home, unique, procs, tap
         (src / f"d{i % 4}" / f"p{i:03d}.dat").write_bytes(os.urandom(1000))
     web = nginx(src, workers=1)
     f1, f2, out = f"xfeed1_{unique}", f"xfeed2_{unique}", f"xwin_{unique}"
-    exchanges("/", f1, f2, out)
+    exchanges(f1, f2, out)
     try:
         config(sarra_home, "winnow", f"w_{unique}", (
             f"broker {BROKER}\nexchange {f1},{f2}\npost_exchange {out}\nexpire 10m\n"))
@@ -91,9 +77,9 @@ def test_to_clusters_routing_no_loops_and_logs_back_home(sarra_home, unique, pro
     b_tree.mkdir()
     a_web, b_web = nginx(a_tree, workers=1), nginx(b_tree, workers=1)
     a_pub, a_in = f"xpublic_{u}", f"xreport_in_{u}"
-    exchanges("/", a_pub, a_in, "xr_alice")
-    exchanges(vb, "xpublic", "xreport", "xreport_in", "xs_guest",
-              binds=[("xreport_in", "xs_guest", "v02.report.#")])
+    exchanges(a_pub, a_in, "xr_alice")
+    exchanges("xpublic", "xreport", "xreport_in", "xs_guest",
+              binds=[("xreport_in", "xs_guest", "v02.report.#")], vhost=vb)
     alice_logs = taps("xr_alice")
     a_posts = taps(a_pub, "v02.post.#")
     try:
@@ -171,8 +157,8 @@ def test_a_link_survives_a_broker_restart_mid_flow(sarra_home, unique, procs, ta
     a_web = slow_http(a_tree, 0.03)        # 30 ms a file: still flowing during the restart
     b_web = slow_http(b_tree, 0.0)
     a_pub = f"xpublic_{u}"
-    exchanges("/", a_pub)
-    exchanges(vb, "xpublic")
+    exchanges(a_pub)
+    exchanges("xpublic", vhost=vb)
     try:
         names = [config(sarra_home, "sara", f"link_{u}", (
                      f"broker {BROKER}\nexchange {a_pub}\ncluster {vb}\nmsg_to_clusters {vb}\n"

@@ -14,38 +14,14 @@ from __future__ import annotations
 import json
 import os
 
-import pika
-
 from sarra.codec import decode
 from sarra.broker import Outgoing, open_broker
 from sarra.codec import encode
 from tests.helpers import AMQP_URL, compare_trees, run_tool, wait_for
-from tests.integration.flowkit import (BROKER, assert_logs_clean, delete_queues, stop,
-                                       sub_config, taps)
+from tests.integration.flowkit import (BROKER, assert_logs_clean, delete_queues, exchanges,
+                                       stop, sub_config, taps)
 
 __all__ = ["taps"]
-
-
-def exchanges(*names: str, binds: list[tuple[str, str, str]] = ()) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        ch = conn.channel()
-        for n in names:
-            ch.exchange_declare(n, "topic", durable=True)
-        for dest, src, key in binds:
-            ch.exchange_bind(dest, src, key)
-    finally:
-        conn.close()
-
-
-def drop_exchanges(*names: str) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        ch = conn.channel()
-        for n in names:
-            ch.exchange_delete(n)
-    finally:
-        conn.close()
 
 
 def test_source_to_switch_to_subscriber_and_logs_back_home(sarra_home, unique, procs, taps,
@@ -125,4 +101,4 @@ def test_source_to_switch_to_subscriber_and_logs_back_home(sarra_home, unique, p
         assert_logs_clean(*(tmp_path / f"{n}.log" for n in (sara, sub, router)))
     finally:
         delete_queues(*(f.read_text().strip() for f in sarra_home.state_dir.rglob("*.qname")))
-        drop_exchanges(xsarra, xin, xpublic, xreport)
+        exchanges(xsarra, xin, xpublic, xreport, delete=True)

@@ -1,6 +1,8 @@
-"""Decode every captured sr3 message in shared/vectors, and the v02 text
+"""Decode every captured sr3 message in tests/vectors (copied from
+shared/vectors), and the v02 text
 vectors of PROTOCOL.md section 10, and check what each one announces."""
 import base64
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,14 +19,12 @@ LAST_BLOCK = GIB - 8 * BSZ          # 49741824
 
 
 def vector_dir() -> Path:
-    here = Path(__file__).resolve().parents[3] / "shared" / "vectors"
-    if here.is_dir():
-        return here
+    """The captured messages: a copy in tests/vectors (from the project's
+    shared/vectors, where they came from), or $SARRA_VECTORS."""
     env = os.environ.get("SARRA_VECTORS")
     if env and Path(env).is_dir():
         return Path(env)
-    pytest.fail(f"test vectors not found: neither {here} nor $SARRA_VECTORS "
-                f"({env!r}) is a directory; they are required for these tests")
+    return Path(__file__).resolve().parents[1] / "vectors"
 
 
 def load(name: str) -> list[dict]:
@@ -320,3 +320,37 @@ def test_tv5_sr3_unit_test_message():
     msg = codec.decode("v02.post.sent_by_tsource2send", headers, body)
     assert msg.url == "ftp://anonymous@localhost:2121/sent_by_tsource2send/SXAK50_KWAL_181510___58785"
     assert codec.encode(msg) == ("v02.post.sent_by_tsource2send", headers, body, "text/plain")
+
+
+# sha256 of the captured files as they came in shared/vectors
+VECTOR_DIGESTS = {
+    "README.md": "b746869e28f70e0e0bf432176a710d67e33b460f601c6a10479bbf6403b2d6b9",
+    "v02_delete.json": "8992c8c46072235b6343530edf51d2c669c9c5bb5f10e7584c074bed818348a0",
+    "v02_directory.json": "c28a7a9661ee68c95cd51ca645e66e88926af578808a41b37bc16bbcc60dadf2",
+    "v02_file.json": "355d4d06660dbd501c6fd09f41e6ee7381bf31055c31de45a49f4a0caf855bfa",
+    "v02_other.json": "bc4735e5e35becfcecc8e40dfa4d4acf508108b80863f01daec0c04083d2bb55",
+    "v02_partitioned.json": "ff55cd5ed28ca539af93001cd4a8561fa7b8a1dc6436c02dd2bb4d99266fc7e4",
+    "v02_partitioned_all.json": "1a01a1011af40207d0c48fc6d9d0420032a05070c509d0b051f92e346f94f4ed",
+    "v02_symlink.json": "d41d912c48248473e13db526508dfa05ccba209a0a822add661450032c5d956b",
+    "v02_watch_create.json": "f59247ebae7b15966eee168000d7f8215bf2567afbd94722a8f9a4ccdf031b88",
+    "v03_bigfile_single.json": "389fff961bafb4744633cb983417549034b883716d3e070dabc23b0dfb5cfe3a",
+    "v03_delete.json": "dff52851c23ce71b0caaf554a4fa02fe9592cc7c9ceff732546a3ee6b13dd41f",
+    "v03_directory.json": "b894b6b114eb84aec6a6a12ab012426c70c4adca820dbef038c0bf31029266d2",
+    "v03_file.json": "f2ea9f6c83171d520679dd6066a0d86d58897a84dbdc339e3d09554341b0ed92",
+    "v03_partitioned.json": "8a9371a06bb568d257a4af0b7e60db95f603f9366d28923df6ac3af44ea19caa",
+    "v03_partitioned_all.json": "910cb4692b5232f19012596580b215f656218683734bf93f880eba0ada9f8edd",
+    "v03_symlink.json": "20fd39cef6d5bdbaa7652ea1abacb143ba9accd51f36af2982abcd556c717271",
+    "v03_watch_create.json": "340539efde0203dba4126f58767e5ccc33cdc82cc8d063315f45276974e398f4",
+}
+
+
+def test_the_copy_of_the_vectors_is_the_shared_one():
+    """tests/vectors is a copy (CI may not have the shared directory): the
+    files are exactly those captured, and the shared ones when they are here."""
+    mine = Path(__file__).resolve().parents[1] / "vectors"
+    got = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in mine.iterdir()}
+    assert got == VECTOR_DIGESTS
+    shared = Path(__file__).resolve().parents[3] / "shared" / "vectors"
+    if shared.is_dir():
+        assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in shared.iterdir()} == VECTOR_DIGESTS
