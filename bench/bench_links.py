@@ -24,9 +24,10 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_switch import admin, config, start  # noqa: E402
+from bench.bench_switch import config, start  # noqa: E402
 from bench.bench_watch import pct  # noqa: E402
 from bench.common import BROKER, cli, count_files, env_dirs, wait_until  # noqa: E402
+from tests.integration.flowkit import exchanges  # noqa: E402
 from tools.localnginx import start_nginx  # noqa: E402
 
 API, GUEST = "http://127.0.0.1:15672/api", ("guest", "guest")
@@ -46,7 +47,7 @@ def main() -> None:
                  json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
     broker_b = f"amqp://guest@127.0.0.1:5672/{vb}"
     a_pub = f"xpublic_{tag}"
-    admin([a_pub], [])
+    exchanges(a_pub)
     procs = []
     with tempfile.TemporaryDirectory(prefix="sarra-bench-links-") as t:
         tmp = Path(t)
@@ -108,7 +109,7 @@ def main() -> None:
                 p.wait(60)
             for tool, name in (("sara", "link"), ("subscribe", "onb")):
                 cli(tool, "cleanup", name)
-            admin([a_pub], [], delete=True)
+            exchanges(a_pub, delete=True)
             requests.delete(f"{API}/vhosts/{quote(vb)}", auth=GUEST, timeout=10)
             a_web.stop()
             b_web.stop()

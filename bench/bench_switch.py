@@ -18,32 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import pika
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_watch import Tap  # noqa: E402
 from bench.common import BROKER, cli, count_files, env_dirs, make_files, peak_rss_mb  # noqa: E402
+from tests.integration.flowkit import exchanges  # noqa: E402
 from tools.localnginx import start_nginx  # noqa: E402
-
-AMQP = "amqp://guest:guest@127.0.0.1:5672/"
-
-
-def admin(declare: list[str], binds: list[tuple[str, str, str]], delete: bool = False) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP))
-    try:
-        ch = conn.channel()
-        for name in declare:
-            if delete:
-                ch.exchange_delete(name)
-            else:
-                ch.exchange_declare(name, "topic", durable=True)
-        for dest, src, key in ([] if delete else binds):
-            ch.exchange_bind(dest, src, key)
-    finally:
-        conn.close()
-
 
 def config(tool: str, name: str, text: str) -> None:
     path = Path(os.environ["SARRA_CONFIG_DIR"]) / tool / f"{name}.conf"
@@ -73,8 +54,8 @@ def main() -> None:
         make_files(src, args.files, args.size)
         data.mkdir()
         source_web, switch_web = start_nginx(tmp / "ng1", src), start_nginx(tmp / "ng2", data)
-        admin([xs, xsarra, xin, xpub, xrep], [(xsarra, xs, "v02.post.#"),
-                                              (xin, xs, "v02.report.#")])
+        exchanges(xs, xsarra, xin, xpub, xrep, binds=[(xsarra, xs, "v02.post.#"),
+                                                      (xin, xs, "v02.report.#")])
         config("sara", "sara", f"broker {BROKER}\nexchange {xsarra}\nsource_from_exchange on\n"
                f"cluster bench\ndirectory {data}/${{SOURCE}}\npost_broker {BROKER}\n"
                f"post_exchange {xpub}\npost_base_dir {data}\npost_base_url {switch_web.url}\n"
@@ -112,7 +93,7 @@ def main() -> None:
             for tool, name in (("sara", "sara"), ("subscribe", "sub"), ("shovel", "router")):
                 cli(tool, "cleanup", name)
             tap.close()
-            admin([xsarra, xin, xpub, xrep], [], delete=True)
+            exchanges(xsarra, xin, xpub, xrep, delete=True)
             source_web.stop()
             switch_web.stop()
         print(f"{args.files} files of {args.size} B through one switch: {args.files / through:.0f}"

@@ -15,7 +15,8 @@ from urllib.parse import quote
 import requests
 
 from tests.helpers import compare_trees, run_tool, wait_for
-from tests.integration.flowkit import BROKER, delete_queues, exchanges, slow_http, stop, taps
+from tests.integration.flowkit import (BROKER, delete_queues, exchanges, queue_depth, slow_http,
+                                       stop, taps)
 
 __all__ = ["slow_http", "taps"]
 API = "http://127.0.0.1:15672/api"
@@ -26,6 +27,10 @@ def vhost(name: str) -> None:
     requests.put(f"{API}/vhosts/{quote(name, safe='')}", auth=GUEST, timeout=10).raise_for_status()
     requests.put(f"{API}/permissions/{quote(name, safe='')}/guest", auth=GUEST, timeout=10,
                  json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+
+
+def qname_of(sarra_home, tool: str, name: str) -> str:
+    return next((sarra_home.state_dir / tool / name).glob("*.qname")).read_text().strip()
 
 
 def config(sarra_home, tool: str, name: str, text: str) -> str:
@@ -55,6 +60,9 @@ def test_winnow_posts_each_file_of_two_feeds_once(sarra_home, unique, procs, tap
             run_tool("post", "--post_broker", BROKER, "--post_exchange", feed,
                      "--post_base_url", web.url, "--post_base_dir", src, src, timeout=60)
         wait_for(lambda: compare_trees(src, dst) == [], timeout=30, what="the mirror")
+        winnow_q = qname_of(sarra_home, "winnow", f"w_{unique}")
+        wait_for(lambda: queue_depth(winnow_q) == 0, timeout=30, interval=0.2,
+                 what="the winnow to take every post of both feeds")
         texts = [stop(p) for p in running]
         assert "'duplicate': 100" in texts[0], texts[0][-600:]
         gets = [r for r in web.requests() if r["method"] == "GET"]
