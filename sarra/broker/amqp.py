@@ -62,7 +62,9 @@ def _join_frames(impl) -> None:
     """Hand pika's transport each message's frames (method, header, body) as
     one piece: it sends each piece it is given with a system call of its
     own, so this is a third of the calls per published message."""
-    emit = impl._adapter_emit_data
+    emit = getattr(impl, "_adapter_emit_data", None)
+    if emit is None or not hasattr(impl, "_output_marshaled_frames"):
+        return      # another pika: its own way, one piece per frame
 
     def output(frames) -> None:
         data = b"".join(frames)
