@@ -32,6 +32,34 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
+# apt-get install ARGS... without letting apt start the services it installs
+# (nginx would grab port 80, sshd port 22; RabbitMQ is started below): a
+# temporary policy-rc.d, only when the machine has none of its own.
+# apt-get update runs once per set-up.
+APT_UPDATED=0
+apt_install() {
+    local policy=/usr/sbin/policy-rc.d added=0 rc=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+        "${SUDO[@]}" chmod 755 "$policy"
+        added=1
+        trap '"${SUDO[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || rc=$?
+        APT_UPDATED=1
+    fi
+    if [ "$rc" -eq 0 ]; then
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" \
+            >/dev/null || rc=$?
+    fi
+    if [ "$added" -eq 1 ]; then
+        "${SUDO[@]}" rm -f "$policy"
+        trap - EXIT
+    fi
+    return "$rc"
+}
+
 port_open() {
     "$PYTHON" - "$AMQP_HOST" "$AMQP_PORT" <<'PY' >/dev/null 2>&1
 import socket, sys
@@ -48,24 +76,7 @@ if ! have rabbitmq-server || ! have nginx; then
         die "rabbitmq-server/nginx missing and not root (no sudo): install them with apt-get"
     fi
     say "installing rabbitmq-server and nginx with apt-get"
-    # Keep apt from starting services (nginx would grab port 80): a temporary
-    # policy-rc.d, only when the machine has none of its own. RabbitMQ is
-    # started below by this script.
-    POLICY=/usr/sbin/policy-rc.d
-    REMOVE_POLICY=0
-    if [ ! -e "$POLICY" ]; then
-        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$POLICY" >/dev/null
-        "${SUDO[@]}" chmod 755 "$POLICY"
-        REMOVE_POLICY=1
-        trap 'if [ "$REMOVE_POLICY" -eq 1 ]; then "${SUDO[@]}" rm -f "$POLICY"; fi' EXIT
-    fi
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        rabbitmq-server nginx >/dev/null
-    if [ "$REMOVE_POLICY" -eq 1 ]; then
-        "${SUDO[@]}" rm -f "$POLICY"
-        REMOVE_POLICY=0
-    fi
+    apt_install rabbitmq-server nginx
     have rabbitmq-server || die "rabbitmq-server still missing after apt-get install"
     have nginx || die "nginx still missing after apt-get install"
 else
@@ -167,9 +178,7 @@ elif [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
     say "WARNING: not root (no sudo): the packaging tests will skip what needs ${MISSING_DEBS[*]}"
 else
     say "installing packaging tools with apt-get: ${MISSING_DEBS[*]}"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${MISSING_DEBS[@]}" >/dev/null
+    apt_install --no-install-recommends "${MISSING_DEBS[@]}"
     for pkg in "${MISSING_DEBS[@]}"; do
         deb_installed "$pkg" || die "$pkg still missing after apt-get install"
     done
@@ -185,21 +194,7 @@ elif [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
     die "openssh-server missing and not root (no sudo): install it with apt-get"
 else
     say "installing openssh-server with apt-get (not started)"
-    SSH_POLICY=/usr/sbin/policy-rc.d
-    SSH_REMOVE_POLICY=0
-    if [ ! -e "$SSH_POLICY" ]; then
-        printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$SSH_POLICY" >/dev/null
-        "${SUDO[@]}" chmod 755 "$SSH_POLICY"
-        SSH_REMOVE_POLICY=1
-        trap 'if [ "$SSH_REMOVE_POLICY" -eq 1 ]; then "${SUDO[@]}" rm -f "$SSH_POLICY"; fi' EXIT
-    fi
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-        --no-install-recommends openssh-server >/dev/null
-    if [ "$SSH_REMOVE_POLICY" -eq 1 ]; then
-        "${SUDO[@]}" rm -f "$SSH_POLICY"
-        SSH_REMOVE_POLICY=0
-    fi
+    apt_install --no-install-recommends openssh-server
     have sshd || die "sshd still missing after apt-get install"
 fi
 
