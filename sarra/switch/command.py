@@ -64,11 +64,8 @@ def _say(lines: list[str], stream=None) -> None:
 
 def _declare(opts, switch: description.Switch) -> int:
     passwords = switch.passwords()
-    api = rabbit.connect(switch, opts.management_url)
-    try:
+    with rabbit.connect(switch, opts.management_url) as api:
         done, conflicts = rabbit.declare(switch, api, passwords)
-    finally:
-        api.close()
     _say(done)
     _say(conflicts, sys.stderr)
     return 1 if conflicts else 0
@@ -76,11 +73,8 @@ def _declare(opts, switch: description.Switch) -> int:
 
 def _check(opts, switch: description.Switch) -> int:
     passwords = switch.passwords()
-    api = rabbit.connect(switch, opts.management_url)
-    try:
+    with rabbit.connect(switch, opts.management_url) as api:
         problems = rabbit.check(switch, api, passwords)
-    finally:
-        api.close()
     _say(problems)
     return 1 if problems else 0
 
@@ -89,15 +83,12 @@ def _add_user(opts, switch: description.Switch) -> int:
     name, role = opts.args
     description.check_user(name, role, switch.path)
     passwords = switch.with_users({**switch.users, name: role}).passwords()
-    api = rabbit.connect(switch, opts.management_url)
-    try:
+    with rabbit.connect(switch, opts.management_url) as api:
         api.users()     # the broker answers: only then edit the file
         if switch.users.get(name) != role:
             switch = description.add_user_to_file(switch.path, name, role)
             print(f"{switch.path}: {name}: {role}")
         done, conflicts = rabbit.declare(switch, api, passwords, only=name)
-    finally:
-        api.close()
     _say(done)
     _say(conflicts, sys.stderr)
     return 1 if conflicts else 0
@@ -111,8 +102,7 @@ def _remove_user(opts, switch: description.Switch) -> int:
             raise ConfigError(f"'{name}' is the {what} account of the switch: "
                               "change the description's URL instead", switch.path,
                               option="users")
-    api = rabbit.connect(switch, opts.management_url)
-    try:
+    with rabbit.connect(switch, opts.management_url) as api:
         api.users()
         if name in switch.users:
             description.remove_user_from_file(switch.path, name)
@@ -121,8 +111,6 @@ def _remove_user(opts, switch: description.Switch) -> int:
             log.warning("%s: no user %s in the description; removing it from the "
                         "broker anyway", switch.path, name)
         done = rabbit.remove_user(api, name)
-    finally:
-        api.close()
     _say(done)
     return 0
 

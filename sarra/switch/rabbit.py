@@ -49,6 +49,12 @@ class ManagementApi:
     def close(self) -> None:
         self._session.close()
 
+    def __enter__(self) -> "ManagementApi":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
     def request(self, method: str, path: str, body: Any = None,
                 missing_ok: bool = False) -> Any:
         url = f"{self.url}/{path}"

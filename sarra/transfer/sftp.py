@@ -351,13 +351,8 @@ class SftpTransfer:
 
     def remove(self, url: str) -> bool:
         """Remove the remote file (or symlink); False when it was not there."""
-        def rm(conn: _Conn, place: _Place) -> bool:
-            try:
-                conn.sftp.remove(place.path)
-            except FileNotFoundError:
-                return False
-            return True
-        return self._run(url, "remove", rm)
+        return self._run(url, "remove",
+                         lambda conn, place: _done(conn.sftp.remove, place.path))
 
     def rename(self, url: str, new_url: str, dir_mode: int = 0o755) -> bool:
         """Rename the remote file to ``new_url`` (same server), replacing
@@ -366,11 +361,7 @@ class SftpTransfer:
 
         def mv(conn: _Conn, place: _Place) -> bool:
             self._makedirs(conn, posixpath.dirname(new_path), dir_mode)
-            try:
-                conn.sftp.posix_rename(place.path, new_path)
-            except FileNotFoundError:
-                return False
-            return True
+            return _done(conn.sftp.posix_rename, place.path, new_path)
         return self._run(url, "rename", mv)
 
     def symlink(self, url: str, link: str, dir_mode: int = 0o755) -> None:
@@ -395,11 +386,7 @@ class SftpTransfer:
         """Remove the (empty) remote directory; False when it was not there."""
         def rd(conn: _Conn, place: _Place) -> bool:
             conn.dirs.discard(place.path)
-            try:
-                conn.sftp.rmdir(place.path)
-            except FileNotFoundError:
-                return False
-            return True
+            return _done(conn.sftp.rmdir, place.path)
         return self._run(url, "rmdir", rd)
 
     @staticmethod
@@ -436,3 +423,12 @@ def _remove_quietly(conn: _Conn, path: str) -> None:
 def _local_user() -> str:
     import getpass
     return getpass.getuser()
+
+
+def _done(call, *paths: str) -> bool:
+    """``call(*paths)``; False when its path was not there (nothing to do)."""
+    try:
+        call(*paths)
+    except FileNotFoundError:
+        return False
+    return True

@@ -15,7 +15,8 @@ from typing import Callable
 import pytest
 
 from tools.localnginx import NginxServer, start_nginx
-from tests.helpers import AMQP_HOST, AMQP_PORT, AMQP_URL, port_open, tail, wait_for
+from tests.helpers import (AMQP_HOST, AMQP_PORT, AMQP_URL, port_open, stop_process, tail,
+                           wait_for)
 
 SETUP_HINT = "run `bash tools/setup.sh` (installs and starts RabbitMQ and nginx)"
 
@@ -226,9 +227,4 @@ def sshd(tmp_path_factory) -> SshdServer:
         pytest.fail(f"sshd did not start:\n{tail(log.read_text(errors='replace'))}",
                     pytrace=False)
     yield SshdServer("127.0.0.1", port, getpass.getuser(), tmp / "client_key", log, proc)
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    stop_process(proc, timeout=10)

@@ -27,7 +27,7 @@ from sarra.switch import XREPORT_IN, XSARRA, load_switch
 from sarra.switch.command import main
 from sarra.switch.plan import POST_KEY, REPORT_KEY, Binding, permissions
 from sarra.switch.rabbit import ManagementApi
-from tests.helpers import AMQP_HOST, AMQP_PORT, free_port, port_open, tail, wait_for
+from tests.helpers import AMQP_HOST, AMQP_PORT, free_port, port_open, stop_process, tail, wait_for
 
 MGMT_URL = f"http://{AMQP_HOST}:15672/api"
 
@@ -332,9 +332,4 @@ def test_nginx_serves_data_dir_at_base_url(switch, tmp_path, capsys):
                 urllib.request.urlopen(base + path, timeout=5)
             assert err.value.code == status, path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, timeout=10)
