@@ -18,6 +18,7 @@ LISTS = ("incoming", "ok", "rejected", "failed")
 class Outcome:
     code: int | None     # v02 status code to report, None: nothing to report
     reason: str
+    tally: str | None = None   # what to count it as when there is no code
 
 
 @dataclass
@@ -28,7 +29,8 @@ class Worklist:
     failed: list[Message] = field(default_factory=list)
     outcomes: dict[int, Outcome] = field(default_factory=dict)
 
-    def move(self, msg: Message, to: str, reason: str, code: int | None = None) -> None:
+    def move(self, msg: Message, to: str, reason: str, code: int | None = None,
+             tally: str | None = None) -> None:
         """Take ``msg`` out of whichever list holds it and append it to ``to``."""
         if to not in LISTS:
             raise ValueError(f"no worklist '{to}'")
@@ -39,7 +41,7 @@ class Worklist:
                     del lst[i]
                     break
         getattr(self, to).append(msg)
-        self.outcomes[id(msg)] = Outcome(code, reason)
+        self.outcomes[id(msg)] = Outcome(code, reason, tally)
         if to == "rejected":
             log.info("rejected %s: %s", msg.relpath, reason)
         elif to == "failed":

@@ -156,11 +156,12 @@ class Flow:
                 pub.flush()
         if self.retry is not None:
             self.retry.save()   # before the broker is told (ack): a crash loses nothing
+        rejected = {id(m) for m in wl.rejected}
         for m in wl.all():
             oc = wl.outcome(m)
-            if oc and oc.code:
-                self.stats[oc.code] += 1
-            elif m in wl.rejected:
+            if oc and (oc.code or oc.tally):
+                self.stats[oc.code or oc.tally] += 1
+            elif id(m) in rejected:
                 self.stats["rejected"] += 1
             elif not self.post_all:
                 self.stats["skipped"] += 1
@@ -180,8 +181,8 @@ class Flow:
                 wl.move(m, "rejected", why)  # filtered out: nothing to report
             elif (self.nodupe is not None and not getattr(m, "from_retry", False)
                   and not self.nodupe.is_new(m)):
-                self.stats["duplicate"] += 1
-                wl.move(m, "rejected", "duplicate (seen in the last nodupe_ttl)")
+                wl.move(m, "rejected", "duplicate (seen in the last nodupe_ttl)",
+                        tally="duplicate")
             else:
                 places[id(m)] = placement
         return places
@@ -225,9 +226,8 @@ class Flow:
             return False
         if m.report is not None:
             if m.report.user != user:
-                self.stats["spoofed"] += 1
                 wl.move(m, "rejected", f"log message by '{m.report.user}' sent on "
-                        f"{m.exchange}: dropped")
+                        f"{m.exchange}: dropped", tally="spoofed")
                 return False
             return True
         if m.base_url.lower().startswith("file:"):
