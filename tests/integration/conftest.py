@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -228,3 +229,39 @@ def sshd(tmp_path_factory) -> SshdServer:
                     pytrace=False)
     yield SshdServer("127.0.0.1", port, getpass.getuser(), tmp / "client_key", log, proc)
     stop_process(proc, timeout=10)
+
+
+# --------------------------------------------------------------------------- more brokers
+
+from tools.localrabbit import RabbitNode, find_script, start_rabbit  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def rabbit_node(tmp_path_factory) -> Callable[[str], RabbitNode]:
+    """Factory: ``rabbit_node(name) -> RabbitNode``, a private RabbitMQ node
+    (own AMQP and management ports on 127.0.0.1, own data; guest/guest)
+    started on first use and shared by the session under that name: a
+    second and third switch for the tests of links. A test that stops one
+    (``node.stop()``) starts it again. All are stopped at the end."""
+    if find_script("rabbitmq-server") is None:
+        pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
+    nodes: dict[str, RabbitNode] = {}
+
+    def get(name: str) -> RabbitNode:
+        node = nodes.get(name)
+        if node is None:
+            try:
+                node = nodes[name] = start_rabbit(tmp_path_factory.mktemp(f"rabbit_{name}"),
+                                                  f"sarra_{name}")
+            except RuntimeError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        else:
+            node.start()        # left stopped by an earlier test
+        return node
+
+    yield get
+    closing = [threading.Thread(target=node.close) for node in nodes.values()]
+    for thread in closing:      # each takes seconds, mostly waiting: all at once
+        thread.start()
+    for thread in closing:
+        thread.join()

@@ -1,0 +1,161 @@
+"""A private RabbitMQ node on loopback ports: its own AMQP port, management
+API port, Erlang distribution port, data, logs and cookie, in one directory.
+Used by the tests that need a second or third broker (switches linked to
+each other) and by the benchmarks.
+
+The node runs RabbitMQ's own start script (``/usr/lib/rabbitmq/bin``)
+directly, as the calling user, not through the Debian wrapper that su's to
+the ``rabbitmq`` user (it would drop the environment that places the node).
+It shares epmd (port 4369) with the system node and nothing else. The
+``guest`` account may log in from 127.0.0.1, with the management plugin on.
+
+    node = start_rabbit(Path("/tmp/x"), "sarra_b")
+    node.amqp_port, node.management_url     # 5673-ish, http://127.0.0.1:NNNN/api
+    node.stop(); node.start()               # the whole node: a broker outage
+    node.close()                            # stop, for good
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.helpers import free_port, port_open, stop_process, tail
+
+SCRIPTS = ("/usr/lib/rabbitmq/bin", "/usr/local/lib/rabbitmq/bin")
+
+
+def find_script(name: str) -> str | None:
+    for d in SCRIPTS:
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    return shutil.which(name)
+
+
+_CONF = """\
+listeners.tcp.1 = 127.0.0.1:{amqp}
+management.tcp.ip = 127.0.0.1
+management.tcp.port = {http}
+loopback_users.guest = true
+log.console = false
+log.file.level = warning
+"""
+
+
+@dataclass
+class RabbitNode:
+    """A private RabbitMQ node (see the module)."""
+
+    name: str
+    home: Path
+    amqp_port: int
+    http_port: int
+    dist_port: int
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def nodename(self) -> str:
+        return f"{self.name}@localhost"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/api"
+
+    def url(self, user: str = "guest", password: str | None = "guest", vhost: str = "") -> str:
+        auth = f"{user}:{password}" if password is not None else user
+        return f"amqp://{auth}@127.0.0.1:{self.amqp_port}/{vhost}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        env.update({
+            "HOME": str(self.home),                     # its own .erlang.cookie
+            "RABBITMQ_CONF_ENV_FILE": str(self.home / "rabbitmq-env.conf"),
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.amqp_port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_CONFIG_FILE": str(self.home / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.home / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(self.home / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.home / "log"),
+            "RABBITMQ_PID_FILE": str(self.home / "node.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        })
+        return env
+
+    def ctl(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+        """``rabbitmqctl -n NODE ARGS...``."""
+        script = find_script("rabbitmqctl")
+        res = subprocess.run([script, "-n", self.nodename, *args], env=self.env(),
+                             capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+        if check and res.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl -n {self.nodename} {' '.join(args)} exited "
+                               f"{res.returncode}:\n{tail(res.stdout)}\n{tail(res.stderr)}")
+        return res
+
+    def start(self, timeout: float = 90) -> None:
+        """Start the node (in the foreground of a child process) and wait for
+        its AMQP and management ports."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        script = find_script("rabbitmq-server")
+        if script is None:
+            raise RuntimeError("rabbitmq-server not found: run `bash tools/setup.sh`")
+        out = open(self.home / "server.out", "ab")
+        try:
+            self.proc = subprocess.Popen([script], env=self.env(), stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        finally:
+            out.close()
+        deadline = time.monotonic() + timeout
+        while not (port_open("127.0.0.1", self.amqp_port, 0.3)
+                   and port_open("127.0.0.1", self.http_port, 0.3)):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                text = (self.home / "server.out").read_text(errors="replace")
+                self.close()
+                raise RuntimeError(f"RabbitMQ node {self.nodename} did not start on "
+                                   f"127.0.0.1:{self.amqp_port}:\n{tail(text)}")
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 60) -> None:
+        """Stop the node and wait until its AMQP port refuses connections."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            # SIGTERM: RabbitMQ stops as `rabbitmqctl stop` does (closing
+            # connections, syncing queues), without the CLI's start-up time
+            stop_process(self.proc, timeout=timeout)
+        self.proc = None
+        deadline = time.monotonic() + timeout
+        while port_open("127.0.0.1", self.amqp_port, 0.3) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        """Stop the node for good (its directory stays, for the logs)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.stop(timeout=30)
+            except (RuntimeError, subprocess.TimeoutExpired):
+                stop_process(self.proc, timeout=10)
+        self.proc = None
+
+
+def start_rabbit(home: Path, name: str, management: bool = True) -> RabbitNode:
+    """A started private node named ``name`` whose files live in ``home``."""
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    node = RabbitNode(name, home, free_port(), free_port(), free_port())
+    (home / "rabbitmq.conf").write_text(_CONF.format(amqp=node.amqp_port, http=node.http_port))
+    (home / "enabled_plugins").write_text("[rabbitmq_management]." if management else "[].")
+    (home / "rabbitmq-env.conf").write_text("")
+    cookie = home / ".erlang.cookie"
+    if not cookie.exists():
+        cookie.write_text(os.urandom(16).hex().upper())
+        cookie.chmod(0o400)
+    node.start()
+    return node
