@@ -5,6 +5,8 @@
     dd_audit add-user SWITCH.yaml NAME ROLE   add (or re-role) a user, in the file and at once
     dd_audit remove-user SWITCH.yaml NAME     remove a user, its exchanges and its queues
     dd_audit nginx SWITCH.yaml                print the nginx site serving data_dir at base_url
+    dd_audit configs SWITCH.yaml              write the configurations of dd_sara, the log
+                                              router and the links (sarra start runs them)
 
 Exit codes: 0 done (check: no difference), 1 broker failure or differences
 found, 2 bad usage or bad description (the message names file and key).
@@ -19,15 +21,17 @@ import sys
 
 from .. import __version__
 from ..errors import ConfigError, SarraError
-from . import description, nginx, rabbit
+from . import configs, description, nginx, rabbit
 
 log = logging.getLogger(__name__)
 
-ACTIONS = {"declare": 0, "check": 0, "add-user": 2, "remove-user": 1, "nginx": 0}
+ACTIONS = {"declare": 0, "check": 0, "add-user": 2, "remove-user": 1, "nginx": 0,
+           "configs": 0}
 USAGE = """dd_audit [options] declare|check SWITCH.yaml
        dd_audit [options] add-user SWITCH.yaml NAME ROLE
        dd_audit [options] remove-user SWITCH.yaml NAME
-       dd_audit nginx [--standalone] [--listen ADDR] [--output FILE] SWITCH.yaml"""
+       dd_audit nginx [--standalone] [--listen ADDR] [--output FILE] SWITCH.yaml
+       dd_audit configs [--directory DIR] [--force] SWITCH.yaml"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="dd_audit", usage=USAGE,
         description="Declare and check a switch's users, permissions, exchanges and "
                     "log routing on its RabbitMQ broker (management API), from a "
-                    "switch description (YAML); write its nginx site.",
+                    "switch description (YAML); write its nginx site and the "
+                    "configurations of its components and links.",
         epilog=f"roles: {', '.join(description.ROLES)}. Passwords come from "
                "credentials.conf (amqp://USER:PASSWORD@broker-host:port/).")
     parser.add_argument("--version", action="version",
@@ -54,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ssl_certificate_key", "--ssl-certificate-key", metavar="FILE")
     parser.add_argument("--output", "-o", metavar="FILE",
                         help="nginx: write there instead of stdout")
+    parser.add_argument("--directory", metavar="DIR",
+                        help="configs: the configuration directory to write into "
+                             "(default: $SARRA_CONFIG_DIR, else ~/.config/sarra)")
+    parser.add_argument("--force", action="store_true",
+                        help="configs: also replace files not written by dd_audit")
     return parser
 
 
@@ -126,8 +136,15 @@ def _nginx(opts, switch: description.Switch) -> int:
     return 0
 
 
+def _configs(opts, switch: description.Switch) -> int:
+    outcome = configs.write_configs(switch, opts.directory, opts.force)
+    _say(outcome.done)
+    _say(outcome.notes, sys.stderr)
+    return 0
+
+
 HANDLERS = {"declare": _declare, "check": _check, "add-user": _add_user,
-            "remove-user": _remove_user, "nginx": _nginx}
+            "remove-user": _remove_user, "nginx": _nginx, "configs": _configs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,10 @@ The only module of sarra that imports yaml (PyYAML). Example (etc/switch.yaml)::
     users:                             # name: role
       alice: source
       carol: subscriber
-    links: []
+      lab2: link                       # switch lab2's account here
+    links:                             # neighbours this switch takes posts from
+      - cluster: lab0
+        broker: amqp://lab1@switch0.example.com/   # our account (role link) there
 
 Passwords are never in the YAML: each account's password is the one
 credentials.conf holds for ``amqp://<user>@<broker host>:<port>/``.
@@ -41,9 +44,10 @@ XREPORT = "xreport"          # validated log messages of the switch
 XSARRA = "xsarra"            # every source's posts (e2e bindings from xs_<source>)
 XREPORT_IN = "xreport_in"    # everybody's log messages (e2e bindings from xs_<user>)
 
-ROLES = ("admin", "feeder", "source", "subscriber")
+ROLES = ("admin", "feeder", "source", "subscriber", "link")
 KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
         "management_url")
+LINK_KEYS = ("cluster", "broker", "exchange", "to_clusters", "from_clusters")
 REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
 
 # No '_' (it separates a user's name from an exchange suffix: xs_<u>_<suffix>)
@@ -51,6 +55,33 @@ REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
 # that no user's name plus a separator is the beginning of another's.
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 MANAGEMENT_PORTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
+# A cluster name goes into comma-separated header values (to_clusters).
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Link:
+    """A neighbouring switch this one takes posts from (one ``links:`` entry).
+
+    ``broker`` is this switch's account on the neighbour's broker (role
+    ``link`` in the neighbour's description); through it this switch reads
+    the neighbour's ``exchange`` (xpublic) and writes log messages back
+    into its ``xreport_in``. The posts taken are those whose to_clusters
+    names one of ``to_clusters`` (this switch, and whatever lies beyond
+    it), ALL, or nothing; the log messages sent back are those whose
+    from_cluster is one of ``from_clusters`` (the neighbour, and whatever
+    lies beyond it on the way the data came).
+    """
+
+    cluster: str
+    broker: str
+    exchange: str
+    to_clusters: tuple[str, ...]
+    from_clusters: tuple[str, ...]
+
+    @property
+    def user(self) -> str:
+        return urlsplit(self.broker).username or ""
 
 
 @dataclass
@@ -63,9 +94,15 @@ class Switch:
     data_dir: str
     base_url: str
     users: dict[str, str]          # as written: name -> role
-    links: list = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
     management_url: str = ""       # RabbitMQ management API, e.g. http://host:15672/api
     path: str = ""
+
+    @property
+    def vhost(self) -> str:
+        """The RabbitMQ virtual host: the path of ``broker`` (``/`` when empty),
+        as pika reads it (``amqp://admin@host/lab2`` is vhost ``lab2``)."""
+        return vhost_of(self.broker)
 
     @property
     def admin_user(self) -> str:
@@ -87,7 +124,7 @@ class Switch:
         """The description as YAML data (management_url always written)."""
         return {"cluster": self.cluster, "broker": self.broker, "feeder": self.feeder,
                 "data_dir": self.data_dir, "base_url": self.base_url,
-                "users": dict(self.users), "links": list(self.links),
+                "users": dict(self.users), "links": [_link_data(k) for k in self.links],
                 "management_url": self.management_url}
 
     def with_users(self, users: dict[str, str]) -> "Switch":
@@ -100,9 +137,7 @@ class Switch:
 
     def account_url(self, name: str) -> str:
         """``amqp://<name>@<broker host>:<port>/``: the key of its password."""
-        parts = urlsplit(self.broker)
-        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 5672)
-        return f"{parts.scheme}://{name}@{_host(parts.hostname or '')}:{port}/"
+        return _account_url(self.broker, name)
 
     def passwords(self, names: list[str] | None = None,
                   credentials: Credentials | None = None) -> dict[str, str]:
@@ -140,6 +175,23 @@ def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def _account_url(broker: str, name: str) -> str:
+    parts = urlsplit(broker)
+    port = parts.port or DEFAULT_PORTS.get(parts.scheme, 5672)
+    return f"{parts.scheme}://{name}@{_host(parts.hostname or '')}:{port}/"
+
+
+def vhost_of(url: str) -> str:
+    path = urlsplit(url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def _link_data(link: Link) -> dict:
+    return {"cluster": link.cluster, "broker": link.broker, "exchange": link.exchange,
+            "to_clusters": list(link.to_clusters),
+            "from_clusters": list(link.from_clusters)}
+
+
 # --------------------------------------------------------------------------- loading
 
 def _read(path: str) -> str:
@@ -160,26 +212,85 @@ def _parse(text: str, path: str) -> object:
                           mark.line + 1 if mark else None) from None
 
 
-def _text(data: dict, key: str, path: str) -> str:
+def _text(data: dict, key: str, path: str, option: str = "") -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError("must be a non-empty string", path, option=key)
+        raise ConfigError("must be a non-empty string", path, option=option or key)
     return value.strip()
 
 
 def _url(data: dict, key: str, path: str, schemes: tuple[str, ...],
-         user: bool) -> str:
-    value = _text(data, key, path)
+         user: bool, option: str = "") -> str:
+    option = option or key
+    value = _text(data, key, path, option)
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.hostname:
-        raise ConfigError(f"'{value}' is not a {'/'.join(schemes)} URL", path, option=key)
+        raise ConfigError(f"'{value}' is not a {'/'.join(schemes)} URL", path, option=option)
     if user and not parts.username:
         raise ConfigError(f"'{value}' must name its account ({parts.scheme}://USER@host/)",
-                          path, option=key)
+                          path, option=option)
     if parts.password is not None:
         raise ConfigError("no passwords in the switch description: put the URL with "
-                          "its password in credentials.conf", path, option=key)
+                          "its password in credentials.conf", path, option=option)
     return value
+
+
+def _cluster(value: object, path: str, option: str) -> str:
+    if not isinstance(value, str) or not CLUSTER_NAME.match(value):
+        raise ConfigError(f"bad cluster name {value!r}: letters, digits, '_', '.' and '-'",
+                          path, option=option)
+    return value
+
+
+def _clusters(value: object, default: tuple[str, ...], path: str,
+              option: str) -> tuple[str, ...]:
+    """A list of cluster names (or one name, or a comma-separated string)."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        value = [c.strip() for c in value.split(",") if c.strip()]
+    if not isinstance(value, list) or not value:
+        raise ConfigError("must be a list of cluster names", path, option=option)
+    return tuple(dict.fromkeys(_cluster(c, path, option) for c in value))
+
+
+def _links(value: object, cluster: str, path: str) -> list[Link]:
+    links = [] if value is None else value
+    if not isinstance(links, list):
+        raise ConfigError("must be a list of neighbours (- cluster: NAME, broker: URL)",
+                          path, option="links")
+    out: list[Link] = []
+    for i, entry in enumerate(links):
+        where = f"links[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError("must be a mapping (cluster, broker, exchange, "
+                              "to_clusters, from_clusters)", path, option=where)
+        for key in entry:
+            if key not in LINK_KEYS:
+                raise ConfigError(f"unknown key (keys: {', '.join(LINK_KEYS)})", path,
+                                  option=f"{where}.{key}")
+        for key in ("cluster", "broker"):
+            if key not in entry:
+                raise ConfigError("missing", path, option=f"{where}.{key}")
+        name = _cluster(entry["cluster"], path, f"{where}.cluster")
+        if name == cluster:
+            raise ConfigError(f"'{name}' is this switch's own cluster", path,
+                              option=f"{where}.cluster")
+        if any(link.cluster == name for link in out):
+            raise ConfigError(f"a second link to '{name}'", path, option=f"{where}.cluster")
+        exchange = entry.get("exchange", XPUBLIC)
+        if not isinstance(exchange, str) or not exchange.strip():
+            raise ConfigError("must be an exchange name", path, option=f"{where}.exchange")
+        out.append(Link(
+            cluster=name,
+            broker=_url(entry, "broker", path, ("amqp", "amqps"), user=True,
+                        option=f"{where}.broker"),
+            exchange=exchange.strip(),
+            to_clusters=_clusters(entry.get("to_clusters"), (cluster,), path,
+                                  f"{where}.to_clusters"),
+            from_clusters=_clusters(entry.get("from_clusters"), (name,), path,
+                                    f"{where}.from_clusters")))
+    return out
 
 
 def check_user(name: object, role: object, path: str = "") -> None:
@@ -212,22 +323,25 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
         raise ConfigError("must be a mapping of user name to role", path, option="users")
     for name, role in users.items():
         check_user(name, role, path)
-    links = [] if data.get("links") is None else data["links"]
-    if not isinstance(links, list):
-        raise ConfigError("must be a list", path, option="links")
     broker = _url(data, "broker", path, ("amqp", "amqps"), user=True)
     feeder = _url(data, "feeder", path, ("amqp", "amqps"), user=True)
     data_dir = _text(data, "data_dir", path)
     if not os.path.isabs(data_dir):
         raise ConfigError(f"'{data_dir}' is not an absolute path", path, option="data_dir")
+    if (_account_url(feeder, "") != _account_url(broker, "")
+            or vhost_of(feeder) != vhost_of(broker)):
+        raise ConfigError(f"'{feeder}' is not on the broker of '{broker}' (same host, port "
+                          "and vhost)", path, option="feeder")
     base_url = _url(data, "base_url", path, ("http", "https"), user=False)
     management = data.get("management_url")
     if management is None:
         management = default_management_url(broker)
     else:
         management = _url(data, "management_url", path, ("http", "https"), user=False)
-    switch = Switch(cluster=_text(data, "cluster", path), broker=broker, feeder=feeder,
-                    data_dir=data_dir, base_url=base_url, users=dict(users), links=links,
+    cluster = _cluster(_text(data, "cluster", path), path, "cluster")
+    switch = Switch(cluster=cluster, broker=broker, feeder=feeder,
+                    data_dir=data_dir, base_url=base_url, users=dict(users),
+                    links=_links(data.get("links"), cluster, path),
                     management_url=management.rstrip("/"), path=path)
     for name, fixed in ((switch.admin_user, "admin"), (switch.feeder_user, "feeder")):
         role = switch.users.get(name)

@@ -6,9 +6,10 @@ exchange-to-exchange bindings a switch needs, and ``differences`` compares a
 plan with a ``BrokerState`` read from the broker (rabbit.py does the reading
 and the applying).
 
-Permissions (vhost ``/``; RabbitMQ searches each regex unanchored, so every
-alternative starts with ``^`` and every user-name pattern ends at a
-separator or at ``$``)::
+Permissions (on the switch's vhost, the path of its broker URL, ``/`` by
+default; RabbitMQ searches each regex unanchored, so every alternative
+starts with ``^`` and every user-name pattern ends at a separator or at
+``$``)::
 
     source u      configure ^q_u\\..*
                   write     ^q_u\\..*|^xs_u(_.*)?$
@@ -16,11 +17,17 @@ separator or at ``$``)::
     subscriber u  configure ^q_u\\..*
                   write     ^q_u\\..*|^xs_u$
                   read      ^q_u\\..*|^x[rs]_u$|^xpublic$
+    link u        configure ^q_u\\..*
+                  write     ^q_u\\..*|^xreport_in$
+                  read      ^q_u\\..*|^xpublic$
     feeder, admin .* .* .*
 
 Write on a queue is what RabbitMQ checks to bind it; read on an exchange is
 what it checks to bind a queue to it; no user may configure an exchange
-(dd_audit declares them all).
+(dd_audit declares them all). A link is a neighbouring switch: it reads
+xpublic (the posts it takes on) and writes log messages about this
+switch's data back into xreport_in (its consumers' downloads), and
+nothing else; it has no exchanges of its own.
 """
 from __future__ import annotations
 
@@ -31,13 +38,13 @@ from dataclasses import dataclass, field
 
 from .description import XPUBLIC, XREPORT, XREPORT_IN, XSARRA, Switch
 
-VHOST = "/"
 POST_KEY = "v02.post.#"       # a source's posts: xs_<u> -> xsarra
 REPORT_KEY = "v02.report.#"   # everybody's log messages: xs_<u> -> xreport_in
 SWITCH_EXCHANGES = (XPUBLIC, XREPORT, XSARRA, XREPORT_IN)
 ROUTERS = (XSARRA, XREPORT_IN)  # the exchanges fed by e2e bindings
 ALL = (".*", ".*", ".*")
-TAGS = {"admin": ("administrator",), "feeder": (), "source": (), "subscriber": ()}
+TAGS = {"admin": ("administrator",), "feeder": (), "source": (), "subscriber": (),
+        "link": ()}
 HASHES = {"rabbit_password_hashing_sha256": hashlib.sha256,
           "rabbit_password_hashing_sha512": hashlib.sha512,
           "rabbit_password_hashing_md5": hashlib.md5}
@@ -64,6 +71,8 @@ def permissions(role: str, user: str) -> Permissions:
     if role == "subscriber":
         return Permissions(queues, rf"{queues}|^xs_{user}$",
                            rf"{queues}|^x[rs]_{user}$|^{XPUBLIC}$")
+    if role == "link":
+        return Permissions(queues, rf"{queues}|^{XREPORT_IN}$", rf"{queues}|^{XPUBLIC}$")
     raise ValueError(f"unknown role {role!r}")
 
 
@@ -145,9 +154,10 @@ def build_plan(switch: Switch, passwords: dict[str, str]) -> Plan:
 class BrokerState:
     """What the broker holds, as the management API shows it."""
     users: dict[str, dict]                 # name -> {tags, password_hash, hashing_algorithm}
-    permissions: dict[str, Permissions]    # on VHOST
+    permissions: dict[str, Permissions]    # on the switch's vhost
     exchanges: dict[str, dict]             # name -> {type, durable, auto_delete, internal}
     bindings: set[Binding]                 # e2e bindings whose destination is in ROUTERS
+    vhost: bool = True                     # whether the switch's vhost exists
 
 
 @dataclass(frozen=True)
@@ -175,7 +185,8 @@ def _tags(user: dict) -> tuple[str, ...]:
     return tuple(sorted(tags))
 
 
-def _account_differences(account: Account, state: BrokerState) -> list[Difference]:
+def _account_differences(account: Account, state: BrokerState,
+                         vhost: str) -> list[Difference]:
     name, role = account.name, account.role
     out = []
     user = state.users.get(name)
@@ -196,7 +207,7 @@ def _account_differences(account: Account, state: BrokerState) -> list[Differenc
     perms = state.permissions.get(name)
     if perms != account.perms:
         if perms is None:
-            problem = f"user {name} has no permissions on vhost {VHOST}"
+            problem = f"user {name} has no permissions on vhost {vhost}"
         else:
             wrong = [f"{kind} '{got}' instead of '{want}'"
                      for kind, got, want in zip(("configure", "write", "read"),
@@ -216,12 +227,15 @@ def _looks_like_sarra(name: str, state: BrokerState) -> bool:
             or f"xs_{name}" in state.exchanges)
 
 
-def differences(plan: Plan, state: BrokerState) -> list[Difference]:
+def differences(plan: Plan, state: BrokerState, vhost: str = "/") -> list[Difference]:
     """Everything that differs, in a stable order: accounts, extra users,
     exchanges, bindings (missing, then extra)."""
     out: list[Difference] = []
+    if not state.vhost:
+        out.append(Difference(f"missing vhost {vhost}", ("put_vhost", vhost),
+                              f"created vhost {vhost}"))
     for name in sorted(plan.accounts):
-        out.extend(_account_differences(plan.accounts[name], state))
+        out.extend(_account_differences(plan.accounts[name], state, vhost))
     for name in sorted(set(state.users) - set(plan.accounts)):
         if _looks_like_sarra(name, state):
             out.append(Difference(f"extra user {name} (not in the description)", owner=name))

@@ -2,8 +2,9 @@
 
 Scheme: http(s)://<broker host>:15672/api (the ``rabbitmq_management``
 plugin; ``tools/setup.sh`` enables it). Capabilities: users with password
-and tags, permissions on vhost ``/``, topic exchanges, exchange-to-exchange
-bindings, queue listing and deletion. Requires: requests.
+and tags, the switch's vhost (``/`` by default) and permissions on it, topic
+exchanges, exchange-to-exchange bindings, queue listing and deletion.
+Requires: requests.
 
 The HTTP API rather than ``rabbitmqctl`` or AMQP: it works against a remote
 broker with the administrator account of the switch description, needs
@@ -21,7 +22,7 @@ import requests
 
 from ..errors import BrokerError
 from .description import Switch
-from .plan import (ROUTERS, VHOST, Account, Binding, BrokerState, Difference,
+from .plan import (ROUTERS, Account, Binding, BrokerState, Difference,
                    Permissions, build_plan, differences, owned_by)
 
 log = logging.getLogger(__name__)
@@ -37,14 +38,16 @@ def _q(name: str) -> str:
 class ManagementApi:
     """A thin client of the management API: JSON in, JSON out, BrokerError on failure."""
 
-    def __init__(self, url: str, user: str, password: str, timeout: float = 15.0):
+    def __init__(self, url: str, user: str, password: str, vhost: str = "/",
+                 timeout: float = 15.0):
         self.url = url.rstrip("/")
         self.user = user
         self.timeout = timeout
         self._session = requests.Session()
         self._session.trust_env = False     # no proxies or .netrc for the admin API
         self._session.auth = (user, password)
-        self._vhost = _q(VHOST)
+        self.vhost = vhost
+        self._vhost = _q(vhost)
 
     def close(self) -> None:
         self._session.close()
@@ -106,13 +109,21 @@ class ManagementApi:
         rows = self.request("GET", f"queues/{self._vhost}?columns=name") or []
         return [r["name"] for r in rows]
 
+    def has_vhost(self) -> bool:
+        return self.request("GET", f"vhosts/{self._vhost}", missing_ok=True) is not None
+
     def state(self) -> BrokerState:
+        if not self.has_vhost():
+            return BrokerState(self.users(), {}, {}, set(), vhost=False)
         bindings: set[Binding] = set()
         for exchange in ROUTERS:
             bindings |= self.bindings_to(exchange)
         return BrokerState(self.users(), self.permissions(), self.exchanges(), bindings)
 
     # -- changing --------------------------------------------------------
+    def put_vhost(self, name: str) -> None:
+        self.request("PUT", f"vhosts/{_q(name)}", {})
+
     def put_user(self, account: Account) -> None:
         self.request("PUT", f"users/{_q(account.name)}",
                      {"password": account.password, "tags": ",".join(account.tags)})
@@ -137,6 +148,13 @@ class ManagementApi:
             if row.get("routing_key") == binding.key:
                 self.request("DELETE", f"{path}/{_q(row['properties_key'])}", missing_ok=True)
 
+    def delete_permissions(self, name: str) -> None:
+        self.request("DELETE", f"permissions/{self._vhost}/{_q(name)}", missing_ok=True)
+
+    def user_vhosts(self, name: str) -> set[str]:
+        rows = self.request("GET", f"users/{_q(name)}/permissions", missing_ok=True) or []
+        return {r["vhost"] for r in rows}
+
     def delete_user(self, name: str) -> None:
         self.request("DELETE", f"users/{_q(name)}", missing_ok=True)
 
@@ -151,7 +169,8 @@ def connect(switch: Switch, management_url: str | None = None,
             credentials=None) -> ManagementApi:
     """A client of the switch's management API, logged in as its administrator."""
     user, password = switch.admin_login(credentials)
-    return ManagementApi(management_url or switch.management_url, user, password)
+    return ManagementApi(management_url or switch.management_url, user, password,
+                         switch.vhost)
 
 
 def apply(api: ManagementApi, diff: Difference) -> None:
@@ -161,7 +180,7 @@ def apply(api: ManagementApi, diff: Difference) -> None:
 
 def plan_differences(switch: Switch, api: ManagementApi,
                      passwords: dict[str, str]) -> list[Difference]:
-    return differences(build_plan(switch, passwords), api.state())
+    return differences(build_plan(switch, passwords), api.state(), switch.vhost)
 
 
 def declare(switch: Switch, api: ManagementApi, passwords: dict[str, str],
@@ -192,8 +211,10 @@ def check(switch: Switch, api: ManagementApi, passwords: dict[str, str]) -> list
 
 
 def remove_user(api: ManagementApi, name: str) -> list[str]:
-    """Delete user ``name``, its exchanges (xs_/xr_<name>[_suffix]) and its
-    queues (q_<name>.*). One line per deletion."""
+    """Delete user ``name``'s exchanges (xs_/xr_<name>[_suffix]), queues
+    (q_<name>.*) and permissions on the switch's vhost, then the user,
+    unless it still has permissions on another vhost (another switch of
+    the same broker). One line per deletion."""
     done = []
     for exchange in sorted(api.exchanges()):
         if owned_by(exchange, name):
@@ -203,9 +224,17 @@ def remove_user(api: ManagementApi, name: str) -> list[str]:
         if queue.startswith(f"q_{name}."):
             api.delete_queue(queue)
             done.append(f"deleted queue {queue}")
+    if name in api.permissions():
+        api.delete_permissions(name)
+        done.append(f"removed the permissions of {name} on vhost {api.vhost}")
     if name in api.users():
-        api.delete_user(name)
-        done.append(f"deleted user {name}")
+        elsewhere = api.user_vhosts(name)
+        if elsewhere:
+            done.append(f"kept user {name}: it has permissions on vhost "
+                        f"{', '.join(sorted(elsewhere))}")
+        else:
+            api.delete_user(name)
+            done.append(f"deleted user {name}")
     for line in done:
         log.debug("%s", line)
     return done

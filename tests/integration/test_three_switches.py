@@ -1,0 +1,233 @@
+"""Three switches, three RabbitMQ nodes, set up with the project's own
+commands: for each, a description, ``dd_audit declare`` (users, link
+accounts, permissions, exchanges), ``dd_audit configs`` (dd_sara, the log
+router, the links), ``sarra declare`` and ``sarra start``; each switch and
+each user a machine of its own (its own configuration and state
+directories and credentials.conf).
+
+    labA --> labB --> labC --> labA        (each arrow: the right-hand switch
+                                            takes the left-hand one's posts)
+
+labB takes from labA what is for labB or labC; labC from labB what is for
+labC; labA from labC what is for labA (never what came from labA: a loop).
+Alice and bob are sources on labA, carol a subscriber on labB, dave one
+on labC. Then the middle switch's broker is stopped and started again while
+files flow through it: nothing is lost.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (compare_trees, kill_processes_with_env, run_tool, tail,
+                           wait_for)
+from tests.integration.flowkit import slow_http
+from tools.localnginx import find_nginx, start_nginx
+from tools.localrabbit import RabbitNode
+
+__all__ = ["slow_http"]
+
+NAMES = ("labA", "labB", "labC")
+
+
+@dataclass
+class Machine:
+    """A configuration and state directory with its credentials.conf."""
+
+    root: Path
+    creds: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        (self.root / "config").mkdir(parents=True, exist_ok=True)
+        (self.root / "state").mkdir(parents=True, exist_ok=True)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SARRA_CONFIG_DIR": str(self.root / "config"),
+                "SARRA_STATE_DIR": str(self.root / "state")}
+
+    def credential(self, url: str) -> None:
+        self.creds.append(url)
+        path = self.root / "config" / "credentials.conf"
+        path.write_text("\n".join(self.creds) + "\n", encoding="utf-8")
+        path.chmod(0o600)
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / "config" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def run(self, tool: str, *args, timeout: float = 60, check: bool = True):
+        return run_tool(tool, *args, env=self.env, timeout=timeout, check=check)
+
+    def stop_all(self) -> None:
+        self.run("sarra", "stop", timeout=60, check=False)
+        kill_processes_with_env("SARRA_STATE_DIR", str(self.root / "state"))
+
+    def logs(self, name: str) -> str:
+        return "".join(p.read_text(errors="replace")
+                       for p in sorted((self.root / "state").rglob(f"*_{name}_*.log*")))
+
+
+def password(user: str) -> str:
+    return f"{user}-Pw-{os.getpid()}"
+
+
+def url(node: RabbitNode, user: str, with_password: bool = False) -> str:
+    auth = f"{user}:{password(user)}" if with_password else user
+    return f"amqp://{auth}@127.0.0.1:{node.amqp_port}/"
+
+
+@pytest.fixture(scope="module")
+def net(rabbit_node, tmp_path_factory):
+    """The three switches declared and started, the subscribers running;
+    every machine's components stopped at teardown."""
+    tmp_path = tmp_path_factory.mktemp("switches")
+    webs = []
+    nodes = {"labA": rabbit_node("a"), "labB": rabbit_node("b"), "labC": rabbit_node("c")}
+    upstream = {"labB": "labA", "labC": "labB", "labA": "labC"}   # who takes from whom
+    beyond = {"labB": ["labB", "labC"], "labC": ["labC"], "labA": ["labA"]}
+    users = {"labA": {"alice": "source", "bob": "source"},
+             "labB": {"carol": "subscriber"}, "labC": {"dave": "subscriber"}}
+    machines: dict[str, Machine] = {}
+    switches = {}
+    try:
+        for name in NAMES:
+            node = nodes[name]
+            m = machines[name] = Machine(tmp_path / name)
+            data = tmp_path / f"{name}-data"
+            data.mkdir()
+            web = start_nginx(tmp_path_factory.mktemp("nginx"), data, 1, "", find_nginx())
+            webs.append(web)
+            taker = next(t for t, up in upstream.items() if up == name)
+            accounts = {**users[name], taker: "link"}
+            for user in ("guest", "feeder", *accounts):
+                pw = "guest" if user == "guest" else password(user)
+                m.credential(f"amqp://{user}:{pw}@127.0.0.1:{node.amqp_port}/")
+            up = upstream[name]
+            m.credential(url(nodes[up], name, with_password=True))   # our account there
+            lines = [f"cluster: {name}", f"broker: amqp://guest@127.0.0.1:{node.amqp_port}/",
+                     f"feeder: {url(node, 'feeder')}", f"data_dir: {data}",
+                     f"base_url: {web.url}", f"management_url: {node.management_url}",
+                     "users:", *(f"  {u}: {r}" for u, r in accounts.items()),
+                     "links:", f"  - cluster: {up}", f"    broker: {url(nodes[up], name)}",
+                     f"    to_clusters: [{', '.join(beyond[name])}]"]
+            if name == "labC":     # data from labA comes to labC through labB
+                lines.append("    from_clusters: [labB, labA]")
+            switches[name] = m.write("switch.yaml", "\n".join(lines) + "\n")
+        for name in NAMES:        # every account exists before any link logs in
+            m = machines[name]
+            out = m.run("audit", "declare", switches[name]).stdout
+            taker = next(t for t, up in upstream.items() if up == name)
+            assert f"set permissions of {taker} (link)" in out, out
+            assert m.run("audit", "check", switches[name], check=False).returncode == 0
+        for name in NAMES:
+            m = machines[name]
+            out = m.run("audit", "configs", switches[name]).stdout
+            assert f"sara/from-{upstream[name]}.conf" in out, out
+            m.run("sarra", "declare", timeout=120)
+            m.run("sarra", "start", timeout=120)
+        people = {}
+        for user, switch in (("carol", "labB"), ("dave", "labC")):
+            p = people[user] = Machine(tmp_path / user)
+            p.credential(url(nodes[switch], user, with_password=True))
+            p.write("subscribe/all.conf", (
+                f"broker {url(nodes[switch], user)}\nexchange xpublic\nsubtopic #\n"
+                f"mirror on\ndirectory {tmp_path / (user + '-mirror')}\naccept .*\n"
+                "expire 1h\n"))
+            p.run("subscribe", "declare", "all")
+            p.run("subscribe", "start", "all")
+        for user in ("alice", "bob"):
+            p = people[user] = Machine(tmp_path / user)
+            p.credential(url(nodes["labA"], user, with_password=True))
+            p.write("log/mine.conf", f"broker {url(nodes['labA'], user)}\nexpire 1h\n")
+            assert p.run("log", "mine", "--format", "json").stdout == ""  # subscribed
+        yield {"nodes": nodes, "switches": machines, "people": people, "tmp": tmp_path}
+    finally:
+        for m in [*machines.values(), *locals().get("people", {}).values()]:
+            m.stop_all()
+        for web in webs:
+            web.stop()
+
+
+def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
+    tmp, people, switches = net["tmp"], net["people"], net["switches"]
+    alice_tree = tmp / "alice-data"
+    for d in ("for_a", "for_b", "for_c", "for_all"):
+        (alice_tree / d).mkdir(parents=True)
+        (alice_tree / d / "f.dat").write_bytes(os.urandom(3000))
+    alice_web = nginx(alice_tree, workers=1)
+    alice = people["alice"]
+    for d, dest in (("for_a", "labA"), ("for_b", "labB"), ("for_c", "labC"),
+                    ("for_all", "ALL")):
+        alice.run("post", "--post_broker", url(net["nodes"]["labA"], "alice"),
+                  "--post_base_url", alice_web.url, "--post_base_dir", alice_tree,
+                  "--to_clusters", dest, alice_tree / d)
+    carol, dave = tmp / "carol-mirror" / "alice", tmp / "dave-mirror" / "alice"
+    wait_for(lambda: sorted(p.name for p in dave.glob("*")) == ["for_all", "for_c"],
+             timeout=60, what="labC's subscriber to get what is for labC")
+    wait_for(lambda: sorted(p.name for p in carol.glob("*")) == ["for_all", "for_b", "for_c"],
+             timeout=30, what="labB's subscriber to get what goes through labB")
+    for d in ("for_all", "for_c"):
+        assert compare_trees(alice_tree / d, dave / d) == []
+    for d in ("for_all", "for_b", "for_c"):
+        assert compare_trees(alice_tree / d, carol / d) == []
+
+    # alice sees where her data went, on labA: carol's download on labB and
+    # dave's on labC, and the links' acquisitions
+    def alice_rows():
+        out = alice.run("log", "mine", "--format", "json").stdout
+        alice_rows.rows += [json.loads(line) for line in out.splitlines()]
+        return {(r["user"], r["relpath"]) for r in alice_rows.rows}
+    alice_rows.rows = []
+    want = {("carol", "alice/for_b/f.dat"), ("carol", "alice/for_all/f.dat"),
+            ("dave", "alice/for_c/f.dat"), ("dave", "alice/for_all/f.dat"),
+            ("labB", "alice/for_c/f.dat"), ("labC", "alice/for_c/f.dat")}
+    wait_for(lambda: alice_rows() >= want, timeout=60, interval=1,
+             what=f"alice's log messages from labB and labC (have {alice_rows.rows[-3:]})")
+    assert {r["code"] for r in alice_rows.rows} == {201}
+    assert {r["source"] for r in alice_rows.rows} == {"alice"}
+    # bob, another source of labA, sees none of it
+    time.sleep(1)
+    assert people["bob"].run("log", "mine", "--format", "json").stdout == ""
+
+    # nothing went round: labA's link from labC refused alice's posts that came
+    # back (from labA), and took nothing
+    back = switches["labA"].logs("from-labC")
+    assert "loop: from this cluster (labA)" in back, tail(back)
+    assert not list((tmp / "labA-data").glob("alice/*/f.dat.*"))
+    files_a = sorted(str(p.relative_to(tmp / "labA-data")) for p in (tmp / "labA-data").rglob("*")
+                     if p.is_file())
+    assert files_a == [f"alice/{d}/f.dat" for d in ("for_a", "for_all", "for_b", "for_c")]
+    # for_a never left labA
+    assert not (tmp / "labB-data" / "alice" / "for_a").exists()
+
+
+def test_middle_broker_restarted_mid_flow_nothing_lost(net, slow_http):
+    tmp, people = net["tmp"], net["people"]
+    tree = tmp / "burst"
+    for i in range(90):
+        (tree / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (tree / f"d{i % 3}" / f"f{i:03d}.dat").write_bytes(os.urandom(2000))
+    web = slow_http(tmp, 0.05)       # 50 ms a file: still flowing during the outage
+    people["alice"].run("post", "--post_broker", url(net["nodes"]["labA"], "alice"),
+                        "--post_base_url", web.url, "--post_base_dir", tmp,
+                        "--to_clusters", "labC", tree)
+    dave = tmp / "dave-mirror" / "alice" / "burst"
+    wait_for(lambda: len(list(dave.rglob("*.dat"))) >= 5, timeout=60,
+             what="the first files on labC")
+    b = net["nodes"]["labB"]
+    b.stop()
+    time.sleep(1)
+    b.start()
+    wait_for(lambda: compare_trees(tree, dave) == [], timeout=120, interval=0.5,
+             what="every file on labC after labB's broker came back")
+    assert not [p for p in dave.rglob("*") if p.name.endswith(".tmp")]
+    status = net["switches"]["labB"].run("sarra", "status", check=False)
+    assert status.returncode == 0, status.stdout + status.stderr
