@@ -163,8 +163,13 @@ fi
 # ---------------------------------------------------------------- packaging tools
 # tests/packaging builds the .deb (dpkg-buildpackage with dh-python/pybuild),
 # runs lintian, renders the man pages and builds the .rpm from packaging/sarra.spec.
+# It also installs the .deb into a throwaway root and runs its tools there with
+# /usr/bin/python3: the .deb's Python dependencies (debian/control's Depends)
+# come from the system.
 PACKAGING_DEBS=(debhelper dh-python python3-all python3-setuptools pybuild-plugin-pyproject
-                lintian man-db groff-base rpm)
+                lintian man-db groff-base rpm
+                python3-paramiko python3-pika python3-psutil python3-requests
+                python3-watchdog python3-xxhash python3-yaml)
 deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 MISSING_DEBS=()
 if have dpkg-query; then

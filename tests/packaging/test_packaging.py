@@ -1,5 +1,6 @@
 """Packaging: sdist and wheel, every tool from a fresh venv, the .deb
-(dpkg-buildpackage, its file list, lintian), the rpm spec, the man pages.
+(dpkg-buildpackage, its file list, lintian, an install into a throwaway root),
+the rpm spec, the man pages.
 
 Everything is built from a copy of the tree in a temporary directory: nothing
 is written into the repository (dpkg-buildpackage writes into the parent of
@@ -10,15 +11,33 @@ No network: the sdist and the wheel are built with ``python -m build
 wheel goes into a new venv with ``--no-deps --no-index``, and the venv finds
 the dependencies in this interpreter's site-packages through a .pth file.
 
+The .deb is installed by dpkg into a throwaway root (dpkg --root
+--force-script-chrootless --force-depends: no chroot, the maintainer scripts
+run on this machine with DPKG_ROOT set to the root), then removed and purged
+(in a second root). Spies first on PATH record what the maintainer scripts run
+and refuse what would act on this machine (users and groups, systemctl,
+deb-systemd-invoke, py3compile, py3clean, file commands on paths outside the
+root); the sarra user and group, sarra's paths, systemd's links and this
+machine's dpkg database are compared before and after. On a machine not
+running systemd, dpkg runs in a private mount namespace with its own
+/run/systemd/system, so that the scripts' systemd branches run too. In the
+root: dpkg -s, -L and --verify, the directories and unit links the postinst
+makes, and every tool run with /usr/bin/python3, sarra imported from the root
+and its dependencies from their Debian packages.
+
 The .deb and .rpm tests need dpkg-buildpackage (debhelper, dh-python,
-pybuild-plugin-pyproject, lintian) and rpmbuild; tools/setup.sh installs them.
-They are skipped, saying why, where those are missing.
+pybuild-plugin-pyproject, lintian) and rpmbuild, the installed .deb the
+Debian packages it depends on (python3-pika, python3-paramiko...);
+tools/setup.sh installs them all. The builds are skipped, saying why, where
+their tools are missing; the installed tools' tests fail without their
+dependencies.
 """
 from __future__ import annotations
 
 import configparser
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -414,6 +433,319 @@ def test_lintian_reports_no_errors(deb):
     print(proc.stdout)   # warnings are allowed: pytest -rP shows them
     errors = [line for line in proc.stdout.splitlines() if line.startswith("E:")]
     assert not errors and proc.returncode == 0, proc.stdout
+
+
+# ---------------------------------------------------------------- .deb, installed
+
+# dpkg installs the .deb into a throwaway root: no chroot, the maintainer scripts
+# run on this machine with DPKG_ROOT set to the root (dpkg(1)), as when an image
+# is built chrootless. They must act on that root only.
+#
+# Commands that act on the running system, whatever the paths: the spies put
+# before them on PATH record the call and run nothing.
+HOST_ONLY_COMMANDS = ["adduser", "addgroup", "deluser", "delgroup", "useradd", "groupadd",
+                      "usermod", "userdel", "groupdel", "systemctl", "deb-systemd-invoke",
+                      "invoke-rc.d", "update-rc.d", "service", "py3compile", "pypy3compile",
+                      "py3clean", "pypy3clean"]
+# Commands that may run on paths inside the root: their spies refuse (and record)
+# any other absolute path.
+FILE_COMMANDS = ["install", "chown", "chgrp", "chmod", "mkdir", "rm", "rmdir", "mv", "cp",
+                 "touch", "find"]
+# What an install into another root could change on this machine.
+HOST_PATHS = ["/etc/sarra", "/var/lib/sarra", "/usr/bin/sarra", "/usr/bin/dd_post",
+              "/usr/lib/python3/dist-packages/sarra", "/lib/systemd/system/sarra.service",
+              "/etc/systemd/system/multi-user.target.wants/sarra.service",
+              "/etc/systemd/system/sarra.service.wants",
+              "/var/lib/systemd/deb-systemd-helper-enabled/sarra.service.dsh-also",
+              "/var/lib/systemd/deb-systemd-helper-enabled/sarra-sanity.timer.dsh-also",
+              "/var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/sarra.service"]
+# the import name of each dependency (DEB_PYTHON_DEPENDS's keys)
+IMPORT_NAMES = {"pika": "pika", "requests": "requests", "xxhash": "xxhash",
+                "watchdog": "watchdog", "PyYAML": "yaml", "psutil": "psutil",
+                "paramiko": "paramiko"}
+HOST_PYTHON = "/usr/bin/python3"   # the .deb's scripts say #!/usr/bin/python3
+
+
+def _host_state() -> dict:
+    """What of this machine an install of sarra could change: the sarra user and
+    group, sarra's paths, systemd's links and deb-systemd-helper's state, sarra's
+    entry in the host's dpkg database."""
+    state: dict = {}
+    for path in HOST_PATHS:
+        try:
+            st = os.lstat(path)
+            state[path] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+        except FileNotFoundError:
+            state[path] = None
+    for db in ("passwd", "group"):
+        proc = _run(["getent", db, "sarra"], env=_system_env(Path("/tmp")))
+        state[f"getent {db} sarra"] = (proc.returncode, proc.stdout)
+    status = Path("/var/lib/dpkg/status").read_text(encoding="utf-8", errors="replace")
+    state["dpkg status"] = [s for s in status.split("\n\n") if s.startswith("Package: sarra\n")]
+    state["dpkg info"] = sorted((p.name, p.stat().st_mtime_ns)
+                                for p in Path("/var/lib/dpkg/info").glob("sarra.*"))
+    return state
+
+
+def _state_diff(before: dict, after: dict) -> dict:
+    return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after))
+            if before.get(k) != after.get(k)}
+
+
+def _booted_with_systemd(env: dict) -> tuple[list[str], str]:
+    """A command prefix under which /run/systemd/system exists, as on a machine
+    booted with systemd, so that the maintainer scripts' systemd branches run
+    (into the spies): a private mount namespace with its own /run."""
+    if Path("/run/systemd/system").is_dir():
+        return [], "this machine runs systemd"
+    unshare, mount, mkdir = (shutil.which(c, path=SYSTEM_PATH)
+                             for c in ("unshare", "mount", "mkdir"))
+    if not (unshare and mount and mkdir):
+        return [], "no unshare: the scripts' systemd branches did not run"
+    prefix = [unshare, "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        prefix.append("--map-root-user")
+    prefix += ["sh", "-c", f"{mount} -t tmpfs sarra-test /run && "
+                           f'{mkdir} -p /run/systemd/system && exec "$@"', "sh"]
+    probe = _run(prefix + ["test", "-d", "/run/systemd/system"], env=env)
+    if probe.returncode != 0:
+        return [], f"no private /run (unshare: {probe.stdout.strip()}): " \
+                   "the scripts' systemd branches did not run"
+    return prefix, "/run/systemd/system in a private mount namespace"
+
+
+class DpkgRoot:
+    """A throwaway root and the dpkg command that installs into it, chrootless,
+    with spies on PATH (HOST_ONLY_COMMANDS, FILE_COMMANDS) recording in calls.log."""
+
+    def __init__(self, base: Path, env: dict):
+        self.root = base / "root"
+        self.admindir = self.root / "var/lib/dpkg"
+        for d in ("info", "updates"):
+            (self.admindir / d).mkdir(parents=True)
+        for f in ("status", "available"):
+            (self.admindir / f).touch()
+        self.log = base / "calls.log"
+        self.log.touch()
+        spies = base / "spies"
+        spies.mkdir()
+        log = shlex.quote(str(self.log))
+        for name in HOST_ONLY_COMMANDS:
+            (spies / name).write_text(
+                "#!/bin/sh\n"
+                f"printf '%s\\n' \"HOST-ONLY {name} $* (DPKG_ROOT=${{DPKG_ROOT-unset}})\" >>{log}\n"
+                "exit 0\n", encoding="utf-8")
+        inside = shlex.quote(str(self.root))
+        for name in FILE_COMMANDS:
+            real = shutil.which(name, path=SYSTEM_PATH)
+            assert real, f"{name} not found in {SYSTEM_PATH}"
+            (spies / name).write_text(
+                "#!/bin/sh\n"
+                'for a in "$@"; do\n'
+                '    case "$a" in\n'
+                f"        {inside}|{inside}/*) ;;\n"
+                f"        /*) printf '%s\\n' \"REFUSED {name} $* (DPKG_ROOT=${{DPKG_ROOT-unset}})\""
+                f" >>{log}; exit 1 ;;\n"
+                "    esac\n"
+                "done\n"
+                f"printf '%s\\n' \"ran {name} $*\" >>{log}\n"
+                f"exec {shlex.quote(real)} \"$@\"\n", encoding="utf-8")
+        for spy in spies.iterdir():
+            spy.chmod(0o755)
+        self.env = dict(env, PATH=f"{spies}:{SYSTEM_PATH}")
+        self.systemd_prefix, self.systemd_note = _booted_with_systemd(self.env)
+        self.dpkg_args = ["dpkg", f"--root={self.root}", f"--admindir={self.admindir}",
+                          "--force-not-root", "--force-script-chrootless", "--force-depends",
+                          "--log=/dev/null"]
+
+    def dpkg(self, *args: str, what: str | None = None) -> str:
+        """Run dpkg ARGS on the root; fail with its output unless it succeeds."""
+        proc = _run(self.systemd_prefix + self.dpkg_args + list(args), env=self.env,
+                    timeout=120)
+        if proc.returncode != 0:   # what the maintainer scripts ran, or were refused
+            proc.stdout += "\ncommands run by the maintainer scripts (spies):\n" + \
+                "\n".join(self.calls())
+        return _ok(proc, what or "dpkg " + " ".join(args))
+
+    def query(self, *args: str) -> subprocess.CompletedProcess:
+        return _run(self.dpkg_args + list(args), env=self.env)
+
+    def calls(self) -> list[str]:
+        return self.log.read_text(encoding="utf-8").splitlines()
+
+    def assert_host_untouched(self, before: dict, output: str) -> None:
+        bad = [c for c in self.calls() if c.startswith(("HOST-ONLY", "REFUSED"))]
+        assert not bad, ("the maintainer scripts acted on this machine, not on the root "
+                         f"({self.systemd_note}):\n" + "\n".join(bad) + f"\n\ndpkg:\n{output}")
+        diff = _state_diff(before, _host_state())
+        assert not diff, f"installing into {self.root} changed this machine: {diff}\n{output}"
+
+
+@pytest.fixture(scope="module")
+def installed(deb, tmp_path_factory) -> dict:
+    """The .deb installed by dpkg -i into a throwaway root."""
+    base = tmp_path_factory.mktemp("installed")
+    before = _host_state()
+    root = DpkgRoot(base, deb["env"])
+    output = root.dpkg("-i", str(deb["deb"]), what="dpkg -i into a throwaway root")
+    return {"dpkg": root, "root": root.root, "before": before, "output": output}
+
+
+def _root_python_env(root: Path, tmp: Path) -> dict[str, str]:
+    """/usr/bin/python3 finding sarra in the root, its dependencies in the system."""
+    return {"PATH": SYSTEM_PATH, "HOME": str(tmp), "LC_ALL": "C.UTF-8",
+            "PYTHONPATH": str(root / "usr/lib/python3/dist-packages"),
+            "PYTHONNOUSERSITE": "1", "SARRA_CONFIG_DIR": str(tmp / "config"),
+            "SARRA_STATE_DIR": str(tmp / "state")}
+
+
+def _deb_python_depends_installed() -> None:
+    missing = []
+    for pkg in DEB_PYTHON_DEPENDS.values():
+        proc = _run(["dpkg-query", "-W", "-f=${Status}", pkg], env=_system_env(Path("/tmp")))
+        if proc.stdout.strip() != "install ok installed":
+            missing.append(pkg)
+    assert not missing and Path(HOST_PYTHON).exists(), \
+        f"not installed on this machine: {missing or HOST_PYTHON} (tools/setup.sh installs them)"
+
+
+def test_deb_installs_into_a_throwaway_root_without_touching_this_machine(installed):
+    root = installed["dpkg"]
+    print(root.systemd_note)
+    root.assert_host_untouched(installed["before"], installed["output"])
+    ran = root.calls()
+    print("\n".join(ran))
+    # the postinst's DPKG_ROOT branch ran (it made the root's directories)
+    assert any(c.startswith("ran install ") and f"{installed['root']}/var/lib/sarra" in c
+               for c in ran), ran
+    status = _ok(root.query("-s", "sarra"), "dpkg -s sarra (the root's database)")
+    assert "Status: install ok installed" in status, status
+    assert re.search(rf"^Version: {re.escape(__version__)}\b", status, re.M), status
+    verify = root.query("--verify", "sarra")
+    assert verify.returncode == 0 and not verify.stdout.strip(), \
+        f"dpkg --verify sarra in the root:\n{verify.stdout}"
+
+
+def test_deb_installed_files_are_in_the_root(installed, deb):
+    listing = _ok(installed["dpkg"].query("-L", "sarra"), "dpkg -L sarra (the root's database)")
+    listed = set(listing.split("\n")) - {"", "/."}
+    expected = [f"/usr/bin/{t}" for t in TOOLS]
+    expected += [f"/usr/share/man/man{p.suffix[1:]}/{p.name}.gz" for p in _repo_files("man")]
+    expected += [f"{_unit_dir(deb['files'])}/{u}" for u in UNITS]
+    expected += ["/usr/lib/python3/dist-packages/sarra/cli.py"]
+    missing = [f for f in expected if f not in listed]
+    examples = {_strip_gz(f) for f in listed if f.startswith("/usr/share/doc/sarra/examples/")}
+    missing += [f"/usr/share/doc/sarra/examples/{p}" for p in _repo_files("etc")
+                if f"/usr/share/doc/sarra/examples/{p}" not in examples]
+    assert not missing, f"dpkg -L sarra lacks {missing}:\n{listing}"
+    absent = [f for f in listed if not os.path.lexists(installed["root"] / f.lstrip("/"))]
+    assert not absent, f"listed by dpkg -L, not in {installed['root']}: {absent}"
+
+
+def test_deb_postinst_enables_the_units_and_makes_the_directories_in_the_root(installed, deb):
+    root = installed["root"]
+    for d in ("var/lib/sarra", "etc/sarra"):
+        st = (root / d).stat()
+        assert (root / d).is_dir() and st.st_mode & 0o777 == 0o750, \
+            f"{root / d}: {oct(st.st_mode)}\n{installed['output']}"
+    # the units debhelper's snippet enables; in a DPKG_ROOT install the postinst
+    # enables them itself (debian/sarra.postinst, which must name the same ones)
+    postinst = (deb["control"] / "postinst").read_text(encoding="utf-8")
+    units = re.findall(r"deb-systemd-helper enable '([^']+)'", postinst)
+    assert sorted(units) == ["sarra-sanity.timer", "sarra.service"], units
+    branch = re.search(r'for unit in ([^;]+); do\n\s+if deb-systemd-helper', postinst)
+    assert branch and sorted(branch.group(1).split()) == sorted(units), \
+        f"debian/sarra.postinst's DPKG_ROOT branch does not enable {units}"
+    unit_dir = _unit_dir(deb["files"])
+    for unit in units:
+        wanted_by = _unit(root, unit_dir, unit)["Install"]["WantedBy"]
+        link = root / "etc/systemd/system" / f"{wanted_by}.wants" / unit
+        assert link.is_symlink() and os.readlink(link) == f"{unit_dir}/{unit}", \
+            f"{unit} not enabled in the root ({link})\n{installed['output']}"
+
+
+def test_root_python_imports_sarra_from_the_root_and_its_dependencies_from_debian(
+        installed, tmp_path):
+    _deb_python_depends_installed()
+    root = installed["root"]
+    code = (
+        "import importlib, pkgutil, sys\n"
+        "import sarra\n"
+        "print(sys.prefix)\n"
+        "print(sarra.__file__)\n"
+        "bad = []\n"
+        "for m in pkgutil.walk_packages(sarra.__path__, 'sarra.'):\n"
+        "    try:\n"
+        "        importlib.import_module(m.name)\n"
+        "    except Exception as exc:\n"
+        "        bad.append(f'{m.name}: {exc!r}')\n"
+        "print(bad)\n"
+        f"for name in {sorted(IMPORT_NAMES.values())!r}:\n"
+        "    print(name, importlib.import_module(name).__file__)\n")
+    out = _ok(_run([HOST_PYTHON, "-c", code], cwd=tmp_path,
+                   env=_root_python_env(root, tmp_path)), f"{HOST_PYTHON}: import sarra")
+    lines = out.strip().splitlines()
+    assert lines[0] == "/usr", f"not the system's python: {out}"
+    assert lines[1] == f"{root}/usr/lib/python3/dist-packages/sarra/__init__.py", \
+        f"sarra imported from {lines[1]}, not from the root"
+    assert lines[2] == "[]", f"modules of the installed sarra that do not import: {lines[2]}"
+    for line in lines[3:]:
+        name, path = line.split(" ", 1)
+        assert path.startswith("/usr/lib/python3/dist-packages/"), \
+            f"{name} imported from {path}, not from its Debian package"
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_answers_help_and_version_from_the_root(installed, tool, tmp_path):
+    _deb_python_depends_installed()
+    root = installed["root"]
+    exe = root / "usr/bin" / tool
+    assert exe.read_text(encoding="utf-8").splitlines()[0] == f"#!{HOST_PYTHON}"
+    env = _root_python_env(root, tmp_path)
+    version = _run([HOST_PYTHON, str(exe), "--version"], cwd=tmp_path, env=env, timeout=60)
+    assert _ok(version, f"{HOST_PYTHON} {exe} --version").strip().endswith(__version__), \
+        version.stdout
+    helped = _run([HOST_PYTHON, str(exe), "--help"], cwd=tmp_path, env=env, timeout=60)
+    assert "usage" in _ok(helped, f"{HOST_PYTHON} {exe} --help").lower(), helped.stdout
+
+
+def test_deb_removes_and_purges_from_a_throwaway_root(deb, tmp_path):
+    """dpkg -r then --purge: the package's files, its state and the units' links go;
+    /etc/sarra is left to the administrator; this machine is untouched."""
+    before = _host_state()
+    dpkg = DpkgRoot(tmp_path, deb["env"])
+    root = dpkg.root
+    out = dpkg.dpkg("-i", str(deb["deb"]), what="dpkg -i into a throwaway root")
+    # byte code, as a run of the tools leaves it (py3clean's job, in the root)
+    _ok(_run([HOST_PYTHON, "-c", "import sarra.cli"], cwd=tmp_path,
+             env=_root_python_env(root, tmp_path)), f"{HOST_PYTHON} -c 'import sarra.cli'")
+    assert list((root / "usr/lib/python3/dist-packages/sarra").glob("__pycache__/*.pyc"))
+    for tool in ("log", "subscribe"):   # state the tools keep
+        (root / "var/lib/sarra" / tool).mkdir()
+        (root / "var/lib/sarra" / tool / "x").write_text("x", encoding="utf-8")
+    links = sorted(p.name for p in (root / "etc/systemd/system").rglob("*") if p.is_symlink())
+    assert links == ["sarra-sanity.timer", "sarra.service"], links
+
+    out += dpkg.dpkg("-r", "sarra")
+    status = dpkg.query("-s", "sarra").stdout
+    assert "Status: deinstall ok config-files" in status, status
+    files = [f for f, mode in deb["files"].items() if not mode.startswith("d")]
+    left = [f for f in files if os.path.lexists(root / f.lstrip("/"))]
+    assert not left, f"left in the root by dpkg -r: {left}\n{out}"
+    assert not (root / "usr/lib/python3/dist-packages/sarra").exists(), \
+        sorted(map(str, (root / "usr/lib/python3/dist-packages/sarra").rglob("*")))
+
+    out += dpkg.dpkg("--purge", "sarra")
+    status = dpkg.query("-s", "sarra")
+    assert status.returncode != 0 and "not installed" in status.stdout, status.stdout
+    assert not (root / "var/lib/sarra").exists(), sorted(map(str, root.rglob("*")))
+    assert (root / "etc/sarra").is_dir()   # left to the administrator
+    leftovers = [str(p) for p in (root / "etc/systemd").rglob("*") if not p.is_dir()]
+    leftovers += [str(p) for p in (root / "var/lib/systemd").rglob("*") if not p.is_dir()]
+    leftovers += [str(p) for p in (root / "usr").rglob("*")] if (root / "usr").exists() else []
+    assert not leftovers, f"left in the root by dpkg --purge: {leftovers}\n{out}"
+    assert not list(dpkg.admindir.glob("info/sarra.*"))
+    dpkg.assert_host_untouched(before, out)
 
 
 # ---------------------------------------------------------------- .rpm
