@@ -283,13 +283,46 @@ def test_add_user_then_remove_user(switch, capsys):
     assert rc == 0
     assert lines == [f"{switch.path}: removed {dave}", f"deleted exchange xr_{dave}",
                      f"deleted exchange xs_{dave}", f"deleted queue q_{dave}.subscribe.x",
-                     f"deleted user {dave}"]
+                     f"removed the permissions of {dave} on vhost /", f"deleted user {dave}"]
     assert dave not in switch.api.users()
     assert not {f"xs_{dave}", f"xr_{dave}"} & set(switch.api.exchanges())
     assert not [q for q in switch.api.queues() if q.startswith(f"q_{dave}.")]
     assert dave not in switch.path.read_text() and "# posts" in switch.path.read_text()
     rc, lines = switch.run(capsys, "check", str(switch.path))
     assert lines == switch.foreign(lines)
+
+
+def test_a_switch_on_a_vhost_of_its_own(switch, capsys):
+    """The vhost is the path of the broker URL: created, permissions there;
+    removing a user there keeps it while another switch (vhost /) has it."""
+    vhost = f"audit-{secrets.token_hex(3)}"
+    assert switch.run(capsys, "declare", str(switch.path))[0] == 0      # the switch on /
+    other = switch.path.with_name("vhost.yaml")
+    other.write_text(switch.path.read_text().replace(f"{AMQP_PORT}/", f"{AMQP_PORT}/{vhost}"))
+    try:
+        rc, lines = switch.run(capsys, "declare", str(other))
+        assert rc == 0 and lines[0] == f"created vhost {vhost}", lines
+        assert f"set permissions of {switch.alice} (source)" in lines
+        assert f"declared exchange xs_{switch.alice}" in lines
+        assert switch.run(capsys, "check", str(other)) == (0, [])
+        vapi = ManagementApi(MGMT_URL, "guest", "guest", vhost)
+        assert vapi.permissions()[switch.alice] == permissions("source", switch.alice)
+        b = make_broker(switch.url(switch.alice) + vhost)
+        b.connect()
+        switch.drivers.append(b)
+        b.publish(Outgoing(f"xs_{switch.alice}", "v02.post.a", {}, "hello"))
+        b.flush(10)
+        refused(lambda: (b.publish(Outgoing("xpublic", "v02.post.a", {}, "x")), b.flush(10)))
+        rc, lines = switch.run(capsys, "remove-user", str(other), switch.alice)
+        assert rc == 0
+        assert f"removed the permissions of {switch.alice} on vhost {vhost}" in lines
+        assert lines[-1] == f"kept user {switch.alice}: it has permissions on vhost /"
+        assert switch.alice not in vapi.permissions() and switch.alice in vapi.users()
+        assert f"xs_{switch.alice}" not in vapi.exchanges()
+        assert f"xs_{switch.alice}" in switch.api.exchanges()      # the other switch's
+        vapi.close()
+    finally:
+        switch.api.request("DELETE", f"vhosts/{vhost}", missing_ok=True)
 
 
 # --------------------------------------------------------------------------- nginx

@@ -13,9 +13,10 @@ import pytest
 from sarra.config import Credentials
 from sarra.errors import ConfigError
 from sarra.switch import XREPORT_IN, XSARRA, load_switch
+from sarra.switch import configs
 from sarra.switch.command import main
 from sarra.switch.description import (add_user_to_file, default_management_url,
-                                      remove_user_from_file)
+                                      remove_user_from_file, switch_from_data)
 from sarra.switch.nginx import site_config
 from sarra.switch.plan import (POST_KEY, REPORT_KEY, Binding, BrokerState, Permissions,
                                allowed, build_plan, differences, owned_by,
@@ -443,3 +444,186 @@ def test_main_nginx(tmp_path, capsys):
     out = tmp_path / "site.conf"
     assert main(["nginx", "--standalone", path, "-o", str(out), "--listen", "127.0.0.1:1"]) == 0
     assert "listen 127.0.0.1:1;" in out.read_text() and "http {" in out.read_text()
+
+
+# --------------------------------------------------------------------------- links
+
+LINKED = GOOD.replace("links: []", """\
+links:
+  - cluster: lab0
+    broker: amqp://lab1@switch0.example.com/
+  - cluster: lab2
+    broker: amqp://lab1@switch2.example.com:5673/
+    to_clusters: [lab1, lab3]
+    from_clusters: lab2, lab9
+""").replace("carol: subscriber", "carol: subscriber\n  lab0: link")
+
+
+def test_links_with_their_defaults(tmp_path):
+    switch = load_switch(str(write(tmp_path, LINKED)))
+    zero, two = switch.links
+    assert (zero.cluster, zero.broker, zero.exchange, zero.user) == (
+        "lab0", "amqp://lab1@switch0.example.com/", "xpublic", "lab1")
+    assert zero.to_clusters == ("lab1",) and zero.from_clusters == ("lab0",)
+    assert two.to_clusters == ("lab1", "lab3") and two.from_clusters == ("lab2", "lab9")
+    assert switch.accounts()["lab0"] == "link"
+    again = switch_from_data(switch.as_data(), "again")       # as_data reads back
+    assert again.links == switch.links
+
+
+@pytest.mark.parametrize("entry, option", [
+    ("- lab0", "links[0]"),
+    ("- {cluster: lab0}", "links[0].broker"),
+    ("- {broker: 'amqp://u@h/'}", "links[0].cluster"),
+    ("- {cluster: lab0, broker: 'amqp://h/'}", "links[0].broker"),
+    ("- {cluster: lab0, broker: 'amqp://u:pw@h/'}", "links[0].broker"),
+    ("- {cluster: lab0, broker: 'http://u@h/'}", "links[0].broker"),
+    ("- {cluster: 'a,b', broker: 'amqp://u@h/'}", "links[0].cluster"),
+    ("- {cluster: lab1, broker: 'amqp://u@h/'}", "links[0].cluster"),
+    ("- {cluster: lab0, broker: 'amqp://u@h/', to: x}", "links[0].to"),
+    ("- {cluster: lab0, broker: 'amqp://u@h/', to_clusters: []}", "links[0].to_clusters"),
+    ("- {cluster: lab0, broker: 'amqp://u@h/', from_clusters: ['a b']}",
+     "links[0].from_clusters"),
+    ("- {cluster: lab0, broker: 'amqp://u@h/'}\n  - {cluster: lab0, broker: 'amqp://v@h/'}",
+     "links[1].cluster"),
+])
+def test_bad_links_name_the_entry_and_key(tmp_path, entry, option):
+    path = write(tmp_path, GOOD.replace("links: []", f"links:\n  {entry}"))
+    with pytest.raises(ConfigError) as err:
+        load_switch(str(path))
+    assert err.value.option == option, str(err.value)
+
+
+@pytest.mark.parametrize("kind, name, expected", [
+    ("configure", "q_lab2.sara.from-lab1.x", True),
+    ("configure", "xpublic", False),
+    ("write", "q_lab2.x", True),
+    ("write", XREPORT_IN, True),       # log messages about this switch's data, back home
+    ("write", "xpublic", False),
+    ("write", XSARRA, False),
+    ("write", "xreport", False),
+    ("write", "xs_alice", False),
+    ("write", "xr_alice", False),
+    ("read", "xpublic", True),         # the posts it takes on
+    ("read", "q_lab2.x", True),
+    ("read", "xr_alice", False),       # nobody's log messages
+    ("read", "xreport", False),
+    ("read", XREPORT_IN, False),
+    ("read", XSARRA, False),
+    ("read", "q_alice.x", False),
+])
+def test_link_permissions(kind, name, expected):
+    assert can("link", "lab2", kind, name) is expected
+
+
+def test_a_link_has_no_exchanges(tmp_path):
+    switch = load_switch(str(write(tmp_path, LINKED)))
+    plan = build_plan(switch, {**PASSWORDS, "lab0": "z"})
+    assert plan.accounts["lab0"].perms == permissions("link", "lab0")
+    assert not [x for x in plan.exchanges if "lab0" in x]
+    assert not [b for b in plan.bindings if "lab0" in b.source]
+
+
+# --------------------------------------------------------------------------- vhost
+
+@pytest.mark.parametrize("broker, vhost", [
+    ("amqp://admin@localhost/", "/"), ("amqp://admin@localhost", "/"),
+    ("amqp://admin@localhost/lab2", "lab2"), ("amqp://admin@localhost/%2f", "/"),
+    ("amqp://admin@localhost:5673/a%2fb", "a/b"),
+])
+def test_vhost_is_the_path_of_the_broker_url(tmp_path, broker, vhost):
+    feeder = broker.replace("admin@", "feeder@")
+    text = GOOD.replace("amqp://admin@localhost/", broker).replace(
+        "amqp://feeder@localhost/", feeder)
+    assert load_switch(str(write(tmp_path, text))).vhost == vhost
+
+
+@pytest.mark.parametrize("feeder", ["amqp://feeder@localhost/other",
+                                    "amqp://feeder@otherhost/lab2",
+                                    "amqp://feeder@localhost:5673/lab2"])
+def test_feeder_must_be_on_the_same_broker_and_vhost(tmp_path, feeder):
+    text = GOOD.replace("amqp://admin@localhost/", "amqp://admin@localhost/lab2").replace(
+        "amqp://feeder@localhost/", feeder)
+    with pytest.raises(ConfigError) as err:
+        load_switch(str(write(tmp_path, text)))
+    assert err.value.option == "feeder"
+
+
+def test_a_missing_vhost_is_created_first(tmp_path):
+    text = GOOD.replace("@localhost/", "@localhost/lab2")
+    switch = load_switch(str(write(tmp_path, text)))
+    diffs = differences(build_plan(switch, PASSWORDS), BrokerState({}, {}, {}, set(), False),
+                        switch.vhost)
+    assert diffs[0].problem == "missing vhost lab2"
+    assert diffs[0].action == ("put_vhost", "lab2")
+    assert "user alice has no permissions on vhost lab2" in [d.problem for d in diffs]
+
+
+# --------------------------------------------------------------------------- configs
+
+def _conf(text: str) -> dict[str, str]:
+    rows = [ln.split(None, 1) for ln in text.splitlines() if ln and not ln.startswith("#")]
+    return {k: v for k, v in rows}
+
+
+def test_configs_of_the_switch_and_its_links(tmp_path):
+    from sarra.config.loader import load_config
+    from sarra.components import PRESETS
+    switch = load_switch(str(write(tmp_path, LINKED)))
+    files = configs.component_configs(switch)
+    assert sorted(files) == ["sara/from-lab0.conf", "sara/from-lab2.conf", "sara/switch.conf",
+                             "shovel/logs-to-lab0.conf", "shovel/logs-to-lab2.conf",
+                             "shovel/logs.conf"]
+    sara = _conf(files["sara/switch.conf"])
+    assert sara["broker"] == "amqp://feeder@localhost/" and sara["exchange"] == "xsarra"
+    assert sara["source_from_exchange"] == "on" and sara["cluster"] == "lab1"
+    assert sara["directory"] == "/var/lib/sarra/data/${SOURCE}"
+    assert sara["post_base_url"] == "http://localhost:8090/"
+    assert _conf(files["shovel/logs.conf"])["post_exchange"] == "xreport,xr_${SOURCE}"
+    take = _conf(files["sara/from-lab2.conf"])
+    assert take["broker"] == "amqp://lab1@switch2.example.com:5673/"
+    assert take["msg_to_clusters"] == "lab1,lab3" and take["cluster"] == "lab1"
+    assert take["directory"] == "/var/lib/sarra/data" and "source_from_exchange" not in take
+    back = _conf(files["shovel/logs-to-lab2.conf"])
+    assert (back["exchange"], back["msg_to_clusters"], back["post_broker"],
+            back["post_exchange"]) == ("xreport", "lab2,lab9",
+                                       "amqp://lab1@switch2.example.com:5673/", "xreport_in")
+    cdir = tmp_path / "cfg"
+    for rel, text in files.items():      # every file is a valid configuration of its tool
+        path = cdir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        tool = rel.split("/")[0]
+        load_config(tool, str(path), [], PRESETS.get(tool))
+
+
+def test_configs_written_once_hand_edits_kept(tmp_path):
+    switch = load_switch(str(write(tmp_path, LINKED)))
+    creds = tmp_path / "credentials.conf"
+    creds.write_text("amqp://feeder:f@localhost/\n")
+    cdir = tmp_path / "cfg"
+    first = configs.write_configs(switch, str(cdir), credentials=Credentials(str(creds)))
+    assert len(first.done) == 6
+    assert [n for n in first.notes if "no password" in n] == [
+        "no password for amqp://lab1@switch0.example.com/ in "
+        f"{creds}: sara/from-lab0, shovel/logs-to-lab0 cannot log in",
+        "no password for amqp://lab1@switch2.example.com:5673/ in "
+        f"{creds}: sara/from-lab2, shovel/logs-to-lab2 cannot log in"]
+    again = configs.write_configs(switch, str(cdir), credentials=Credentials(str(creds)))
+    assert again.done == []
+    mine = cdir / "sara" / "switch.conf"
+    mine.write_text("broker amqp://feeder@localhost/\nexchange xsarra\n")   # taken over
+    (cdir / "sara" / "from-lab2.conf").unlink()
+    only_two = switch_from_data({**switch.as_data(), "links": switch.as_data()["links"][:1]},
+                                switch.path)
+    third = configs.write_configs(only_two, str(cdir), credentials=Credentials(str(creds)))
+    assert third.done == []
+    assert f"kept {mine}: not written by dd_audit (--force replaces it)" in third.notes
+    assert mine.read_text().startswith("broker")
+    stale = [n for n in third.notes if "no such link" in n]
+    assert stale == [f"{cdir}/shovel/logs-to-lab2.conf: no such link in the description any "
+                     "more: `sarra stop shovel/logs-to-lab2`, then remove it"]
+    forced = configs.write_configs(only_two, str(cdir), force=True,
+                                   credentials=Credentials(str(creds)))
+    assert forced.done == [f"wrote {mine}"]
+    assert mine.read_text().startswith(configs.MARK)
