@@ -50,11 +50,13 @@ def write(tmp_path: Path, text: str, name: str = "switch.yaml") -> Path:
 def test_example_loads():
     switch = load_switch(str(EXAMPLE))
     assert switch.cluster == "lab1"
-    assert switch.users == {"alice": "source", "carol": "subscriber"}
+    assert switch.users == {"alice": "source", "carol": "subscriber", "lab2": "link"}
     assert switch.management_url == "http://localhost:15672/api"
     assert switch.accounts() == {"admin": "admin", "feeder": "feeder",
-                                 "alice": "source", "carol": "subscriber"}
-    assert switch.links == [] and switch.path == str(EXAMPLE)
+                                 "alice": "source", "carol": "subscriber", "lab2": "link"}
+    assert [(k.cluster, k.broker) for k in switch.links] == [
+        ("lab0", "amqp://lab1@switch0.example.com/")]
+    assert switch.path == str(EXAMPLE)
 
 
 def test_good_description(tmp_path):
