@@ -5,9 +5,9 @@ dd_watch, to A's public exchange, served by A's nginx), pulled by a link
 verified by a subscriber of B. Throughput of a burst, latency of files
 written one by one (p50/p95/max from close on A to verified on B).
 
-The two switches are two vhosts of the local RabbitMQ (see
-tests/integration/test_links.py for why); the guest account plays every part.
-Needs RabbitMQ (management plugin) and nginx (tools/setup.sh).
+Switch A is the local RabbitMQ (127.0.0.1:5672), switch B a second RabbitMQ
+node started for the run (tools/localrabbit.py, its own ports); the guest
+account plays every part. Needs RabbitMQ and nginx (tools/setup.sh).
 Usage: python bench/bench_links.py [--files 1000] [--latency 200] [--gap-ms 20]
 """
 import argparse
@@ -17,9 +17,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
-
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,8 +26,7 @@ from bench.bench_watch import pct  # noqa: E402
 from bench.common import BROKER, cli, count_files, env_dirs, wait_until  # noqa: E402
 from tests.integration.flowkit import exchanges  # noqa: E402
 from tools.localnginx import start_nginx  # noqa: E402
-
-API, GUEST = "http://127.0.0.1:15672/api", ("guest", "guest")
+from tools.localrabbit import start_rabbit  # noqa: E402
 
 
 def main() -> None:
@@ -41,17 +37,16 @@ def main() -> None:
     ap.add_argument("--gap-ms", type=float, default=20)
     args = ap.parse_args()
     tag = f"l{os.getpid()}"
-    vb = f"bench-b-{tag}"
-    requests.put(f"{API}/vhosts/{quote(vb)}", auth=GUEST, timeout=10).raise_for_status()
-    requests.put(f"{API}/permissions/{quote(vb)}/guest", auth=GUEST, timeout=10,
-                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    broker_b = f"amqp://guest@127.0.0.1:5672/{vb}"
     a_pub = f"xpublic_{tag}"
     exchanges(a_pub)
     procs = []
     with tempfile.TemporaryDirectory(prefix="sarra-bench-links-") as t:
         tmp = Path(t)
+        node_b = start_rabbit(tmp / "rabbit-b", f"bench_b_{tag}", management=False)
+        broker_b = node_b.url(password=None)
         env_dirs(tmp)
+        with open(Path(os.environ["SARRA_CONFIG_DIR"]) / "credentials.conf", "a") as f:
+            f.write(node_b.url() + "\n")
         a_tree, b_tree, sub = tmp / "a", tmp / "b", tmp / "sub"
         for d in (a_tree / "burst", a_tree / "lat", b_tree):
             d.mkdir(parents=True)
@@ -110,7 +105,7 @@ def main() -> None:
             for tool, name in (("sara", "link"), ("subscribe", "onb")):
                 cli(tool, "cleanup", name)
             exchanges(a_pub, delete=True)
-            requests.delete(f"{API}/vhosts/{quote(vb)}", auth=GUEST, timeout=10)
+            node_b.close()
             a_web.stop()
             b_web.stop()
     ms = [1000 * (landed[k] - closed[k]) for k in landed]
