@@ -4,7 +4,7 @@ Scheme: http(s)://<broker host>:15672/api (the ``rabbitmq_management``
 plugin; ``tools/setup.sh`` enables it). Capabilities: users with password
 and tags, the switch's vhost (``/`` by default) and permissions on it, topic
 exchanges, exchange-to-exchange bindings, queue listing and deletion.
-Requires: requests.
+HTTP through sarra.transfer.http.JsonClient (requests).
 
 The HTTP API rather than ``rabbitmqctl`` or AMQP: it works against a remote
 broker with the administrator account of the switch description, needs
@@ -18,9 +18,8 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
-from ..errors import BrokerError
+from ..errors import BrokerError, TransferError
+from ..transfer.http import JsonClient
 from .description import Switch
 from .plan import (ROUTERS, Account, Binding, BrokerState, Difference,
                    Permissions, build_plan, differences, owned_by)
@@ -42,15 +41,12 @@ class ManagementApi:
                  timeout: float = 15.0):
         self.url = url.rstrip("/")
         self.user = user
-        self.timeout = timeout
-        self._session = requests.Session()
-        self._session.trust_env = False     # no proxies or .netrc for the admin API
-        self._session.auth = (user, password)
+        self._client = JsonClient(user, password, timeout)
         self.vhost = vhost
         self._vhost = _q(vhost)
 
     def close(self) -> None:
-        self._session.close()
+        self._client.close()
 
     def __enter__(self) -> "ManagementApi":
         return self
@@ -62,29 +58,22 @@ class ManagementApi:
                 missing_ok: bool = False) -> Any:
         url = f"{self.url}/{path}"
         try:
-            reply = self._session.request(method, url, json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
+            status, answer = self._client.call(method, url, body)
+        except TransferError as exc:
+            if not exc.recoverable:
+                raise BrokerError(str(exc)) from exc
             raise BrokerError(f"cannot reach the management API at {self.url}: "
-                              f"{exc.__class__.__name__}; {PLUGIN_HINT}",
-                              recoverable=True) from exc
-        if reply.status_code == 404 and missing_ok:
+                              f"{exc}; {PLUGIN_HINT}", recoverable=True) from exc
+        if status == 404 and missing_ok:
             return None
-        if reply.status_code == 401:
+        if status == 401:
             raise BrokerError(f"{self.url}: the management API refused the login of "
                               f"'{self.user}' (wrong password, or not an administrator)")
-        if reply.status_code >= 400:
-            try:
-                reason = reply.json().get("reason", reply.text)
-            except ValueError:
-                reason = reply.text
-            raise BrokerError(f"{method} {url}: {reply.status_code} {reason}".strip(),
-                              recoverable=reply.status_code >= 500)
-        if not reply.content:
-            return None
-        try:
-            return reply.json()
-        except ValueError as exc:
-            raise BrokerError(f"{method} {url}: not a JSON answer") from exc
+        if status >= 400:
+            reason = answer.get("reason", "") if isinstance(answer, dict) else answer
+            raise BrokerError(f"{method} {url}: {status} {reason or ''}".strip(),
+                              recoverable=status >= 500)
+        return answer
 
     # -- reading ---------------------------------------------------------
     def users(self) -> dict[str, dict]:
