@@ -1,6 +1,8 @@
 """Each tool as a few defaults and a choice of stages over the one Flow."""
 import os
+import re
 
+from . import service
 from .broker import make_broker
 from .config import paths
 from .errors import ConfigError
@@ -34,6 +36,26 @@ def instance() -> int:
     """The instance number a daemon was started as; 0 for a foreground run
     (its retry queue and metrics never mix with a started instance's)."""
     return int(os.environ.get("SARRA_INSTANCE", "0") or 0)
+
+
+RETRY_FILE = re.compile(r"^retry\.(\d+)\.jsonl$")
+
+
+def _retry_queue(tool: str, cfg) -> RetryQueue:
+    """This instance's retry queue. Instance 1 also takes over the queues of
+    instances beyond ``instances`` that no longer run (``instances`` was
+    lowered): their failed messages are tried again, not stranded."""
+    n = instance()
+    path = paths.state_path(tool, cfg.key, f"retry.{n:02d}.jsonl")
+    queue = RetryQueue(path, cfg.retry_ttl, cfg.retry_delay, max_tries=cfg.retry_max)
+    if n == 1:
+        folder = os.path.dirname(path)
+        for name in sorted(os.listdir(folder)):
+            m = RETRY_FILE.match(name)
+            if m and int(m.group(1)) > cfg.instances and not service.alive(
+                    tool, cfg.key, int(m.group(1))):
+                queue.adopt(os.path.join(folder, name))
+    return queue
 
 
 def _poster(cfg, url: str | None) -> Publisher | None:
@@ -105,8 +127,7 @@ def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
     if cfg.report_back:
         reporter = Reporter(None, cfg.report_exchange or f"xs_{source.user}", source.user,
                             cfg.hostname)
-    retry = RetryQueue(paths.state_path(tool, cfg.key, f"retry.{instance():02d}.jsonl"),
-                       cfg.retry_ttl, cfg.retry_delay, max_tries=cfg.retry_max)
+    retry = _retry_queue(tool, cfg)
     post_url = cfg.resolve_url("post_broker")
     if post_url and not cfg.post_base_url:
         raise ConfigError("post_broker is set but not post_base_url: re-posts need "
@@ -150,8 +171,7 @@ def sender_flow(cfg) -> Flow:
     if cfg.report_back:
         reporter = Reporter(None, cfg.report_exchange or f"xs_{source.user}", source.user,
                             cfg.hostname)
-    retry = RetryQueue(paths.state_path("sender", cfg.key, f"retry.{instance():02d}.jsonl"),
-                       cfg.retry_ttl, cfg.retry_delay, max_tries=cfg.retry_max)
+    retry = _retry_queue("sender", cfg)
     post_url = cfg.resolve_url("post_broker")
     if post_url and not cfg.post_base_url:
         raise ConfigError("post_broker is set but not post_base_url: re-posts need the "

@@ -54,11 +54,17 @@ def _ours(pid: int, tool: str, config: str) -> bool:
     return b"sarra.cli" in argv and tool.encode() in argv and config in names
 
 
+def alive(tool: str, config: str, n: int) -> int | None:
+    """The pid of instance ``n`` when it runs."""
+    pid = _read_pid(pid_file(tool, config, n))
+    return pid if pid and _alive(pid) and _ours(pid, tool, config) else None
+
+
 def running(tool: str, config: str, instances: int) -> dict[int, int]:
     out = {}
     for n in range(1, max(instances, 1) + 1):
-        pid = _read_pid(pid_file(tool, config, n))
-        if pid and _alive(pid) and _ours(pid, tool, config):
+        pid = alive(tool, config, n)
+        if pid:
             out[n] = pid
     return out
 

@@ -55,6 +55,21 @@ class RetryQueue:
     def __len__(self) -> int:
         return len(self._items)
 
+    def adopt(self, path: str) -> int:
+        """Take over the entries of another queue's file (an instance that
+        is no more, after ``instances`` was lowered), saved here before that
+        file is removed: a crash in between repeats them, never loses them.
+        Returns how many were taken."""
+        other = RetryQueue(path)._items
+        if other:
+            self._items.extend(other)
+            self._dirty = True
+            self.save()
+            log.warning("%s: took over %d retry entries of %s (an instance that is no "
+                        "more)", self.path, len(other), path)
+        os.unlink(path)
+        return len(other)
+
     def put(self, msgs: list[Message], tries: dict[int, int]) -> list[Message]:
         """Queue messages whose work failed (each after ``tries`` attempts);
         returns those given up (older than ``ttl``, or tried ``max_tries``

@@ -238,3 +238,30 @@ def test_a_source_may_not_have_the_switch_copy_its_local_files(tmp_path):
     places = flow.filter(wl)
     assert wl.rejected == [secret] and wl.outcome(secret).code == 403
     assert id(fine) in places and fine.headers["source"] == "alice"
+
+
+def test_instance_1_takes_over_the_retry_queues_of_instances_no_more(tmp_path, monkeypatch):
+    """instances lowered from 3 to 1: the failed messages of instances 2 and
+    3 are tried again by instance 1, not stranded in their files."""
+    from sarra.components import _retry_queue
+    from sarra.config import load_config, paths
+    monkeypatch.setenv("SARRA_STATE_DIR", str(tmp_path / "state"))
+    conf = tmp_path / "sub.conf"
+    conf.write_text("broker amqp://u@h/\ndirectory /tmp/x\ninstances 1\n")
+    cfg = load_config("subscribe", str(conf))
+    for n, names in ((2, ["a", "b"]), (3, ["c"])):
+        q = RetryQueue(paths.state_path("subscribe", cfg.key, f"retry.{n:02d}.jsonl"),
+                       base_delay=0)
+        msgs = [post(x) for x in names]
+        q.put(msgs, {id(m): 2 for m in msgs})
+        q.save()
+    monkeypatch.setenv("SARRA_INSTANCE", "0")        # a foreground run adopts nothing
+    assert len(_retry_queue("subscribe", cfg)) == 0
+    monkeypatch.setenv("SARRA_INSTANCE", "1")
+    q = _retry_queue("subscribe", cfg)
+    taken, tries = q.take_due(10)
+    assert sorted(m.relpath for m in taken) == ["a", "b", "c"]
+    assert set(tries.values()) == {2}
+    folder = os.path.dirname(q.path)
+    assert sorted(f for f in os.listdir(folder) if f.startswith("retry.")) == ["retry.01.jsonl"]
+    assert len(RetryQueue(q.path)) == 3                 # saved before the others went
