@@ -54,6 +54,7 @@ class RabbitNode:
     amqp_port: int
     http_port: int
     dist_port: int
+    management: bool = True
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -114,7 +115,7 @@ class RabbitNode:
             out.close()
         deadline = time.monotonic() + timeout
         while not (port_open("127.0.0.1", self.amqp_port, 0.3)
-                   and port_open("127.0.0.1", self.http_port, 0.3)):
+                   and (not self.management or port_open("127.0.0.1", self.http_port, 0.3))):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 text = (self.home / "server.out").read_text(errors="replace")
                 self.close()
@@ -149,7 +150,7 @@ def start_rabbit(home: Path, name: str, management: bool = True) -> RabbitNode:
     """A started private node named ``name`` whose files live in ``home``."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
-    node = RabbitNode(name, home, free_port(), free_port(), free_port())
+    node = RabbitNode(name, home, free_port(), free_port(), free_port(), management)
     (home / "rabbitmq.conf").write_text(_CONF.format(amqp=node.amqp_port, http=node.http_port))
     (home / "enabled_plugins").write_text("[rabbitmq_management]." if management else "[].")
     (home / "rabbitmq-env.conf").write_text("")
