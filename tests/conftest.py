@@ -1,25 +1,33 @@
 """Fixtures for every suite: a private sarra home, unique names, process cleanup.
 
-Server fixtures (amqp_url, nginx, rabbitmq_ctl) live in tests/integration/conftest.py.
+Servers every suite may start are here (nginx, rabbit_node: private RabbitMQ
+nodes); amqp_url, rabbitmq_ctl and sshd live in tests/integration/conftest.py;
+those of the tests that run the guides in tests/guides/conftest.py.
 """
 from __future__ import annotations
 
 import os
 import secrets
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
-from tests.helpers import AMQP_URL, ProcessRegistry, _kill_started, kill_processes_with_env
+from tests.helpers import (AMQP_URL, SETUP_HINT, ProcessRegistry, _kill_started, find_program,
+                           kill_processes_with_env)
+from tools.localnginx import NginxServer, start_nginx
+from tools.localrabbit import RabbitNode, find_script, start_rabbit
 
-_INTEGRATION_DIR = Path(__file__).parent / "integration"
+_INTEGRATION_DIRS = (Path(__file__).parent / "integration", Path(__file__).parent / "guides")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Everything under tests/integration/ carries the ``integration`` marker."""
+    """Everything under tests/integration/ and tests/guides/ (the guides run
+    against real servers) carries the ``integration`` marker."""
     for item in items:
-        if _INTEGRATION_DIR in Path(item.path).parents:
+        if any(d in Path(item.path).parents for d in _INTEGRATION_DIRS):
             item.add_marker(pytest.mark.integration)
 
 
@@ -95,3 +103,75 @@ def _no_leaked_processes():
     tests.helpers.start_tool / ProcessRegistry that is still running at its end."""
     yield
     _kill_started()
+
+
+# --------------------------------------------------------------------------- servers
+# (failures, not skips, when missing: run ``bash tools/setup.sh`` first)
+
+# --------------------------------------------------------------------------- nginx
+
+@pytest.fixture
+def nginx(tmp_path_factory) -> Callable[..., NginxServer]:
+    """Factory: ``nginx(root_dir, workers='auto', extra='') -> NginxServer``.
+
+    Starts a real nginx (master + workers, ``daemon off``) on a free
+    127.0.0.1 port serving ``root_dir`` (autoindex off, sendfile on, Range
+    supported); every file it writes lives in a private temp dir outside the
+    test's tmp_path. ``extra`` is raw nginx text inserted in the server block
+    (e.g. locations). All instances are stopped at teardown.
+    """
+    binary = find_program("nginx")
+    if binary is None:
+        pytest.fail(f"nginx not found: {SETUP_HINT}", pytrace=False)
+    servers: list[NginxServer] = []
+
+    def start(root_dir, workers: str | int = "auto", extra: str = "") -> NginxServer:
+        root = Path(root_dir).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_path_factory.mktemp("nginx")
+        try:
+            server = start_nginx(tmp, root, workers, extra, binary)
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# --------------------------------------------------------------------------- more brokers
+
+
+@pytest.fixture(scope="session")
+def rabbit_node(tmp_path_factory) -> Callable[[str], RabbitNode]:
+    """Factory: ``rabbit_node(name) -> RabbitNode``, a private RabbitMQ node
+    (own AMQP and management ports on 127.0.0.1, own data; guest/guest)
+    started on first use and shared by the session under that name: a
+    second and third switch for the tests of links. A test that stops one
+    (``node.stop()``) starts it again. All are stopped at the end."""
+    if find_script("rabbitmq-server") is None:
+        pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
+    nodes: dict[str, RabbitNode] = {}
+
+    def get(name: str) -> RabbitNode:
+        node = nodes.get(name)
+        if node is None:
+            try:
+                # a unique Erlang node name: one left running by an interrupted
+                # run does not stand in the way
+                node = nodes[name] = start_rabbit(tmp_path_factory.mktemp(f"rabbit_{name}"),
+                                                  f"sarra_{name}_{secrets.token_hex(3)}")
+            except RuntimeError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        else:
+            node.start()        # left stopped by an earlier test
+        return node
+
+    yield get
+    closing = [threading.Thread(target=node.close) for node in nodes.values()]
+    for thread in closing:      # each takes seconds, mostly waiting: all at once
+        thread.start()
+    for thread in closing:
+        thread.join()

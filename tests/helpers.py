@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,14 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- waiting
+
+SETUP_HINT = "run `bash tools/setup.sh` (installs and starts RabbitMQ and nginx)"
+
+
+def find_program(name: str) -> str | None:
+    """A server's binary (nginx, rabbitmqctl...), also from the sbin directories."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float = 0.05,
              what: str = "condition") -> Any:

@@ -108,7 +108,7 @@ class RabbitNode:
             raise RuntimeError("rabbitmq-server not found: run `bash tools/setup.sh`")
         out = open(self.home / "server.out", "ab")
         try:
-            self.proc = subprocess.Popen([script], env=self.env(), stdout=out,
+            self.proc = subprocess.Popen([script], env=self.env(), stdout=out, cwd=self.home,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True)
         finally:

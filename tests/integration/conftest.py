@@ -1,5 +1,6 @@
 """Fixtures for integration tests against real servers: RabbitMQ on
-127.0.0.1:5672 (guest/guest) and private nginx instances.
+127.0.0.1:5672 (guest/guest), its application stopped and started, a
+private sshd. (nginx and private RabbitMQ nodes: tests/conftest.py.)
 
 Missing servers are failures, not skips: run ``bash tools/setup.sh`` first.
 """
@@ -8,18 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from tools.localnginx import NginxServer, start_nginx
-from tests.helpers import (AMQP_HOST, AMQP_PORT, AMQP_URL, port_open, stop_process, tail,
-                           wait_for)
-
-SETUP_HINT = "run `bash tools/setup.sh` (installs and starts RabbitMQ and nginx)"
+from tests.helpers import (AMQP_HOST, AMQP_PORT, AMQP_URL, SETUP_HINT, find_program,
+                           port_open, stop_process, tail, wait_for)
 
 
 # --------------------------------------------------------------------------- RabbitMQ
@@ -40,15 +36,11 @@ def _root_prefix() -> list[str]:
     return ["sudo", "-n"] if shutil.which("sudo") else []
 
 
-def _find_program(name: str) -> str | None:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
-
-
 class RabbitCtl:
     """Stop and start the RabbitMQ application (the node keeps running)."""
 
     def __init__(self) -> None:
-        ctl = _find_program("rabbitmqctl")
+        ctl = find_program("rabbitmqctl")
         if ctl is None:
             pytest.fail(f"rabbitmqctl not found: {SETUP_HINT}", pytrace=False)
         self.ctl = ctl
@@ -97,39 +89,6 @@ def rabbitmq_ctl(amqp_url) -> RabbitCtl:
     yield ctl
     if ctl.stopped or not port_open(AMQP_HOST, AMQP_PORT, 1):
         ctl.start_app()
-
-
-# --------------------------------------------------------------------------- nginx
-
-@pytest.fixture
-def nginx(tmp_path_factory) -> Callable[..., NginxServer]:
-    """Factory: ``nginx(root_dir, workers='auto', extra='') -> NginxServer``.
-
-    Starts a real nginx (master + workers, ``daemon off``) on a free
-    127.0.0.1 port serving ``root_dir`` (autoindex off, sendfile on, Range
-    supported); every file it writes lives in a private temp dir outside the
-    test's tmp_path. ``extra`` is raw nginx text inserted in the server block
-    (e.g. locations). All instances are stopped at teardown.
-    """
-    binary = _find_program("nginx")
-    if binary is None:
-        pytest.fail(f"nginx not found: {SETUP_HINT}", pytrace=False)
-    servers: list[NginxServer] = []
-
-    def start(root_dir, workers: str | int = "auto", extra: str = "") -> NginxServer:
-        root = Path(root_dir).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_path_factory.mktemp("nginx")
-        try:
-            server = start_nginx(tmp, root, workers, extra, binary)
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 # --------------------------------------------------------------------------- sshd
@@ -196,7 +155,7 @@ def sshd(tmp_path_factory) -> SshdServer:
     passwords). Log in as ``sshd.user`` with ``sshd.keyfile``: add
     ``sshd.credentials`` to credentials.conf. Stopped at the end of the session."""
     import getpass
-    binary = _find_program("sshd")
+    binary = find_program("sshd")
     if binary is None or shutil.which("ssh-keygen") is None:
         pytest.fail(f"sshd or ssh-keygen not found: {SETUP_HINT} (openssh-server)",
                     pytrace=False)
@@ -230,38 +189,3 @@ def sshd(tmp_path_factory) -> SshdServer:
     yield SshdServer("127.0.0.1", port, getpass.getuser(), tmp / "client_key", log, proc)
     stop_process(proc, timeout=10)
 
-
-# --------------------------------------------------------------------------- more brokers
-
-from tools.localrabbit import RabbitNode, find_script, start_rabbit  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def rabbit_node(tmp_path_factory) -> Callable[[str], RabbitNode]:
-    """Factory: ``rabbit_node(name) -> RabbitNode``, a private RabbitMQ node
-    (own AMQP and management ports on 127.0.0.1, own data; guest/guest)
-    started on first use and shared by the session under that name: a
-    second and third switch for the tests of links. A test that stops one
-    (``node.stop()``) starts it again. All are stopped at the end."""
-    if find_script("rabbitmq-server") is None:
-        pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
-    nodes: dict[str, RabbitNode] = {}
-
-    def get(name: str) -> RabbitNode:
-        node = nodes.get(name)
-        if node is None:
-            try:
-                node = nodes[name] = start_rabbit(tmp_path_factory.mktemp(f"rabbit_{name}"),
-                                                  f"sarra_{name}")
-            except RuntimeError as exc:
-                pytest.fail(str(exc), pytrace=False)
-        else:
-            node.start()        # left stopped by an earlier test
-        return node
-
-    yield get
-    closing = [threading.Thread(target=node.close) for node in nodes.values()]
-    for thread in closing:      # each takes seconds, mostly waiting: all at once
-        thread.start()
-    for thread in closing:
-        thread.join()

@@ -1,7 +1,15 @@
 """The guides cannot go stale: every sarra command in their shell blocks
 parses (tool, action, options and their values), and every configuration
-block uses options that exist for some tool. (The flows they describe run in
-tests/integration; these checks hold the text to the code.)"""
+block uses options that exist for some tool, in every guide (hooks.md,
+sender.md and switch.md included).
+
+These checks hold the text to the code without running anything. The
+guides' walk-throughs are run, block by block in order, against real
+servers, by tests/guides: test_admin_guide.py (doc/admin-guide.md, "Set up
+a switch from a vanilla Debian machine"), test_user_guide.py
+(doc/user-guide.md and README.md), with the runner in tests/guides/runner.py
+(the ``<!-- guide: ... -->`` comments in the markdown place files, machines
+and skips)."""
 import re
 import shlex
 from pathlib import Path

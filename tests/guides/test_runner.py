@@ -1,0 +1,111 @@
+"""The guide runner itself (tests/guides/runner.py): how a guide is read into
+steps, and what a machine substitutes. No server needed."""
+from __future__ import annotations
+
+import pytest
+
+from tests.guides.runner import GuideError, GuideRunner, Machine, parse_guide
+from tests.helpers import REPO_ROOT
+
+GUIDE = """\
+# A guide
+
+<!-- guide: machine one -->
+```sh
+echo first
+```
+
+A file:
+
+<!-- guide: file ~/.config/x.conf -->
+
+```
+broker amqp://u@switch.example.com/
+```
+
+An output sample:
+
+```
+not run
+```
+
+<!-- guide: machine two -->
+## Section
+
+<!-- guide: skip shown for another installation -->
+```sh
+apt-get install sarra
+```
+
+```sh
+cat ~/.config/x.conf
+```
+
+## Stop here
+
+```sh
+echo never
+```
+"""
+
+
+def test_a_guide_is_read_into_steps(tmp_path):
+    path = tmp_path / "g.md"
+    path.write_text(GUIDE)
+    steps = parse_guide(path, stop="## Stop here")
+    assert [(s.kind, s.machine, s.section) for s in steps] == [
+        ("sh", "one", "A guide"), ("file", "one", "A guide"),
+        ("skip", "two", "Section"), ("sh", "two", "Section")]
+    assert steps[1].path == "~/.config/x.conf"
+    assert steps[2].reason == "shown for another installation"
+    assert steps[2].where() == "g.md:26 (Section)"
+    assert [s.kind for s in parse_guide(path, start="## Section")] == ["skip", "sh", "sh"]
+
+
+@pytest.mark.parametrize("text,error", [
+    ("<!-- guide: file ~/x -->\n\n\n```\nx\n```\n", "not just above a block"),
+    ("<!-- guide: skip why -->\n```\nx\n```\n", "skip before a non-sh block"),
+    ("<!-- guide: mahcine x -->\n", "unknown guide directive 'mahcine'"),
+    ("```sh\nnot closed\n", "block not closed"),
+    ("text\n<!-- guide: file ~/x -->\n", "not followed by a block"),
+])
+def test_misplaced_or_misspelt_directives_are_errors(tmp_path, text, error):
+    path = tmp_path / "g.md"
+    path.write_text(text)
+    with pytest.raises(GuideError, match=error):
+        parse_guide(path)
+
+
+def test_a_machine_substitutes_in_one_pass_and_runs_in_its_sandbox(tmp_path):
+    machine = Machine("m", tmp_path / "m", paths=["/srv/data", "/data"],
+                      subs={"@switch.example.com/": "@127.0.0.1:5999/"})
+    text = "dd_post -pb amqp://u@switch.example.com/ -pbd /srv/data /data/x http://h/data/y"
+    assert machine.substitute(text) == (
+        f"dd_post -pb amqp://u@127.0.0.1:5999/ -pbd {machine.root}/srv/data "
+        f"{machine.root}/data/x http://h/data/y")
+    assert machine.path("/srv/data/a") == machine.root / "srv" / "data" / "a"
+    assert machine.path("~/.config/sarra") == machine.home / ".config" / "sarra"
+    with pytest.raises(GuideError):
+        machine.path("/etc/elsewhere")
+    assert machine.unused_substitutions() == []
+    # the shell state carries from one command to the next, as in one terminal
+    assert machine.sh("export GREETING=hello; mkdir -p /srv/data; cd /srv/data").returncode == 0
+    result = machine.sh('echo "$GREETING $PWD"; sudo apt-get install -y x')
+    assert result.stdout == f"hello {machine.root}/srv/data\n"
+    assert machine.calls() == ["sudo apt-get install -y x", "apt-get install -y x"]
+    # a failing command in the middle of a block stops it (bash -e -o pipefail)
+    assert machine.sh("false | cat\necho not reached").returncode == 1
+
+
+def test_a_failing_step_names_the_guide_line(tmp_path):
+    path = tmp_path / "g.md"
+    path.write_text("# G\n\n```sh\nexit 3\n```\n")
+    runner = GuideRunner(parse_guide(path), {"local": Machine("local", tmp_path / "l")})
+    with pytest.raises(GuideError, match=r"g.md:3 \(G\) on machine local: exited 3"):
+        runner.run_to_end()
+
+
+@pytest.mark.parametrize("guide", ["README.md", "doc/user-guide.md", "doc/admin-guide.md"])
+def test_the_guides_directives_are_well_placed(guide):
+    steps = parse_guide(REPO_ROOT / guide)
+    assert any(s.kind == "sh" for s in steps)
