@@ -122,7 +122,7 @@ class WatchSource:
         """Compare the tree with what was announced before: on a first run
         record it (or announce it all with post_on_start); on a restart
         announce what changed, appeared or vanished meanwhile."""
-        first_run = len(self.state) == 0
+        first_run = not self.state.started
         announce = self.cfg.post_on_start or not first_run
         listing = scan(self.roots, self.cfg.follow_symlinks)
         now = time.monotonic()
@@ -137,6 +137,7 @@ class WatchSource:
             else:
                 self.state.put(path, e.size, e.mtime_ns, None)
         self.state.commit()            # the record of what is there (nothing posted)
+        self.state.mark_started()
         for root in self.roots:        # deletions: committed when their posts are (ack)
             for path, row in self.state.under(root):
                 if path not in listing:

@@ -28,6 +28,16 @@ class WatchState:
                          "size INTEGER, mtime_ns INTEGER, sum TEXT, link TEXT)")
         self._db.commit()
 
+    @property
+    def started(self) -> bool:
+        """Whether a start recorded the tree already, even an empty one (a
+        start after that announces what appeared meanwhile)."""
+        return self._db.execute("PRAGMA user_version").fetchone()[0] > 0 or len(self) > 0
+
+    def mark_started(self) -> None:
+        self._db.execute("PRAGMA user_version = 1")
+        self._db.commit()
+
     def __len__(self) -> int:
         return self._db.execute("SELECT count(*) FROM files").fetchone()[0]
 

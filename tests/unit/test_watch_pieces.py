@@ -65,6 +65,19 @@ def test_state_commits_only_when_told(tmp_path):
     again.close()
 
 
+def test_state_remembers_a_first_start_on_an_empty_tree(tmp_path):
+    """A tree empty at the first start: a file that appears while dd_watch is
+    stopped is posted at the next start (not recorded as at a first start)."""
+    path = str(tmp_path / "watch.db")
+    st = WatchState(path)
+    assert not st.started
+    st.mark_started()
+    st.close()
+    again = WatchState(path)
+    assert again.started and len(again) == 0
+    again.close()
+
+
 def test_temporary_names_from_patterns_and_inflight():
     cfg = SimpleNamespace(temp_pattern=[".*"], inflight=".tmp")
     assert temp_globs(cfg) == [".*", "*.tmp"]
