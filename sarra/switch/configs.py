@@ -60,6 +60,7 @@ def switch_sara(switch: Switch) -> str:
         ("post_base_url", switch.base_url),
         ("report_exchange", XREPORT_IN),
         ("expire", EXPIRE),
+        ("instances", switch.instances),
     ])
 
 

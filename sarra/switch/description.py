@@ -46,7 +46,7 @@ XREPORT_IN = "xreport_in"    # everybody's log messages (e2e bindings from xs_<u
 
 ROLES = ("admin", "feeder", "source", "subscriber", "link")
 KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
-        "management_url")
+        "management_url", "instances")
 LINK_KEYS = ("cluster", "broker", "exchange", "to_clusters", "from_clusters")
 REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
 
@@ -96,6 +96,7 @@ class Switch:
     users: dict[str, str]          # as written: name -> role
     links: list[Link] = field(default_factory=list)
     management_url: str = ""       # RabbitMQ management API, e.g. http://host:15672/api
+    instances: int = 1             # of the switch's dd_sara (dd_audit configs)
     path: str = ""
 
     @property
@@ -125,7 +126,7 @@ class Switch:
         return {"cluster": self.cluster, "broker": self.broker, "feeder": self.feeder,
                 "data_dir": self.data_dir, "base_url": self.base_url,
                 "users": dict(self.users), "links": [_link_data(k) for k in self.links],
-                "management_url": self.management_url}
+                "management_url": self.management_url, "instances": self.instances}
 
     def with_users(self, users: dict[str, str]) -> "Switch":
         """A validated copy with other users (the file is not touched)."""
@@ -339,10 +340,14 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
     else:
         management = _url(data, "management_url", path, ("http", "https"), user=False)
     cluster = _cluster(_text(data, "cluster", path), path, "cluster")
+    instances = data.get("instances", 1)
+    if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
+        raise ConfigError(f"{instances!r} is not a number of instances (1 or more)", path,
+                          option="instances")
     switch = Switch(cluster=cluster, broker=broker, feeder=feeder,
                     data_dir=data_dir, base_url=base_url, users=dict(users),
                     links=_links(data.get("links"), cluster, path),
-                    management_url=management.rstrip("/"), path=path)
+                    management_url=management.rstrip("/"), instances=instances, path=path)
     for name, fixed in ((switch.admin_user, "admin"), (switch.feeder_user, "feeder")):
         role = switch.users.get(name)
         if role is not None and role != fixed and not (fixed == "feeder" and role == "admin"):

@@ -108,6 +108,8 @@ def test_bad_yaml_line_number(tmp_path):
     (("/var/lib/sarra/data", "data"), "data_dir"),
     (("http://localhost:8090/", "ftp://localhost/"), "base_url"),
     (("links: []", "links: {}"), "links"),
+    (("links: []", "links: []\ninstances: 0"), "instances"),
+    (("links: []", "links: []\ninstances: two"), "instances"),
     (("users:   # who is who", "users: [alice]\nx:"), None),
     (("alice: source", "admin: source"), "users.admin"),
 ])
@@ -581,6 +583,9 @@ def test_configs_of_the_switch_and_its_links(tmp_path):
     assert sara["source_from_exchange"] == "on" and sara["cluster"] == "lab1"
     assert sara["directory"] == "/var/lib/sarra/data/${SOURCE}"
     assert sara["post_base_url"] == "http://localhost:8090/"
+    assert sara["instances"] == "1"
+    assert _conf(configs.switch_sara(switch_from_data(
+        {**switch.as_data(), "instances": 3})))["instances"] == "3"
     assert _conf(files["shovel/logs.conf"])["post_exchange"] == "xreport,xr_${SOURCE}"
     take = _conf(files["sara/from-lab2.conf"])
     assert take["broker"] == "amqp://lab1@switch2.example.com:5673/"
