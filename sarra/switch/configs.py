@@ -46,6 +46,14 @@ def _feeder(switch: Switch) -> str:
     return switch.feeder
 
 
+def _announced_here(switch: Switch) -> list[tuple[str, object]]:
+    """A dd_sara's copies announced on this switch's xpublic at its URL, its
+    log messages into the xreport_in of the broker it reads."""
+    return [("post_broker", _feeder(switch)), ("post_exchange", XPUBLIC),
+            ("post_base_dir", switch.data_dir), ("post_base_url", switch.base_url),
+            ("report_exchange", XREPORT_IN), ("expire", EXPIRE)]
+
+
 def switch_sara(switch: Switch) -> str:
     return _header(switch, "Acquire what the switch's sources post (xs_<source> -> xsarra) "
                            "and announce it on xpublic.") + _options([
@@ -54,12 +62,7 @@ def switch_sara(switch: Switch) -> str:
         ("source_from_exchange", "on"),
         ("cluster", switch.cluster),
         ("directory", os.path.join(switch.data_dir, "${SOURCE}")),
-        ("post_broker", _feeder(switch)),
-        ("post_exchange", XPUBLIC),
-        ("post_base_dir", switch.data_dir),
-        ("post_base_url", switch.base_url),
-        ("report_exchange", XREPORT_IN),
-        ("expire", EXPIRE),
+        *_announced_here(switch),
         ("instances", switch.instances),
     ])
 
@@ -86,12 +89,7 @@ def link_sara(switch: Switch, link: Link) -> str:
         ("cluster", switch.cluster),
         ("msg_to_clusters", ",".join(link.to_clusters)),
         ("directory", switch.data_dir),
-        ("post_broker", _feeder(switch)),
-        ("post_exchange", XPUBLIC),
-        ("post_base_dir", switch.data_dir),
-        ("post_base_url", switch.base_url),
-        ("report_exchange", XREPORT_IN),
-        ("expire", EXPIRE),
+        *_announced_here(switch),
     ])
 
 
