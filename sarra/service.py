@@ -49,8 +49,10 @@ def _ours(pid: int, tool: str, config: str) -> bool:
             argv = f.read().split(b"\0")
     except OSError:
         return True     # no /proc here: trust the pid
-    names = {os.path.splitext(os.path.basename(a.decode("utf-8", "replace")))[0]
-             for a in argv}
+    names = set()
+    for a in argv:
+        base = os.path.basename(a.decode("utf-8", "replace"))
+        names.add(base[:-5] if base.endswith(".conf") else base)   # from-ca.east: as it is
     return b"sarra.cli" in argv and tool.encode() in argv and config in names
 
 

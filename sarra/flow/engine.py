@@ -221,7 +221,8 @@ class Flow:
         user = exchange_user(m.exchange)
         if user is None:
             if m.exchange.startswith("x") and not m.exchange.startswith("xs_"):
-                return True      # a switch exchange: only feeders write there
+                return True      # a switch exchange: only feeders (and links, into
+                                 # xreport_in: trusted peers) write there
             wl.move(m, "rejected", f"not from a user exchange: {m.exchange}", 403)
             return False
         if m.report is not None:

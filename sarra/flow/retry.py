@@ -65,6 +65,11 @@ class RetryQueue:
             self._items.extend(other)
             self._dirty = True
             self.save()
+            fd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
+            try:
+                os.fsync(fd)        # the saved file's new name is on disk first
+            finally:
+                os.close(fd)
             log.warning("%s: took over %d retry entries of %s (an instance that is no "
                         "more)", self.path, len(other), path)
         os.unlink(path)

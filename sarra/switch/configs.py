@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..config.credentials import Credentials
 from ..config.paths import config_dir
-from .description import XPUBLIC, XREPORT, XREPORT_IN, XSARRA, Link, Switch
+from .description import XPUBLIC, XREPORT, XREPORT_IN, XSARRA, Link, Switch, write_file
 
 MARK = "# Written by `dd_audit configs`"
 EXPIRE = "1d"          # a stopped component's queue outlives a day's outage, not more
@@ -137,14 +137,6 @@ def _written_here(path: str) -> bool:
         return False
 
 
-def _write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_configs(switch: Switch, directory: str | None = None, force: bool = False,
                   credentials: Credentials | None = None) -> Outcome:
     """Write what ``component_configs`` gives into ``directory`` (default the
@@ -165,7 +157,8 @@ def write_configs(switch: Switch, directory: str | None = None, force: bool = Fa
                 outcome.notes.append(f"kept {path}: not written by dd_audit (--force "
                                      "replaces it)")
                 continue
-        _write(path, text)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_file(path, text)
         outcome.done.append(f"wrote {path}")
     for tool, prefix in (("sara", "from-"), ("shovel", "logs-to-")):
         folder = os.path.join(directory, tool)
@@ -178,7 +171,8 @@ def write_configs(switch: Switch, directory: str | None = None, force: bool = Fa
                 outcome.notes.append(f"{os.path.join(folder, name)}: no such link in the "
                                      f"description any more: `sarra stop {rel[:-5]}`, "
                                      "then remove it")
-    creds = credentials if credentials is not None else Credentials()
+    creds = credentials if credentials is not None else Credentials(
+        os.path.join(directory, "credentials.conf"))     # where the components look
     for url, users in broker_urls(switch):
         if creds.lookup(url) == url:
             outcome.notes.append(f"no password for {url} in {creds.path}: {users} "

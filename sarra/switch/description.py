@@ -56,7 +56,11 @@ REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 MANAGEMENT_PORTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
 # A cluster name goes into comma-separated header values (to_clusters).
-CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# It also names the link's configuration files (sara/from-<cluster>.conf),
+# whose name ends at the first '.' for the instances' bookkeeping: no '.'.
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+EXCHANGE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,9 @@ def _text(data: dict, key: str, path: str, option: str = "") -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError("must be a non-empty string", path, option=option or key)
+    if CONTROL.search(value.strip()):
+        raise ConfigError("must be one line, without control characters", path,
+                          option=option or key)
     return value.strip()
 
 
@@ -238,7 +245,7 @@ def _url(data: dict, key: str, path: str, schemes: tuple[str, ...],
 
 def _cluster(value: object, path: str, option: str) -> str:
     if not isinstance(value, str) or not CLUSTER_NAME.match(value):
-        raise ConfigError(f"bad cluster name {value!r}: letters, digits, '_', '.' and '-'",
+        raise ConfigError(f"bad cluster name {value!r}: letters, digits, '_' and '-'",
                           path, option=option)
     return value
 
@@ -280,8 +287,9 @@ def _links(value: object, cluster: str, path: str) -> list[Link]:
         if any(link.cluster == name for link in out):
             raise ConfigError(f"a second link to '{name}'", path, option=f"{where}.cluster")
         exchange = entry.get("exchange", XPUBLIC)
-        if not isinstance(exchange, str) or not exchange.strip():
-            raise ConfigError("must be an exchange name", path, option=f"{where}.exchange")
+        if not isinstance(exchange, str) or not EXCHANGE_NAME.match(exchange.strip()):
+            raise ConfigError(f"{exchange!r} is not an exchange name", path,
+                              option=f"{where}.exchange")
         out.append(Link(
             cluster=name,
             broker=_url(entry, "broker", path, ("amqp", "amqps"), user=True,
@@ -424,7 +432,9 @@ def _edit_lines(lines: list[str], name: str, role: str | None) -> list[str] | No
     return out
 
 
-def _write(path: str, text: str) -> None:
+def write_file(path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` at once (a temporary file renamed over
+    it, keeping its mode): never half-written."""
     directory = os.path.dirname(os.path.abspath(path))
     mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644
     fd, tmp = tempfile.mkstemp(prefix=".switch-", dir=directory)
@@ -460,7 +470,7 @@ def _set_user(path: str, name: str, role: str | None) -> Switch:
         data["users"] = wanted
         new_text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
     switch = switch_from_data(_parse(new_text, path), path)
-    _write(path, new_text)
+    write_file(path, new_text)
     return switch
 
 

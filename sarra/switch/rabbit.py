@@ -204,6 +204,8 @@ def remove_user(api: ManagementApi, name: str) -> list[str]:
     (q_<name>.*) and permissions on the switch's vhost, then the user,
     unless it still has permissions on another vhost (another switch of
     the same broker). One line per deletion."""
+    if not api.has_vhost():
+        raise BrokerError(f"vhost {api.vhost} does not exist on {api.url} (nothing to remove)")
     done = []
     for exchange in sorted(api.exchanges()):
         if owned_by(exchange, name):

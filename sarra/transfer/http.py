@@ -90,8 +90,9 @@ def _basic_auth(url: str):
 class JsonClient:
     """A keep-alive client of a JSON HTTP API with basic authentication (the
     RabbitMQ management API of dd_audit): ``call`` returns (status, decoded
-    JSON or None) and raises TransferError (recoverable) when the server
-    cannot be reached or does not answer JSON; the caller judges statuses.
+    JSON or None) and raises TransferError when the server cannot be reached
+    (recoverable) or answers a success that is not JSON (not recoverable);
+    the caller judges statuses.
     Here so that requests stays in this one module."""
 
     def __init__(self, user: str, password: str, timeout: float = 15.0):

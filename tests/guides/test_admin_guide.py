@@ -214,7 +214,8 @@ def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, ngin
     runner.run_to_end()
     added = runner.results[runner.index("dd_audit add-user")].stdout
     assert "set permissions of lab2 (link)" in added, added
-    last = runner.results[runner.index("dd_audit configs", after=len(setup) * 2)].stdout
+    last = runner.results[runner.index("dd_audit configs",
+                                       after=len(setup) + len(on_lab1) + len(lab2_setup))].stdout
     assert "wrote" not in last, last    # written at set-up (section 6), unchanged since
     written = sorted(p.relative_to(lab2.home / ".config" / "sarra").as_posix()
                      for p in (lab2.home / ".config" / "sarra").glob("*/*.conf"))
@@ -240,3 +241,8 @@ def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, ngin
             f"alice/2026-11-26/{f}" for f in files}
     wait_for(lab2_rows, timeout=30, interval=1, what="lab2's log messages in alice's log")
     assert lab2.calls() == switch.calls()          # the same set-up, on each
+    for machine in (switch, lab2, alice):
+        assert machine.unused_substitutions() == [], machine.name
+        for log in (machine.home / ".cache" / "sarra" / "log").glob("*.log"):
+            text = log.read_text(errors="replace")
+            assert "[ERROR]" not in text, f"{machine.name} {log.name}:\n{text}"

@@ -258,7 +258,22 @@ def test_instance_1_takes_over_the_retry_queues_of_instances_no_more(tmp_path, m
     monkeypatch.setenv("SARRA_INSTANCE", "0")        # a foreground run adopts nothing
     assert len(_retry_queue("subscribe", cfg)) == 0
     monkeypatch.setenv("SARRA_INSTANCE", "1")
-    q = _retry_queue("subscribe", cfg)
+    # an instance 3 still running (not stopped yet) keeps its file
+    import subprocess
+    import sys
+    from sarra import service
+    old = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "sarra.cli",
+                            "subscribe", cfg.key])
+    try:
+        with open(service.pid_file("subscribe", cfg.key, 3), "w") as f:
+            f.write(f"{old.pid}\n")
+        q = _retry_queue("subscribe", cfg)
+        assert sorted(m.relpath for m in q.take_due(10)[0]) == ["a", "b"]
+        q.release()
+    finally:
+        old.kill()
+        old.wait()
+    q = _retry_queue("subscribe", cfg)             # instance 1 started again, 3 gone
     taken, tries = q.take_due(10)
     assert sorted(m.relpath for m in taken) == ["a", "b", "c"]
     assert set(tries.values()) == {2}
