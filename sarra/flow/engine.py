@@ -217,12 +217,15 @@ class Flow:
         ``xs_<user>`` exchange it was published to. A post gets
         ``source=<user>`` and ``from_cluster=<cluster>`` whatever it said; a log
         message must carry ``<user>`` in its user field. Messages published
-        straight to a switch exchange (by its feeders) are trusted as they are."""
+        straight to the exchange read (xsarra, xreport_in: only feeders, and
+        links into xreport_in, write there) are trusted as they are; any
+        other exchange is refused: one bound into ours by a user (xpublic
+        bound to xs_<user> would feed the switch its own announcements)."""
         user = exchange_user(m.exchange)
         if user is None:
-            if m.exchange.startswith("x") and not m.exchange.startswith("xs_"):
-                return True      # a switch exchange: only feeders (and links, into
-                                 # xreport_in: trusted peers) write there
+            exchanges = getattr(self.source, "exchanges", None)
+            if exchanges is not None and m.exchange in exchanges():
+                return True
             wl.move(m, "rejected", f"not from a user exchange: {m.exchange}", 403)
             return False
         if m.report is not None:

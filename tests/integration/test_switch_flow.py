@@ -102,3 +102,38 @@ def test_source_to_switch_to_subscriber_and_logs_back_home(sarra_home, unique, p
     finally:
         delete_queues(*(f.read_text().strip() for f in sarra_home.state_dir.rglob("*.qname")))
         exchanges(xsarra, xin, xpublic, xreport, delete=True)
+
+
+def test_switch_takes_posts_from_user_exchanges_and_its_own_only(sarra_home, unique, procs,
+                                                                  nginx, tmp_path):
+    """A user who binds the switch's xpublic to its own xs_ (RabbitMQ lets it:
+    read on xpublic, write on xs_<user>) would feed dd_sara the switch's own
+    announcements: they arrive with exchange xpublic and are refused; posts
+    on xs_<user>, and those published straight to xsarra, are taken."""
+    tree, data = tmp_path / "tree", tmp_path / "switch"
+    for name in ("via_user", "straight", "rogue"):
+        (tree / name).mkdir(parents=True)
+        (tree / name / "f.dat").write_bytes(os.urandom(1000))
+    web = nginx(tree, workers=1)
+    xs, xsarra, xpub = "xs_guest", f"xsarra_{unique}", f"xpub_{unique}"
+    exchanges(xs, xsarra, xpub, binds=[(xsarra, xs, "v02.post.#"), (xs, xpub, "v02.post.#")])
+    try:
+        sara = f"sara_{unique}"
+        sarra_home.write_config("sara", sara, (
+            f"broker {BROKER}\nexchange {xsarra}\nsource_from_exchange on\ncluster lab1\n"
+            f"directory {data}/${{SOURCE}}\nreport_back off\nexpire 10m\n"))
+        run_tool("sara", "declare", sara, timeout=60)
+        proc = procs.start_tool("sara", "foreground", sara, log=tmp_path / "sara.log")
+        for exchange, name in ((xs, "via_user"), (xsarra, "straight"), (xpub, "rogue")):
+            run_tool("post", "--post_broker", BROKER, "--post_exchange", exchange,
+                     "--post_base_url", web.url, "--post_base_dir", tree, "--source", "feed",
+                     tree / name, timeout=60)
+        wait_for(lambda: (data / "guest" / "via_user" / "f.dat").exists()     # source: xs_
+                 and (data / "feed" / "straight" / "f.dat").exists(),          # as posted
+                 timeout=30, what="the two good posts")
+        text = stop(proc)
+        assert f"not from a user exchange: {xpub}" in text, text[-2000:]
+        assert not list(data.rglob("rogue*")), sorted(data.rglob("*"))
+    finally:
+        delete_queues(*(f.read_text().strip() for f in sarra_home.state_dir.rglob("*.qname")))
+        exchanges(xsarra, xpub, delete=True)
