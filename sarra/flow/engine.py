@@ -45,6 +45,10 @@ class Flow:
         self.throttle = None          # messages/s, shared by the instances
         self.housekeeper = None       # metrics file, periodic log line, stale files
         self.nodupe = None            # DuplicateCache, or None
+        # what source_from_exchange trusts as published by feeders: the
+        # exchanges the source reads (a broker source's, once)
+        read = getattr(source, "exchanges", None)
+        self.read_exchanges = frozenset(read()) if read is not None else frozenset()
 
     # -- the loop ----------------------------------------------------------
     def run(self) -> None:
@@ -223,8 +227,7 @@ class Flow:
         bound to xs_<user> would feed the switch its own announcements)."""
         user = exchange_user(m.exchange)
         if user is None:
-            exchanges = getattr(self.source, "exchanges", None)
-            if exchanges is not None and m.exchange in exchanges():
+            if m.exchange in self.read_exchanges:
                 return True
             wl.move(m, "rejected", f"not from a user exchange: {m.exchange}", 403)
             return False

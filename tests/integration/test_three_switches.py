@@ -96,6 +96,7 @@ def net(rabbit_node, tmp_path_factory):
     users = {"labA": {"alice": "source", "bob": "source"},
              "labB": {"carol": "subscriber"}, "labC": {"dave": "subscriber"}}
     machines: dict[str, Machine] = {}
+    people: dict[str, Machine] = {}
     switches = {}
     try:
         for name in NAMES:
@@ -133,7 +134,6 @@ def net(rabbit_node, tmp_path_factory):
             assert f"sara/from-{upstream[name]}.conf" in out, out
             m.run("sarra", "declare", timeout=120)
             m.run("sarra", "start", timeout=120)
-        people = {}
         for user, switch in (("carol", "labB"), ("dave", "labC")):
             p = people[user] = Machine(tmp_path / user)
             p.credential(url(nodes[switch], user, with_password=True))
@@ -150,7 +150,7 @@ def net(rabbit_node, tmp_path_factory):
             assert p.run("log", "mine", "--format", "json").stdout == ""  # subscribed
         yield {"nodes": nodes, "switches": machines, "people": people, "tmp": tmp_path}
     finally:
-        for m in [*machines.values(), *locals().get("people", {}).values()]:
+        for m in [*machines.values(), *people.values()]:
             m.stop_all()
         for web in webs:
             web.stop()
@@ -201,7 +201,6 @@ def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
     # back (from labA), and took nothing
     back = switches["labA"].logs("from-labC")
     assert "loop: from this cluster (labA)" in back, tail(back)
-    assert not list((tmp / "labA-data").glob("alice/*/f.dat.*"))
     files_a = sorted(str(p.relative_to(tmp / "labA-data")) for p in (tmp / "labA-data").rglob("*")
                      if p.is_file())
     assert files_a == [f"alice/{d}/f.dat" for d in ("for_a", "for_all", "for_b", "for_c")]
