@@ -259,7 +259,7 @@ _DECLARED = [
     _O("to_clusters", "str", None, "destination clusters, comma-separated "
        "(ALL = every one)", ("toClusters", "to")),
     _O("source_from_exchange", "bool", False, "set source from the xs_<user> "
-       "exchange the message came from", ("sourceFromExchange",)),
+       "exchange the message came from", ("sourceFromExchange",), tools=CONSUMERS),
     _O("msg_to_clusters", "str", None, "on a link between switches: pass only posts "
        "whose to_clusters names one of these (comma-separated; ALL passes "
        "everywhere), and none from this cluster", ("msgToClusters",), tools=CONSUMERS),

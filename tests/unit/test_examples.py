@@ -16,7 +16,9 @@ broker, to check that they do what their comments say.
 The man pages are checked against the option table the same way: every
 option a page documents exists, applies to its tool and is acted upon;
 every option it lists as without effect exists for its tool; every option
-accepted but not acted upon yet is so listed; sarra(1) describes the
+accepted but not acted upon yet is so listed; the other way round, every
+option that applies to a tool is documented in its page or listed there as
+without effect; sarra(1) describes the
 operator's actions, dd_audit(1) the actions and options of its own parser;
 every tool has a page, every page a page or guide refers to exists, and no
 page names the operator's command ``dd``.
@@ -328,6 +330,37 @@ def _bold_words(text: str) -> set[str]:
     return {w for w in re.findall(r"^\.BR? ([a-z_]+)", text, re.M) if not w.startswith("dd_")}
 
 
+def _options_text(text: str) -> str:
+    """The OPTIONS section of a page, its subsections included but not the
+    list of options without effect."""
+    match = re.search(r"^\.SH OPTIONS\n(.*?)(?=^\.SH |\Z)", text, re.M | re.S)
+    body = match.group(1) if match else ""
+    return re.sub(r"^\.SS \"?Accepted but without effect.*?(?=^\.S[HS] |\Z)", "", body,
+                  flags=re.M | re.S)
+
+
+def _named(text: str) -> set[str]:
+    """Options named in bold: .B/.BR/.BI name, .RB/.IB ( name, \\fBname."""
+    words = re.findall(r"^\.B[RI]? \"?([a-z_]+)", text, re.M)
+    words += re.findall(r"^\.[RI]B \S+ ([a-z_]+)", text, re.M)
+    words += re.findall(r"\\fB([a-z_]+)", text)
+    return {w for w in words if w in OPTIONS}
+
+
+def _covered(tool: str) -> set[str]:
+    """Options dd_<tool>.1 documents: a paragraph of their own (the .TP tag),
+    named in its OPTIONS section (in another option's paragraph, or in a
+    list 'those of dd_subscribe(1)'), or, for a page whose OPTIONS begin
+    'As for dd_<other>(1)', those <other>'s page documents."""
+    text = (MAN / f"dd_{tool}.1").read_text(encoding="utf-8")
+    options = _options_text(text)
+    covered = _documented(text) | _named(options)
+    deferred = re.match(r"\s*As for\n\.BR dd_([a-z]+) \(1\)", options)
+    if deferred and deferred.group(1) != tool:
+        covered |= _covered(deferred.group(1))
+    return covered
+
+
 # every tool but dd_audit, whose own parser test_audit_page_describes_its_parser checks
 @pytest.mark.parametrize("tool", [t for t in TOOLS if t != "audit"])
 def test_man_page_agrees_with_the_option_table(tool):
@@ -351,6 +384,10 @@ def test_man_page_agrees_with_the_option_table(tool):
             f"dd_{tool}.1 documents '{name}' and also lists it as without effect"
     unlisted = sorted((not_yet & applies) - without_effect)
     assert unlisted == [], f"dd_{tool}.1 does not list {unlisted} as without effect"
+    # the other way round: what dd_<tool> accepts, its page tells of
+    untold = sorted(applies - _covered(tool) - without_effect)
+    assert untold == [], \
+        f"dd_{tool}.1 neither documents {untold} nor lists them as without effect"
 
 
 def test_sarra_page_describes_every_operator_action():
