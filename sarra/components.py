@@ -65,7 +65,7 @@ def _poster(cfg, url: str | None) -> Publisher | None:
     if cfg.post_exchange_suffix:
         exchange = f"{exchange}_{cfg.post_exchange_suffix}"
     return Publisher(make_broker(url, heartbeat=cfg.broker_heartbeat), exchange,
-                     cfg.post_topic_prefix, cfg.persistent)
+                     cfg.post_topic_prefix, cfg.persistent, home=cfg.cluster)
 
 
 def _post_url(cfg) -> str:
@@ -148,7 +148,8 @@ def sara_flow(cfg) -> Flow:
 
 def shovel_flow(cfg, tool: str = "shovel") -> Flow:
     """dd_shovel: messages (posts or log messages) copied to another exchange or
-    broker as they are; ``post_exchange xr_${SOURCE}`` routes log messages home."""
+    broker as they are; ``post_exchange xr_${SOURCE}`` routes log messages home
+    (with ``cluster``: only those about data that entered the network here)."""
     source = BrokerSource(cfg, tool)
     url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
     return _daemon(Flow(cfg, source, poster=_poster(cfg, url), post_all=True))

@@ -39,10 +39,16 @@ class Publisher:
     ``exchange`` may name several exchanges, comma-separated (each message
     goes to every one), and ``${SOURCE}`` in a name is the message's
     ``source`` header (log routing: ``xr_${SOURCE}``); such exchanges are
-    declared (or checked) the first time they are used."""
+    declared (or checked) the first time they are used. With ``home`` (the
+    ``cluster`` option) a ``${SOURCE}`` exchange is one of this switch's own
+    sources: a message whose ``from_cluster`` is not ``home`` (about data
+    that entered the network elsewhere, whose source is somebody else's
+    user, even under the same name) is not published there."""
 
-    def __init__(self, broker, exchange: str, topic_prefix: str, persistent: bool = True):
+    def __init__(self, broker, exchange: str, topic_prefix: str, persistent: bool = True,
+                 home: str | None = None):
         self.broker = broker
+        self.home = home
         self.exchange = exchange
         self.exchanges = [e.strip() for e in exchange.split(",") if e.strip()]
         self.topic_prefix = topic_prefix
@@ -61,6 +67,8 @@ class Publisher:
         out = []
         for ex in self.exchanges:
             if SOURCE_VAR in ex:
+                if self.home and msg.headers.get("from_cluster") != self.home:
+                    continue
                 source = msg.headers.get("source", "")
                 if not _EXCHANGE_WORD.fullmatch(source):
                     raise MessageError(f"'{source}' cannot name an exchange", "source")

@@ -6,7 +6,8 @@ declare`` and ``sarra start`` find them:
 
     sara/switch.conf          dd_sara: every source's posts (xsarra), acquired
                               into data_dir/<source>/, announced on xpublic
-    shovel/logs.conf          the log router: xreport_in -> xreport, xr_<source>
+    shovel/logs.conf          the log router: xreport_in -> xreport, and to
+                              xr_<source> for data from this switch's sources
     sara/from-<C>.conf        one per link: the posts of neighbour C meant for
                               this switch (or beyond it), taken into data_dir
     shovel/logs-to-<C>.conf   one per link: log messages about data that came
@@ -69,12 +70,13 @@ def switch_sara(switch: Switch) -> str:
 
 def log_router(switch: Switch) -> str:
     return _header(switch, "The log router: every user's log messages (xs_<user> -> "
-                           "xreport_in), checked, to xreport and to the source's "
-                           "xr_<source>.") + _options([
+                           "xreport_in), checked, to xreport and, about data that "
+                           "entered the network here, to the source's xr_<source>.") + _options([
         ("broker", _feeder(switch)),
         ("exchange", XREPORT_IN),
         ("topic_prefix", "v02.report"),
         ("source_from_exchange", "on"),
+        ("cluster", switch.cluster),
         ("post_exchange", f"{XREPORT},xr_${{SOURCE}}"),
         ("expire", EXPIRE),
     ])

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pika
 import pytest
 
 from tests.helpers import (compare_trees, kill_processes_with_env, run_tool, tail,
@@ -82,6 +83,29 @@ def password(user: str) -> str:
 def url(node: RabbitNode, user: str, with_password: bool = False) -> str:
     auth = f"{user}:{password(user)}" if with_password else user
     return f"amqp://{auth}@127.0.0.1:{node.amqp_port}/"
+
+
+def watch_exchange(node: RabbitNode, exchange: str):
+    """Declare ``exchange`` on ``node`` with a queue bound to all of it; a
+    function that tells how many messages reached that queue."""
+    params = pika.URLParameters(node.url())
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange, "topic", durable=True)
+        queue = ch.queue_declare("", exclusive=False, auto_delete=False,
+                                 arguments={"x-expires": 600_000}).method.queue
+        ch.queue_bind(queue, exchange, "#")
+    finally:
+        conn.close()
+
+    def depth() -> int:
+        conn = pika.BlockingConnection(params)
+        try:
+            return conn.channel().queue_declare(queue, passive=True).method.message_count
+        finally:
+            conn.close()
+    return depth
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +188,10 @@ def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
         (alice_tree / d / "f.dat").write_bytes(os.urandom(3000))
     alice_web = nginx(alice_tree, workers=1)
     alice = people["alice"]
+    # an xr_alice on labB and labC, each with a queue: alice is labA's source, so
+    # the log messages made there about her data go home to labA, none into these
+    elsewhere = {name: watch_exchange(net["nodes"][name], "xr_alice")
+                 for name in ("labB", "labC")}
     for d, dest in (("for_a", "labA"), ("for_b", "labB"), ("for_c", "labC"),
                     ("for_all", "ALL")):
         alice.run("post", "--post_broker", url(net["nodes"]["labA"], "alice"),
@@ -193,9 +221,10 @@ def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
              what=f"alice's log messages from labB and labC (have {alice_rows.rows[-3:]})")
     assert {r["code"] for r in alice_rows.rows} == {201}
     assert {r["source"] for r in alice_rows.rows} == {"alice"}
-    # bob, another source of labA, sees none of it
+    # bob, another source of labA, sees none of it, nor does any xr_alice but labA's
     time.sleep(1)
     assert people["bob"].run("log", "mine", "--format", "json").stdout == ""
+    assert {name: depth() for name, depth in elsewhere.items()} == {"labB": 0, "labC": 0}
 
     # nothing went round: labA's link from labC refused alice's posts that came
     # back (from labA), and took nothing

@@ -236,13 +236,23 @@ def test_switch_sara_labels_places_and_announces_as_its_comments_say(switch_home
 def test_log_router_routes_home_and_drops_forgeries(switch_home):
     flow = _flow("shovel", "logs")
     assert flow.cfg.topic_prefix == "v02.report" and flow.worker is None
-    genuine = _log_message("alice/obs/a.txt", "xs_carol", "carol", source="alice")
-    forged = _log_message("alice/obs/a.txt", "xs_carol", "mallory", source="alice")
-    from_sara = _log_message("obs/a.txt", "xreport_in", "feeder", source="alice")
+    genuine = _log_message("alice/obs/a.txt", "xs_carol", "carol", source="alice",
+                           from_cluster="lab1")
+    forged = _log_message("alice/obs/a.txt", "xs_carol", "mallory", source="alice",
+                          from_cluster="lab1")
+    from_sara = _log_message("obs/a.txt", "xreport_in", "feeder", source="alice",
+                             from_cluster="lab1")
     wl = _filtered(flow, genuine, forged, from_sara)
     assert wl.incoming == [genuine, from_sara] and wl.rejected == [forged]
     assert wl.outcome(forged).tally == "spoofed"     # counted so in the summary
     assert flow.poster.targets(genuine) == ["xreport", "xr_alice"]
+    # about the data of lab2's alice (another person): xreport only, and the link's
+    # log shovel takes it home; none of lab1's sources sees it, nor one without
+    # a from_cluster
+    for elsewhere in ({"from_cluster": "lab2"}, {}):
+        theirs = _log_message("alice/obs/b.txt", "xs_carol", "carol", source="alice",
+                              **elsewhere)
+        assert flow.poster.targets(theirs) == ["xreport"]
 
 
 def test_a_link_takes_what_is_meant_for_it_and_sends_logs_home(switch_home):

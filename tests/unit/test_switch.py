@@ -590,7 +590,8 @@ def test_configs_of_the_switch_and_its_links(tmp_path):
     assert sara["instances"] == "1"
     assert _conf(configs.switch_sara(switch_from_data(
         {**switch.as_data(), "instances": 3})))["instances"] == "3"
-    assert _conf(files["shovel/logs.conf"])["post_exchange"] == "xreport,xr_${SOURCE}"
+    router = _conf(files["shovel/logs.conf"])
+    assert (router["post_exchange"], router["cluster"]) == ("xreport,xr_${SOURCE}", "lab1")
     take = _conf(files["sara/from-lab2.conf"])
     assert take["broker"] == "amqp://lab1@switch2.example.com:5673/"
     assert take["msg_to_clusters"] == "lab1,lab3" and take["cluster"] == "lab1"
