@@ -765,6 +765,25 @@ _RPM_STUB_MACROS = r"""
 """
 
 
+# What the .rpm and the .deb hold differently, and why; everything else is in
+# both (files, each package's directories, the Python package's files).
+RPM_ONLY = {
+    # owned by the .rpm (%dir, with their modes); the .deb's postinst makes them
+    "/etc/sarra": "dir",
+    "/var/lib/sarra": "dir",
+    # pip's records of the install, written by the stub %pyproject_install
+    # below (dh_python's install of the .deb does not keep them)
+    "sarra-VERSION.dist-info/INSTALLER": "file",
+    "sarra-VERSION.dist-info/REQUESTED": "file",
+    "sarra-VERSION.dist-info/direct_url.json": "file",
+}
+DEB_ONLY = {
+    # Debian policy: every package's changelog.gz and copyright in its doc dir
+    "/usr/share/doc/sarra/changelog": "file",
+    "/usr/share/doc/sarra/copyright": "file",
+}
+
+
 def test_rpm_spec_builds_the_same_files_as_the_deb(dists, deb, tmp_path):
     rpmbuild = shutil.which("rpmbuild", path=SYSTEM_PATH)
     if rpmbuild is None:
@@ -778,21 +797,33 @@ def test_rpm_spec_builds_the_same_files_as_the_deb(dists, deb, tmp_path):
     _ok(proc, "rpmbuild -bb (stub Fedora macros)")
     rpms = list((tmp_path / "top" / "RPMS").rglob("sarra-*.noarch.rpm"))
     assert len(rpms) == 1, proc.stdout[-2000:]
-    listed = _ok(_run(["rpm", "-qlp", str(rpms[0])], env=env), "rpm -qlp").split()
-    rpm_files = {_strip_gz(f) for f in listed}
+    listed = _ok(_run(["rpm", "-qp", "--qf", "[%{FILEMODES:perms} %{FILENAMES}\\n]",
+                       str(rpms[0])], env=env), "rpm -qp (modes and names)")
+    rpm_modes = dict(reversed(line.split(" ", 1)) for line in listed.splitlines())
 
-    def comparable(path: str) -> str | None:
+    def comparable(path: str) -> str:
+        """The same name for the same thing in either package: no .gz, /usr/lib's
+        units, the Python package's files relative to dist- or site-packages."""
         path = _strip_gz(path).replace("/lib/systemd/system/", "/usr/lib/systemd/system/")
         path = path.replace("/usr/usr/", "/usr/")
-        if path.startswith(("/usr/lib/python3/", "/usr/share/doc/sarra/changelog",
-                            "/usr/share/doc/sarra/copyright")):
-            return None   # interpreter-specific paths; Debian-only files
-        return path
+        path = re.sub(r"^/usr/lib/python3[^/]*/(?:dist|site)-packages/", "", path)
+        return path.replace(f"sarra-{__version__}.dist-info", "sarra-VERSION.dist-info")
 
-    deb_files = {c for f, mode in deb["files"].items()
-                 if not mode.startswith("d") and (c := comparable(f))}
-    missing = sorted(deb_files - {comparable(f) for f in rpm_files})
-    assert not missing, f"in the .deb, not in the .rpm: {missing}"
-    python_files = {f.split("site-packages/", 1)[1] for f in rpm_files if "site-packages/" in f}
-    assert "sarra/cli.py" in python_files
-    assert {"/etc/sarra", "/var/lib/sarra"} <= rpm_files
+    def entries(modes: dict[str, str]) -> dict[str, str]:
+        return {comparable(f): "dir" if mode.startswith("d") else "file"
+                for f, mode in modes.items()}
+
+    rpm = entries(rpm_modes)
+    # the .deb lists every directory of its tree (/usr, /usr/share...): only those
+    # the .rpm owns are compared, and the .rpm must own those of the package
+    deb = {f: kind for f, kind in entries(deb["files"]).items()
+           if kind == "file" or f in rpm or f.startswith(("sarra/", "/usr/share/doc/sarra"))}
+    assert {"sarra/cli.py", "/usr/bin/sarra", "/usr/share/man/man1/sarra.1"} <= set(rpm)
+
+    def differences(a: dict[str, str], b: dict[str, str]) -> dict[str, str]:
+        return {f: kind for f, kind in a.items() if b.get(f) != kind}
+
+    assert differences(rpm, deb) == RPM_ONLY, "in the .rpm, not (so) in the .deb"
+    assert differences(deb, rpm) == DEB_ONLY, "in the .deb, not (so) in the .rpm"
+    assert rpm_modes["/etc/sarra"].startswith("drwxr-x---")
+    assert rpm_modes["/var/lib/sarra"].startswith("drwxr-x---")
