@@ -6,10 +6,14 @@ Everything is built from a copy of the tree in a temporary directory: nothing
 is written into the repository (dpkg-buildpackage writes into the parent of
 the source tree, setuptools writes build/ and *.egg-info into it).
 
-No network: the sdist and the wheel are built with ``python -m build
---no-isolation`` (build, wheel and setuptools come with the test extras); the
-wheel goes into a new venv with ``--no-deps --no-index``, and the venv finds
-the dependencies in this interpreter's site-packages through a .pth file.
+No network but for one test: the sdist and the wheel are built with ``python
+-m build --no-isolation`` (build, wheel and setuptools come with the test
+extras); the wheel goes into a new venv with ``--no-deps --no-index``, and the
+venv finds the dependencies in this interpreter's site-packages through a .pth
+file. test_pip_resolves_the_wheels_dependencies_and_every_tool_runs installs
+the wheel as a user would, pip resolving its dependencies from the package
+index into another fresh venv (pip's cache makes re-runs quick; it is skipped,
+saying so, when the index cannot be reached).
 
 The .deb is installed by dpkg into a throwaway root (dpkg --root
 --force-script-chrootless --force-depends: no chroot, the maintainer scripts
@@ -234,6 +238,45 @@ def test_every_tool_answers_help_and_version_from_the_venv(venv, tool, tmp_path)
 
 def test_venv_has_no_dd_command(venv):
     assert not (venv / "bin" / "dd").exists()
+
+
+# ---------------------------------------------------------------- pip, for real
+
+_OFFLINE = re.compile(r"NewConnectionError|Failed to establish a new connection|"
+                      r"Temporary failure in name resolution|Network is unreachable|"
+                      r"ConnectTimeoutError|ProxyError")
+
+
+def test_pip_resolves_the_wheels_dependencies_and_every_tool_runs(dists, tmp_path):
+    """What a user's ``pip install sarra-*.whl`` does: a fresh venv (no borrowed
+    site-packages), pip resolving install_requires from the index (PyPI; pip's
+    own cache makes re-runs quick), ``pip check``, then every console script's
+    --version run from that venv."""
+    root = tmp_path / "v"
+    _ok(_run([sys.executable, "-m", "venv", "--without-pip", str(root)]), "python -m venv")
+    py = root / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    for var in ("PIP_NO_INDEX", "PIP_NO_DEPS", "PIP_NO_CACHE_DIR"):
+        env.pop(var, None)
+    pip = [sys.executable, "-m", "pip", "--python", str(py)]
+    proc = _run(pip + ["install", "--no-compile", "--progress-bar", "off",
+                       str(dists["wheel"])], env=env, timeout=600)
+    if proc.returncode != 0 and _OFFLINE.search(proc.stdout):
+        pytest.skip(f"the package index cannot be reached:\n{proc.stdout[-1500:]}")
+    _ok(proc, "pip install the wheel, resolving its dependencies")
+    _ok(_run(pip + ["check"], env=env), "pip check")
+    listed = _ok(_run(pip + ["list", "--format", "freeze"], env=env), "pip list")
+    installed = {line.split("==")[0].lower() for line in listed.split()}
+    wanted = {name.lower() for name in DEB_PYTHON_DEPENDS} | {"sarra"}
+    assert wanted <= installed, f"not installed by pip: {sorted(wanted - installed)}"
+    assert not list((root / "lib").glob("python*/site-packages/*.pth")), \
+        "a .pth file: the venv borrows packages"
+    run_env = _venv_env(tmp_path)
+    for tool in TOOLS:
+        exe = root / "bin" / tool
+        assert exe.read_text().splitlines()[0] == f"#!{py}", f"{tool}: not the venv's script"
+        version = _run([str(exe), "--version"], cwd=tmp_path, env=run_env, timeout=60)
+        assert _ok(version, f"{tool} --version").strip().endswith(__version__), version.stdout
 
 
 # ---------------------------------------------------------------- man pages
