@@ -68,6 +68,25 @@ def config_lines():
 def test_the_guides_have_commands_and_configurations():
     assert len(list(commands())) > 30
     assert len(list(config_lines())) > 30
+    # the reference pages' command lines are checked too, not only the guides'
+    assert {"sender.md", "switch.md", "README.md", "user-guide.md",
+            "admin-guide.md"} <= {guide for guide, _ in blocks("sh")}
+    assert {"sender.md", "README.md", "user-guide.md",
+            "admin-guide.md"} <= {guide for guide, _ in commands()}
+    assert {"hooks.md", "sender.md"} <= {guide for guide, _ in config_lines()}
+
+
+def test_command_lines_are_in_shell_blocks():
+    """A command shown in a block tagged otherwise (or not at all) would be
+    neither parsed here nor run by tests/guides: tag it ```sh."""
+    shown = []
+    for name, text in blocks("conf"):
+        for line in text.splitlines():
+            words = line.strip().lstrip("$ ").split()
+            if words and words[0] in (*TOOLS, "sarra", "dd_audit", "rabbitmqctl",
+                                      "rabbitmq-plugins", "systemctl", "sudo", "pip"):
+                shown.append(f"{name}: {line.strip()}")
+    assert shown == []
 
 
 @pytest.mark.parametrize("guide,line", list(commands()))
