@@ -29,6 +29,11 @@ from .description import XPUBLIC, XREPORT, XREPORT_IN, XSARRA, Link, Switch, wri
 
 MARK = "# Written by `dd_audit configs`"
 EXPIRE = "1d"          # a stopped component's queue outlives a day's outage, not more
+# A link's duplicate cache: a post it took in the last LINK_NODUPE (the same
+# relpath, sum and parts) is not taken again. In a ring of links that the
+# data's first switch is not on (its own links refuse it by from_cluster), a
+# post that comes round again stops there: each link passes it at most once.
+LINK_NODUPE = "10m"
 
 
 def _header(switch: Switch, what: str) -> str:
@@ -85,11 +90,13 @@ def log_router(switch: Switch) -> str:
 def link_sara(switch: Switch, link: Link) -> str:
     return _header(switch, f"Link from {link.cluster}: take its posts meant for "
                            f"{', '.join(link.to_clusters)} (or ALL, or nobody in "
-                           "particular), never one that came from here.") + _options([
+                           "particular), never one that came from here, nor one "
+                           "it took in the last ten minutes.") + _options([
         ("broker", link.broker),
         ("exchange", link.exchange),
         ("cluster", switch.cluster),
         ("msg_to_clusters", ",".join(link.to_clusters)),
+        ("nodupe_ttl", LINK_NODUPE),
         ("directory", switch.data_dir),
         *_announced_here(switch),
     ])

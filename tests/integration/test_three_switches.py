@@ -25,6 +25,9 @@ from pathlib import Path
 import pika
 import pytest
 
+from sarra import codec
+from sarra.checksum import sum_name
+from sarra.message import Message, format_time
 from tests.helpers import (compare_trees, kill_processes_with_env, run_tool, tail,
                            wait_for)
 from tests.integration.flowkit import slow_http
@@ -259,3 +262,37 @@ def test_middle_broker_restarted_mid_flow_nothing_lost(net, slow_http):
     assert not [p for p in dave.rglob("*") if p.name.endswith(".tmp")]
     status = net["switches"]["labB"].run("sarra", "status", check=False)
     assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_a_post_from_outside_the_ring_goes_round_it_once(net):
+    """labA -> labB -> labC -> labA is a ring. A post whose data entered the
+    network on a switch that is not on it (labX: a relay of labB's published
+    it on labB's xpublic) is refused by no link as a loop: each link's
+    duplicate cache stops it when it comes round again. A symlink is the
+    worst case: every switch that makes it announces it again, whatever it
+    found in place, so without the caches it would go round for ever."""
+    nodes, tmp = net["nodes"], net["tmp"]
+    seen = {name: watch_exchange(nodes[name], "xpublic") for name in NAMES}
+    msg = Message(format_time(time.time()), "http://127.0.0.1:9/", "labX/ring/latest",
+                  {"sum": sum_name("L", "day-1.dat"), "link": "day-1.dat",
+                   "source": "xavier", "from_cluster": "labX", "to_clusters": "ALL"})
+    topic, headers, body, content_type = codec.encode(msg, "v02.post")
+    conn = pika.BlockingConnection(pika.URLParameters(nodes["labB"].url()))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("xpublic", topic, body, pika.BasicProperties(
+            headers=headers, content_type=content_type, delivery_mode=2))
+    finally:
+        conn.close()
+    back_on_c = net["switches"]["labC"]
+    wait_for(lambda: "rejected labX/ring/latest: duplicate" in back_on_c.logs("from-labB"),
+             timeout=60, interval=0.5,
+             what="labC's link to refuse the post that came round (a duplicate)")
+    for name in NAMES:          # made once on each switch, pointing where it said
+        assert os.readlink(tmp / f"{name}-data" / "labX" / "ring" / "latest") == "day-1.dat"
+    time.sleep(2)               # anything still going round would show now
+    # labB: the relay's post and labB's own, once the ring brought it back
+    # (from labA); labC and labA announced it once each
+    assert {name: depth() for name, depth in seen.items()} == {
+        "labA": 1, "labB": 2, "labC": 1}

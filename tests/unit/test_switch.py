@@ -595,6 +595,7 @@ def test_configs_of_the_switch_and_its_links(tmp_path):
     take = _conf(files["sara/from-lab2.conf"])
     assert take["broker"] == "amqp://lab1@switch2.example.com:5673/"
     assert take["msg_to_clusters"] == "lab1,lab3" and take["cluster"] == "lab1"
+    assert take["nodupe_ttl"] == "10m"         # what came round again stops here
     assert take["directory"] == "/var/lib/sarra/data" and "source_from_exchange" not in take
     back = _conf(files["shovel/logs-to-lab2.conf"])
     assert (back["exchange"], back["msg_to_clusters"], back["post_broker"],
