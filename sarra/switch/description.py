@@ -247,6 +247,9 @@ def _cluster(value: object, path: str, option: str) -> str:
     if not isinstance(value, str) or not CLUSTER_NAME.match(value):
         raise ConfigError(f"bad cluster name {value!r}: letters, digits, '_' and '-'",
                           path, option=option)
+    if value == "ALL":
+        raise ConfigError("'ALL' cannot name a cluster: in to_clusters it means every one",
+                          path, option=option)
     return value
 
 

@@ -492,6 +492,8 @@ def test_links_with_their_defaults(tmp_path):
     ("- {cluster: lab0, broker: 'amqp://u@h/', to_clusters: []}", "links[0].to_clusters"),
     ("- {cluster: lab0, broker: 'amqp://u@h/', from_clusters: ['a b']}",
      "links[0].from_clusters"),
+    ("- {cluster: ALL, broker: 'amqp://u@h/'}", "links[0].cluster"),     # means every one
+    ("- {cluster: lab0, broker: 'amqp://u@h/', to_clusters: [ALL]}", "links[0].to_clusters"),
     ("- {cluster: lab0, broker: 'amqp://u@h/'}\n  - {cluster: lab0, broker: 'amqp://v@h/'}",
      "links[1].cluster"),
 ])
