@@ -20,7 +20,8 @@ A ``Machine`` is a sandbox: its own HOME, its own root directory standing for
 the text of its commands and files (host names and ports of the guide ->
 127.0.0.1 and the test's ports; the guide's absolute paths -> under the
 root), and a directory of shims first in PATH (``tests/guides/shims``:
-sudo, apt-get, systemctl, rabbitmqctl, nginx), which record each call.
+sudo, apt-get, systemctl, rabbitmqctl, nginx, sysctl), which record each
+call and do what they can of it in the sandbox (see each shim).
 
 The shell state of a machine (exported variables, current directory) carries
 from one of its steps to the next, as in one terminal.
@@ -216,7 +217,8 @@ class Machine:
             target = self.state / "bin" / shim.name
             shutil.copyfile(shim, target)
             target.chmod(0o755)
-        settings = {"GUIDE_ROOT": str(self.root), "GUIDE_NGINX": _find_program("nginx") or ""}
+        settings = {"GUIDE_ROOT": str(self.root), "GUIDE_NGINX": _find_program("nginx") or "",
+                    "GUIDE_UNITS": str(REPO_ROOT / "debian")}      # the package's systemd units
         if rabbit is not None:
             node_env = rabbit.env()
             settings.update({k: v for k, v in node_env.items() if k.startswith("RABBITMQ_")

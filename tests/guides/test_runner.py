@@ -109,3 +109,37 @@ def test_a_failing_step_names_the_guide_line(tmp_path):
 def test_the_guides_directives_are_well_placed(guide):
     steps = parse_guide(REPO_ROOT / guide)
     assert any(s.kind == "sh" for s in steps)
+
+
+def test_sysctl_is_recorded_and_checked_not_applied(tmp_path):
+    machine = Machine("m", tmp_path / "m", paths=["/etc/sysctl.d"])
+    machine.path("/etc/sysctl.d").mkdir(parents=True)
+    result = machine.sh("echo 'fs.inotify.max_user_watches = 524288' > /etc/sysctl.d/60-x.conf\n"
+                        "sysctl --system")
+    assert result.returncode == 0, result.output
+    assert result.stdout == ("* Applying /etc/sysctl.d/60-x.conf ...\n"
+                             "fs.inotify.max_user_watches = 524288\n")
+    bad = machine.sh("sysctl -w fs.inotify.max_user_wathces=1")
+    assert bad.returncode == 255 and "cannot stat /proc/sys/fs/inotify/max_user_wathces" in bad.stderr
+    assert machine.calls() == ["sysctl --system", "sysctl -w fs.inotify.max_user_wathces=1"]
+
+
+def test_systemctl_runs_the_package_s_units_in_the_sandbox(tmp_path):
+    """debian/sarra.service's commands, with its environment (the package's
+    paths in the sandbox): here on a configuration directory with nothing in
+    it, which sarra says."""
+    machine = Machine("m", tmp_path / "m")
+    (machine.root / "var" / "lib" / "sarra").mkdir(parents=True)
+    journal = machine.state / "units" / "sarra.service.log"
+    assert machine.sh("systemctl enable --now sarra.service sarra-sanity.timer").returncode == 0
+    said = f"sarra: no configurations in {machine.root}/etc/sarra\n"
+    assert journal.read_text() == said                          # ExecStart, once
+    assert machine.sh("systemctl start sarra").returncode == 0   # active: nothing to do
+    assert journal.read_text() == said
+    assert machine.sh("systemctl restart sarra").returncode == 0  # ExecStop, ExecStart
+    assert journal.read_text() == said * 3
+    unknown = machine.sh("systemctl enable --now sarra-nosuch.service")
+    assert unknown.returncode == 64 and "unit sarra-nosuch.service not found" in unknown.stderr
+    assert machine.calls() == ["systemctl enable --now sarra.service sarra-sanity.timer",
+                               "systemctl start sarra", "systemctl restart sarra",
+                               "systemctl enable --now sarra-nosuch.service"]
