@@ -219,7 +219,9 @@ class Flow:
     def _identify(self, wl: Worklist, m: Message) -> bool:
         """Anti-spoofing (PROTOCOL.md A.8): who sent ``m`` is who owns the
         ``xs_<user>`` exchange it was published to. A post gets
-        ``source=<user>`` and ``from_cluster=<cluster>`` whatever it said; a log
+        ``source=<user>`` and ``from_cluster=<cluster>`` whatever it said (and
+        ``to_clusters=<cluster>``, or the ``to_clusters`` option, when it
+        named no destination); a log
         message must carry ``<user>`` in its user field. Messages published
         straight to the exchange read (xsarra, xreport_in: only feeders, and
         links into xreport_in, write there) are trusted as they are; any
@@ -246,6 +248,13 @@ class Flow:
         m.headers.pop("from_cluster", None)
         if self.cfg.cluster:
             m.headers["from_cluster"] = self.cfg.cluster
+        # a source that names no destination means this switch: links forward
+        # only what is destined beyond it (PROTOCOL.md B 6.4: the to_clusters
+        # option, else here)
+        if not m.headers.get("to_clusters", "").strip():
+            home = self.cfg.to_clusters or self.cfg.cluster
+            if home:
+                m.headers["to_clusters"] = home
         return True
 
     def run_hooks(self, stage: str, wl: Worklist) -> None:

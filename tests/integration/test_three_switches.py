@@ -186,7 +186,7 @@ def net(rabbit_node, tmp_path_factory):
 def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
     tmp, people, switches = net["tmp"], net["people"], net["switches"]
     alice_tree = tmp / "alice-data"
-    for d in ("for_a", "for_b", "for_c", "for_all"):
+    for d in ("for_a", "for_b", "for_c", "for_all", "for_none"):
         (alice_tree / d).mkdir(parents=True)
         (alice_tree / d / "f.dat").write_bytes(os.urandom(3000))
     alice_web = nginx(alice_tree, workers=1)
@@ -200,6 +200,9 @@ def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
         alice.run("post", "--post_broker", url(net["nodes"]["labA"], "alice"),
                   "--post_base_url", alice_web.url, "--post_base_dir", alice_tree,
                   "--to_clusters", dest, alice_tree / d)
+    alice.run("post", "--post_broker", url(net["nodes"]["labA"], "alice"),     # no destination:
+              "--post_base_url", alice_web.url, "--post_base_dir", alice_tree,  # labA's
+              alice_tree / "for_none")
     carol, dave = tmp / "carol-mirror" / "alice", tmp / "dave-mirror" / "alice"
     wait_for(lambda: sorted(p.name for p in dave.glob("*")) == ["for_all", "for_c"],
              timeout=60, what="labC's subscriber to get what is for labC")
@@ -235,9 +238,11 @@ def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
     assert "loop: from this cluster (labA)" in back, tail(back)
     files_a = sorted(str(p.relative_to(tmp / "labA-data")) for p in (tmp / "labA-data").rglob("*")
                      if p.is_file())
-    assert files_a == [f"alice/{d}/f.dat" for d in ("for_a", "for_all", "for_b", "for_c")]
-    # for_a never left labA
-    assert not (tmp / "labB-data" / "alice" / "for_a").exists()
+    assert files_a == [f"alice/{d}/f.dat"
+                       for d in ("for_a", "for_all", "for_b", "for_c", "for_none")]
+    # for_a never left labA, nor did for_none (labA's dd_sara made it for labA)
+    for d in ("for_a", "for_none"):
+        assert not (tmp / "labB-data" / "alice" / d).exists()
 
 
 def test_middle_broker_restarted_mid_flow_nothing_lost(net, slow_http):

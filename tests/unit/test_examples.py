@@ -219,10 +219,14 @@ def test_switch_sara_labels_places_and_announces_as_its_comments_say(switch_home
     assert flow.poster.exchanges == ["xpublic"] and flow.reporter.exchange == "xreport_in"
     forged = _post("obs/a.txt", "xs_alice", source="bob", from_cluster="elsewhere")
     stray = _post("obs/b.txt", "other")
-    wl = _filtered(flow, forged, stray)
-    assert wl.incoming == [forged] and wl.rejected == [stray]
+    onward = _post("obs/c.txt", "xs_alice", to_clusters="lab2,lab3")
+    wl = _filtered(flow, forged, stray, onward)
+    assert wl.incoming == [forged, onward] and wl.rejected == [stray]
     assert wl.outcomes[id(stray)].code == 403
     assert (forged.headers["source"], forged.headers["from_cluster"]) == ("alice", "lab1")
+    # no destination named: this switch's, so no link takes it further
+    assert forged.headers["to_clusters"] == "lab1"
+    assert onward.headers["to_clusters"] == "lab2,lab3"
     placement = wl.places[id(forged)]
     root = expand_directory(placement.directory, forged)
     forged.local_root = root
