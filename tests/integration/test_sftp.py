@@ -1,6 +1,7 @@
 """SFTP end to end: a subscriber mirroring a tree announced with an sftp://
 base URL, and dd_sender pushing a posted tree to an SFTP server and
-announcing the remote copies.
+announcing the remote copies, on this broker and on another switch's (a
+second RabbitMQ node) whose subscriber mirrors them.
 
 Real RabbitMQ, a private sshd (the ``sshd`` fixture: key login, the key
 named in credentials.conf with ``ssh_keyfile``); the tools run as
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
+
+import pika
 
 from tests.helpers import make_tree, run_tool
 from tests.integration.flowkit import (BROKER, assert_logs_clean, codes_by_relpath, declare,
@@ -59,7 +62,7 @@ def test_subscriber_mirrors_a_tree_from_an_sftp_base_url(sarra_home, unique, pro
 
 
 def sender_config(sarra_home, name: str, ex: str, xr: str, src: Path, remote_url: str,
-                  out: str) -> None:
+                  out: str, post_broker: str = BROKER) -> None:
     sarra_home.write_config("sender", name, (
         f"broker {BROKER}\n"
         f"exchange {ex}\n"
@@ -68,7 +71,7 @@ def sender_config(sarra_home, name: str, ex: str, xr: str, src: Path, remote_url
         f"report_exchange {xr}\n"
         f"base_dir {src}\n"
         f"destination {remote_url}\n"
-        f"post_broker {BROKER}\n"
+        f"post_broker {post_broker}\n"
         f"post_exchange {out}\n"
         f"post_base_url {remote_url}\n"
         "accept .*\n"))
@@ -121,3 +124,51 @@ def test_sender_pushes_a_posted_tree_and_announces_the_remote_copies(sarra_home,
     text = stop(proc)
     assert "Traceback" not in text
     assert_logs_clean(proc.log)
+
+
+def test_sender_announces_on_another_switch_whose_subscriber_fetches_the_copies(
+        sarra_home, unique, procs, taps, sshd, rabbit_node, tmp_path):
+    """Switch to switch by push: dd_sender on this switch (the local
+    RabbitMQ) copies a posted tree to the SFTP server and announces the
+    copies on the other switch's broker (a second RabbitMQ node), where a
+    subscriber mirrors them from the SFTP server: the same bytes at the end."""
+    node = rabbit_node("b")
+    src, remote, mirror = tmp_path / "src", tmp_path / "remote", tmp_path / "mirror"
+    make_tree(src, 20, depth=2, size=30_000, seed=33)
+    sarra_home.add_credentials(sshd.credentials)
+    sarra_home.add_credentials(node.url())
+    ex, xr, name = f"xt_{unique}", f"xr_{unique}", f"push2_{unique}"
+    there = f"xpushed_{unique}"             # the exchange announced on, on the other switch
+    conn = pika.BlockingConnection(pika.URLParameters(node.url()))
+    try:
+        conn.channel().exchange_declare(there, "topic", durable=True)
+    finally:
+        conn.close()
+    remote_url = f"{sshd.url}{remote}/"
+    taps(xr)
+    sender_config(sarra_home, name, ex, xr, src, remote_url, there,
+                  post_broker=node.url(password=None))
+    taps.queues.append(next((sarra_home.state_dir / "sender" / name).glob("*.qname"))
+                       .read_text().strip())
+    sarra_home.write_config("subscribe", f"far_{unique}", (
+        f"broker {node.url(password=None)}\nexchange {there}\nsubtopic #\nmirror on\n"
+        f"directory {mirror}\naccept .*\nreport_back off\nexpire 10m\n"))
+    run_tool("subscribe", "declare", f"far_{unique}", timeout=60)
+    running = [procs.start_tool("sender", "foreground", name, log=tmp_path / "sender.log"),
+               procs.start_tool("subscribe", "foreground", f"far_{unique}",
+                                log=tmp_path / "far.log")]
+    try:
+        dd_post(ex, "http://switch.example.com/data/", src, src)
+        wait_same_tree(src, remote, timeout=30, proc=running[0])
+        wait_same_tree(src, mirror, timeout=30, proc=running[1])
+        assert tmp_files(mirror) == []
+    finally:
+        for proc in running:
+            stop(proc)
+        conn = pika.BlockingConnection(pika.URLParameters(node.url()))
+        try:
+            conn.channel().exchange_delete(there)
+        finally:
+            conn.close()
+    for proc in running:
+        assert_logs_clean(proc.log)
