@@ -1,7 +1,13 @@
-"""doc/admin-guide.md, "Set up a switch from a vanilla Debian machine"
-(sections 1-11) and "Link another switch", run as written: every ```sh block in order, every file
-the guide shows written where it says, on three sandboxed machines (the
-switch, alice's, carol's: tests/guides/runner.py).
+"""doc/admin-guide.md run as written: every ```sh block in order, every file
+the guide shows written where it says, on sandboxed machines
+(tests/guides/runner.py): "Set up a switch from a vanilla Debian machine"
+(sections 1-11) on three (the switch, alice's, carol's), followed on the
+switch by the reference sections' commands ("Installing", "Watching
+directories", "Operating a switch's configurations" with "Starting with the
+system"); "Link another switch" on lab1 and lab2, then "Reduce redundant
+feeds" with lab3 fed by both; "RabbitMQ" (permissions by hand) on a node of
+its own. SPANS lists what is run: tests/guides/test_coverage.py checks that
+every command of the guide is in one of them or marked skip.
 
 What the test provides, and nothing else: a new private RabbitMQ node for
 the switch (the guide's `rabbitmqctl` acts on it), alice's files under her
@@ -14,7 +20,10 @@ paths on 127.0.0.1 and in the sandboxes. The switch's nginx is the one
 from __future__ import annotations
 
 import shlex
+import shutil
 from dataclasses import replace
+
+import pika
 
 from tests.guides.conftest import log_table, rabbit_queues
 from tests.guides.runner import GuideRunner, parse_guide
@@ -32,7 +41,16 @@ def shown_after(text: str, marker: str) -> str:
 
 def options(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-START, STOP = "## Set up a switch", "## Link another switch"
+# the parts of the guide the tests below run (parse_guide's start, stop)
+SET_UP = ("## Set up a switch", "## Link another switch")
+LINK = ("## Link another switch", "## Reduce redundant feeds")
+WINNOW = ("## Reduce redundant feeds", "## Installing")
+INSTALLING = ("## Installing", "## RabbitMQ")
+RABBITMQ = ("## RabbitMQ", "## Queues")
+WATCHING = ("## Watching directories", "## Operating a switch's configurations")
+OPERATING = ("## Operating a switch's configurations", "## Not implemented yet")
+SPANS = {GUIDE: [SET_UP, LINK, WINNOW, INSTALLING, RABBITMQ, WATCHING, OPERATING]}
+START, STOP = SET_UP
 
 # what the shims of the switch recorded, in order (sudo records itself, then
 # the shimmed command records itself too)
@@ -57,6 +75,16 @@ nginx -t
 sudo systemctl reload nginx
 systemctl reload nginx
 """
+# then the reference sections' (INSTALLING, WATCHING, OPERATING)
+REFERENCE_CALLS = """\
+sudo tee /etc/sysctl.d/60-sarra.conf
+sudo sysctl --system
+sysctl --system
+sudo systemctl enable --now sarra.service sarra-sanity.timer
+systemctl enable --now sarra.service sarra-sanity.timer
+sudo systemctl restart sarra
+systemctl restart sarra
+"""
 
 
 def test_set_up_a_switch_as_the_admin_guide_says(rabbit_node, machines, nginx):
@@ -70,7 +98,7 @@ def test_set_up_a_switch_as_the_admin_guide_says(rabbit_node, machines, nginx):
     alice.subs.update({"@switch.example.com/": f"@{amqp}/",
                        "http://data.example.com/": data.url})
     switch = machines("switch", cwd=REPO_ROOT, rabbit=node, nginx=True,
-                      paths=["/var/lib/sarra", "/etc/nginx"],
+                      paths=["/var/lib/sarra", "/etc/nginx", "/etc/sysctl.d"],
                       subs={"@localhost/": f"@{amqp}/",            # broker URLs
                             "@localhost:5672/": f"@{amqp}/",       # credentials.conf
                             "http://switch.example.com/": f"http://127.0.0.1:{switch_http}/",
@@ -151,18 +179,62 @@ def test_set_up_a_switch_as_the_admin_guide_says(rabbit_node, machines, nginx):
     assert "sara/switch: running (2/2 instances)" in watch, watch
     logs = runner.results[runner.index("sarra log sara/switch")].stdout
     assert logs.strip(), "sarra log shows nothing"
+    walk_through = len(switch.calls())
+
+    # the reference sections, on the switch: installing again changes nothing;
+    # the inotify limit (the sysctl shim checks the setting, applies nothing)
+    switch.path("/etc/sysctl.d").mkdir(parents=True)           # as on Debian
+    reference = GuideRunner([replace(st, index=i) for i, st in enumerate(
+        [st for span in (INSTALLING, WATCHING, OPERATING) for st in parse_guide(GUIDE, *span)])],
+        {"switch": switch})
+    assert [st.text.split()[0] for st in reference.steps if st.kind == "skip"] == ["python3"]
+    setup = reference.run_next()
+    assert "setup: ready" in setup.stdout, setup.output
+    limit = reference.run_next()
+    assert "fs.inotify.max_user_watches = 524288" in limit.stdout, limit.output
+    assert switch.path("/etc/sysctl.d/60-sarra.conf").read_text() == \
+        "fs.inotify.max_user_watches=524288\n"
+    # operating the switch's configurations: list, start, status, log,
+    # restart, sanity, stop
+    operate = reference.run_next()
+    home = "~/.config/sarra"
+    assert [ln for ln in switch.unsubstitute(operate.stdout).splitlines()
+            if ln.startswith(("sara/switch: ~", "shovel/logs: ~"))] == [
+        f"sara/switch: {home}/sara/switch.conf (2 instances)",
+        f"shovel/logs: {home}/shovel/logs.conf (1 instance)"], operate.stdout
+    assert "sara/switch: running (2/2 instances)" in operate.stdout, operate.stdout
+    assert "sara/switch stopped (2 instances)" in operate.stdout, operate.stdout
+    assert "shovel/logs stopped (1 instances)" in operate.stdout, operate.stdout
+    after = switch.sh("sarra status")
+    assert after.returncode == 1 and "sara/switch: stopped (0/2 instances)" in after.stdout
+    # starting with the system: the package's units (debian/sarra.service, run
+    # by the systemctl shim with its environment) act on /etc/sarra, where the
+    # package's switch keeps its configurations (section 1, "With the Debian
+    # package"): the walk-through's go there, as its administrator would put them
+    etc = switch.root / "etc" / "sarra"
+    shutil.copytree(switch.home / ".config" / "sarra", etc)
+    reference.run_to_end()
+    units = switch.sh(f"SARRA_CONFIG_DIR={etc} SARRA_STATE_DIR={switch.root}/var/lib/sarra "
+                      "sarra status", substitute=False)
+    assert "sara/switch: running (2/2 instances)" in units.stdout, units.output
+    assert "shovel/logs: running (1/1 instances)" in units.stdout, units.output
+    journal = (switch.state / "units" / "sarra.service.log").read_text()
+    assert journal.count("sara/switch instance 1 started") == 2, journal     # start, restart
 
     # the shims saw exactly the guide's commands
     recorded = [shlex.split(c) for c in switch.calls()]
     expected = [shlex.split(c) for c in SWITCH_CALLS.format(user=switch.env["USER"]).splitlines()]
-    assert recorded == expected
+    assert recorded[:walk_through] == expected
+    assert recorded[walk_through:] == [shlex.split(c) for c in REFERENCE_CALLS.splitlines()]
     assert alice.calls() == [] and carol.calls() == []
     for machine in (switch, alice, carol):
         assert machine.unused_substitutions() == [], machine.name
-        for log in (machine.home / ".cache" / "sarra" / "log").glob("*.log"):
+        for log in [*(machine.home / ".cache" / "sarra" / "log").glob("*.log"),
+                    *(machine.root / "var" / "lib" / "sarra" / "log").glob("*.log")]:   # the units'
             text = log.read_text(errors="replace")
             assert "[ERROR]" not in text and "[WARNING]" not in text, f"{log.name}:\n{text}"
-    assert not any("readable by group" in r.output for r in runner.results.values())
+    assert not any("readable by group" in r.output
+                   for r in [*runner.results.values(), *reference.results.values()])
 
 
 def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, nginx):
@@ -185,7 +257,7 @@ def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, ngin
                           "http://switch2.example.com/": f"http://127.0.0.1:{http2}/",
                           "\nusers:": f"\nmanagement_url: {two.management_url}\nusers:"})
     setup = parse_guide(GUIDE, START, "### 8.")               # sections 1-7, on "switch"
-    link = parse_guide(GUIDE, STOP, "## Reduce redundant feeds")
+    link = parse_guide(GUIDE, *LINK)
     own = [st for st in link if st.machine == "lab2" and st.kind == "file"]
     assert sorted(st.path for st in own) == ["~/.config/sarra/credentials.conf",
                                              "~/.config/sarra/switch.yaml"]
@@ -246,3 +318,124 @@ def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, ngin
         for log in (machine.home / ".cache" / "sarra" / "log").glob("*.log"):
             text = log.read_text(errors="replace")
             assert "[ERROR]" not in text, f"{machine.name} {log.name}:\n{text}"
+
+    # and, with lab1 and lab2 so linked, lab3 fed by both
+    reduce_redundant_feeds(rabbit_node, machines, switch, lab2, alice, amqp1, amqp2)
+
+
+def reduce_redundant_feeds(rabbit_node, machines, lab1, lab2, alice, amqp1, amqp2):
+    """"Reduce redundant feeds": lab3 gets accounts on lab1 and lab2 (the
+    section's commands there), is set up as sections 1-5 say with the
+    section's description and passwords, then its feeds, winnow and dd_sara
+    as shown; alice posts for lab2 and lab3 on lab1: her files reach lab3,
+    each downloaded once (from lab1 or from lab2), each second post dropped
+    as a duplicate."""
+    three = rabbit_node("link-lab3")
+    http3 = free_port()
+    amqp3 = f"127.0.0.1:{three.amqp_port}"
+    lab3 = machines("lab3", cwd=REPO_ROOT, rabbit=three, nginx=True,
+                    paths=["/var/lib/sarra", "/etc/nginx"],
+                    subs={"@localhost/": f"@{amqp3}/", "@localhost:5672/": f"@{amqp3}/",
+                          "@switch.example.com/": f"@{amqp1}/",        # lab1, seen from lab3
+                          "@switch2.example.com/": f"@{amqp2}/",       # lab2
+                          "http://switch3.example.com/": f"http://127.0.0.1:{http3}/",
+                          "\nusers:": f"\nmanagement_url: {three.management_url}\nusers:"})
+    feeds = parse_guide(GUIDE, *WINNOW)
+    upstream = [st for st in feeds if st.machine != "lab3"]       # lab3's accounts
+    assert [st.machine for st in upstream] == ["switch", "lab2"] and \
+        upstream == feeds[:len(upstream)]
+    own = [st for st in feeds if st.kind == "file" and st.path in (
+        "~/.config/sarra/switch.yaml", "~/.config/sarra/credentials.conf")]
+    assert [(st.machine, st.path) for st in own] == [
+        ("lab3", "~/.config/sarra/switch.yaml"), ("lab3", "~/.config/sarra/credentials.conf")]
+    lab3_setup = []                # sections 1-5 with lab3's files in place of section 3's
+    for st in parse_guide(GUIDE, SET_UP[0], "### 6."):
+        if st.kind == "file" and st.section.startswith("3."):
+            lab3_setup += [] if lab3_setup and lab3_setup[-1] in own else own
+        else:
+            lab3_setup.append(replace(st, machine="lab3"))
+    rest = [st for st in feeds[len(upstream):] if st not in own]
+    runner = GuideRunner([replace(st, index=i) for i, st in enumerate(
+        [*upstream, *lab3_setup, *rest])], {"switch": lab1, "lab2": lab2, "lab3": lab3})
+    assert runner.skipped == []
+    runner.run_to_end()
+    for i in (0, 1):
+        assert "set permissions of lab3 (subscriber)" in runner.results[i].stdout, \
+            runner.results[i].output
+    status = runner.results[len(runner.steps) - 1].stdout
+    for name in ("shovel/feed-a", "shovel/feed-b", "winnow/two-feeds", "sara/winnowed"):
+        assert f"{name}: running" in status, status
+
+    files = make_tree(alice.path("/srv/data/2026-11-27"), 6, depth=1, size=2000, seed=27)
+    posted = alice.sh("dd_post --post_broker amqp://alice@switch.example.com/ "
+                      "--post_base_url http://data.example.com/ --post_base_dir /srv/data "
+                      "--to_clusters lab2,lab3 /srv/data/2026-11-27")
+    assert f"posted {len(files)} of {len(files)} files" in posted.output, posted.output
+    there = lab3.path("/var/lib/sarra/data") / "alice" / "2026-11-27"
+    wait_for(lambda: not compare_trees(alice.path("/srv/data/2026-11-27"), there),
+             timeout=40, what="alice's files on lab3")
+
+    def duplicates() -> int:
+        logs = (lab3.home / ".cache" / "sarra" / "log").glob("winnow_two-feeds_*.log")
+        return sum(p.read_text(errors="replace").count(
+            ": duplicate (seen in the last nodupe_ttl)") for p in logs)
+    wait_for(lambda: duplicates() >= len(files), timeout=30, what="the second feed's posts")
+    assert duplicates() == len(files)
+    # lab1 served each file to lab2 (its link) and some to lab3, lab2 the
+    # others to lab3: lab3 took each once
+    gets = sum((m.state / "nginx" / "access.log").read_text().count('"GET /alice/2026-11-27/')
+               for m in (lab1, lab2))
+    assert gets == 2 * len(files), gets
+    assert lab3.calls() == lab1.calls()            # sections 1-5 (6-7 call no shim)
+    assert lab3.unused_substitutions() == []
+    for log in (lab3.home / ".cache" / "sarra" / "log").glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert "[ERROR]" not in text and "[WARNING]" not in text, f"lab3 {log.name}:\n{text}"
+
+
+def test_rabbitmq_permissions_by_hand_as_the_admin_guide_says(rabbit_node, machines):
+    """"RabbitMQ": alice added with rabbitmqctl and the anchored patterns the
+    guide shows, on a node without an alice (the link test's lab2; she is
+    removed after); she may then declare, write and read what is hers and
+    read xpublic, and nothing of a user whose name begins with hers."""
+    node = rabbit_node("link-lab2")
+    switch = machines("switch", rabbit=node)
+    runner = GuideRunner(parse_guide(GUIDE, *RABBITMQ), {"switch": switch})
+    assert runner.skipped == []
+    admin = pika.BlockingConnection(pika.URLParameters(node.url()))
+    try:
+        runner.run_to_end()
+        assert [shlex.split(c)[:2] for c in switch.calls()] == [
+            ["rabbitmqctl", "add_user"], ["rabbitmqctl", "set_permissions"]]
+        setup = admin.channel()
+        for name in ("xpublic", "xs_alicebob"):          # the switch's, and another user's
+            setup.exchange_declare(name, "topic", durable=True)
+        alice = pika.BlockingConnection(pika.URLParameters(node.url("alice", "Fake-Passw0rd")))
+        try:
+            def allowed(what, *args) -> bool:
+                channel = alice.channel()
+                try:
+                    getattr(channel, what)(*args)
+                except pika.exceptions.ChannelClosedByBroker as exc:
+                    assert exc.reply_code == 403, exc
+                    return False
+                channel.close()
+                return True
+            assert allowed("exchange_declare", "xs_alice", "topic", False, True)
+            assert allowed("exchange_declare", "xs_alice_model", "topic", False, True)
+            assert allowed("queue_declare", "q_alice.subscribe.obs.1.2", False, True)
+            assert allowed("queue_bind", "q_alice.subscribe.obs.1.2", "xpublic", "v02.post.#")
+            assert allowed("queue_bind", "q_alice.subscribe.obs.1.2", "xs_alice", "v02.post.#")
+            assert not allowed("exchange_declare", "xs_alicebob", "topic", False, True)
+            assert not allowed("queue_declare", "q_alicebob.subscribe.x", False, True)
+            assert not allowed("queue_bind", "q_alice.subscribe.obs.1.2", "xs_alicebob", "#")
+            assert not allowed("exchange_declare", "xpublic", "topic", False, True)
+        finally:
+            alice.close()
+    finally:
+        cleanup = admin.channel()
+        for name in ("xs_alicebob", "xs_alice", "xs_alice_model"):
+            cleanup.exchange_delete(name)
+        cleanup.queue_delete("q_alice.subscribe.obs.1.2")
+        admin.close()
+        node.ctl("delete_user", "alice", check=False)
