@@ -1,14 +1,19 @@
 """doc/user-guide.md run as written: every ```sh block in order, every file
-it shows written where it says, on two sandboxed machines (alice's, who
-subscribes, posts and watches a directory, and bob's, who mirrors her
-directory: tests/guides/runner.py), against a switch set up here.
+it shows written where it says, on three sandboxed machines (alice's, who
+subscribes, posts and watches a directory, bob's, who mirrors her
+directory, and carol's, whose subscriber triggers commands when files
+arrive: tests/guides/runner.py), against a switch set up here; then
+README.md's "Using it" on one machine. Both files are run whole (SPANS:
+tests/guides/test_coverage.py checks that nothing else is needed).
 
 The switch (a new private RabbitMQ node, `dd_audit declare` from a
 description written here, dd_sara and the log router as in the admin guide)
 has the users the guide names, with the passwords its credentials show;
 bob may read `xs_alice`, as section 8.2 asks of the administrator (the
-admin guide's "RabbitMQ" section says how). Alice's web server, for
-data.example.com, is a private nginx serving her /srv/data.
+admin guide's "RabbitMQ" section says how); a private nginx serves its
+tree. Alice's web server, for data.example.com, is a private nginx
+serving her /srv/data. The commands carol's hooks run (section 10) are
+small scripts at the guide's paths that record how they were called.
 
 Where a block needs something to happen first (a daemon at work), the test
 waits for it between steps; the foreground commands are stopped as Ctrl-C
@@ -17,15 +22,19 @@ would, once they are at work.
 from __future__ import annotations
 
 import os
+import shlex
 
 import pytest
 
 from tests.guides.conftest import log_table, rabbit_queues
 from tests.guides.runner import GuideRunner, Machine, parse_guide
 from tests.helpers import REPO_ROOT, compare_trees, make_tree, wait_for
+from tools.localnginx import start_nginx
 
 GUIDE = REPO_ROOT / "doc" / "user-guide.md"
 README = REPO_ROOT / "README.md"
+WHOLE = (None, None)                       # parse_guide's start, stop: the whole file
+SPANS = {GUIDE: [WHOLE], README: [WHOLE]}  # what the tests below run
 
 PASSWORDS = {"admin": "Adm1n-Secret", "feeder": "F33der-Secret",   # the switch's own
              "anonymous": "anonymous", "alice": "Fake-Passw0rd",   # the guide's (section 2)
@@ -37,7 +46,7 @@ broker: amqp://admin@127.0.0.1:{port}/
 feeder: amqp://feeder@127.0.0.1:{port}/
 management_url: {management}
 data_dir: {data}
-base_url: http://127.0.0.1:9/
+base_url: {web}
 users:
   anonymous: subscriber
   alice: source
@@ -55,7 +64,7 @@ directory             {data}/${{SOURCE}}
 post_broker           amqp://feeder@127.0.0.1:{port}/
 post_exchange         xpublic
 post_base_dir         {data}
-post_base_url         http://127.0.0.1:9/
+post_base_url         {web}
 report_exchange       xreport_in
 expire                1d
 """
@@ -90,7 +99,8 @@ def user_switch(rabbit_node, tmp_path_factory):
     node.ctl("set_permissions", "-p", "/", "admin", ".*", ".*", ".*")
     data = switch.root / "var" / "lib" / "sarra" / "data"
     data.mkdir(parents=True)
-    fill = dict(port=node.amqp_port, management=node.management_url, data=data)
+    web = start_nginx(tmp_path_factory.mktemp("switch-nginx"), data, workers=1)
+    fill = dict(port=node.amqp_port, management=node.management_url, data=data, web=web.url)
     switch.write_file("~/.config/sarra/switch.yaml", DESCRIPTION.format(**fill))
     switch.write_file("~/.config/sarra/sara/switch.conf", SARA.format(**fill))
     switch.write_file("~/.config/sarra/shovel/logs.conf", ROUTER.format(**fill))
@@ -106,12 +116,33 @@ def user_switch(rabbit_node, tmp_path_factory):
         yield node
     finally:
         switch.stop_everything()
+        web.stop()
 
 
 def _alice_password(node, password: str) -> None:
     """The switch's administrator sets alice's password (the user guide's and
     the README's differ)."""
     node.ctl("change_password", "alice", password)
+
+
+RECORDING = r"""#!/bin/sh
+# GUIDE_PATH of the guide, standing in: records its call (one line, tabs between)
+files="$(printf '%s' "${SARRA_SET_FILES:-}" | tr '\n' ' ')"
+printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(basename "$0")" "$SARRA_STAGE" "${SARRA_FILE:-}" \
+    "$SARRA_RELPATH" "$SARRA_SOURCE" "${SARRA_SET:-}" "${files% }" >> LOG
+"""
+
+
+def _recording(machine, guide_path: str, log) -> None:
+    """A command of the guide, at its path on ``machine``, that records each
+    call in ``log``: its name, then the exec hook's variables SARRA_STAGE,
+    SARRA_FILE, SARRA_RELPATH, SARRA_SOURCE, SARRA_SET and SARRA_SET_FILES
+    (one path a line there; spaces between here)."""
+    script = machine.path(guide_path)
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(RECORDING.replace("GUIDE_PATH", guide_path)
+                      .replace("LOG", shlex.quote(str(log))), encoding="utf-8")
+    script.chmod(0o755)
 
 
 def _logged(machine, text: str) -> int:
@@ -132,7 +163,13 @@ def test_the_user_guide_as_written(user_switch, machines, nginx):
     alice.subs.update({"@switch.example.com/": f"@{amqp}/", "http://data.example.com/": data.url})
     bob = machines("bob", paths=["/data/copy"], subs={"@switch.example.com/": f"@{amqp}/"})
     _credentials(bob, "bob", port=node.amqp_port)     # what section 2 tells bob to do
-    runner = GuideRunner(parse_guide(GUIDE), {"alice": alice, "bob": bob})
+    carol = machines("carol", paths=["/data/captures", "/usr/local/bin"],
+                     subs={"@switch.example.com/": f"@{amqp}/"})
+    _credentials(carol, "carol", port=node.amqp_port)
+    calls = carol.state / "hooks.log"
+    _recording(carol, "/usr/local/bin/index-capture", calls)
+    _recording(carol, "/usr/local/bin/merge-day", calls)
+    runner = GuideRunner(parse_guide(GUIDE, *WHOLE), {"alice": alice, "bob": bob, "carol": carol})
     assert runner.skipped == []
 
     def at_work(out: str) -> bool:
@@ -213,16 +250,54 @@ def test_the_user_guide_as_written(user_switch, machines, nginx):
              and r["code"] in ("201", "304")}
     assert {f"2026-11-25/{f}" for f in november} <= taken, result.stdout
     assert result.stderr.count("log messages from xr_alice") == 2, result.stderr
+
+    # 10: carol's triggers. Her subscriber starts; alice posts the day's
+    # directory with 11 of the 12 captures: each is indexed, the day is not
+    # merged; then with all 12: the twelfth is indexed, the day merged once
+    start = runner.index("dd_subscribe start captures")
+    runner.run_until(start + 1)
+    assert "subscribe/captures instance 1 started" in runner.results[start].stdout
+    wait_for(lambda: _logged(carol, "bound to xpublic"), timeout=20, what="carol's subscriber")
+    day = alice.path("/srv/data/results-A/2026-11-25")
+    nodes = [f"node{n:02d}" for n in range(1, 13)]
+    for node_dir in nodes[:11]:
+        (day / node_dir).mkdir(parents=True)
+        (day / node_dir / "capture.dat").write_bytes(os.urandom(1500))
+    post = runner.index("dd_post --post_broker", after=start)
+    runner.run_until(post + 1)
+    assert "posted 11 of 11 files" in runner.results[post].output, runner.results[post].output
+
+    def recorded(name: str) -> list[list[str]]:
+        lines = calls.read_text().splitlines() if calls.exists() else []
+        return [carol.unsubstitute(ln).split("\t")[1:] for ln in lines
+                if ln.startswith(name + "\t")]
+    wait_for(lambda: len(recorded("index-capture")) >= 11, timeout=30,
+             what="11 captures indexed")
+    (day / nodes[11]).mkdir()
+    (day / nodes[11] / "capture.dat").write_bytes(os.urandom(1500))
+    assert recorded("merge-day") == []                    # 11 of 12: not yet
+    runner.run_step(post)                                 # the day's directory again
+    assert "posted 12 of 12 files" in runner.results[post].output
+    wait_for(lambda: recorded("merge-day"), timeout=30, what="the day merged")
+    mirror = "/data/captures/alice/results-A/2026-11-25"
+    relpath = "alice/results-A/2026-11-25/{}/capture.dat".format
+    assert sorted(recorded("index-capture")) == [      # each once (the guide's node03 too)
+        ["on_file", f"{mirror}/{n}/capture.dat", relpath(n), "alice", "", ""] for n in nodes]
+    assert recorded("merge-day") == [
+        ["on_file", f"{mirror}/node12/capture.dat", relpath("node12"), "alice", "2026-11-25",
+         " ".join(f"{mirror}/{n}/capture.dat" for n in nodes)]]
+    assert not compare_trees(day, carol.path(mirror))
     assert runner.next == len(runner.steps)
 
     assert not any("readable by group" in r.output for r in runner.results.values())
     # nothing the guide does leaves a complaint in a log
-    for machine in (alice, bob):
+    for machine in (alice, bob, carol):
         for log in (machine.home / ".cache" / "sarra" / "log").glob("*.log"):
             text = log.read_text(errors="replace")
             assert "[ERROR]" not in text, f"{log.name}:\n{text}"
-    assert alice.calls() == [] and bob.calls() == []
-    assert alice.unused_substitutions() == [] and bob.unused_substitutions() == []
+    assert alice.calls() == [] and bob.calls() == [] and carol.calls() == []
+    for machine in (alice, bob, carol):
+        assert machine.unused_substitutions() == [], machine.name
 
 
 def test_the_readme_as_written(user_switch, machines, nginx):
