@@ -4,12 +4,13 @@ block uses options that exist for some tool, in every guide (hooks.md,
 sender.md and switch.md included).
 
 These checks hold the text to the code without running anything. The
-guides' walk-throughs are run, block by block in order, against real
-servers, by tests/guides: test_admin_guide.py (doc/admin-guide.md, "Set up
-a switch from a vanilla Debian machine"), test_user_guide.py
+guides' commands are run, block by block in order, against real servers,
+by tests/guides: test_admin_guide.py (doc/admin-guide.md), test_user_guide.py
 (doc/user-guide.md and README.md), with the runner in tests/guides/runner.py
 (the ``<!-- guide: ... -->`` comments in the markdown place files, machines
-and skips)."""
+and skips); tests/guides/test_coverage.py checks that every shell block of
+those three is run or marked skip. hooks.md's Python hook is loaded and
+run by tests/unit/test_hooks_doc.py."""
 import re
 import shlex
 from pathlib import Path
