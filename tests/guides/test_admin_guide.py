@@ -41,7 +41,10 @@ def shown_after(text: str, marker: str) -> str:
 
 def options(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-# the parts of the guide the tests below run (parse_guide's start, stop)
+
+
+# the parts of the guide the tests below run (parse_guide's start, stop), all
+# of it but the blocks marked skip (tests/guides/test_coverage.py)
 SET_UP = ("## Set up a switch", "## Link another switch")
 LINK = ("## Link another switch", "## Reduce redundant feeds")
 WINNOW = ("## Reduce redundant feeds", "## Installing")
