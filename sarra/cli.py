@@ -82,6 +82,8 @@ def run(tool: str, argv: list[str]) -> int:
         print(f"dd_{tool}: {exc}", file=sys.stderr)
         return 2
     setup_logging(cfg)
+    for note in cfg.notes:
+        log.warning("%s", note)
     for name in cfg.not_implemented():
         log.warning("option '%s' (%s) is not implemented yet: ignored", name,
                     cfg.origin(name))

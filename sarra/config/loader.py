@@ -80,6 +80,7 @@ class Config:
         self.tool, self.name = tool, name
         self.masks, self.files, self.credentials = masks, files, credentials
         self._values, self._origins, self._secrets = values, origins, secrets_
+        self.notes: list[str] = []     # what the reader should hear of (warnings)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -170,6 +171,11 @@ def _suggest(keyword: str, prefix: str = "") -> str:
     return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
 
 
+# '#' after a value is part of it (PROTOCOL.md 8.2: comment lines only); a
+# '#' after blanks most likely was meant as a comment, so the reader is told
+TRAILING_COMMENT = re.compile(r"\s#")
+
+
 def _split_line(text: str) -> tuple[str, str | None] | None:
     line = text.strip()
     if not line or line.startswith("#"):
@@ -189,6 +195,7 @@ class _Loader:
         self.masks: list[Mask] = []
         self.files: list[str] = []
         self.stack: list[str] = []
+        self.notes: list[str] = []
         self.randid = secrets.token_hex(4)
         self.now = time.gmtime()
         for option in OPTIONS.values():
@@ -354,6 +361,10 @@ class _Loader:
             for number, raw_line in enumerate(text.splitlines(), 1):
                 parsed = _split_line(raw_line)
                 if parsed is not None:
+                    if parsed[1] is not None and TRAILING_COMMENT.search(parsed[1]):
+                        self.notes.append(f"{path}:{number}: {parsed[0]}: the ' #...' is "
+                                          "part of the value (comments go on lines of "
+                                          "their own)")
                     self.apply(parsed[0], parsed[1], path, number)
         finally:
             self.stack.pop()
@@ -384,8 +395,10 @@ def load_config(tool: str, name: str | None,
         name = os.path.splitext(os.path.basename(path))[0]
     for key, value in overrides:
         loader.apply(key.lstrip("-"), value, COMMAND_LINE, None)
-    return Config(tool, name, loader.values, loader.origins, loader.masks,
-                  loader.files, Credentials(), loader.secrets)
+    cfg = Config(tool, name, loader.values, loader.origins, loader.masks,
+                 loader.files, Credentials(), loader.secrets)
+    cfg.notes = loader.notes
+    return cfg
 
 
 # ------------------------------------------------------------ command line

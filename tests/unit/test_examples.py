@@ -90,6 +90,7 @@ def test_default_conf_loads_for_every_tool(home, tool):
 def test_example_config_loads(home, tool, path):
     cfg = load(tool, path)
     assert cfg.files[-1] == str(path)
+    assert cfg.notes == []                       # no comment after a value
     set_here = [name for name in OPTIONS if cfg.origin(name).startswith(str(path) + ":")]
     assert set_here or cfg.masks, f"{path} sets nothing"
     not_yet = getattr(option_table, "NOT_YET", frozenset())  # accepted, not acted upon
