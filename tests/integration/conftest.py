@@ -7,10 +7,12 @@ Missing servers are failures, not skips: run ``bash tools/setup.sh`` first.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -19,6 +21,29 @@ from tests.helpers import (AMQP_HOST, AMQP_PORT, AMQP_URL, SETUP_HINT, find_prog
 
 
 # --------------------------------------------------------------------------- RabbitMQ
+
+MGMT_API = f"http://{AMQP_HOST}:15672/api"
+
+
+@pytest.fixture
+def unique():
+    """A short random hex string for exchange, queue and config names; at
+    teardown, the exchanges and queues of the shared broker whose names hold
+    it are deleted (what a test declared, and what its components did)."""
+    import requests          # the test side's HTTP client (sarra's is in transfer.http)
+
+    token = secrets.token_hex(4)
+    yield token
+    auth = ("guest", "guest")
+    for kind in ("exchanges", "queues"):
+        try:
+            listed = requests.get(f"{MGMT_API}/{kind}/%2F?columns=name", auth=auth, timeout=10)
+            listed.raise_for_status()
+        except requests.RequestException:
+            return                  # no API: nothing to tidy that a test could check
+        for name in [item["name"] for item in listed.json() if token in item["name"]]:
+            requests.delete(f"{MGMT_API}/{kind}/%2F/{quote(name, safe='')}", auth=auth,
+                            timeout=10)
 
 @pytest.fixture(scope="session")
 def amqp_url() -> str:

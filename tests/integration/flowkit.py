@@ -175,17 +175,6 @@ def queue_consumers(queue: str) -> int:
         conn.close()
 
 
-def queue_depth(queue: str, vhost: str = "/") -> int:
-    """Messages in ``queue``, delivered but not acknowledged included
-    (management API)."""
-    import requests
-    from urllib.parse import quote
-    r = requests.get(f"http://127.0.0.1:15672/api/queues/{quote(vhost, safe='')}/"
-                     f"{quote(queue, safe='')}", auth=("guest", "guest"), timeout=10)
-    r.raise_for_status()
-    return int(r.json().get("messages", 0))
-
-
 def exchanges(*names: str, binds=(), vhost: str = "/", delete: bool = False) -> None:
     """Declare (or delete) topic exchanges, and exchange-to-exchange bindings
     ``(destination, source, key)``, as dd_audit would, in ``vhost``."""
