@@ -122,6 +122,8 @@ def test_sysctl_is_recorded_and_checked_not_applied(tmp_path):
     bad = machine.sh("sysctl -w fs.inotify.max_user_wathces=1")
     assert bad.returncode == 255 and "cannot stat /proc/sys/fs/inotify/max_user_wathces" in bad.stderr
     assert machine.calls() == ["sysctl --system", "sysctl -w fs.inotify.max_user_wathces=1"]
+    for wrong in ("sysctl -w", "sysctl -w '  fs.inotify.max_user_watches'"):
+        assert machine.sh(wrong).returncode == 64, wrong        # nothing, or no '='
 
 
 def test_systemctl_runs_the_package_s_units_in_the_sandbox(tmp_path):
@@ -143,3 +145,15 @@ def test_systemctl_runs_the_package_s_units_in_the_sandbox(tmp_path):
     assert machine.calls() == ["systemctl enable --now sarra.service sarra-sanity.timer",
                                "systemctl start sarra", "systemctl restart sarra",
                                "systemctl enable --now sarra-nosuch.service"]
+    # as systemd: the sanity service (oneshot, no RemainAfterExit) runs at each
+    # start; it has no [Install] (its timer does) and nothing to reload
+    sanity = machine.state / "units" / "sarra-sanity.service.log"
+    for _ in range(2):
+        assert machine.sh("systemctl start sarra-sanity.service").returncode == 0
+    assert sanity.read_text().count(said) == 2
+    assert machine.sh("systemctl enable sarra-sanity.service").returncode == 64
+    assert machine.sh("systemctl reload sarra-sanity.service").returncode == 1
+    # a WorkingDirectory that is not there fails the unit (200/CHDIR)
+    (machine.root / "var" / "lib" / "sarra").rename(machine.root / "var" / "lib" / "gone")
+    moved = machine.sh("systemctl restart sarra")
+    assert moved.returncode == 1 and "failed" in moved.stderr
