@@ -45,6 +45,11 @@ def test_demo_mirrors_a_small_tree_and_says_so_in_one_line(amqp_url, tmp_path):
         exchanges(f"xdemo_{proc.pid}", f"xdemo_log_{proc.pid}", delete=True)
         for state in tmp_path.glob("sarra-demo-*/state"):
             kill_processes_with_env("SARRA_STATE_DIR", str(state))
+        for pid_file in tmp_path.glob("sarra-demo-*/**/nginx.pid"):    # its web server
+            try:
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)  # and workers
+            except (OSError, ValueError, IndexError):
+                pass
     assert proc.returncode == 0, f"tools/demo.py exited {proc.returncode}:\n{out}"
     summaries = SUMMARY.findall(out)
     assert len(summaries) == 1, f"not one summary line:\n{out}"

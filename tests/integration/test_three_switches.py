@@ -240,8 +240,12 @@ def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
                      if p.is_file())
     assert files_a == [f"alice/{d}/f.dat"
                        for d in ("for_a", "for_all", "for_b", "for_c", "for_none")]
-    # for_a never left labA, nor did for_none (labA's dd_sara made it for labA)
+    # for_a never left labA, nor did for_none (labA's dd_sara made it for labA):
+    # labB's link saw both and left them out
     for d in ("for_a", "for_none"):
+        wait_for(lambda d=d: f"rejected alice/{d}/f.dat: to_clusters labA: not through here"
+                 in switches["labB"].logs("from-labA"), timeout=30, interval=0.5,
+                 what=f"labB's link to leave {d} out")
         assert not (tmp / "labB-data" / "alice" / d).exists()
 
 

@@ -259,8 +259,9 @@ def test_pip_resolves_the_wheels_dependencies_and_every_tool_runs(dists, tmp_pat
     for var in ("PIP_NO_INDEX", "PIP_NO_DEPS", "PIP_NO_CACHE_DIR"):
         env.pop(var, None)
     pip = [sys.executable, "-m", "pip", "--python", str(py)]
-    proc = _run(pip + ["install", "--no-compile", "--progress-bar", "off",
-                       str(dists["wheel"])], env=env, timeout=600)
+    # a firewalled index fails in seconds, not after pip's default retries
+    proc = _run(pip + ["install", "--no-compile", "--progress-bar", "off", "--timeout", "20",
+                       "--retries", "2", str(dists["wheel"])], env=env, timeout=300)
     if proc.returncode != 0 and _OFFLINE.search(proc.stdout):
         pytest.skip(f"the package index cannot be reached:\n{proc.stdout[-1500:]}")
     _ok(proc, "pip install the wheel, resolving its dependencies")
