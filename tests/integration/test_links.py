@@ -8,7 +8,7 @@ nodes set up with dd_audit and sarra.
 from __future__ import annotations
 
 import os
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.helpers import compare_trees, run_tool, wait_for
 from tests.integration.flowkit import BROKER, delete_queues, exchanges, stop, taps
@@ -40,14 +40,12 @@ def test_winnow_posts_each_file_of_two_feeds_once(sarra_home, unique, procs, tap
         running = [procs.start_tool(t, "foreground", n, log=tmp_path / f"{t}.log")
                    for t, n in (("winnow", f"w_{unique}"), ("subscribe", f"s_{unique}"))]
         # the same 100 products announced by two feeds at the same time
-        feeds = [threading.Thread(target=run_tool, args=(
-                     "post", "--post_broker", BROKER, "--post_exchange", feed,
-                     "--post_base_url", web.url, "--post_base_dir", src, src),
-                     kwargs={"timeout": 60}) for feed in (f1, f2)]
-        for thread in feeds:
-            thread.start()
-        for thread in feeds:
-            thread.join()
+        with ThreadPoolExecutor(2) as pool:
+            feeds = [pool.submit(run_tool, "post", "--post_broker", BROKER, "--post_exchange",
+                                 feed, "--post_base_url", web.url, "--post_base_dir", src, src,
+                                 timeout=60) for feed in (f1, f2)]
+            for feed in feeds:
+                feed.result()               # a failed dd_post fails the test here
         # One more product after both feeds: the winnow's queue is in order and it
         # has one consumer, so once this one is mirrored, every post of both feeds
         # before it has been judged (the management API's message counts lag by
