@@ -240,6 +240,19 @@ def test_set_up_a_switch_as_the_admin_guide_says(rabbit_node, machines, nginx):
                    for r in [*runner.results.values(), *reference.results.values()])
 
 
+def set_up_as(machine: str, steps: list, own: list) -> list:
+    """The set-up walk-through's ``steps`` for another switch, on ``machine``:
+    its own files (``own``: description and passwords) in place of those of
+    section 3, everything else as the guide says it for lab1."""
+    out: list = []
+    for st in steps:
+        if st.kind == "file" and st.section.startswith("3."):
+            out += [] if out and out[-1] in own else own
+        else:
+            out.append(replace(st, machine=machine))
+    return out
+
+
 def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, nginx):
     """"Link another switch": lab1 set up as sections 1-7 say, lab2 the same
     with the description and passwords of the link section, then the link
@@ -264,12 +277,7 @@ def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, ngin
     own = [st for st in link if st.machine == "lab2" and st.kind == "file"]
     assert sorted(st.path for st in own) == ["~/.config/sarra/credentials.conf",
                                              "~/.config/sarra/switch.yaml"]
-    lab2_setup = []                # sections 1-7 with lab2's files in place of section 3's
-    for st in setup:
-        if st.kind == "file" and st.section.startswith("3."):
-            lab2_setup += [] if lab2_setup and lab2_setup[-1] in own else own
-        else:
-            lab2_setup.append(replace(st, machine="lab2"))
+    lab2_setup = set_up_as("lab2", setup, own)      # sections 1-7 with lab2's files
     on_lab1 = [st for st in link if st.machine == "switch"]   # lab2's account, first
     assert on_lab1 == link[:len(on_lab1)]
     steps = [replace(st, index=i) for i, st in enumerate(
@@ -351,12 +359,7 @@ def reduce_redundant_feeds(rabbit_node, machines, lab1, lab2, alice, amqp1, amqp
         "~/.config/sarra/switch.yaml", "~/.config/sarra/credentials.conf")]
     assert [(st.machine, st.path) for st in own] == [
         ("lab3", "~/.config/sarra/switch.yaml"), ("lab3", "~/.config/sarra/credentials.conf")]
-    lab3_setup = []                # sections 1-5 with lab3's files in place of section 3's
-    for st in parse_guide(GUIDE, SET_UP[0], "### 6."):
-        if st.kind == "file" and st.section.startswith("3."):
-            lab3_setup += [] if lab3_setup and lab3_setup[-1] in own else own
-        else:
-            lab3_setup.append(replace(st, machine="lab3"))
+    lab3_setup = set_up_as("lab3", parse_guide(GUIDE, SET_UP[0], "### 6."), own)   # 1-5
     rest = [st for st in feeds[len(upstream):] if st not in own]
     runner = GuideRunner([replace(st, index=i) for i, st in enumerate(
         [*upstream, *lab3_setup, *rest])], {"switch": lab1, "lab2": lab2, "lab3": lab3})
@@ -417,6 +420,7 @@ def test_rabbitmq_permissions_by_hand_as_the_admin_guide_says(rabbit_node, machi
         try:
             def allowed(what, *args) -> bool:
                 channel = alice.channel()
+                channel.confirm_delivery()        # a refused publish closes it, here
                 try:
                     getattr(channel, what)(*args)
                 except pika.exceptions.ChannelClosedByBroker as exc:
@@ -429,6 +433,9 @@ def test_rabbitmq_permissions_by_hand_as_the_admin_guide_says(rabbit_node, machi
             assert allowed("queue_declare", "q_alice.subscribe.obs.1.2", False, True)
             assert allowed("queue_bind", "q_alice.subscribe.obs.1.2", "xpublic", "v02.post.#")
             assert allowed("queue_bind", "q_alice.subscribe.obs.1.2", "xs_alice", "v02.post.#")
+            assert allowed("basic_publish", "xs_alice", "v02.post.obs", b"x")   # write
+            assert not allowed("basic_publish", "xs_alicebob", "v02.post.obs", b"x")
+            assert not allowed("basic_publish", "xpublic", "v02.post.obs", b"x")
             assert not allowed("exchange_declare", "xs_alicebob", "topic", False, True)
             assert not allowed("queue_declare", "q_alicebob.subscribe.x", False, True)
             assert not allowed("queue_bind", "q_alice.subscribe.obs.1.2", "xs_alicebob", "#")
