@@ -76,11 +76,12 @@ class Config:
 
     def __init__(self, tool: str, name: str | None, values: dict[str, Any],
                  origins: dict[str, str], masks: list[Mask], files: list[str],
-                 credentials: Credentials, secrets_: dict[str, str]):
+                 credentials: Credentials, secrets_: dict[str, str],
+                 notes: list[str] | None = None):
         self.tool, self.name = tool, name
         self.masks, self.files, self.credentials = masks, files, credentials
         self._values, self._origins, self._secrets = values, origins, secrets_
-        self.notes: list[str] = []     # what the reader should hear of (warnings)
+        self.notes = notes or []       # what the reader should hear of (warnings)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -395,10 +396,8 @@ def load_config(tool: str, name: str | None,
         name = os.path.splitext(os.path.basename(path))[0]
     for key, value in overrides:
         loader.apply(key.lstrip("-"), value, COMMAND_LINE, None)
-    cfg = Config(tool, name, loader.values, loader.origins, loader.masks,
-                 loader.files, Credentials(), loader.secrets)
-    cfg.notes = loader.notes
-    return cfg
+    return Config(tool, name, loader.values, loader.origins, loader.masks,
+                  loader.files, Credentials(), loader.secrets, loader.notes)
 
 
 # ------------------------------------------------------------ command line

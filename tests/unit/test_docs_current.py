@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sarra.config import OPTIONS
 from sarra.config.options import NOT_YET
-from sarra.switch.description import KEYS, LINK_KEYS, vhost_of
+from sarra.switch.description import KEYS, LINK_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -70,5 +70,4 @@ def test_readme_claims_nothing_that_is_implemented():
     named_keys = set(re.findall(r"`([a-z_]+):`", readme))
     assert not named_keys & set(KEYS + LINK_KEYS), \
         "the switch description's keys are implemented (sarra/switch/description.py)"
-    assert vhost_of("amqp://admin@host/lab2") == "lab2"    # dd_audit handles any vhost
     assert "vhost" not in readme and "virtual host" not in readme
