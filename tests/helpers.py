@@ -2,6 +2,9 @@
 
 Nothing here imports ``sarra``: the tools are run as subprocesses
 (``python -m sarra.cli TOOL ...``) so the tests exercise the real command line.
+Ports and processes (free_port, port_open, kill_process, stop_process, tail)
+come from tools/proc.py, which the private servers of tools/ use too (tools/
+never imports tests/).
 """
 from __future__ import annotations
 
@@ -9,12 +12,13 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from tools.proc import free_port, kill_process, port_open, stop_process, tail
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,27 +62,11 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, interval: float 
         time.sleep(interval)
 
 
-def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when a TCP connection to host:port succeeds."""
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def wait_port(host: str, port: int, timeout: float = 30, closed: bool = False) -> None:
     """Wait until host:port accepts connections (or refuses them, with closed=True)."""
     state = "closed" if closed else "open"
     wait_for(lambda: port_open(host, port, 0.5) != closed, timeout=timeout, interval=0.1,
              what=f"{host}:{port} to be {state}")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the caller may lose a race for it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------- processes
@@ -96,11 +84,6 @@ class ToolError(AssertionError):
             f"command exited {result.returncode}: {cmd}\n"
             f"--- stdout (tail) ---\n{tail(result.stdout or '')}\n"
             f"--- stderr (tail) ---\n{tail(result.stderr or '')}")
-
-
-def tail(text: str, lines: int = 40) -> str:
-    """The last ``lines`` lines of ``text``."""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def tool_command(tool: str, *args: Any) -> list[str]:
@@ -166,41 +149,6 @@ def start_tool(tool: str, *args: Any, log: str | os.PathLike, env: Mapping[str, 
     if procs is not None:
         procs.append(proc)
     return proc
-
-
-def kill_process(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """Send ``sig`` to the process group of ``proc`` (started in its own session)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
-
-
-def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
-    """Ask ``proc`` to stop with ``sig`` (to the process only), wait up to
-    ``timeout`` seconds, then SIGKILL its group. Returns the exit status
-    (negative signal number when killed by a signal)."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            kill_process(proc, signal.SIGKILL)
-            proc.wait(10)
-    # children left in the session
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    return proc.returncode
 
 
 class ProcessRegistry(list):

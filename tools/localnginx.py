@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers import free_port, port_open, tail
+from tools.proc import free_port, port_open, tail
 
 
 def find_nginx() -> str | None:

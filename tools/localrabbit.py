@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.helpers import free_port, port_open, stop_process, tail
+from tools.proc import free_port, port_open, stop_process, tail
 
 SCRIPTS = ("/usr/lib/rabbitmq/bin", "/usr/local/lib/rabbitmq/bin")
 
