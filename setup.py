@@ -1,11 +1,14 @@
 """Packaging of sarra: one console script per tool, plus ``sarra`` (service-provider mode).
 
-The service-provider command is ``sarra``, not ``dd`` as in DESIGN.md: ``dd`` is
-coreutils' /usr/bin/dd (a .deb cannot ship it, and a venv on PATH would shadow it).
+The service-provider command is ``sarra``, not ``dd``: ``dd`` is coreutils'
+/usr/bin/dd (a .deb cannot ship it, and a venv on PATH would shadow it).
 
-Metadata lives here (pyproject.toml only names the build backend). Nothing from
-the package is imported at build time: the version is read from sarra/__init__.py.
+Metadata lives here (pyproject.toml only names the build backend). The package
+is not imported at build time (its dependencies may not be installed yet): the
+version is read from sarra/__init__.py, the tools from sarra/tools.py, which
+imports nothing.
 """
+import importlib.util
 import os
 import re
 
@@ -13,9 +16,17 @@ from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# every dd_<tool> console script, in DESIGN.md's order
-TOOLS = ["post", "watch", "subscribe", "sara", "sender", "shovel", "winnow", "log", "audit"]
-CONSOLE_SCRIPTS = [f"dd_{t}=sarra.cli:main_{t}" for t in TOOLS] + ["sarra=sarra.cli:main_dd"]
+
+def _tools_table():
+    spec = importlib.util.spec_from_file_location("_sarra_tools",
+                                                  os.path.join(HERE, "sarra", "tools.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# every dd_<tool> console script, and sarra
+CONSOLE_SCRIPTS = _tools_table().console_scripts()
 
 # Lower bounds: what the code needs, down to what Debian 12 (bookworm) ships where
 # the code works with it (the .deb depends on the python3-* packages); upper

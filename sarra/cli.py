@@ -12,9 +12,8 @@ import signal
 import sys
 import time
 
-from . import __version__, service
-from .components import FLOWS, PRESETS, post_flow
-from .flow.publish import broker_user
+from . import __version__, service, tools
+from .components import flow_for
 from .config import help_text, load_config, parse_argv, paths
 from .errors import BrokerError, ConfigError, SarraError
 
@@ -59,7 +58,10 @@ def setup_logging(cfg) -> None:
 
 
 def run(tool: str, argv: list[str]) -> int:
-    if tool == "audit":   # a switch description, not a configuration: its own parser
+    if tool not in tools.BY_NAME:
+        print(f"sarra: unknown tool '{tool}' (tools: {', '.join(tools.NAMES)})", file=sys.stderr)
+        return 2
+    if tools.tool(tool).command == tools.SWITCH:   # a switch description: its own parser
         from .switch.command import main as audit
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s [%(levelname)s] dd_audit: %(message)s")
@@ -74,7 +76,7 @@ def run(tool: str, argv: list[str]) -> int:
             return 0
         inherited = json.loads(os.environ.pop(service.OVERRIDES_ENV, "[]"))
         inv.overrides = [tuple(kv) for kv in inherited] + inv.overrides
-        cfg = load_config(tool, inv.config, inv.overrides, PRESETS.get(tool))
+        cfg = load_config(tool, inv.config, inv.overrides, tools.tool(tool).presets)
         if tool == "watch" and cfg.instances != 1:
             raise ConfigError("dd_watch runs one instance per configuration (more would "
                               "post every change more than once)", option="instances")
@@ -88,9 +90,10 @@ def run(tool: str, argv: list[str]) -> int:
         log.warning("option '%s' (%s) is not implemented yet: ignored", name,
                     cfg.origin(name))
     try:
-        if tool == "post":
+        kind = tools.tool(tool).command
+        if kind == tools.PATHS:
             return _post(cfg, inv.paths)
-        if tool == "log":
+        if kind == tools.READER:
             return _log(cfg)
         return _daemon(tool, cfg, inv)
     except ConfigError as exc:
@@ -106,12 +109,11 @@ def _post(cfg, targets: list[str]) -> int:
     targets = targets or list(cfg.path)
     if not targets:
         raise ConfigError("nothing to post: give one or more paths", option="path")
-    flow = post_flow(cfg, targets)
-    flow.connect_attempts = POST_CONNECT_ATTEMPTS
-    total = flow.source.total
     started = time.monotonic()
-    if sys.stderr.isatty() and total >= 100:
-        flow.on_batch = _progress_bar(total, started)
+    bar = _ProgressBar(started) if sys.stderr.isatty() else None
+    flow = flow_for("post", cfg, targets=targets, connect_attempts=POST_CONNECT_ATTEMPTS,
+                    on_batch=bar)
+    total = flow.source.total
     try:
         flow.run()
     except BrokerError as exc:
@@ -123,7 +125,7 @@ def _post(cfg, targets: list[str]) -> int:
     elapsed = time.monotonic() - started
     n, rejected = flow.stats["posted"], flow.stats["rejected"]
     failed = flow.source.errors + flow.source.unlisted + flow.stats["unpublishable"]
-    if flow.on_batch is not None:
+    if bar is not None and bar.drawn:
         sys.stderr.write("\n")
     made = flow.source.messages
     what = f"{n} of {total} files" if made + flow.source.errors == total \
@@ -135,69 +137,39 @@ def _post(cfg, targets: list[str]) -> int:
     return 1 if failed or n + rejected != made else 0
 
 
-def _progress_bar(total: int, started: float):
-    def show(flow) -> None:
+class _ProgressBar:
+    """dd_post's progress on a terminal, for 100 files or more."""
+    WIDTH = 30
+
+    def __init__(self, started: float):
+        self.started = started
+        self.drawn = False
+
+    def __call__(self, flow) -> None:
+        total = flow.source.total
+        if total < 100:
+            return
         done = flow.stats["posted"]
-        width = 30
-        filled = int(width * done / total)
-        rate = done / max(time.monotonic() - started, 1e-6)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
+        filled = int(self.WIDTH * done / total)
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] "
                          f"{done}/{total} files {rate:.0f}/s")
         sys.stderr.flush()
-    return show
-
-
-LOG_COLUMNS = "{when:19s}  {took:>8}  {code:>4}  {who:30s}  {relpath}  ({message})"
+        self.drawn = True
 
 
 def _log(cfg) -> int:
-    """dd_log: the log messages about the user's own data (``xr_<user>``): who
-    got which file, when, with what status. The first run subscribes (a
-    durable queue); each run shows what arrived since, and ``--follow`` keeps
-    showing what comes."""
-    from .flow.gather import BrokerSource
-    if not cfg.is_set("exchange"):
-        cfg.override("exchange", f"xr_{broker_user(cfg.resolve_url('broker'))}")
-    source = BrokerSource(cfg, "log")
-    source.connect()
-    quiet_since = time.monotonic()
-    shown = 0
+    """dd_log: who got which of the user's files, when, with what status
+    (components.log_flow)."""
+    flow = flow_for("log", cfg)
     try:
-        if cfg.format == "table":
-            print(LOG_COLUMNS.format(when="POSTED (UTC)", took="TOOK", code="CODE",
-                                     who="WHO GOT IT", relpath="FILE", message="MESSAGE"))
-        while cfg.follow or time.monotonic() - quiet_since < 1.0:
-            msgs, bad = source.get(0.2)
-            for m in msgs:
-                if m.report is not None:
-                    print(_log_line(m, cfg.format), flush=True)
-                    shown += 1
-            if msgs or bad:
-                source.ack([m.delivery_tag for m in msgs] + [b[0] for b in bad])
-                quiet_since = time.monotonic()
+        flow.run()
     except KeyboardInterrupt:
         pass
-    finally:
-        source.close()
     if cfg.format == "table":
-        print(f"({shown} log messages from {', '.join(source.exchanges())})",
+        print(f"({flow.poster.shown} log messages from {', '.join(flow.source.exchanges())})",
               file=sys.stderr)
     return 0
-
-
-def _log_line(m, fmt: str) -> str:
-    r = m.report
-    if fmt == "json":
-        return json.dumps({"pubtime": m.pubtime, "base_url": m.base_url,
-                           "relpath": m.relpath, "code": r.code, "host": r.host,
-                           "user": r.user, "duration": r.duration, "message": r.message,
-                           "source": m.headers.get("source"),
-                           "from_cluster": m.headers.get("from_cluster")},
-                          ensure_ascii=False)
-    t = m.pubtime
-    when = f"{t[0:4]}-{t[4:6]}-{t[6:8]} {t[8:10]}:{t[10:12]}:{t[12:14]}"
-    return LOG_COLUMNS.format(when=when, took=f"{r.duration:.3f}s", code=r.code,
-                              who=f"{r.user}@{r.host}", relpath=m.relpath, message=r.message)
 
 
 def _daemon(tool: str, cfg, inv) -> int:
@@ -208,7 +180,7 @@ def _daemon(tool: str, cfg, inv) -> int:
     if action in ("start", "restart"):
         if inv.config is None:
             raise ConfigError(f"{action} needs a configuration name", option="config")
-        _flow_for(tool, cfg)   # a configuration error shows here, not in a log file
+        flow_for(tool, cfg)   # a configuration error shows here, not in a log file
         if action == "restart":
             service.stop(tool, name, cfg.instances)
         return service.start(tool, name, inv.config, cfg.instances, inv.overrides)
@@ -221,14 +193,8 @@ def _daemon(tool: str, cfg, inv) -> int:
     raise ConfigError(f"action '{action}' is not supported by dd_{tool}", option="action")
 
 
-def _flow_for(tool: str, cfg):
-    if tool not in FLOWS:
-        raise ConfigError(f"dd_{tool} is not implemented yet", option="tool")
-    return FLOWS[tool](cfg)
-
-
 def _foreground(tool: str, cfg) -> int:
-    flow = _flow_for(tool, cfg)
+    flow = flow_for(tool, cfg)
 
     def stop(signum, _frame):
         if flow.stopping:  # second signal: give up at once
@@ -247,7 +213,7 @@ def _foreground(tool: str, cfg) -> int:
     log.info("summary: %d messages handled in %.1fs, %d bytes downloaded, by status %s",
              sum(flow.stats.values()), elapsed, flow.bytes,
              dict(sorted((str(k), v) for k, v in flow.stats.items())))
-    if flow.post_all:
+    if flow.worker is None:
         print(f"dd_{tool}: {flow.stats['posted']} posts in {elapsed:.1f}s")
     else:
         print(f"dd_{tool}: {done} files transferred ({flow.bytes} bytes) in {elapsed:.1f}s")
@@ -255,9 +221,9 @@ def _foreground(tool: str, cfg) -> int:
 
 
 def _declare(tool: str, cfg, cleanup: bool) -> int:
-    flow = _flow_for(tool, cfg)
+    flow = flow_for(tool, cfg)
     src = flow.source
-    if not hasattr(src, "queue"):   # a poster: only its exchange to declare
+    if not tools.tool(tool).consumes:   # a poster: only its exchange to declare
         if cleanup:
             shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)
             print(f"deleted the state of {tool}/{cfg.key}")
@@ -275,7 +241,7 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
         shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)
         print(f"deleted queue {src.queue} and the state of {tool}/{cfg.key}")
         return 0
-    flow._open_all()
+    flow.open()
     flow.close()
     print(f"declared queue {src.queue}")
     return 0
@@ -287,15 +253,8 @@ def _entry(tool: str):
     return main
 
 
-main_post = _entry("post")
-main_watch = _entry("watch")
-main_subscribe = _entry("subscribe")
-main_sara = _entry("sara")
-main_sender = _entry("sender")
-main_shovel = _entry("shovel")
-main_winnow = _entry("winnow")
-main_log = _entry("log")
-main_audit = _entry("audit")
+# main_post, main_subscribe, ...: each tool's console script (setup.py, from sarra/tools.py)
+globals().update({f"main_{t.name}": _entry(t.name) for t in tools.TOOLS})
 
 
 # -- the operator's command: every configuration at once -----------------------
@@ -322,7 +281,7 @@ bad configuration or usage."""
 def configurations(selection: list[str]) -> list[tuple[str, str]]:
     """(tool, name) of the configurations selected (all when none is named)."""
     found = []
-    for tool in sorted(FLOWS):
+    for tool in sorted(tools.DAEMONS):
         directory = os.path.join(paths.config_dir(), tool)
         names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".conf")) \
             if os.path.isdir(directory) else []
@@ -332,11 +291,10 @@ def configurations(selection: list[str]) -> list[tuple[str, str]]:
     chosen = []
     for item in selection:
         tool, _, name = item.partition("/")
-        if tool not in paths.TOOLS:
+        if tool not in tools.BY_NAME:
             raise ConfigError(f"'{item}' is not TOOL or TOOL/CONFIG", option="config")
-        if tool not in FLOWS:
-            raise ConfigError(f"dd_{tool} runs no daemons" if tool in ("post", "log", "audit")
-                              else f"dd_{tool} is not implemented yet", option="config")
+        if not tools.tool(tool).daemon:
+            raise ConfigError(f"dd_{tool} runs no daemons", option="config")
         matches = [(t, n) for t, n in found if t == tool and (not name or n == name)]
         if name and not matches:
             raise ConfigError("no such configuration", paths.config_file(tool, name))
@@ -345,7 +303,7 @@ def configurations(selection: list[str]) -> list[tuple[str, str]]:
 
 
 def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
-    cfg = load_config(tool, name, [], PRESETS.get(tool))
+    cfg = load_config(tool, name, [], tools.tool(tool).presets)
     if action == "list":
         print(f"{tool}/{name}: {paths.config_file(tool, name)} "
               f"({cfg.instances} instance{'s' if cfg.instances != 1 else ''})")
@@ -364,7 +322,7 @@ def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
     if action in ("declare", "cleanup"):
         return _declare(tool, cfg, cleanup=action == "cleanup")
     if action in ("start", "restart"):
-        _flow_for(tool, cfg)      # a bad configuration stops nothing and starts nothing
+        flow_for(tool, cfg)      # a bad configuration stops nothing and starts nothing
     if action in ("stop", "restart"):
         service.stop(tool, name, cfg.instances)
     if action in ("start", "restart"):

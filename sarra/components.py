@@ -1,35 +1,33 @@
-"""Each tool as a few defaults and a choice of stages over the one Flow."""
+"""Each tool's flow: its collaborators chosen and built, handed to ``Flow``.
+
+sarra/tools.py says what each tool is and names its factory here; a
+factory builds everything the flow needs (a ConfigError now, not at the
+first message) and returns the complete Flow.
+"""
 import os
 import re
+from typing import Callable
 
 from . import service
 from .broker import make_broker
-from .config import paths
+from .config import broker_user, paths
 from .errors import ConfigError
 from .flow.engine import Flow
 from .flow.gather import BrokerSource, PathSource
-from .flow.housekeeping import Housekeeper
+from .flow.logview import LogPrinter
 from .flow.nodupe import DuplicateCache
-from .flow.publish import Publisher, Reporter, broker_user
+from .flow.publish import Publisher, Reporter
 from .flow.retry import RetryQueue
 from .flow.send import Sender
 from .flow.watching import WatchSource
 from .flow.work import Downloader
 from .plugins import load_hooks
+from .registry import load_dotted
 from .throttle import Throttle
+from .tools import BY_NAME, TOOLS
 
-# tool defaults (PROTOCOL.md A.14); a config file or the command line overrides them
-PRESETS: dict[str, dict] = {
-    "subscribe": {"accept_unmatch": False, "mirror": False},
-    "post": {"accept_unmatch": True},
-    "watch": {"accept_unmatch": True},
-    "sara": {"accept_unmatch": True, "mirror": True, "post_exchange": "xpublic",
-             "report_exchange": "xreport_in"},
-    "shovel": {"accept_unmatch": True, "report_back": False},
-    "winnow": {"accept_unmatch": True, "report_back": False, "nodupe_ttl": "20m"},
-    "sender": {"accept_unmatch": False, "mirror": True},
-    "log": {"accept_unmatch": True, "topic_prefix": "v02.report", "expire": "1d"},
-}
+# each tool's defaults (sarra/tools.py); a config file or the command line overrides them
+PRESETS: dict[str, dict] = {t.name: t.presets for t in TOOLS}
 
 
 def instance() -> int:
@@ -78,6 +76,24 @@ def _post_url(cfg) -> str:
     return url
 
 
+def _repost_url(cfg, what: str) -> str | None:
+    """post_broker for re-posts of the copies a worker makes (at post_base_url)."""
+    url = cfg.resolve_url("post_broker")
+    if url and not cfg.post_base_url:
+        raise ConfigError(f"post_broker is set but not post_base_url: re-posts need the "
+                          f"URL {what} are served at", option="post_base_url")
+    return url
+
+
+def _reporter(cfg, source: BrokerSource) -> Reporter | None:
+    """Log messages go back on the broker consumed from, to the user's
+    exchange (or report_exchange)."""
+    if not cfg.report_back:
+        return None
+    return Reporter(source.broker, cfg.report_exchange or f"xs_{source.user}", source.user,
+                    cfg.hostname)
+
+
 def throttle(cfg, kind: str) -> Throttle | None:
     """The configuration's limit on bytes/s or messages/s, shared by its
     instances through a file in its state directory (None: no limit)."""
@@ -87,57 +103,51 @@ def throttle(cfg, kind: str) -> Throttle | None:
     return Throttle(paths.state_path(cfg.tool, cfg.key, f"throttle.{kind}"), rate)
 
 
-def _limited(flow: Flow) -> Flow:
+def _flow(cfg, source, **parts) -> Flow:
     """Every flow: its hooks (a bad one is a ConfigError now, not at the
     first message) and its message rate limit."""
-    flow.hooks = load_hooks(flow.cfg)
-    flow.throttle = throttle(flow.cfg, "messages")
-    return flow
+    return Flow(cfg, source, hooks=load_hooks(cfg), throttle=throttle(cfg, "messages"),
+                **parts)
 
 
-def _daemon(flow: Flow) -> Flow:
-    """A flow that runs as a daemon instance: rate limit, duplicate
-    suppression (nodupe_ttl) and housekeeping."""
-    cfg = flow.cfg
+def _daemon(cfg, source, **parts) -> Flow:
+    """A flow that runs as a daemon instance: also duplicate suppression
+    (nodupe_ttl) and housekeeping (metrics file, periodic log line, sweep)."""
+    nodupe = None
     if cfg.nodupe_ttl > 0:
-        flow.nodupe = DuplicateCache(paths.state_path(cfg.tool, cfg.key, "nodupe.sqlite3"),
-                                     cfg.nodupe_ttl, cfg.nodupe_basis)
-    flow.housekeeper = Housekeeper(
-        flow, paths.state_path(cfg.tool, cfg.key, f"metrics.{instance():02d}.json"),
-        cfg.heartbeat)
-    return _limited(flow)
+        nodupe = DuplicateCache(paths.state_path(cfg.tool, cfg.key, "nodupe.sqlite3"),
+                                cfg.nodupe_ttl, cfg.nodupe_basis)
+    metrics = paths.state_path(cfg.tool, cfg.key, f"metrics.{instance():02d}.json")
+    return _flow(cfg, source, nodupe=nodupe, metrics=metrics, **parts)
 
 
-def post_flow(cfg, targets: list[str]) -> Flow:
+def _keepalive(source: BrokerSource) -> Callable[[int], None]:
+    """For long transfers: keep the consumer's connection alive."""
+    return lambda _n: source.broker.keepalive()
+
+
+def post_flow(cfg, targets: list[str], connect_attempts: int = 0,
+              on_batch: Callable[[Flow], None] | None = None) -> Flow:
     """dd_post: files and trees -> posts."""
-    return _limited(Flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, _post_url(cfg)),
-                         post_all=True))
+    return _flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, _post_url(cfg)),
+                 connect_attempts=connect_attempts, on_batch=on_batch)
 
 
 def watch_flow(cfg) -> Flow:
     """dd_watch: changes in watched trees -> posts."""
-    return _daemon(Flow(cfg, WatchSource(cfg), poster=_poster(cfg, _post_url(cfg)),
-                        post_all=True))
+    return _daemon(cfg, WatchSource(cfg), poster=_poster(cfg, _post_url(cfg)))
 
 
 def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
-    """dd_subscribe: posts -> downloads -> log messages (and optional re-posts)."""
+    """dd_subscribe: posts -> downloads -> log messages (and optional re-posts).
+    With download off, what is accepted is posted on as it came."""
     source = BrokerSource(cfg, tool)
-    reporter = None
-    if cfg.report_back:
-        reporter = Reporter(None, cfg.report_exchange or f"xs_{source.user}", source.user,
-                            cfg.hostname)
-    retry = _retry_queue(tool, cfg)
-    post_url = cfg.resolve_url("post_broker")
-    if post_url and not cfg.post_base_url:
-        raise ConfigError("post_broker is set but not post_base_url: re-posts need "
-                          "the URL our copies are served at", option="post_base_url")
+    poster = _poster(cfg, _repost_url(cfg, "our copies"))
     worker = None
     if cfg.download:
-        worker = Downloader(cfg, tick=lambda _n: source.broker and source.broker.keepalive(),
-                            throttle=throttle(cfg, "bytes"))
-    return _daemon(Flow(cfg, source, worker, _poster(cfg, post_url), reporter, retry,
-                        post_all=not cfg.download))
+        worker = Downloader(cfg, tick=_keepalive(source), throttle=throttle(cfg, "bytes"))
+    return _daemon(cfg, source, worker=worker, poster=poster,
+                   reporter=_reporter(cfg, source), retry=_retry_queue(tool, cfg))
 
 
 def sara_flow(cfg) -> Flow:
@@ -152,7 +162,7 @@ def shovel_flow(cfg, tool: str = "shovel") -> Flow:
     (with ``cluster``: only those about data that entered the network here)."""
     source = BrokerSource(cfg, tool)
     url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
-    return _daemon(Flow(cfg, source, poster=_poster(cfg, url), post_all=True))
+    return _daemon(cfg, source, poster=_poster(cfg, url))
 
 
 def winnow_flow(cfg) -> Flow:
@@ -168,19 +178,29 @@ def sender_flow(cfg) -> Flow:
     ``destination`` (SFTP) -> log messages (201 Copied), and with post_broker,
     posts announcing the remote copies at ``post_base_url``."""
     source = BrokerSource(cfg, "sender")
-    reporter = None
-    if cfg.report_back:
-        reporter = Reporter(None, cfg.report_exchange or f"xs_{source.user}", source.user,
-                            cfg.hostname)
-    retry = _retry_queue("sender", cfg)
-    post_url = cfg.resolve_url("post_broker")
-    if post_url and not cfg.post_base_url:
-        raise ConfigError("post_broker is set but not post_base_url: re-posts need the "
-                          "URL the remote copies are served at", option="post_base_url")
-    worker = Sender(cfg, tick=lambda _n: source.broker and source.broker.keepalive(),
-                    throttle=throttle(cfg, "bytes"))
-    return _daemon(Flow(cfg, source, worker, _poster(cfg, post_url), reporter, retry))
+    poster = _poster(cfg, _repost_url(cfg, "the remote copies"))
+    worker = Sender(cfg, tick=_keepalive(source), throttle=throttle(cfg, "bytes"))
+    return _daemon(cfg, source, worker=worker, poster=poster,
+                   reporter=_reporter(cfg, source), retry=_retry_queue("sender", cfg))
 
 
-FLOWS = {"subscribe": subscribe_flow, "watch": watch_flow, "sara": sara_flow,
-         "shovel": shovel_flow, "winnow": winnow_flow, "sender": sender_flow}
+LOG_IDLE_EXIT = 1.0     # dd_log without --follow stops after this long with nothing new
+
+
+def log_flow(cfg) -> Flow:
+    """dd_log: the log messages about the user's own data (``xr_<user>``,
+    or ``exchange``) -> lines on stdout. The first run subscribes (a durable
+    queue); each run shows what arrived since, and ``follow`` keeps showing
+    what comes."""
+    if not cfg.is_set("exchange"):
+        cfg.override("exchange", f"xr_{broker_user(cfg.resolve_url('broker'))}")
+    source = BrokerSource(cfg, "log", idle_exit=None if cfg.follow else LOG_IDLE_EXIT)
+    return _flow(cfg, source, poster=LogPrinter(cfg.format), connect_attempts=1)
+
+
+def flow_for(tool: str, cfg, **options) -> Flow:
+    """The flow of ``tool`` (sarra/tools.py names its factory)."""
+    info = BY_NAME.get(tool)
+    if info is None or info.flow is None:
+        raise ConfigError(f"dd_{tool} runs no flow", option="tool")
+    return load_dotted(info.flow, ConfigError)(cfg, **options)

@@ -50,6 +50,10 @@ class Message:
     delivery_tag: Any = None
     received: float = 0.0
     redelivered: bool = False
+    # where the work put the file (and the directory it must stay in); hooks
+    # read them, and one that moves the file (move_to) updates them
+    local_path: str | None = field(default=None, compare=False)
+    local_root: str | None = field(default=None, compare=False)
 
     # -- derived views -------------------------------------------------
     @property

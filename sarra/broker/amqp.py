@@ -75,22 +75,26 @@ def _join_frames(impl) -> None:
     impl._output_marshaled_frames = output
 
 
+def _parameters(url: str, heartbeat: float, connection_name: str) -> "pika.URLParameters":
+    params = pika.URLParameters(url)
+    params.heartbeat = int(heartbeat) or None
+    params.blocked_connection_timeout = 300
+    params.connection_attempts = 1
+    params.socket_timeout = 10
+    params.client_properties = {"connection_name": connection_name}
+    if url.startswith("amqps:") and params.ssl_options is None:
+        params.ssl_options = pika.SSLOptions(ssl.create_default_context(), params.host)
+    return params
+
+
 class AmqpBroker:
     def __init__(self, url: str, heartbeat: float = 120, connection_name: str = "sarra"):
         self.name = _masked(url)
         parts = urlsplit(url)
-        if parts.username and parts.password is None:
-            raise ConfigError(f"no password for {self.name}: add the URL with its password "
-                              f"to credentials.conf")
-        self._params = pika.URLParameters(url)
-        self._params.heartbeat = int(heartbeat) or None
-        self._params.blocked_connection_timeout = 300
-        self._params.connection_attempts = 1
-        self._params.socket_timeout = 10
-        self._params.client_properties = {"connection_name": connection_name}
-        if url.startswith("amqps:") and self._params.ssl_options is None:
-            self._params.ssl_options = pika.SSLOptions(ssl.create_default_context(),
-                                                       self._params.host)
+        # a user without a password is a configuration error, told at connect
+        # (when the flow runs: after every other check of the configuration)
+        self._params = None if parts.username and parts.password is None else \
+            _parameters(url, heartbeat, connection_name)
         self._conn: pika.BlockingConnection | None = None
         self._ch = None           # declares and bindings (a refusal closes only this one)
         self._cch = None          # consuming
@@ -132,6 +136,9 @@ class AmqpBroker:
     def connect(self) -> None:
         """(Re)connect and resume consuming. Messages left unconfirmed by a
         lost connection are forgotten: the flow redoes their whole batch."""
+        if self._params is None:
+            raise ConfigError(f"no password for {self.name}: add the URL with its password "
+                              f"to credentials.conf")
         self._drop()
         self._pending.clear()
         self._nacked.clear()

@@ -2,7 +2,7 @@
 
 See DESIGN.md ("Command-line contract") and PROTOCOL.md section 8.
 """
-from .credentials import Credentials, mask, strip_password
+from .credentials import Credentials, broker_user, mask, strip_password, url_user
 from .loader import (Config, Invocation, Mask, help_text, load_config,
                      parse_argv)
 from .options import ALIASES, OPTIONS, Option
@@ -10,8 +10,8 @@ from .paths import (TOOLS, config_dir, config_file, log_path, state_dir,
                     state_path)
 
 __all__ = [
-    "ALIASES", "OPTIONS", "TOOLS", "Config", "Credentials", "Invocation",
+    "ALIASES", "OPTIONS", "TOOLS", "Config", "Credentials", "Invocation", "broker_user",
     "Mask", "Option", "config_dir", "config_file", "help_text", "load_config",
     "log_path", "mask", "parse_argv", "state_dir", "state_path",
-    "strip_password",
+    "strip_password", "url_user",
 ]

@@ -66,6 +66,23 @@ def strip_password(url: str) -> str:
     return _USERINFO.sub(r"\1@", url)
 
 
+def url_user(url: str | None) -> str | None:
+    """The user a URL names (%-decoded), None when it names none."""
+    if not url:
+        return None
+    try:
+        user = urlsplit(url).username
+    except ValueError:
+        return None
+    return unquote(user) if user else None
+
+
+def broker_user(url: str | None) -> str:
+    """Who a broker URL logs in as: its user, 'anonymous' when it names none
+    (exchanges xs_<user>, queues q_<user>...)."""
+    return url_user(url) or "anonymous"
+
+
 @dataclass(frozen=True)
 class _Key:
     scheme: str

@@ -20,11 +20,10 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from .. import __version__
+from .. import __version__, tools
 from ..errors import ConfigError
-from .credentials import Credentials, mask, strip_password
+from .credentials import Credentials, mask, strip_password, url_user
 from .options import (NOT_YET, OPTIONS, SPECIAL_KEYWORDS, Option, is_bool_word,
                       known_names, lookup, parse_value)
 from .paths import TOOLS, config_dir, config_file
@@ -39,8 +38,6 @@ PLACEMENT = ("directory", "mirror", "strip", "flatten", "rename")
 # run keeps its queue whatever they are
 DISPLAY_ONLY = frozenset(("follow", "format", "debug", "log_level"))
 
-DAEMON_ACTIONS = ("foreground", "start", "stop", "restart", "status",
-                  "declare", "cleanup")
 SHORT_OPTIONS = {"-b": "broker", "-ex": "exchange", "-u": "post_base_url",
                  "-pb": "post_broker", "-pbu": "post_base_url",
                  "-pbd": "post_base_dir", "-c": "config", "-f": "follow"}
@@ -253,14 +250,7 @@ class _Loader:
         return os.environ.get(var)
 
     def broker_user(self) -> str | None:
-        url = self.cli_broker or self.values.get("broker")
-        if not url:
-            return None
-        try:
-            user = urlsplit(url).username
-        except ValueError:
-            return None
-        return unquote(user) if user else None
+        return url_user(self.cli_broker or self.values.get("broker"))
 
     def expand(self, text: str, option: str, file: str, line: int | None) -> str:
         def replace(match: re.Match) -> str:
@@ -509,23 +499,20 @@ def parse_argv(tool: str, argv: list[str]) -> Invocation:
     if inv.show_help or inv.show_version:
         inv.paths = args
         return inv
-    if tool == "post":
+    kind = tools.tool(tool).command
+    if kind == tools.PATHS:
         inv.paths = args
-    elif tool == "log":
+    elif kind == tools.READER:
         if len(args) > 1:
             raise _too_many(args[1:])
         inv.config = args[0] if args else inv.config
     else:
-        _assign_daemon(inv, args, DAEMON_ACTIONS)
+        _assign_daemon(inv, args, tools.tool(tool).actions)
     return inv
 
 
 # ------------------------------------------------------------------ help
 
-_USAGE = {
-    "post": "dd_post [--option value ...] [-c CONFIG] PATH...",
-    "log": "dd_log [--follow] [--option value ...] [CONFIG]",
-}
 _METAVAR = {"str": "TEXT", "int": "N", "float": "NUMBER", "size": "SIZE",
             "duration": "DURATION", "octal": "MODE", "url": "URL",
             "list": "VALUE", "choice": "CHOICE"}
@@ -546,10 +533,11 @@ def _show_default(option: Option) -> str:
 
 def help_text(tool: str) -> str:
     """Usage and every option that applies to ``tool``: kind, default, help."""
-    usage = _USAGE.get(tool, f"dd_{tool} [--option value ...] ACTION CONFIG")
-    lines = [f"usage: {usage}", f"sarra {__version__}", ""]
-    if tool not in _USAGE:
-        lines += [f"actions: {' '.join(DAEMON_ACTIONS)}", ""]
+    info = tools.tool(tool)
+    lines = [f"usage: {info.usage}", f"{info.script}: {info.summary} (sarra {__version__})",
+             ""]
+    if info.actions:
+        lines += [f"actions: {' '.join(info.actions)}", ""]
     lines += ["options (in a config file: 'name value'; sizes take k/m/g/t, "
               "durations s/m/h/d/w; a bare boolean means on):",
               "  -h, --help    this text", "  -V, --version show the version",

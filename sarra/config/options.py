@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from ..tools import TOOLS
+
 KINDS = ("str", "bool", "int", "float", "size", "duration", "octal", "url",
          "list", "choice")
 
@@ -196,9 +198,10 @@ def parse_value(option: Option, raw: str | None) -> Any:
 
 # ----------------------------------------------------------------- table
 
-POSTERS = ("post", "watch")
-CONSUMERS = ("subscribe", "sara", "sender", "shovel", "winnow", "log")
-PLACERS = ("subscribe", "sara", "sender")
+# the option scopes, from what each tool is (sarra/tools.py)
+POSTERS = tuple(t.name for t in TOOLS if t.announces)
+CONSUMERS = tuple(t.name for t in TOOLS if t.consumes)
+PLACERS = tuple(t.name for t in TOOLS if t.places)
 
 _O = Option
 _DECLARED = [

@@ -9,9 +9,7 @@
 import os
 
 from ..errors import ConfigError
-
-TOOLS = ("subscribe", "watch", "sara", "sender", "shovel", "winnow",
-         "post", "log", "audit")
+from ..tools import NAMES as TOOLS
 
 
 def _check_tool(tool: str) -> None:

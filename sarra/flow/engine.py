@@ -1,15 +1,23 @@
 """The flow: gather -> filter -> on_message -> work -> on_part/on_file -> post (on_post)
 -> log -> ack.
 
-Every tool is this loop with different stages switched on. A message is
-acknowledged only after its work is done and its post and log message are
-confirmed by the broker; a lost connection means the batch comes again.
+Every tool is this loop with different collaborators (flow/contracts.py):
+a Source, and optionally a Worker, a Poster, a Reporter, a retry queue and
+a duplicate cache. A flow with a Worker announces what the work made (our
+copies); one without passes on what it accepted, as it came (dd_post,
+dd_watch, dd_shovel, dd_winnow, dd_log, a subscriber with download off).
+Each message of a batch is a Job in the Worklist (worklist.py), which
+carries everything known about it until the batch is acknowledged. A
+message is acknowledged only after its work is done and its post and log
+message are confirmed by the broker; a lost connection means the batch
+comes again.
 """
 import logging
 import os
 import time
 from collections import Counter
 from dataclasses import replace
+from typing import Callable
 
 from .. import checksum
 from ..broker import reconnecting
@@ -18,41 +26,57 @@ from ..errors import (BrokerError, ChecksumError, MessageError, PluginError, Tra
 from ..message import Message
 from ..parts import Parts
 from ..plugins import Hooks
-from ..worklist import Worklist
+from ..throttle import Throttle
+from ..worklist import Job, Worklist
 from .announce import relpath_for
+from .contracts import Poster, Reporter, Source, Target, Worker
 from .filter import choose, default_placement
+from .housekeeping import Housekeeper
+from .nodupe import DuplicateCache
+from .retry import RetryQueue
 
 log = logging.getLogger(__name__)
 
 
 class Flow:
-    def __init__(self, cfg, source, worker=None, poster=None, reporter=None,
-                 retry=None, hooks: Hooks | None = None, post_all: bool = False):
+    """One tool's loop, complete when constructed.
+
+    ``metrics``: the file a daemon instance writes its figures to (``sarra
+    status``), with a periodic log line and the sweep of stale files (None:
+    no housekeeping, as dd_post). ``connect_attempts`` 0 means reaching the
+    broker is retried for ever (daemons). ``on_batch(flow)`` runs after each
+    batch (dd_post's progress bar)."""
+
+    def __init__(self, cfg, source: Source, worker: Worker | None = None,
+                 poster: Poster | None = None, reporter: Reporter | None = None,
+                 retry: RetryQueue | None = None, hooks: Hooks | None = None,
+                 nodupe: DuplicateCache | None = None, throttle: Throttle | None = None,
+                 metrics: str | None = None, connect_attempts: int = 0,
+                 on_batch: "Callable[[Flow], None] | None" = None):
         self.cfg = cfg
         self.source = source
-        self.worker = worker          # None: nothing to do but pass messages on
-        self.poster = poster          # Publisher for posts downstream, or None
-        self.reporter = reporter      # Reporter for log messages, or None
-        self.retry = retry            # RetryQueue, or None
+        self.worker = worker
+        self.poster = poster
+        self.reporter = reporter
+        self.retry = retry
         self.hooks = hooks if hooks is not None else Hooks()
-        self.post_all = post_all      # post every accepted message (dd_post)
+        self.nodupe = nodupe
+        self.throttle = throttle      # messages/s, shared by the instances
+        self.connect_attempts = connect_attempts
+        self.on_batch = on_batch
         self.fallback = default_placement(cfg) if worker is not None else None
         self.stats: Counter = Counter()
         self.bytes = 0
         self.stopping = False
-        self.on_batch = None          # callback(flow) after each batch (progress)
-        self.connect_attempts = 0     # 0: try to reach the broker forever (daemons)
-        self.throttle = None          # messages/s, shared by the instances
-        self.housekeeper = None       # metrics file, periodic log line, stale files
-        self.nodupe = None            # DuplicateCache, or None
-        # what source_from_exchange trusts as published by feeders: the
-        # exchanges the source reads (a broker source's, once)
-        read = getattr(source, "exchanges", None)
-        self.read_exchanges = frozenset(read()) if read is not None else frozenset()
+        # what source_from_exchange trusts as published by feeders
+        self.read_exchanges = frozenset(source.exchanges())
+        self.housekeeper = Housekeeper(self, metrics, cfg.heartbeat) if metrics else None
 
     # -- the loop ----------------------------------------------------------
     def run(self) -> None:
-        self._connect()
+        self.connect()
+        if self.housekeeper is not None:
+            self.housekeeper.write_metrics()   # up: connected and started
         try:
             while not self.stopping and not self.source.done:
                 try:
@@ -69,31 +93,31 @@ class Flow:
                 self.housekeeper.tick(final=True)
             self.close()
 
-    def _connect(self) -> None:
-        reconnecting(self._open_all, lambda: None, "connect",
+    def connect(self) -> None:
+        """``open``, retried with backoff (``connect_attempts`` times; 0: for ever)."""
+        reconnecting(self.open, lambda: None, "connect",
                      attempts=self.connect_attempts, stop=lambda: self.stopping)
 
-    def _open_all(self) -> None:
+    def open(self) -> None:
+        """Connect the source and the publishers, and declare what they use."""
         self.source.connect()
-        src = getattr(self.source, "broker", None)
-        if self.reporter is not None and self.reporter.broker is None:
-            self.reporter.broker = src   # logs go back on the broker we consume from
-        for pub in (self.poster, self.reporter):
-            if pub is not None:
-                if pub.broker is not src:
-                    pub.broker.connect()
-                pub.declare()
+        for pub in self._publishers():
+            if pub.broker is not None and pub.broker is not self.source.broker:
+                pub.broker.connect()
+            pub.declare()
+
+    def _publishers(self) -> list[Poster]:
+        return [p for p in (self.poster, self.reporter) if p is not None]
 
     def _reconnect(self) -> None:
         for b in self._brokers():
             b.close()
         time.sleep(0.5)
-        self._connect()
+        self.connect()
 
     def _brokers(self) -> list:
         out = []
-        for b in (getattr(self.source, "broker", None),
-                  self.poster and self.poster.broker, self.reporter and self.reporter.broker):
+        for b in [self.source.broker] + [p.broker for p in self._publishers()]:
             if b is not None and all(b is not o for o in out):
                 out.append(b)
         return out
@@ -110,100 +134,98 @@ class Flow:
         msgs, bad = self.source.get(timeout)
         if self.throttle and msgs:
             self.throttle.consume(len(msgs))
-        tries: dict[int, int] = {}
+        wl = Worklist.of(msgs)
         if self.retry is not None and len(msgs) < self.cfg.prefetch:
-            again, tries = self.retry.take_due(self.cfg.prefetch - len(msgs))
-            for m in again:
-                m.from_retry = True      # admitted once already: not a duplicate
-            msgs = msgs + again
-        if not msgs and not bad:
+            wl.jobs += self.retry.take_due(self.cfg.prefetch - len(msgs))
+        if not wl.jobs and not bad:
             return 0
-        wl = Worklist(incoming=list(msgs))
         if bad:
             self.stats["malformed"] += len(bad)
         try:
             self.report_malformed(bad)
-            self.process(wl, tries)
+            self.process(wl)
         except BrokerError:
-            if hasattr(self.source, "rewind"):
-                self.source.rewind()
+            self.source.rewind()
             if self.retry is not None:
                 self.retry.release()
             if self.nodupe is not None:
-                self.nodupe.release()
+                self.nodupe.release([j.fingerprint for j in wl if j.fingerprint])
             raise
-        self.source.ack([m.delivery_tag for m in wl.settled() + wl.failed
-                         if m.delivery_tag is not None] + [b[0] for b in bad])
+        done = wl.settled() + wl.failed
+        self.source.ack([j.msg.delivery_tag for j in done if j.msg.delivery_tag is not None]
+                        + [b[0] for b in bad])
         if self.retry is not None:
             self.retry.release()   # what was not tried (stopping) stays queued
         if self.nodupe is not None:   # what a stop left undone comes again: not a duplicate
-            self.nodupe.settle(wl.settled() + wl.failed)
+            self.nodupe.settle([j.fingerprint for j in done if j.fingerprint],
+                               [j.fingerprint for j in wl.incoming if j.fingerprint])
         if self.on_batch is not None:
             self.on_batch(self)
-        return len(msgs)
+        return len(wl)
 
-    def process(self, wl: Worklist, tries: dict[int, int]) -> None:
-        places = self.filter(wl)
+    def process(self, wl: Worklist) -> None:
+        self.filter(wl)
         self.run_hooks("on_message", wl)
         if self.worker is not None:
-            self.work(wl, places, tries)
+            self.work(wl)
         else:
-            for m in list(wl.incoming):
-                wl.move(m, "ok", "accepted")
+            for j in wl.incoming:
+                wl.move(j, "ok", "accepted")
         self.run_hooks("on_part", wl)
         self.run_hooks("on_file", wl)
-        self.post(wl, places)
-        quiet = self.queue_failures(wl, tries)
+        self.post(wl)
+        quiet = self.queue_failures(wl)
         self.report(wl, quiet)
-        for pub in (self.poster, self.reporter):
-            if pub is not None:
-                pub.flush()
+        for pub in self._publishers():
+            pub.flush()
         if self.retry is not None:
             self.retry.save()   # before the broker is told (ack): a crash loses nothing
-        rejected = {id(m) for m in wl.rejected}
-        for m in wl.all():
-            oc = wl.outcome(m)
+        for j in wl:
+            oc = j.outcome
             if oc and (oc.code or oc.tally):
                 self.stats[oc.code or oc.tally] += 1
-            elif id(m) in rejected:
+            elif j.state == "rejected":
                 self.stats["rejected"] += 1
-            elif not self.post_all:
+            elif self.worker is not None:
                 self.stats["skipped"] += 1
 
     # -- stages ---------------------------------------------------------------
-    def filter(self, wl: Worklist) -> dict[int, object]:
-        places: dict[int, object] = {}
-        masks = getattr(self.cfg, "masks", [])
-        unmatch = bool(self.cfg.accept_unmatch)
-        for m in list(wl.incoming):
-            if self.cfg.source_from_exchange and m.exchange and not self._identify(wl, m):
+    def filter(self, wl: Worklist) -> None:
+        """accept/reject (each accepted job gets its placement), anti-spoofing
+        and routing between switches, the duplicate cache."""
+        masks, unmatch = self.cfg.masks, bool(self.cfg.accept_unmatch)
+        for j in wl.incoming:
+            m = j.msg
+            if self.cfg.source_from_exchange and m.exchange and not self._identify(wl, j):
                 continue                 # (a message made here has no exchange to vouch)
-            if self.cfg.msg_to_clusters and not self._routed_here(wl, m):
+            if self.cfg.msg_to_clusters and not self._routed_here(wl, j):
                 continue
             ok, placement, why = choose(m, masks, unmatch, self.fallback)
             if not ok:
-                wl.move(m, "rejected", why)  # filtered out: nothing to report
-            elif (self.nodupe is not None and not getattr(m, "from_retry", False)
-                  and not self.nodupe.is_new(m)):
-                wl.move(m, "rejected", "duplicate (seen in the last nodupe_ttl)",
-                        tally="duplicate")
-            else:
-                places[id(m)] = placement
-        return places
+                wl.move(j, "rejected", why)  # filtered out: nothing to report
+                continue
+            if self.nodupe is not None and not j.from_retry:
+                j.fingerprint = self.nodupe.admit(m)
+                if j.fingerprint is None:
+                    wl.move(j, "rejected", "duplicate (seen in the last nodupe_ttl)",
+                            tally="duplicate")
+                    continue
+            j.placement = placement
 
-    def _routed_here(self, wl: Worklist, m: Message) -> bool:
+    def _routed_here(self, wl: Worklist, j: Job) -> bool:
         """On a link between switches (PROTOCOL.md A.10): a post goes on only
         when its ``to_clusters`` (comma-separated; ALL: everywhere) names one
         of ``msg_to_clusters``, and never back into the switch it came from;
         a log message goes back toward where its data came from: its
         ``from_cluster`` must be one of ``msg_to_clusters``."""
+        m = j.msg
         if m.report is not None:
             wanted = m.headers.get("from_cluster")
             if wanted is None:
-                wl.move(m, "rejected", "a log message without from_cluster")
+                wl.move(j, "rejected", "a log message without from_cluster")
                 return False
         elif self.cfg.cluster and m.headers.get("from_cluster") == self.cfg.cluster:
-            wl.move(m, "rejected", f"loop: from this cluster ({self.cfg.cluster})")
+            wl.move(j, "rejected", f"loop: from this cluster ({self.cfg.cluster})")
             return False
         else:
             wanted = m.headers.get("to_clusters")
@@ -213,11 +235,11 @@ class Flow:
         here = {c.strip() for c in self.cfg.msg_to_clusters.split(",") if c.strip()}
         if "ALL" in dest or dest & here:
             return True
-        wl.move(m, "rejected", f"to_clusters {wanted}: not through here ({', '.join(here)})")
+        wl.move(j, "rejected", f"to_clusters {wanted}: not through here ({', '.join(here)})")
         return False
 
-    def _identify(self, wl: Worklist, m: Message) -> bool:
-        """Anti-spoofing (PROTOCOL.md A.8): who sent ``m`` is who owns the
+    def _identify(self, wl: Worklist, j: Job) -> bool:
+        """Anti-spoofing (PROTOCOL.md A.8): who sent a message is who owns the
         ``xs_<user>`` exchange it was published to. A post gets
         ``source=<user>`` and ``from_cluster=<cluster>`` whatever it said (and
         ``to_clusters=<cluster>``, or the ``to_clusters`` option, when it
@@ -227,21 +249,22 @@ class Flow:
         links into xreport_in, write there) are trusted as they are; any
         other exchange is refused: one bound into ours by a user (xpublic
         bound to xs_<user> would feed the switch its own announcements)."""
+        m = j.msg
         user = exchange_user(m.exchange)
         if user is None:
             if m.exchange in self.read_exchanges:
                 return True
-            wl.move(m, "rejected", f"not from a user exchange: {m.exchange}", 403)
+            wl.move(j, "rejected", f"not from a user exchange: {m.exchange}", 403)
             return False
         if m.report is not None:
             if m.report.user != user:
-                wl.move(m, "rejected", f"log message by '{m.report.user}' sent on "
+                wl.move(j, "rejected", f"log message by '{m.report.user}' sent on "
                         f"{m.exchange}: dropped", tally="spoofed")
                 return False
             return True
         if m.base_url.lower().startswith("file:"):
             # a user names files of its own servers, never of the switch's
-            wl.move(m, "rejected", f"a post of {user} may not name a local file "
+            wl.move(j, "rejected", f"a post of {user} may not name a local file "
                     f"({m.base_url})", 403)
             return False
         m.headers["source"] = user
@@ -265,16 +288,16 @@ class Flow:
         if not self.hooks.has(stage):
             return
         pending = wl.incoming if stage == "on_message" else wl.ok
-        for m in [m for m in pending if self._concerns(stage, m, wl)]:
+        for j in [j for j in pending if self._concerns(stage, j)]:
             try:
-                skipper = self.hooks.skipped_by(stage, m)
+                skipper = self.hooks.skipped_by(stage, j.msg)
             except PluginError as exc:   # logged by Hooks; the flow goes on
-                wl.move(m, "rejected", str(exc), 503)
+                wl.move(j, "rejected", str(exc), 503)
                 continue
             if skipper is not None:
-                self._skip(wl, m, f"skipped by {stage} hook '{skipper}'")
+                self._skip(wl, j, f"skipped by {stage} hook '{skipper}'")
 
-    def _concerns(self, stage: str, m: Message, wl: Worklist) -> bool:
+    def _concerns(self, stage: str, j: Job) -> bool:
         """on_message and on_post: every message. on_part: each block of a
         file that arrived; on_file: each whole file that arrived (a whole
         file downloaded, or the block that completed one). In a flow that
@@ -282,12 +305,11 @@ class Flow:
         as arrived (on_file: with its last block)."""
         if stage in ("on_message", "on_post"):
             return True
+        m = j.msg
         if m.operation != "file":
             return False
-        oc = wl.outcome(m)
-        code = oc.code if oc is not None else None
         arrived = (201, 307) if stage == "on_part" else (201,)   # 307: kept as a part file
-        if code not in arrived and not (self.worker is None and code is None):
+        if j.code not in arrived and not (self.worker is None and j.code is None):
             return False
         try:
             p = m.parts
@@ -296,51 +318,52 @@ class Flow:
         block = p is not None and not p.is_whole
         if stage == "on_part":
             return block
-        return (not block or getattr(m, "completed", False)
+        return (not block or j.completed
                 or (self.worker is None and p.bno == p.blktot - 1))
 
     @staticmethod
-    def _skip(wl: Worklist, m: Message, why: str) -> None:
+    def _skip(wl: Worklist, j: Job, why: str) -> None:
         """Out of ``ok``/``incoming`` (not posted), keeping any status to report."""
-        oc = wl.outcome(m)
-        if oc is not None and oc.code is not None:
-            wl.move(m, "rejected", f"{oc.reason} ({why})", oc.code)
+        if j.code is not None:
+            wl.move(j, "rejected", f"{j.outcome.reason} ({why})", j.code)
         else:
-            wl.move(m, "rejected", why)
+            wl.move(j, "rejected", why)
 
-    def work(self, wl: Worklist, places: dict, tries: dict[int, int]) -> None:
-        for m in list(wl.incoming):
+    def work(self, wl: Worklist) -> None:
+        for j in wl.incoming:
             if self.stopping:
                 break  # unacknowledged: the broker gives it to us again
+            m = j.msg
             try:
-                target = self.worker.target(m, places[id(m)])
+                target = self.worker.target(m, j.placement)
                 if m.operation == "delete" and m.headers.get("newname"):
                     target = target._replace(rename_to=self._placed(m, m.headers["newname"]))
             except MessageError as exc:
-                wl.move(m, "rejected", f"unsafe path: {exc}", 403)
+                wl.move(j, "rejected", f"unsafe path: {exc}", 403)
                 continue
-            self._apply(wl, m, target, tries)
+            self._apply(wl, j, target)
 
     def _placed(self, m: Message, relpath: str) -> str | None:
         """Where ``m`` would go locally if it named ``relpath`` (None: we do
         not accept that name). The old-name post of a rename whose new name
         we accept renames the file instead of deleting it (PROTOCOL.md 1.3)."""
         probe = replace(m, relpath=relpath)
-        ok, placement, _why = choose(probe, getattr(self.cfg, "masks", []),
-                                     bool(self.cfg.accept_unmatch), self.fallback)
+        ok, placement, _why = choose(probe, self.cfg.masks, bool(self.cfg.accept_unmatch),
+                                     self.fallback)
         return self.worker.target(probe, placement).path if ok else None
 
-    def _apply(self, wl: Worklist, m: Message, target, tries: dict[int, int]) -> None:
+    def _apply(self, wl: Worklist, j: Job, target: Target) -> None:
+        m = j.msg
         attempts = max(1, self.cfg.attempts)
         for attempt in range(1, attempts + 1):
-            tries[id(m)] = tries.get(id(m), 0) + 1
+            j.tries += 1
             try:
-                code, text = self.worker.apply(m, target)
+                done = self.worker.apply(m, target)
             except UnsafePathError as exc:
-                wl.move(m, "rejected", f"unsafe path: {exc}", 403)
+                wl.move(j, "rejected", f"unsafe path: {exc}", 403)
                 return
             except (MessageError, ValueError) as exc:   # ValueError: e.g. a NUL in a name
-                wl.move(m, "rejected", str(exc), 417)
+                wl.move(j, "rejected", str(exc), 417)
                 return
             except ChecksumError as exc:
                 err, code, retry = exc, 499, True
@@ -350,62 +373,63 @@ class Flow:
                 err, code, retry = exc, 499, True
             else:
                 m.local_path, m.local_root = target.path, target.root
-                wl.move(m, "ok", text, code)
-                if code == 201 and m.operation == "file":
+                j.completed = done.completed
+                wl.move(j, "ok", done.text, done.code)
+                if done.code == 201 and m.operation == "file":
                     p = m.parts
                     self.bytes += p.length if p and not p.is_whole else (m.size or 0)
                 return
             if not retry or attempt == attempts:
-                wl.move(m, "failed" if retry else "rejected", f"{err}", code)
+                wl.move(j, "failed" if retry else "rejected", f"{err}", code)
                 return
             log.info("%s: attempt %d failed (%s); trying again", m.relpath, attempt, err)
             time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
 
-    def post(self, wl: Worklist, places: dict) -> None:
+    def post(self, wl: Worklist) -> None:
+        """Without a worker: every accepted message, as it came. With one:
+        the copies it made (201), and files found in place when announcing
+        them again is due (``_repost_304``)."""
         if self.poster is None:
             return
-        for m in list(wl.ok):
-            oc = wl.outcome(m)
-            if self.post_all:
-                if self._vetted(wl, m, m) and self._publish(self.poster.publish, m):
+        for j in wl.ok:
+            m = j.msg
+            if self.worker is None:
+                if self._vetted(wl, j, m) and self._publish(self.poster.publish, m):
                     self.stats["posted"] += 1
-            elif oc and (oc.code == 201 or (oc.code == 304 and self._repost_304(m))):
-                if not self._whole(m):
-                    continue     # a block: the file is announced once it is whole
-                self._publish(lambda x: self._send_repost(wl, x), m)
+            elif j.code == 201 or (j.code == 304 and self._repost_304(m)):
+                if self._whole(j):   # a block: the file is announced once it is whole
+                    self._publish(lambda _m: self._send_repost(wl, j), m)
 
-    def _send_repost(self, wl: Worklist, m: Message) -> None:
-        out = self.repost(m)
-        if self._vetted(wl, m, out):
+    def _send_repost(self, wl: Worklist, j: Job) -> None:
+        out = self.repost(j.msg, j.completed)
+        if self._vetted(wl, j, out):
             self.poster.publish(out)
 
-    def _vetted(self, wl: Worklist, m: Message, out: Message) -> bool:
-        """The on_post chain on ``out``, the post about ``m``: True to publish.
-        A SKIP leaves ``m``'s status as it is; a failing hook reports 503."""
+    def _vetted(self, wl: Worklist, j: Job, out: Message) -> bool:
+        """The on_post chain on ``out``, the post about ``j``: True to publish.
+        A SKIP leaves ``j``'s status as it is; a failing hook reports 503."""
         if not self.hooks.has("on_post"):
             return True
-        if out is not m and hasattr(m, "local_path"):
-            out.local_path, out.local_root = m.local_path, m.local_root
         try:
             skipper = self.hooks.skipped_by("on_post", out)
         except PluginError as exc:
-            wl.move(m, "rejected", str(exc), 503)
+            wl.move(j, "rejected", str(exc), 503)
             return False
         if skipper is None:
             return True
-        self._skip(wl, m, f"not posted: skipped by on_post hook '{skipper}'")
+        self._skip(wl, j, f"not posted: skipped by on_post hook '{skipper}'")
         return False
 
     @staticmethod
-    def _whole(m: Message) -> bool:
+    def _whole(j: Job) -> bool:
         """A whole file, or the block that completed one (its re-post then
         announces the whole file): blocks of files still being put together
         are not announced, their final name does not exist yet."""
         try:
-            p = m.parts
+            p = j.msg.parts
         except MessageError:
             return True
-        return p is None or p.is_whole or getattr(m, "completed", False)
+        return p is None or p.is_whole or j.completed
 
     @staticmethod
     def _repost_304(m: Message) -> bool:
@@ -426,12 +450,13 @@ class Flow:
             self.stats["unpublishable"] += 1
             return False
 
-    def repost(self, m: Message) -> Message:
-        """The post announcing our copy: our base URL, same pubtime and sums."""
+    def repost(self, m: Message, completed: bool = False) -> Message:
+        """The post announcing our copy of ``m`` (``completed``: the block
+        that made the file whole): our base URL, same pubtime and sums."""
         base = self.cfg.post_base_dir or m.local_root
         url = self.cfg.post_base_url
         headers = dict(m.headers)
-        if getattr(m, "completed", False):   # the last block made the file whole
+        if completed:   # announce the whole file
             method = checksum.verify_method(headers.get("sum", "")) or "s"
             headers["sum"] = checksum.sum_file(m.local_path, method, bufsize=self.cfg.bufsize)
             headers["parts"] = str(Parts.whole(os.path.getsize(m.local_path)))
@@ -453,32 +478,28 @@ class Flow:
             if found is not None:
                 self._publish(self.reporter.report, found, 417, f"invalid message: {reason}")
 
-    def queue_failures(self, wl: Worklist, tries: dict[int, int]) -> set[int]:
-        """Failed messages go to the retry queue; those it gives up on are
-        reported as such. Returns the ids of failures not worth a log message
-        (a retry that failed again: the source heard of the first failure and
+    def queue_failures(self, wl: Worklist) -> list[Job]:
+        """Failed jobs go to the retry queue; those it gives up on are
+        reported as such. Returns the failures not worth a log message (a
+        retry that failed again: the source heard of the first failure and
         will hear of the last)."""
         if self.retry is None:
-            return set()
-        given_up = self.retry.put(wl.failed, tries) if wl.failed else []
-        for m in given_up:
-            oc = wl.outcome(m)
-            wl.move(m, "failed", f"given up after {tries.get(id(m), 1)} tries: {oc.reason}",
-                    oc.code)
+            return []
+        given_up = self.retry.put(wl.failed) if wl.failed else []
+        for j in given_up:
+            wl.move(j, "failed", f"given up after {max(j.tries, 1)} tries: "
+                    f"{j.outcome.reason}", j.code)
         self.retry.settle(wl.settled())
-        gone = {id(m) for m in given_up}
         attempts = max(1, self.cfg.attempts)
-        return {id(m) for m in wl.failed if id(m) not in gone and tries.get(id(m), 1) > attempts}
+        return [j for j in wl.failed
+                if j.tries > attempts and not any(j is g for g in given_up)]
 
-    def report(self, wl: Worklist, quiet: set[int] = frozenset()) -> None:
+    def report(self, wl: Worklist, quiet: list[Job] = ()) -> None:
         if self.reporter is None or not self.cfg.report_back:
             return
-        for m in wl.all():
-            if id(m) in quiet:
-                continue
-            oc = wl.outcome(m)
-            if oc is not None and oc.code is not None:
-                self._publish(self.reporter.report, m, oc.code, oc.reason)
+        for j in wl:
+            if j.code is not None and not any(j is q for q in quiet):
+                self._publish(self.reporter.report, j.msg, j.code, j.outcome.reason)
 
 
 def exchange_user(exchange: str) -> str | None:

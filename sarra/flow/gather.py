@@ -6,11 +6,11 @@ import time
 
 from .. import codec
 from ..broker import ensure_exchange, make_broker
-from ..config import paths
+from ..config import broker_user, paths
 from ..errors import ConfigError, MessageError
 from ..message import Message
 from .announce import file_messages
-from .publish import broker_user
+from .contracts import Malformed
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +45,26 @@ def queue_name(cfg, tool: str, user: str) -> str:
 
 
 class BrokerSource:
-    """Consume posts (or logs) from a queue bound to an exchange."""
+    """Consume posts (or logs) from a queue bound to an exchange (a
+    contracts.Source). With ``idle_exit`` (seconds), ``done`` once nothing
+    came for that long (dd_log without --follow)."""
 
-    def __init__(self, cfg, tool: str):
+    def __init__(self, cfg, tool: str, idle_exit: float | None = None):
         self.cfg = cfg
         self.url = cfg.resolve_url("broker")
         if not self.url:
             raise ConfigError("no broker to consume from", option="broker")
         self.user = broker_user(self.url)
         self.queue = queue_name(cfg, tool, self.user)
-        self.broker = None
+        self.broker = make_broker(self.url, heartbeat=cfg.broker_heartbeat)
         self.done = False
+        self._idle_exit = idle_exit
+        self._busy_at = time.monotonic()
 
-    def connect(self):
-        if self.broker is None:
-            self.broker = make_broker(self.url, heartbeat=self.cfg.broker_heartbeat)
+    def connect(self) -> None:
         self.broker.connect()
         self.declare()
         self.broker.consume(self.queue, self.cfg.prefetch)
-        return self.broker
 
     def declare(self) -> None:
         b, cfg = self.broker, self.cfg
@@ -87,12 +88,17 @@ class BrokerSource:
             return [f"xs_{self.user}_{self.cfg.exchange_suffix}"]
         return [e.strip() for e in self.cfg.exchange.split(",") if e.strip()]
 
-    def get(self, timeout: float) -> tuple[list[Message], list[tuple[object, str, Message | None]]]:
+    def get(self, timeout: float) -> tuple[list[Message], list[Malformed]]:
         """(decoded messages, [(tag, reason, what can be read of it)] for
         messages that are not)."""
         good, bad = [], []
         now = time.time()
-        for d in self.broker.get(timeout):
+        deliveries = self.broker.get(timeout)
+        if deliveries:
+            self._busy_at = time.monotonic()
+        elif self._idle_exit is not None and time.monotonic() - self._busy_at >= self._idle_exit:
+            self.done = True
+        for d in deliveries:
             try:
                 msg = codec.decode(d.topic, d.headers, d.body, d.content_type, d.exchange)
             except MessageError as exc:
@@ -111,13 +117,17 @@ class BrokerSource:
         if tags:
             self.broker.ack(tags)
 
+    def rewind(self) -> None:
+        """Nothing to do: the broker gives unacknowledged messages again."""
+
     def close(self) -> None:
-        if self.broker is not None:
-            self.broker.close()
+        self.broker.close()
 
 
 class PathSource:
-    """Files and trees named on the command line (dd_post), in batches."""
+    """Files and trees named on the command line (dd_post), in batches (a
+    contracts.Source)."""
+    broker = None
 
     def __init__(self, cfg, targets: list[str], batch: int = 256):
         self.cfg = cfg
@@ -147,10 +157,13 @@ class PathSource:
                 raise MessageError(f"{t}: no such file or directory", "path")
         return out
 
-    def connect(self):
-        return None
+    def connect(self) -> None:
+        pass
 
-    def get(self, timeout: float) -> tuple[list[Message], list]:
+    def exchanges(self) -> list[str]:
+        return []
+
+    def get(self, timeout: float) -> tuple[list[Message], list[Malformed]]:
         chunk = self._files[self._next:self._next + self._batch]
         self._last = (self._next, self.errors, self.messages)
         self._next += len(chunk)

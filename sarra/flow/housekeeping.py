@@ -34,9 +34,8 @@ class Housekeeper:
         if not final and now - self._logged_at >= self.heartbeat:
             self._logged_at = now
             self.log_line()
-            worker = self.flow.worker
-            if worker is not None and hasattr(worker, "clean_stale"):
-                worker.clean_stale(self.heartbeat)
+            if self.flow.worker is not None:
+                self.flow.worker.clean_stale(self.heartbeat)
             if self.flow.nodupe is not None:
                 self.flow.nodupe.purge()
 

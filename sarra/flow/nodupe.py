@@ -33,10 +33,11 @@ class DuplicateCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, "
                          "time REAL, state INTEGER)")
-        self._mine: dict[int, str] = {}     # id(message) -> its pending key, this batch
 
-    def is_new(self, msg: Message) -> bool:
-        """Record ``msg``'s fingerprint; False when it is a recent duplicate."""
+    def admit(self, msg: Message) -> str | None:
+        """Record ``msg``'s fingerprint as pending and return it; None when
+        ``msg`` is a recent duplicate. The caller keeps the fingerprint
+        (``Job.fingerprint``) for ``settle``."""
         key = fingerprint(msg, self.basis)
         now = time.time()
         db = self._db
@@ -46,34 +47,26 @@ class DuplicateCache:
             fresh = row is not None and now - row[0] < self.ttl
             if fresh and not (row[1] == PENDING and msg.redelivered):
                 db.execute("COMMIT")
-                return False
+                return None
             db.execute("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", (key, now, PENDING))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._mine[id(msg)] = key
-        return True
+        return key
 
-    def settle(self, acknowledged: list[Message] | None = None) -> None:
-        """The batch is acknowledged: the fingerprints of ``acknowledged``
-        (all, when None) are for good; those of the others (left undone by a
-        stop: they come again) are forgotten."""
-        done = set(self._mine) if acknowledged is None else {id(m) for m in acknowledged}
-        keep = [k for i, k in self._mine.items() if i in done]
-        drop = [k for i, k in self._mine.items() if i not in done]
-        if keep:
+    def settle(self, done: list[str], undone: list[str] = ()) -> None:
+        """The batch is acknowledged: the fingerprints ``done`` are for good;
+        those ``undone`` (left by a stop: their messages come again) are
+        forgotten."""
+        if done:
             self._db.executemany("UPDATE seen SET state = ? WHERE key = ?",
-                                 [(DONE, k) for k in keep])
-        self._forget(drop)
-        self._mine = {}
+                                 [(DONE, k) for k in done])
+        self.release(undone)
 
-    def release(self) -> None:
-        """The batch comes again: forget its pending fingerprints."""
-        self._forget(list(self._mine.values()))
-        self._mine = {}
-
-    def _forget(self, keys: list[str]) -> None:
+    def release(self, keys: list[str]) -> None:
+        """Their messages come again (lost connection): forget these pending
+        fingerprints."""
         if keys:
             self._db.executemany("DELETE FROM seen WHERE key = ? AND state = ?",
                                  [(k, PENDING) for k in keys])

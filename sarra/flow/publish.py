@@ -4,7 +4,6 @@ import re
 import socket
 import time
 from dataclasses import replace
-from urllib.parse import urlsplit
 
 from .. import codec
 from ..broker import Outgoing, ensure_exchange
@@ -23,10 +22,6 @@ def shorten(text: str, limit: int) -> str:
     if len(raw) <= limit:
         return text
     return raw[:limit - 3].decode("utf-8", "ignore") + "..."
-
-
-def broker_user(url: str | None) -> str:
-    return (urlsplit(url).username or "anonymous") if url else "anonymous"
 
 
 SOURCE_VAR = "${SOURCE}"

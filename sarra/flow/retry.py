@@ -12,48 +12,81 @@ import json
 import logging
 import os
 import time
+from dataclasses import asdict, dataclass, field
 
 from .. import codec
 from ..errors import MessageError
-from ..message import Message
+from ..worklist import Job
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
+class Entry:
+    """One queued message: its v02 wire form and its history."""
+    topic: str
+    headers: dict
+    body: str
+    exchange: str
+    tries: int            # attempts so far
+    due: float            # when the next one may happen
+    first: float          # when it first failed
+    rounds: int = 1       # times it came to this queue
+    taken: bool = field(default=False, compare=False)   # being tried (never saved)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Entry":
+        return cls(d["topic"], d["headers"], d["body"], d.get("exchange", ""),
+                   int(d.get("tries", 1)), float(d["due"]), float(d.get("first", d["due"])),
+                   int(d.get("rounds", 1)))
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        del d["taken"]
+        return json.dumps(d)
+
+
 class RetryQueue:
+    """The queue's entries, and the changes of the batch being handled:
+    ``put`` and ``settle`` are applied by ``save`` (after the batch's posts
+    and log messages are confirmed, before it is acknowledged) or undone by
+    ``release`` (the batch comes again)."""
+
     def __init__(self, path: str, ttl: float = 0.0, base_delay: float = 5.0,
                  max_delay: float = 600.0, max_tries: int = 0):
         self.path = path
         self.ttl, self.max_tries = ttl, max_tries
-        self._dirty = False
         self.base_delay, self.max_delay = base_delay, max_delay
-        self._items: list[dict] = self._load()
-        self._taken: dict[int, dict] = {}   # id(message) -> its entry, while being tried
+        self._items: list[Entry] = self._load()
+        self._added: list[Entry] = []      # this batch's failures
+        self._done: list[Entry] = []       # entries this batch settled
+        self._dirty = False                # _items differs from the file
 
-    def _load(self) -> list[dict]:
+    def _load(self) -> list[Entry]:
         items = []
         try:
             with open(self.path, encoding="utf-8") as f:
                 for n, line in enumerate(f, 1):
                     try:
-                        items.append(json.loads(line))
-                    except ValueError:
+                        items.append(Entry.from_json(json.loads(line)))
+                    except (ValueError, KeyError, TypeError):
                         log.error("%s:%d: unreadable retry entry skipped", self.path, n)
         except FileNotFoundError:
             pass
         return items
 
-    def _save(self) -> None:
+    def _write(self) -> None:
         tmp = self.path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             for it in self._items:
-                f.write(json.dumps(it) + "\n")
+                f.write(it.to_json() + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
     def __len__(self) -> int:
-        return len(self._items)
+        """Entries queued, this batch's changes included."""
+        return len(self._items) - len(self._done) + len(self._added)
 
     def adopt(self, path: str) -> int:
         """Take over the entries of another queue's file (an instance that
@@ -75,71 +108,68 @@ class RetryQueue:
         os.unlink(path)
         return len(other)
 
-    def put(self, msgs: list[Message], tries: dict[int, int]) -> list[Message]:
-        """Queue messages whose work failed (each after ``tries`` attempts);
+    def put(self, jobs: list[Job]) -> list[Job]:
+        """Queue jobs whose work failed (``job.tries`` attempts so far);
         returns those given up (older than ``ttl``, or tried ``max_tries``
-        times). ``save`` writes the queue."""
+        times)."""
         now = time.time()
         given_up = []
-        for m in msgs:
-            n = tries.get(id(m), 1)
-            old = self._taken.get(id(m))
-            first = old.get("first", now) if old else now
+        for job in jobs:
+            m, n, old = job.msg, max(job.tries, 1), job.retry
+            first = old.first if old else now
             if (self.ttl and now - first > self.ttl) or (self.max_tries and n >= self.max_tries):
                 log.error("%s: still failing after %d tries in %.0fs: given up",
                           m.relpath, n, now - first)
-                given_up.append(m)
+                given_up.append(job)
                 continue
             topic, headers, body, _ctype = codec.encode(m, "v02.post")
-            rounds = (old.get("rounds", 0) if old else 0) + 1   # times it came here
+            rounds = (old.rounds if old else 0) + 1   # times it came here
             delay = min(self.base_delay * 2 ** (rounds - 1), self.max_delay)
-            self._items.append({"topic": topic, "headers": headers, "body": body,
-                                "exchange": m.exchange, "tries": n, "due": now + delay,
-                                "first": first, "rounds": rounds})
-        self._remove_taken({id(m) for m in msgs})
-        self._dirty = True
+            self._added.append(Entry(topic, headers, body, m.exchange, n, now + delay,
+                                     first, rounds))
+        self.settle(jobs)
         return given_up
 
-    def take_due(self, limit: int) -> tuple[list[Message], dict[int, int]]:
-        """Up to ``limit`` entries due for another try (they stay queued
-        until ``settle``)."""
+    def take_due(self, limit: int) -> list[Job]:
+        """Up to ``limit`` jobs due for another try (their entries stay
+        queued until ``settle`` and ``save``)."""
         now = time.time()
-        busy = {id(it) for it in self._taken.values()}
-        due = [it for it in self._items if it["due"] <= now and id(it) not in busy][:limit]
-        msgs, tries = [], {}
+        due = [it for it in self._items if it.due <= now and not it.taken][:limit]
+        jobs = []
         for it in due:
             try:
-                m = codec.decode(it["topic"], it["headers"], it["body"], None, it["exchange"])
+                m = codec.decode(it.topic, it.headers, it.body, None, it.exchange)
             except MessageError as exc:
                 log.error("%s: undecodable retry entry dropped: %s", self.path, exc)
                 self._items.remove(it)
                 self._dirty = True
                 continue
             m.received = now
-            msgs.append(m)
-            tries[id(m)] = it["tries"]
-            self._taken[id(m)] = it
-        return msgs, tries
+            it.taken = True
+            jobs.append(Job(m, tries=it.tries, retry=it))
+        return jobs
 
-    def settle(self, msgs: list[Message]) -> None:
-        """These taken messages are done with (succeeded, refused, or queued
-        again by ``put``): remove their old entries (``save`` writes it)."""
-        if self._remove_taken({id(m) for m in msgs}):
-            self._dirty = True
+    def settle(self, jobs: list[Job]) -> None:
+        """These jobs are done with (succeeded, refused, or queued again by
+        ``put``): their entries go at ``save``."""
+        self._done += [j.retry for j in jobs if j.retry is not None]
 
     def save(self) -> None:
-        """Write the queue if it changed (fsynced: call before acknowledging)."""
+        """Apply this batch's changes and write the queue if it changed
+        (fsynced: call before acknowledging)."""
+        if self._done or self._added:
+            gone = self._done
+            self._items = [it for it in self._items if not any(it is g for g in gone)]
+            self._items += self._added
+            self._done, self._added = [], []
+            self._dirty = True
         if self._dirty:
-            self._save()
+            self._write()
             self._dirty = False
 
     def release(self) -> None:
-        """The tries did not happen (lost connection, stop): keep the entries."""
-        self._taken.clear()
-
-    def _remove_taken(self, which: set[int] | None = None) -> bool:
-        keys = [k for k in self._taken if which is None or k in which]
-        gone = {id(self._taken.pop(k)) for k in keys}
-        if gone:
-            self._items = [it for it in self._items if id(it) not in gone]
-        return bool(gone)
+        """The batch is over: entries not settled may be taken again. Changes
+        not saved (the batch comes again: lost connection) are undone."""
+        self._done, self._added = [], []
+        for it in self._items:
+            it.taken = False

@@ -21,10 +21,11 @@ from .. import checksum
 from ..errors import (ChecksumError, ConfigError, MessageError, TransferError,
                       UnsafePathError)
 from ..message import Message, inside, parse_time, safe_join
-from ..transfer import SCHEMES, scheme_of
+from ..transfer import PUSHERS, scheme_of
 from ..transfer.file import url_path
 from .filter import Placement, expand_directory, placed_relpath
-from .work import Downloader, Target, inflight_name
+from .contracts import Done, Target
+from .work import inflight_name, verify
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def remote_join(root: str, relpath: str) -> str:
 
 
 class Sender:
-    """Work stage of dd_sender (the interface of work.Downloader)."""
+    """Work stage of dd_sender (a contracts.Worker)."""
 
     def __init__(self, cfg, tick=None, throttle=None):
         self.cfg = cfg
@@ -54,8 +55,8 @@ class Sender:
             raise ConfigError("dd_sender needs a destination (sftp://user@host/directory/)",
                               option="destination")
         scheme = scheme_of(dest)
-        cls = SCHEMES.get(scheme) if scheme in SCHEMES else None
-        if cls is None or not hasattr(cls, "put"):
+        cls = PUSHERS.get(scheme) if scheme in PUSHERS else None
+        if cls is None:
             raise ConfigError(f"cannot send to {scheme or 'this'} URL (sftp:// only)",
                               option="destination")
         head, sep, rest = dest.partition("://")
@@ -66,6 +67,10 @@ class Sender:
 
     def close(self) -> None:
         self._transfer.close()
+
+    def clean_stale(self, age: float) -> int:
+        """Nothing to sweep here: a failed put removes its remote temporary file."""
+        return 0
 
     def _url(self, path: str) -> str:
         return self._prefix + path
@@ -89,7 +94,7 @@ class Sender:
                                 f"no local file to send", code=503, recoverable=False)
         return safe_join(base_dir, msg.relpath)
 
-    def apply(self, msg: Message, target: Target) -> tuple[int, str]:
+    def apply(self, msg: Message, target: Target) -> Done:
         """Do what ``msg`` announces at ``target`` on the server; (code, text)."""
         op, url, t = msg.operation, self._url(target.path), self._transfer
         if op == "file":
@@ -97,19 +102,23 @@ class Sender:
         if op == "delete":
             if target.rename_to is not None and t.rename(
                     url, self._url(target.rename_to), self.cfg.default_dir_mode):
-                return 201, "Renamed"
-            return (201, "Deleted") if t.remove(url) else (202, "Accepted: already absent")
+                return Done(201, "Renamed")
+            if t.remove(url):
+                return Done(201, "Deleted")
+            return Done(202, "Accepted: already absent")
         if op == "link":
             return self._link(msg, target, url)
         if op == "mkdir":
             if t.mkdir(url, self.cfg.default_dir_mode):
-                return 201, "Created"
-            return 202, "Accepted: directory exists"
+                return Done(201, "Created")
+            return Done(202, "Accepted: directory exists")
         if op == "rmdir":
-            return (201, "Removed") if t.rmdir(url) else (202, "Accepted: directory already absent")
+            if t.rmdir(url):
+                return Done(201, "Removed")
+            return Done(202, "Accepted: directory already absent")
         raise MessageError(f"unknown operation {op}", "sum")
 
-    def _file(self, msg: Message, url: str) -> tuple[int, str]:
+    def _file(self, msg: Message, url: str) -> Done:
         parts = msg.parts
         if parts is not None and not parts.is_whole:
             raise TransferError(f"block {parts.bno + 1}/{parts.blktot}: dd_sender sends whole "
@@ -122,7 +131,7 @@ class Sender:
 
         def verify(sent: int) -> None:
             try:
-                Downloader._verify(msg, summer, sent, size)
+                verify(msg, summer, sent, size)
             except (ChecksumError, TransferError) as exc:
                 raise TransferError(f"{local} differs from its post (changed since?): {exc}",
                                     recoverable=False) from None
@@ -136,10 +145,10 @@ class Sender:
         if summer is not None and msg.sum[0] == "z":
             msg.headers["sum"] = summer.header   # computed on the way: tell downstream
         if method is None:
-            return 201, f"Copied (not verified: sum method {msg.sum[0]})"
-        return 201, "Copied"
+            return Done(201, f"Copied (not verified: sum method {msg.sum[0]})")
+        return Done(201, "Copied")
 
-    def _link(self, msg: Message, target: Target, url: str) -> tuple[int, str]:
+    def _link(self, msg: Message, target: Target, url: str) -> Done:
         link = msg.headers.get("link")
         if not link:
             raise MessageError("a symlink post (sum L) without a link header", "link")
@@ -148,7 +157,7 @@ class Sender:
                                         or where.startswith(target.root.rstrip("/") + "/")):
             raise UnsafePathError(f"link target '{link}' is outside {target.root}", "link")
         self._transfer.symlink(url, link, self.cfg.default_dir_mode)
-        return 201, "Linked"
+        return Done(201, "Linked")
 
     def _metadata(self, msg: Message) -> tuple[int | None, tuple[float, float] | None]:
         """(mode, (atime, mtime)) for the remote copy, from the post's headers

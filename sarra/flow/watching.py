@@ -32,6 +32,7 @@ from ..watch.observer import start_watcher
 from ..watch.snapshot import CLOSED, CREATED, DELETED, MODIFIED, MOVED, Change, scan
 from ..watch.state import Posted, WatchState
 from .announce import delete_message, file_messages, relpath_for
+from .contracts import Malformed
 from .filter import choose
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def _number(text: str) -> float | None:
 
 
 class WatchSource:
-    """The gather stage of dd_watch (the Flow's ``source``)."""
+    """The gather stage of dd_watch (a contracts.Source)."""
+    broker = None
+    done = False           # a watch never ends by itself
 
     def __init__(self, cfg, tool: str = "watch"):
         self.cfg = cfg
@@ -90,11 +93,10 @@ class WatchSource:
         self.batch: list[Message] = []     # handed out, not yet acknowledged
         self.state: WatchState | None = None
         self.watcher = None
-        self.done = False
         self.stats = {"ignored": 0, "unchanged": 0}
 
     # -- life cycle ----------------------------------------------------------
-    def connect(self):
+    def connect(self) -> None:
         """Start watching (once: a broker reconnect does not restart it)."""
         if self.watcher is None:
             self.state = WatchState(self.state_file)
@@ -103,7 +105,9 @@ class WatchSource:
             self.settle = max(SETTLE, 1.5 * self.interval) if self.polling else SETTLE
             log.info("watching %s with %s", ", ".join(self.roots), self.watcher.name)
             self._catch_up()
-        return None
+
+    def exchanges(self) -> list[str]:
+        return []
 
     @property
     def polling(self) -> bool:
@@ -146,7 +150,7 @@ class WatchSource:
                  len(listing), len(self.pending) + len(self.ready), len(self.state))
 
     # -- the Flow's source interface --------------------------------------------
-    def get(self, timeout: float) -> tuple[list[Message], list]:
+    def get(self, timeout: float) -> tuple[list[Message], list[Malformed]]:
         deadline = time.monotonic() + timeout
         out: list[Message] = []
         while True:
@@ -160,7 +164,7 @@ class WatchSource:
         self.batch = out
         return out, []
 
-    def ack(self, _tags: list) -> None:
+    def ack(self, tags: list) -> None:
         """The batch is confirmed by the broker: make its record permanent."""
         self.state.commit()
         self.batch = []

@@ -11,14 +11,13 @@ import os
 import shutil
 import stat
 import time
-from typing import NamedTuple
-
 from .. import checksum
 from ..errors import ChecksumError, MessageError, TransferError, UnsafePathError
 from ..message import Message, inside, parse_time, safe_join
 from ..parts import Parts, part_suffix
 from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
 from .assembly import Record, State, file_end, older, version_of
+from .contracts import Done, Target
 from .filter import Placement, expand_directory, placed_relpath
 
 log = logging.getLogger(__name__)
@@ -70,13 +69,17 @@ def inflight_name(path: str, inflight: str | None) -> str:
     return path + inflight
 
 
-class Target(NamedTuple):
-    """Where a message's work happens: the (expanded) directory it must stay
-    in, the local path, and for the old-name post of a wanted rename, the
-    path the file moves to."""
-    root: str
-    path: str
-    rename_to: str | None = None
+def verify(msg: Message, summer, got: int, size: int | None) -> None:
+    """``got`` bytes came with this checksum: as announced? (TransferError on
+    the size, ChecksumError on the sum)."""
+    if size is not None and got != size:
+        raise TransferError(f"size {got} differs from announced {size}")
+    if summer is None:
+        return
+    method, value = msg.sum
+    if method != "z" and summer.hexdigest() != value.lower():
+        raise ChecksumError(f"checksum mismatch ({method}): announced {value[:16]}..., "
+                            f"received {summer.hexdigest()[:16]}...")
 
 
 class Downloader:
@@ -110,8 +113,8 @@ class Downloader:
         root = expand_directory(placement.directory, msg)
         return Target(root, safe_join(root, placed_relpath(msg, placement)))
 
-    def apply(self, msg: Message, target: Target) -> tuple[int, str]:
-        """Do what ``msg`` announces at ``target``; return (code, text).
+    def apply(self, msg: Message, target: Target) -> Done:
+        """Do what ``msg`` announces at ``target``.
 
         Raises MessageError (bad message: not worth retrying), TransferError
         or ChecksumError (worth retrying).
@@ -128,26 +131,26 @@ class Downloader:
         if op == "mkdir":
             existed = os.path.isdir(local)
             os.makedirs(local, mode=self.cfg.default_dir_mode, exist_ok=True)
-            return (202, "Accepted: directory exists") if existed else (201, "Created")
+            return Done(202, "Accepted: directory exists") if existed else Done(201, "Created")
         if op == "rmdir":
             try:
                 os.rmdir(local)
             except FileNotFoundError:
-                return 202, "Accepted: directory already absent"
+                return Done(202, "Accepted: directory already absent")
             except OSError as exc:
                 raise MessageError(f"cannot remove directory: {exc.strerror}", "relpath")
-            return 201, "Removed"
+            return Done(201, "Removed")
         raise MessageError(f"unknown operation {op}", "sum")
 
     # -- operations ------------------------------------------------------
-    def _file(self, msg: Message, local: str) -> tuple[int, str]:
+    def _file(self, msg: Message, local: str) -> Done:
         parts = msg.parts
         if parts is not None and not parts.is_whole:
             return self._block(msg, local, parts)
         method = checksum.verify_method(msg.headers.get("sum", ""))
         seen = _stat(local)
         if not self.cfg.overwrite and self._same(local, seen, msg, method):
-            return 304, "Not modified: identical file already present"
+            return Done(304, "Not modified: identical file already present")
         size = parts.file_size if parts is not None else None
         tmp = inflight_name(local, self.cfg.inflight)
         os.makedirs(os.path.dirname(tmp) or ".", mode=self.cfg.default_dir_mode,
@@ -163,12 +166,12 @@ class Downloader:
                         and self._same(local, now, msg, method)):
                     if tmp != local:
                         remove_quietly(tmp)
-                    return 304, "Not modified: identical file already present"
+                    return Done(304, "Not modified: identical file already present")
                 stream = self.transfer(msg.url).open(msg.url, 0, size)
                 got = copy(stream, out, size, [summer] if summer else [],
                            self.cfg.bufsize, self._tick, self._throttle)
                 out.flush()
-                self._verify(msg, summer, got, size)
+                verify(msg, summer, got, size)
                 self._set_metadata(msg, tmp)
                 if tmp != local:
                     os.replace(tmp, local)   # still locked: a waiting writer starts over
@@ -182,14 +185,14 @@ class Downloader:
         if summer is not None and msg.sum[0] == "z":
             msg.headers["sum"] = summer.header  # checksum on download: tell downstream
         if method is None:
-            return 201, f"Downloaded (not verified: sum method {msg.sum[0]})"
-        return 201, "Downloaded"
+            return Done(201, f"Downloaded (not verified: sum method {msg.sum[0]})")
+        return Done(201, "Downloaded")
 
     # -- blocks ------------------------------------------------------------
-    def _block(self, msg: Message, local: str, p: Parts) -> tuple[int, str]:
+    def _block(self, msg: Message, local: str, p: Parts) -> Done:
         """Fetch one block into the inflight file at its offset, verify it,
         record it; the writer of the last missing block puts the file in
-        place (``msg.completed`` then says so, for on_file and re-posts)."""
+        place (its ``Done.completed`` says so, for on_file and re-posts)."""
         method = checksum.verify_method(msg.headers.get("sum", ""))
         label = f"block {p.bno + 1}/{p.blktot}"
         if not self.cfg.overwrite and self._same_block(local, msg, p, method):
@@ -215,7 +218,7 @@ class Downloader:
                     remove_quietly(tmp)
                 rec.write(state)
             elif state.done[p.bno]:
-                return 304, f"Not modified: {label} already received"
+                return Done(304, f"Not modified: {label} already received")
         summer = checksum.new(method) if method else None
         offset = p.offset if p.method != "p" else 0   # a 'p' post names the part file itself
         if self.cfg.inplace:
@@ -224,7 +227,7 @@ class Downloader:
                 got = self._fetch(msg, offset, p.length, _At(fd, p.offset), summer)
             finally:
                 os.close(fd)
-            self._verify(msg, summer, got, p.length)
+            verify(msg, summer, got, p.length)
         else:   # a part file of its own, under its inflight name until verified
             part = local + part_suffix(p, msg.sum[0])
             part_tmp = inflight_name(part, self.cfg.inflight)
@@ -232,7 +235,7 @@ class Downloader:
                 try:
                     got = self._fetch(msg, offset, p.length, out, summer)
                     out.flush()
-                    self._verify(msg, summer, got, p.length)
+                    verify(msg, summer, got, p.length)
                     if part_tmp != part:
                         os.replace(part_tmp, part)
                 except BaseException:
@@ -263,16 +266,15 @@ class Downloader:
             remove_quietly(path)
 
     @staticmethod
-    def _already_whole(msg: Message, label: str) -> tuple[int, str]:
+    def _already_whole(msg: Message, label: str) -> Done:
         """The final file already holds this block. When the broker gives the
         message again, the post that announced the whole file may have been
         lost with its batch: count it as completing, so it is announced again."""
-        if msg.redelivered:
-            msg.completed = True
-        return 304, f"Not modified: {label} already in the file"
+        return Done(304, f"Not modified: {label} already in the file",
+                    completed=msg.redelivered)
 
     def _block_done(self, msg: Message, local: str, tmp: str, record_path: str,
-                    version: str, p: Parts, label: str) -> tuple[int, str]:
+                    version: str, p: Parts, label: str) -> Done:
         with Record(record_path) as rec:
             state = rec.read()
             if state is None or state.version != version:
@@ -283,8 +285,8 @@ class Downloader:
             if not state.complete:
                 rec.write(state)
                 if not self.cfg.inplace:
-                    return 307, f"Insertion deferred: {label} kept as a part file"
-                return 201, f"Inserted {label}"
+                    return Done(307, f"Insertion deferred: {label} kept as a part file")
+                return Done(201, f"Inserted {label}")
             if not self.cfg.inplace:
                 self._join_parts(local, tmp, msg, p)
             if state.end:
@@ -293,8 +295,7 @@ class Downloader:
             if tmp != local:
                 os.replace(tmp, local)
             rec.remove()
-        msg.completed = True
-        return 201, f"Downloaded: {label} completed the file"
+        return Done(201, f"Downloaded: {label} completed the file", completed=True)
 
     def _same_block(self, local: str, msg: Message, p: Parts, method: str | None) -> bool:
         """The final file is already there with this block's bytes."""
@@ -339,17 +340,6 @@ class Downloader:
         return removed
 
     @staticmethod
-    def _verify(msg: Message, summer, got: int, size: int | None) -> None:
-        if size is not None and got != size:
-            raise TransferError(f"size {got} differs from announced {size}")
-        if summer is None:
-            return
-        method, value = msg.sum
-        if method != "z" and summer.hexdigest() != value.lower():
-            raise ChecksumError(f"checksum mismatch ({method}): announced {value[:16]}..., "
-                                f"received {summer.hexdigest()[:16]}...")
-
-    @staticmethod
     def _same(local: str, st: os.stat_result | None, msg: Message,
               method: str | None) -> bool:
         """True when ``local`` (whose lstat is ``st``) already holds exactly
@@ -381,24 +371,24 @@ class Downloader:
                 os.utime(path, (atime, mtime))
 
     @staticmethod
-    def _delete(local: str) -> tuple[int, str]:
+    def _delete(local: str) -> Done:
         try:
             if os.path.isdir(local) and not os.path.islink(local):
                 raise MessageError("a remove (R) names a directory", "sum")
             os.unlink(local)
         except FileNotFoundError:
-            return 202, "Accepted: already absent"
-        return 201, "Deleted"
+            return Done(202, "Accepted: already absent")
+        return Done(201, "Deleted")
 
-    def _rename(self, local: str, new: str) -> tuple[int, str]:
+    def _rename(self, local: str, new: str) -> Done:
         if os.path.isdir(local) and not os.path.islink(local):
             raise MessageError("a rename (R with newname) names a directory", "sum")
         os.makedirs(os.path.dirname(new) or ".", mode=self.cfg.default_dir_mode,
                     exist_ok=True)
         os.replace(local, new)
-        return 201, "Renamed"
+        return Done(201, "Renamed")
 
-    def _link(self, msg: Message, target: Target) -> tuple[int, str]:
+    def _link(self, msg: Message, target: Target) -> Done:
         link = msg.headers.get("link")
         if not link:
             raise MessageError("a symlink post (sum L) without a link header", "link")
@@ -411,7 +401,7 @@ class Downloader:
         tmp = f"{local}.{os.getpid()}.{time.monotonic_ns()}.lnk"
         os.symlink(link, tmp)
         os.replace(tmp, local)  # replaces the link itself, never what it points to
-        return 201, "Linked"
+        return Done(201, "Linked")
 
 
 class _At:

@@ -65,8 +65,11 @@ def test_a_redelivered_block_of_a_complete_file_announces_it_again(tmp_path):
     for m in blocks:
         apply(worker, m)
     again = blocks[1]
-    again.redelivered, again.completed = True, False
-    assert apply(worker, again)[0] == 304 and again.completed
+    again.redelivered = True
+    done = apply(worker, again)
+    assert done.code == 304 and done.completed
+    blocks[0].redelivered = False
+    assert not apply(worker, blocks[0]).completed      # not given again: already announced
 
 
 def test_the_record_of_blocks_is_not_a_stale_file(tmp_path):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from sarra.components import FLOWS, PRESETS
+from sarra.components import PRESETS, flow_for
 from sarra.config import OPTIONS, TOOLS, Credentials, load_config
 from sarra.config import options as option_table
 from sarra.errors import ConfigError
@@ -38,7 +38,7 @@ from sarra.flow.filter import choose, default_placement, expand_directory, place
 from sarra.flow.gather import BrokerSource
 from sarra.flow.watching import temp_globs
 from sarra.message import Message, Report
-from sarra.worklist import Worklist
+from sarra.worklist import Job, Worklist, messages
 
 ETC = Path(__file__).resolve().parents[2] / "etc"
 MAN = ETC.parent / "man"
@@ -192,7 +192,7 @@ def switch_home(home):
 def _flow(tool: str, name: str):
     """The flow ``dd_<tool>`` builds from etc/<tool>/<name>.conf (no broker
     is contacted: a configuration error would show here)."""
-    return FLOWS[tool](load(tool, ETC / tool / f"{name}.conf"))
+    return flow_for(tool, load(tool, ETC / tool / f"{name}.conf"))
 
 
 def _post(relpath: str, exchange: str, **headers: str) -> Message:
@@ -207,9 +207,13 @@ def _log_message(relpath: str, exchange: str, user: str, **headers: str) -> Mess
 
 
 def _filtered(flow, *msgs: Message) -> Worklist:
-    wl = Worklist(incoming=list(msgs))
-    wl.places = flow.filter(wl)
+    wl = Worklist.of(msgs)
+    flow.filter(wl)
     return wl
+
+
+def _job(wl: Worklist, msg: Message) -> Job:
+    return next(j for j in wl if j.msg is msg)
 
 
 def test_switch_sara_labels_places_and_announces_as_its_comments_say(switch_home):
@@ -222,13 +226,13 @@ def test_switch_sara_labels_places_and_announces_as_its_comments_say(switch_home
     stray = _post("obs/b.txt", "other")
     onward = _post("obs/c.txt", "xs_alice", to_clusters="lab2,lab3")
     wl = _filtered(flow, forged, stray, onward)
-    assert wl.incoming == [forged, onward] and wl.rejected == [stray]
-    assert wl.outcomes[id(stray)].code == 403
+    assert messages(wl.incoming) == [forged, onward] and messages(wl.rejected) == [stray]
+    assert _job(wl, stray).code == 403
     assert (forged.headers["source"], forged.headers["from_cluster"]) == ("alice", "lab1")
     # no destination named: this switch's, so no link takes it further
     assert forged.headers["to_clusters"] == "lab1"
     assert onward.headers["to_clusters"] == "lab2,lab3"
-    placement = wl.places[id(forged)]
+    placement = _job(wl, forged).placement
     root = expand_directory(placement.directory, forged)
     forged.local_root = root
     forged.local_path = f"{root}/{placed_relpath(forged, placement)}"
@@ -248,8 +252,8 @@ def test_log_router_routes_home_and_drops_forgeries(switch_home):
     from_sara = _log_message("obs/a.txt", "xreport_in", "feeder", source="alice",
                              from_cluster="lab1")
     wl = _filtered(flow, genuine, forged, from_sara)
-    assert wl.incoming == [genuine, from_sara] and wl.rejected == [forged]
-    assert wl.outcome(forged).tally == "spoofed"     # counted so in the summary
+    assert messages(wl.incoming) == [genuine, from_sara] and messages(wl.rejected) == [forged]
+    assert _job(wl, forged).outcome.tally == "spoofed"     # counted so in the summary
     assert flow.poster.targets(genuine) == ["xreport", "xr_alice"]
     # about the data of lab2's alice (another person): xreport only, and the link's
     # log shovel takes it home; none of lab1's sources sees it, nor one without
@@ -270,9 +274,9 @@ def test_a_link_takes_what_is_meant_for_it_and_sends_logs_home(switch_home):
     loop = _post("alice/back/f.dat", "xpublic", source="alice", from_cluster="lab2",
                  to_clusters="ALL")
     wl = _filtered(link, *posts.values(), anywhere, loop)
-    assert wl.rejected == [posts["lab3"], loop]
+    assert messages(wl.rejected) == [posts["lab3"], loop]
     assert posts["lab2"].headers["from_cluster"] == "lab1"        # labels kept
-    placement = wl.places[id(anywhere)]
+    placement = _job(wl, anywhere).placement
     assert f"{placement.directory}/{placed_relpath(anywhere, placement)}" == \
         "/var/lib/sarra/data/alice/any/f.dat"
 
@@ -282,7 +286,7 @@ def test_a_link_takes_what_is_meant_for_it_and_sends_logs_home(switch_home):
     local = _log_message("bob/x", "xreport", "carol", source="bob", from_cluster="lab2")
     unlabelled = _log_message("x", "xreport", "carol", source="alice")
     wl = _filtered(back, home_bound, local, unlabelled)
-    assert wl.incoming == [home_bound] and wl.rejected == [local, unlabelled]
+    assert messages(wl.incoming) == [home_bound] and messages(wl.rejected) == [local, unlabelled]
 
 
 def test_winnow_passes_each_file_of_two_feeds_once(switch_home):
@@ -291,22 +295,23 @@ def test_winnow_passes_each_file_of_two_feeds_once(switch_home):
         assert flow.source.exchanges() == ["xfeed-a", "xfeed-b"]
         assert flow.poster.exchanges == ["xwinnow"] and flow.reporter is None
         first = _post("obs/a.txt", "xfeed-a")
-        assert _filtered(flow, first).incoming == [first]
-        flow.nodupe.settle()
+        taken = _filtered(flow, first)
+        assert messages(taken.incoming) == [first]
+        flow.nodupe.settle([j.fingerprint for j in taken])
         again = _post("obs/a.txt", "xfeed-b")
         again.base_url = "http://other-switch.example.com/"
         changed = _post("obs/a.txt", "xfeed-b", sum="s,01")
         wl = _filtered(flow, again, changed)
-        assert wl.rejected == [again] and wl.incoming == [changed]
-        assert wl.outcome(again).tally == "duplicate"
+        assert messages(wl.rejected) == [again] and messages(wl.incoming) == [changed]
+        assert _job(wl, again).outcome.tally == "duplicate"
     finally:
         flow.nodupe.close()
     with pytest.raises(ConfigError, match="nodupe_ttl"):
-        FLOWS["winnow"](load_config("winnow", str(ETC / "winnow" / "two-feeds.conf"),
+        flow_for("winnow", load_config("winnow", str(ETC / "winnow" / "two-feeds.conf"),
                                     [("nodupe_ttl", "off")], PRESETS["winnow"]))
 
 
-def test_dd_log_configuration_keeps_one_queue_however_it_is_run(home):
+def test_dd_log_configuration_keeps_one_queue_however_it_is_run(switch_home):
     path = str(ETC / "log" / "mine.conf")
     plain = load("log", ETC / "log" / "mine.conf")
     assert plain.key == "mine" and plain.expire >= 86400 and not plain.is_set("exchange")

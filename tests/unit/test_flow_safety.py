@@ -14,6 +14,7 @@ from sarra.errors import MessageError, UnsafePathError
 from sarra.flow.filter import expand_directory
 from sarra.flow.gather import PathSource
 from sarra.flow.retry import RetryQueue
+from sarra.worklist import Job
 from sarra.message import Message, Report
 from sarra.transfer import open_inflight
 
@@ -96,44 +97,47 @@ def test_inflight_symlink_is_replaced_not_followed(tmp_path):
 def test_retry_entries_survive_until_settled(tmp_path):
     path = str(tmp_path / "retry.jsonl")
     q = RetryQueue(path, base_delay=0)
-    m1, m2 = post("a"), post("b")
-    q.put([m1, m2], {id(m1): 1, id(m2): 3})
+    q.put([Job(post("a"), tries=1), Job(post("b"), tries=3)])
     q.save()
-    taken, tries = q.take_due(10)
-    assert sorted(m.relpath for m in taken) == ["a", "b"]
-    assert sorted(tries.values()) == [1, 3]
-    assert q.take_due(10) == ([], {})          # taken ones are not handed out twice
+    taken = q.take_due(10)
+    assert sorted(j.msg.relpath for j in taken) == ["a", "b"]
+    assert sorted(j.tries for j in taken) == [1, 3] and all(j.from_retry for j in taken)
+    assert q.take_due(10) == []                # taken ones are not handed out twice
     assert len(RetryQueue(path)) == 2          # a crash now loses nothing
-    q.release()                                # the tries did not happen
-    again, _ = q.take_due(10)
+    q.put([Job(post("c"))])                    # a batch that then fails (lost connection)
+    assert len(q) == 3
+    q.release()                                # the tries did not happen: all undone
+    assert len(q) == 2
+    again = q.take_due(10)
     assert len(again) == 2
-    ok = next(m for m in again if m.relpath == "a")
-    bad = next(m for m in again if m.relpath == "b")
-    q.put([bad], {id(bad): 4})                 # failed again: queued with 4 tries
+    ok = next(j for j in again if j.msg.relpath == "a")
+    bad = next(j for j in again if j.msg.relpath == "b")
+    bad.tries = 4
+    q.put([bad])                               # failed again: queued with 4 tries
     q.settle([ok])                             # succeeded: gone
     q.save()
     reloaded = RetryQueue(path, base_delay=0)
-    msgs, tries = reloaded.take_due(10)
-    assert [m.relpath for m in msgs] == ["b"] and list(tries.values()) == [4]
+    jobs = reloaded.take_due(10)
+    assert [(j.msg.relpath, j.tries) for j in jobs] == [("b", 4)]
 
 
 def test_retry_gives_up_after_ttl(tmp_path, caplog):
     q = RetryQueue(str(tmp_path / "r.jsonl"), ttl=60, base_delay=0)
-    m = post("old")
-    q.put([m], {id(m): 1})
-    q._items[0]["first"] -= 120               # first failed two minutes ago
-    again, tries = q.take_due(1)
-    assert q.put(again, tries) == again
+    q.put([Job(post("old"), tries=1)])
+    q.save()
+    q._items[0].first -= 120                  # first failed two minutes ago
+    again = q.take_due(1)
+    assert q.put(again) == again
     assert len(q) == 0 and "given up" in caplog.text
 
 
 def test_retry_gives_up_after_max_tries(tmp_path):
     q = RetryQueue(str(tmp_path / "r.jsonl"), base_delay=0, max_tries=3)
-    m = post("flaky")
-    assert q.put([m], {id(m): 2}) == [] and len(q) == 1
-    again, tries = q.take_due(1)
-    tries[id(again[0])] += 1                   # the engine counts the new attempt
-    assert q.put(again, tries) == again and len(q) == 0
+    assert q.put([Job(post("flaky"), tries=2)]) == [] and len(q) == 1
+    q.save()
+    again = q.take_due(1)
+    again[0].tries += 1                        # the engine counts the new attempt
+    assert q.put(again) == again and len(q) == 0
 
 
 class _Cfg:
@@ -227,17 +231,19 @@ def test_a_source_may_not_have_the_switch_copy_its_local_files(tmp_path):
     from sarra.components import PRESETS
     from sarra.config import load_config
     from sarra.flow.engine import Flow
+    from sarra.flow.gather import PathSource
     from sarra.worklist import Worklist
     cfg = load_config("sara", None, [("source_from_exchange", "on"), ("cluster", "lab"),
                                      ("directory", str(tmp_path))], PRESETS["sara"])
-    flow = Flow(cfg, None)
+    flow = Flow(cfg, PathSource(cfg, []))
     secret, fine = post("etc/credentials.conf"), post("obs/a.dat")
     secret.base_url, fine.base_url = "file:/home/feeder/.config/sarra/", "http://alice/"
     secret.exchange = fine.exchange = "xs_alice"
-    wl = Worklist(incoming=[secret, fine])
-    places = flow.filter(wl)
-    assert wl.rejected == [secret] and wl.outcome(secret).code == 403
-    assert id(fine) in places and fine.headers["source"] == "alice"
+    wl = Worklist.of([secret, fine])
+    flow.filter(wl)
+    refused, taken = wl.jobs
+    assert wl.rejected == [refused] and refused.code == 403
+    assert taken.state == "incoming" and fine.headers["source"] == "alice"
 
 
 def test_instance_1_takes_over_the_retry_queues_of_instances_no_more(tmp_path, monkeypatch):
@@ -252,8 +258,7 @@ def test_instance_1_takes_over_the_retry_queues_of_instances_no_more(tmp_path, m
     for n, names in ((2, ["a", "b"]), (3, ["c"])):
         q = RetryQueue(paths.state_path("subscribe", cfg.key, f"retry.{n:02d}.jsonl"),
                        base_delay=0)
-        msgs = [post(x) for x in names]
-        q.put(msgs, {id(m): 2 for m in msgs})
+        q.put([Job(post(x), tries=2) for x in names])
         q.save()
     monkeypatch.setenv("SARRA_INSTANCE", "0")        # a foreground run adopts nothing
     assert len(_retry_queue("subscribe", cfg)) == 0
@@ -268,15 +273,15 @@ def test_instance_1_takes_over_the_retry_queues_of_instances_no_more(tmp_path, m
         with open(service.pid_file("subscribe", cfg.key, 3), "w") as f:
             f.write(f"{old.pid}\n")
         q = _retry_queue("subscribe", cfg)
-        assert sorted(m.relpath for m in q.take_due(10)[0]) == ["a", "b"]
+        assert sorted(j.msg.relpath for j in q.take_due(10)) == ["a", "b"]
         q.release()
     finally:
         old.kill()
         old.wait()
     q = _retry_queue("subscribe", cfg)             # instance 1 started again, 3 gone
-    taken, tries = q.take_due(10)
-    assert sorted(m.relpath for m in taken) == ["a", "b", "c"]
-    assert set(tries.values()) == {2}
+    taken = q.take_due(10)
+    assert sorted(j.msg.relpath for j in taken) == ["a", "b", "c"]
+    assert {j.tries for j in taken} == {2}
     folder = os.path.dirname(q.path)
     assert sorted(f for f in os.listdir(folder) if f.startswith("retry.")) == ["retry.01.jsonl"]
     assert len(RetryQueue(q.path)) == 3                 # saved before the others went

@@ -22,20 +22,20 @@ def test_fingerprints_by_basis():
 
 def test_second_copy_from_another_feed_is_a_duplicate(tmp_path):
     cache = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
-    assert cache.is_new(post("f"))
-    cache.settle()
+    key = cache.admit(post("f"))
+    assert key == fingerprint(post("f"), "path")
+    cache.settle([key])
     other_feed = post("f")
     other_feed.base_url = "http://feed2/"
-    assert not cache.is_new(other_feed)
-    assert cache.is_new(post("g"))
+    assert cache.admit(other_feed) is None
+    assert cache.admit(post("g"))
 
 
 def test_lifetime(tmp_path):
     cache = DuplicateCache(str(tmp_path / "n.db"), ttl=0.2)
-    assert cache.is_new(post("f"))
-    cache.settle()
+    cache.settle([cache.admit(post("f"))])
     time.sleep(0.3)
-    assert cache.is_new(post("f"))
+    assert cache.admit(post("f"))
     assert cache.purge() == 0 and len(cache) == 1
     time.sleep(0.3)
     assert cache.purge() == 1 and len(cache) == 0
@@ -43,25 +43,26 @@ def test_lifetime(tmp_path):
 
 def test_a_batch_not_acknowledged_takes_its_fingerprints_back(tmp_path):
     cache = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
-    assert cache.is_new(post("f"))
-    cache.release()                      # lost connection: the batch comes again
-    assert cache.is_new(post("f"))
+    key = cache.admit(post("f"))
+    cache.release([key])                 # lost connection: the batch comes again
+    assert cache.admit(post("f"))
 
 
 def test_an_instance_that_died_does_not_hide_its_message(tmp_path):
     path = str(tmp_path / "n.db")
     dead, alive = DuplicateCache(path, ttl=60), DuplicateCache(path, ttl=60)
-    assert dead.is_new(post("f"))        # pending, never settled: that instance died
-    assert not alive.is_new(post("f"))   # another feed's copy meanwhile: a duplicate
-    assert alive.is_new(post("f", redelivered=True))   # the broker gives it again: taken
-    alive.settle()
-    assert not alive.is_new(post("f", redelivered=True))   # done now: a real duplicate
+    assert dead.admit(post("f"))         # pending, never settled: that instance died
+    assert alive.admit(post("f")) is None   # another feed's copy meanwhile: a duplicate
+    key = alive.admit(post("f", redelivered=True))   # the broker gives it again: taken
+    assert key
+    alive.settle([key])
+    assert alive.admit(post("f", redelivered=True)) is None   # done now: a real duplicate
 
 
 def test_messages_a_stop_left_undone_are_not_duplicates_when_they_come_again(tmp_path):
     cache = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
-    done, undone = post("f0"), post("f1")
-    assert cache.is_new(done) and cache.is_new(undone)
-    cache.settle([done])                 # acknowledged: f0 only
-    assert not cache.is_new(post("f0"))
-    assert cache.is_new(post("f1"))      # f1 comes again: taken
+    done, undone = cache.admit(post("f0")), cache.admit(post("f1"))
+    assert done and undone
+    cache.settle([done], [undone])       # acknowledged: f0 only
+    assert cache.admit(post("f0")) is None
+    assert cache.admit(post("f1"))       # f1 comes again: taken

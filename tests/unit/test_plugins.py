@@ -17,6 +17,7 @@ from sarra.config import load_config
 from sarra.errors import ConfigError, PluginError
 from sarra.flow.announce import file_messages
 from sarra.flow.engine import Flow
+from sarra.flow.gather import PathSource
 from sarra.flow.work import Downloader
 from sarra.message import Message, format_time
 from sarra.plugins import BUILTINS, Hooks, load_hook, load_hooks, verdict
@@ -483,8 +484,8 @@ def flow_for(tmp_path, *hooks: tuple[str, str]):
         ("directory", str(dst)), ("mirror", "on"), ("accept", ".*"),
         ("post_base_url", "http://mirror.example.com/"), *hooks], PRESETS["subscribe"])
     reporter, poster = FakePub(), FakePub()
-    flow = Flow(cfg, None, Downloader(cfg), poster, reporter)
-    flow.hooks = load_hooks(cfg)
+    flow = Flow(cfg, PathSource(cfg, []), Downloader(cfg), poster, reporter,
+                hooks=load_hooks(cfg))
     return flow, src, dst, reporter, poster
 
 
@@ -501,8 +502,8 @@ def posts_for(src: Path, names: list[str]) -> list[Message]:
 
 
 def run_batch(flow, messages) -> Worklist:
-    wl = Worklist(incoming=list(messages))
-    flow.process(wl, {})
+    wl = Worklist.of(messages)
+    flow.process(wl)
     return wl
 
 
@@ -518,8 +519,8 @@ def test_flow_on_message_skip_means_not_downloaded_not_reported(tmp_path):
     assert files_in(dst) == ["a/keep1", "b/keep2"]
     assert sorted((r, c) for r, c, _ in reporter.reports) == [("a/keep1", 201), ("b/keep2", 201)]
     assert sorted(p.relpath for p in poster.posts) == ["a/keep1", "b/keep2"]
-    assert sorted(m.relpath for m in wl.rejected) == ["a/skip1", "b/skip2"]
-    assert wl.outcome(wl.rejected[0]).reason.startswith("skipped by on_message hook 'exec")
+    assert sorted(j.msg.relpath for j in wl.rejected) == ["a/skip1", "b/skip2"]
+    assert wl.rejected[0].outcome.reason.startswith("skipped by on_message hook 'exec")
 
 
 def test_flow_a_failing_hook_mid_chain_reports_503_and_the_rest_goes_on(tmp_path):

@@ -1,0 +1,107 @@
+"""What each tool is, in one table.
+
+setup.py's console scripts, the option scopes (config/options.py), the
+command line and help text (config/loader.py, cli.py) and the operator's
+``sarra list``/``start``... (cli.py) all derive from ``TOOLS``. A tool is
+a few defaults (``presets``) and a flow factory (sarra.components) over the
+one engine (flow/engine.py).
+
+This module imports nothing from the package: setup.py reads it by path,
+before sarra's dependencies are installed.
+"""
+from dataclasses import dataclass, field
+
+# what dd_<tool> ACTION CONFIG can do, for the tools that run as daemons
+DAEMON_ACTIONS = ("foreground", "start", "stop", "restart", "status", "declare", "cleanup")
+
+# how a tool's command line reads
+DAEMON = "daemon"     # dd_<tool> [--option value ...] ACTION CONFIG
+PATHS = "paths"       # dd_post [--option value ...] [-c CONFIG] PATH...
+READER = "reader"     # dd_log [--follow] [--option value ...] [CONFIG]
+SWITCH = "switch"     # dd_audit: a switch description, its own parser (switch/command.py)
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str                 # dd_<name>; configurations in <config_dir>/<name>/
+    summary: str              # what it does, in one line
+    flow: str | None          # its flow factory, "module:function" (None: dd_audit)
+    command: str = DAEMON
+    presets: dict = field(default_factory=dict)   # its defaults; configurations override
+    consumes: bool = False    # reads a broker queue: the consumer options apply
+    announces: bool = False   # posts local files: the path options apply
+    places: bool = False      # puts files where the placement options say
+
+    @property
+    def script(self) -> str:
+        return f"dd_{self.name}"
+
+    @property
+    def man_page(self) -> str:
+        return f"man/dd_{self.name}.1"
+
+    @property
+    def daemon(self) -> bool:
+        return self.command == DAEMON
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        return DAEMON_ACTIONS if self.daemon else ()
+
+    @property
+    def usage(self) -> str:
+        return {DAEMON: f"{self.script} [--option value ...] ACTION CONFIG",
+                PATHS: f"{self.script} [--option value ...] [-c CONFIG] PATH...",
+                READER: f"{self.script} [--follow] [--option value ...] [CONFIG]",
+                SWITCH: f"{self.script} ACTION SWITCH.yaml"}[self.command]
+
+    @property
+    def entry_point(self) -> str:
+        """Its console script, as setup.py declares it."""
+        return f"{self.script}=sarra.cli:main_{self.name}"
+
+
+_FACTORY = "sarra.components:"
+
+TOOLS = (
+    Tool("post", "post files and trees (v02 or v03 messages)", _FACTORY + "post_flow",
+         command=PATHS, presets={"accept_unmatch": True}, announces=True),
+    Tool("watch", "post a directory tree as it changes", _FACTORY + "watch_flow",
+         presets={"accept_unmatch": True}, announces=True),
+    Tool("subscribe", "download what a broker announces into a local tree",
+         _FACTORY + "subscribe_flow", presets={"accept_unmatch": False, "mirror": False},
+         consumes=True, places=True),
+    Tool("sara", "a switch acquiring what its sources post, re-announced",
+         _FACTORY + "sara_flow",
+         presets={"accept_unmatch": True, "mirror": True, "post_exchange": "xpublic",
+                  "report_exchange": "xreport_in"}, consumes=True, places=True),
+    Tool("sender", "push announced files to a remote server (SFTP)", _FACTORY + "sender_flow",
+         presets={"accept_unmatch": False, "mirror": True}, consumes=True, places=True),
+    Tool("shovel", "copy messages to another exchange or broker (links, log routing)",
+         _FACTORY + "shovel_flow", presets={"accept_unmatch": True, "report_back": False},
+         consumes=True),
+    Tool("winnow", "one post per distinct file from redundant feeds", _FACTORY + "winnow_flow",
+         presets={"accept_unmatch": True, "report_back": False, "nodupe_ttl": "20m"},
+         consumes=True),
+    Tool("log", "show where a source's files went (its log messages)", _FACTORY + "log_flow",
+         command=READER,
+         presets={"accept_unmatch": True, "topic_prefix": "v02.report", "expire": "1d"},
+         consumes=True),
+    Tool("audit", "set up a switch's broker, web server and configurations", None,
+         command=SWITCH),
+)
+
+BY_NAME = {t.name: t for t in TOOLS}
+NAMES = tuple(t.name for t in TOOLS)
+DAEMONS = tuple(t.name for t in TOOLS if t.daemon)
+# the operator's command (service-provider mode), named so as not to shadow dd(1)
+OPERATOR_ENTRY_POINT = "sarra=sarra.cli:main_dd"
+
+
+def tool(name: str) -> Tool:
+    """The tool named ``name`` (KeyError when there is none)."""
+    return BY_NAME[name]
+
+
+def console_scripts() -> list[str]:
+    return [t.entry_point for t in TOOLS] + [OPERATOR_ENTRY_POINT]
