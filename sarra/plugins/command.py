@@ -38,7 +38,7 @@ def message_env(stage: str, msg: Message) -> dict[str, str]:
            "SARRA_BASE_URL": msg.base_url, "SARRA_TOPIC": msg.topic,
            "SARRA_SUM": h.get("sum", ""), "SARRA_PARTS": h.get("parts", ""),
            "SARRA_SOURCE": h.get("source", "")}
-    local = getattr(msg, "local_path", None)
+    local = msg.local_path
     if local and stage != "on_message":
         env["SARRA_FILE"] = local
     return env

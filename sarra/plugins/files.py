@@ -36,7 +36,7 @@ class Log:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) \
             + f".{int(now % 1 * 1000):03d}Z"
         size = msg.size
-        local = getattr(msg, "local_path", None)
+        local = msg.local_path
         line = "\t".join((stamp, stage, _field(msg.relpath), _field(local or "-"),
                           "-" if size is None else str(size)))
         os.write(self._fd, (line + "\n").encode("utf-8", "surrogateescape"))
@@ -72,7 +72,7 @@ class MoveTo:
         self._mode = getattr(cfg, "default_dir_mode", 0o755)
 
     def on_file(self, msg: Message) -> bool:
-        local, root = getattr(msg, "local_path", None), getattr(msg, "local_root", None)
+        local, root = msg.local_path, msg.local_root
         if not local or not root or not os.path.isfile(local):
             return True
         os.makedirs(self.directory, mode=self._mode, exist_ok=True)

@@ -70,7 +70,7 @@ class SetComplete:
     def on_file(self, msg: Message) -> bool:
         found = self.regex.search(msg.relpath)
         name = found.group("set") if found else None
-        local = getattr(msg, "local_path", None)
+        local = msg.local_path
         if name is None or msg.operation != "file" or not local:
             return True
         try:
