@@ -33,7 +33,7 @@ def sarra(*args, check: bool = True, timeout: float = 60):
 def pids(sarra_home, tool: str, name: str) -> dict[int, int]:
     out = {}
     for f in (sarra_home.state_dir / tool / name).glob("*.pid"):
-        out[int(f.stem.rsplit("_", 1)[1])] = int(f.read_text())
+        out[int(f.stem.rsplit("_", 1)[1])] = int(f.read_text().split()[0])   # "PID START_TIME"
     return out
 
 
