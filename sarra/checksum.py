@@ -1,4 +1,4 @@
-"""Checksum methods by v02 ``sum`` letter (PROTOCOL.md section 3, A.4).
+"""Checksum methods by v02 ``sum`` letter (doc/protocol.md §4).
 
 Content methods (the value is a digest of the bytes): ``d`` md5, ``s``
 sha512, ``x`` XXH3-128 (sarra's fast method, lower hex; needs the

@@ -331,7 +331,7 @@ def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
 
 
 def operate(argv: list[str]) -> int:
-    """``sarra ACTION [TOOL/CONFIG ...]``: DESIGN.md's ``dd``, renamed so as
+    """``sarra ACTION [TOOL/CONFIG ...]``: the operator's command, not ``dd`` so as
     not to shadow the system's dd(1)."""
     if not argv or argv[0] in ("-h", "--help"):
         print(OPERATOR_USAGE.format(config_dir=paths.config_dir()))

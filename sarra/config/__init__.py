@@ -1,6 +1,6 @@
 """Configuration: declared options, files and overrides, credentials, paths.
 
-See DESIGN.md ("Command-line contract") and PROTOCOL.md section 8.
+See doc/user-guide.md §2 (where files live) and §11 (the configuration language).
 """
 from .credentials import Credentials, broker_user, mask, strip_password, url_user
 from .loader import (Config, Invocation, Mask, help_text, load_config,

@@ -2,7 +2,7 @@
 
 Precedence, lowest first: option defaults, tool presets, ``default.conf``,
 the configuration file (with its includes), the command line. Syntax
-(PROTOCOL.md 8.2): ``keyword value...`` per line, '#' comment lines, a bare
+(doc/user-guide.md §11): ``keyword value...`` per line, '#' comment lines, a bare
 keyword is True for booleans. ``accept``/``reject`` clauses capture the
 placement options (directory, mirror, strip, flatten, rename) in force where
 they appear. Every error names the file, line and option.
@@ -169,7 +169,7 @@ def _suggest(keyword: str, prefix: str = "") -> str:
     return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
 
 
-# '#' after a value is part of it (PROTOCOL.md 8.2: comment lines only); a
+# '#' after a value is part of it (doc/user-guide.md §11: comment lines only); a
 # '#' after blanks most likely was meant as a comment, so the reader is told
 TRAILING_COMMENT = re.compile(r"\s#")
 

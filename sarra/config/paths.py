@@ -1,4 +1,4 @@
-"""Where configurations, state and logs live (DESIGN.md "Command-line contract").
+"""Where configurations, state and logs live (doc/user-guide.md §2).
 
 * configurations: ``$SARRA_CONFIG_DIR`` (default ``~/.config/sarra``),
   ``<config_dir>/<tool>/<name>.conf``, ``credentials.conf``, ``default.conf``;

@@ -40,7 +40,7 @@ def file_messages(cfg, path: str, now: float | None = None,
                   known_sum: str | None = None) -> list[Message]:
     """The posts for ``path``: a symlink (L + link), a file (sum + parts), or
     a file larger than the block size as one post per block, each with the
-    sum of its own bytes (PROTOCOL.md 2), the same pubtime and mtime.
+    sum of its own bytes (doc/protocol.md §4.5), the same pubtime and mtime.
     ``known_sum`` spares hashing a whole file already hashed (a rename)."""
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) and getattr(cfg, "follow_symlinks", False):

@@ -1,4 +1,4 @@
-"""Reassembly of a file announced in blocks (PROTOCOL.md 2, A.5).
+"""Reassembly of a file announced in blocks (doc/protocol.md §3.5).
 
 Blocks are written straight into the inflight file at their offsets
 (``inplace`` on, the default: the receiver chooses, whatever the method),

@@ -213,7 +213,7 @@ class Flow:
             j.placement = placement
 
     def _routed_here(self, wl: Worklist, j: Job) -> bool:
-        """On a link between switches (PROTOCOL.md A.10): a post goes on only
+        """On a link between switches (doc/protocol.md §11): a post goes on only
         when its ``to_clusters`` (comma-separated; ALL: everywhere) names one
         of ``msg_to_clusters``, and never back into the switch it came from;
         a log message goes back toward where its data came from: its
@@ -239,7 +239,7 @@ class Flow:
         return False
 
     def _identify(self, wl: Worklist, j: Job) -> bool:
-        """Anti-spoofing (PROTOCOL.md A.8): who sent a message is who owns the
+        """Anti-spoofing (doc/protocol.md §9): who sent a message is who owns the
         ``xs_<user>`` exchange it was published to. A post gets
         ``source=<user>`` and ``from_cluster=<cluster>`` whatever it said (and
         ``to_clusters=<cluster>``, or the ``to_clusters`` option, when it
@@ -272,7 +272,7 @@ class Flow:
         if self.cfg.cluster:
             m.headers["from_cluster"] = self.cfg.cluster
         # a source that names no destination means this switch: links forward
-        # only what is destined beyond it (PROTOCOL.md B 6.4: the to_clusters
+        # only what is destined beyond it (doc/protocol.md §7.3: the to_clusters
         # option, else here)
         if not m.headers.get("to_clusters", "").strip():
             home = self.cfg.to_clusters or self.cfg.cluster
@@ -346,7 +346,7 @@ class Flow:
     def _placed(self, m: Message, relpath: str) -> str | None:
         """Where ``m`` would go locally if it named ``relpath`` (None: we do
         not accept that name). The old-name post of a rename whose new name
-        we accept renames the file instead of deleting it (PROTOCOL.md 1.3)."""
+        we accept renames the file instead of deleting it (doc/protocol.md §2.6)."""
         probe = replace(m, relpath=relpath)
         ok, placement, _why = choose(probe, self.cfg.masks, bool(self.cfg.accept_unmatch),
                                      self.fallback)

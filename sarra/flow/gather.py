@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def queue_name(cfg, tool: str, user: str) -> str:
     """``q_<user>.<tool>.<config>.<rand8>.<rand8>``, saved so that every
-    instance and every restart shares the same queue (PROTOCOL.md A.11)."""
+    instance and every restart shares the same queue (doc/protocol.md §8.2)."""
     if cfg.queue_name:
         return cfg.queue_name
     config = cfg.key

@@ -1,4 +1,4 @@
-"""Duplicate suppression ("fingerprint winnowing", PROTOCOL.md 8.3 nodupe).
+"""Duplicate suppression ("fingerprint winnowing", doc/protocol.md §4.6).
 
 A message's fingerprint is its sum and parts with, by ``nodupe_basis``, its
 relpath (``path``), its file name (``name``) or nothing (``data``). The

@@ -10,7 +10,7 @@ drains them and decides what is ready to announce:
 * names matching a temporary pattern (``temp_pattern``, the ``inflight``
   suffix) are never announced; a move from such a name is a new file;
 * a deletion or a rename of an announced file is announced at once (a
-  rename as the two posts of PROTOCOL.md 1.3: the old name with ``R`` and
+  rename as the two posts of doc/protocol.md §2.6: the old name with ``R`` and
   ``newname``, the new name with ``oldname`` and the sum it already had);
 * what was announced (path, size, mtime, sum) is kept in a small database
   in the state directory; the changes of a batch are committed only when

@@ -56,7 +56,7 @@ from sarra import __version__
 
 REPO = Path(__file__).resolve().parents[2]
 
-# the commands every install must provide (sarra is DESIGN.md's `dd`, renamed:
+# the commands every install must provide (sarra is the operator's command, not `dd`:
 # /usr/bin/dd is coreutils')
 TOOLS = ["dd_post", "dd_watch", "dd_subscribe", "dd_sara", "dd_sender", "dd_shovel",
          "dd_winnow", "dd_log", "dd_audit", "sarra"]

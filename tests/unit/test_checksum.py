@@ -28,7 +28,7 @@ def data_file(tmp_path):
 
 
 def test_protocol_derived_vector_md5_name():
-    # PROTOCOL.md section 10: md5("foo") -> sum n,... for a file named foo
+    # doc/protocol.md §13.6: md5("foo") -> sum n,... for a file named foo
     assert checksum.sum_name("n", "foo") == "n,acbd18db4cc2f85cedef654fccc4a4d8"
     assert checksum.sum_name("n", "some/dir/foo") == "n,acbd18db4cc2f85cedef654fccc4a4d8"
 

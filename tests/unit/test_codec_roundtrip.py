@@ -17,7 +17,7 @@ from sarra.parts import MAX_BLOCKS
 # (the v02 body is one line); spaces, '#', '*', '%' and non-ASCII included
 NAME_CHARS = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/")
 SPECIALS = st.sampled_from([" ", "#", "*", "%", "%2", ".", "..", "é", "日本", "\U0001f600"])
-# %20, %23 and %22 in a name are read back as ' ', '#', '*' (PROTOCOL.md A.2)
+# %20, %23 and %22 in a name are read back as ' ', '#', '*' (doc/protocol.md §2.3)
 AMBIGUOUS = re.compile("%2[023]")
 
 

@@ -169,7 +169,7 @@ def test_a_comment_after_a_value_is_the_value_and_the_reader_is_told(confdir):
     path = write(confdir, "subscribe", "c", "directory /data/obs   # where it goes\n"
                  "subtopic #\naccept .*#frag\n")
     cfg = load_config("subscribe", "c")
-    assert cfg.directory == "/data/obs   # where it goes"       # PROTOCOL.md 8.2
+    assert cfg.directory == "/data/obs   # where it goes"       # doc/user-guide.md §11
     assert cfg.notes == [f"{path}:1: directory: the ' #...' is part of the value "
                          "(comments go on lines of their own)"]
 

@@ -443,7 +443,7 @@ def test_every_tool_has_a_page_and_every_page_named_exists():
 
 
 def test_the_operator_command_is_sarra_everywhere():
-    """DESIGN.md's ``dd`` is named ``sarra``: only a note on why (coreutils'
+    """The operator's command is ``sarra``, not ``dd``: only a note on why (coreutils'
     dd: the admin guide's, README's, sarra(1)'s) may name ``dd``."""
     pages = sorted(MAN.glob("*.[0-9]")) + sorted(DOC.glob("*.md")) + [ETC.parent / "README.md"]
     word = re.compile(r"(?<![\w./\\-])dd(?![\w(-])")
