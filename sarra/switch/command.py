@@ -106,6 +106,12 @@ def _add_user(opts, switch: description.Switch) -> int:
 
 def _remove_user(opts, switch: description.Switch) -> int:
     (name,) = opts.args
+    if not description.is_name(description.USER_NAME, name):
+        # what it deletes goes by the name (xs_<name>_*, q_<name>.*): 'al_x'
+        # would take the exchanges of al's suffixes
+        raise ConfigError(f"bad user name {description.shown(name)}: letters, digits and "
+                          "'-' only (remove any other account with rabbitmqctl "
+                          "delete_user)", switch.path, option="users")
     for account, what in ((switch.admin_user, "administrator"),
                           (switch.feeder_user, "feeder")):
         if name == account:

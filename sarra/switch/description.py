@@ -25,6 +25,7 @@ then its comments are lost (a warning says so).
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -50,17 +51,40 @@ KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
 LINK_KEYS = ("cluster", "broker", "exchange", "to_clusters", "from_clusters")
 REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
 
+# Names become broker users, exchanges, queues, vhosts and file names: each
+# is checked whole (``is_name``: fullmatch; '$' would also match before a
+# final newline, and "alice\n" would pass for alice). ASCII only: [A-Za-z0-9]
+# matches no look-alike letter or digit of another script.
+#
 # No '_' (it separates a user's name from an exchange suffix: xs_<u>_<suffix>)
 # and no '.' (it ends the user's part of a queue name: q_<u>.<tool>...), so
 # that no user's name plus a separator is the beginning of another's.
-USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+# The administrator and the feeder (the user part of broker and feeder) have
+# every right and no exchanges of their own: '_' and '.' are harmless there.
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 MANAGEMENT_PORTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
 # A cluster name goes into comma-separated header values (to_clusters).
 # It also names the link's configuration files (sara/from-<cluster>.conf),
 # whose name ends at the first '.' for the instances' bookkeeping: no '.'.
-CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-EXCHANGE_NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
+CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+EXCHANGE_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+# the vhost, the path of the broker URL once decoded ('/' is the default one)
+VHOST_NAME = re.compile(r"/|[A-Za-z0-9_.:-][A-Za-z0-9_.:/-]*")
+# a host name of a URL (an IP address is checked as one)
+HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def is_name(pattern: re.Pattern, value: object) -> bool:
+    """Whether ``value`` is a string that ``pattern`` matches whole."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def shown(value: object) -> str:
+    """``value`` quoted for a message, escapes showing what is not plain
+    ASCII (a newline, a NUL, a Cyrillic 'а' in 'аlice')."""
+    return ascii(value)
 
 
 @dataclass(frozen=True)
@@ -191,6 +215,14 @@ def vhost_of(url: str) -> str:
     return unquote(path[1:]) if len(path) > 1 else "/"
 
 
+def _vhost(url: str, path: str, option: str) -> str:
+    vhost = vhost_of(url)
+    if not is_name(VHOST_NAME, vhost):
+        raise ConfigError(f"bad vhost {shown(vhost)} (the path of '{url}'): letters, digits, "
+                          "'_', '.', ':', '/' and '-'", path, option=option)
+    return vhost
+
+
 def _link_data(link: Link) -> dict:
     return {"cluster": link.cluster, "broker": link.broker, "exchange": link.exchange,
             "to_clusters": list(link.to_clusters),
@@ -234,18 +266,42 @@ def _url(data: dict, key: str, path: str, schemes: tuple[str, ...],
     parts = urlsplit(value)
     if parts.scheme not in schemes or not parts.hostname:
         raise ConfigError(f"'{value}' is not a {'/'.join(schemes)} URL", path, option=option)
+    if not (is_name(HOST_NAME, parts.hostname) or _is_ip(parts.hostname)):
+        raise ConfigError(f"bad host name {shown(parts.hostname)} in '{value}'", path,
+                          option=option)
     if user and not parts.username:
         raise ConfigError(f"'{value}' must name its account ({parts.scheme}://USER@host/)",
                           path, option=option)
     if parts.password is not None:
         raise ConfigError("no passwords in the switch description: put the URL with "
                           "its password in credentials.conf", path, option=option)
+    if CONTROL.search(unquote(parts.path)):
+        raise ConfigError(f"'{value}': its path has a control character (once decoded)",
+                          path, option=option)
     return value
 
 
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def _account(url: str, pattern: re.Pattern, path: str, option: str) -> str:
+    """The user part of ``url``, checked whole: it becomes a broker user."""
+    name = urlsplit(url).username or ""
+    if not is_name(pattern, name):
+        allowed = "'-'" if pattern is USER_NAME else "'_', '.' and '-'"
+        raise ConfigError(f"bad account name {shown(name)} in '{url}': letters, digits and "
+                          f"{allowed} only", path, option=option)
+    return name
+
+
 def _cluster(value: object, path: str, option: str) -> str:
-    if not isinstance(value, str) or not CLUSTER_NAME.match(value):
-        raise ConfigError(f"bad cluster name {value!r}: letters, digits, '_' and '-'",
+    if not is_name(CLUSTER_NAME, value):
+        raise ConfigError(f"bad cluster name {shown(value)}: letters, digits, '_' and '-'",
                           path, option=option)
     if value == "ALL":
         raise ConfigError("'ALL' cannot name a cluster: in to_clusters it means every one",
@@ -290,14 +346,18 @@ def _links(value: object, cluster: str, path: str) -> list[Link]:
         if any(link.cluster == name for link in out):
             raise ConfigError(f"a second link to '{name}'", path, option=f"{where}.cluster")
         exchange = entry.get("exchange", XPUBLIC)
-        if not isinstance(exchange, str) or not EXCHANGE_NAME.match(exchange.strip()):
-            raise ConfigError(f"{exchange!r} is not an exchange name", path,
+        if not is_name(EXCHANGE_NAME, exchange):
+            raise ConfigError(f"{shown(exchange)} is not an exchange name", path,
                               option=f"{where}.exchange")
+        broker = _url(entry, "broker", path, ("amqp", "amqps"), user=True,
+                      option=f"{where}.broker")
+        # the account has the role link in the neighbour's description
+        _account(broker, USER_NAME, path, f"{where}.broker")
+        _vhost(broker, path, f"{where}.broker")
         out.append(Link(
             cluster=name,
-            broker=_url(entry, "broker", path, ("amqp", "amqps"), user=True,
-                        option=f"{where}.broker"),
-            exchange=exchange.strip(),
+            broker=broker,
+            exchange=exchange,
             to_clusters=_clusters(entry.get("to_clusters"), (cluster,), path,
                                   f"{where}.to_clusters"),
             from_clusters=_clusters(entry.get("from_clusters"), (name,), path,
@@ -310,10 +370,11 @@ def check_user(name: object, role: object, path: str = "") -> None:
     if not isinstance(name, str):
         raise ConfigError(f"user name {name!r} is not a string (quote it)", path,
                           option="users")
-    if not USER_NAME.match(name):
-        raise ConfigError(f"bad user name '{name}': letters, digits and '-' only "
+    if not is_name(USER_NAME, name):
+        plain = name.isascii() and name.isprintable()
+        raise ConfigError(f"bad user name {shown(name)}: letters, digits and '-' only "
                           "('_' and '.' separate names from suffixes)", path,
-                          option=f"users.{name}")
+                          option=f"users.{name if plain else shown(name)}")
     if role not in ROLES:
         raise ConfigError(f"unknown role {role!r} (roles: {', '.join(ROLES)})", path,
                           option=f"users.{name}")
@@ -337,6 +398,9 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
         check_user(name, role, path)
     broker = _url(data, "broker", path, ("amqp", "amqps"), user=True)
     feeder = _url(data, "feeder", path, ("amqp", "amqps"), user=True)
+    _account(broker, ACCOUNT_NAME, path, "broker")
+    _account(feeder, ACCOUNT_NAME, path, "feeder")
+    _vhost(broker, path, "broker")
     data_dir = _text(data, "data_dir", path)
     if not os.path.isabs(data_dir):
         raise ConfigError(f"'{data_dir}' is not an absolute path", path, option="data_dir")
@@ -350,7 +414,7 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
         management = default_management_url(broker)
     else:
         management = _url(data, "management_url", path, ("http", "https"), user=False)
-    cluster = _cluster(_text(data, "cluster", path), path, "cluster")
+    cluster = _cluster(data["cluster"], path, "cluster")
     instances = data.get("instances", 1)
     if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
         raise ConfigError(f"{instances!r} is not a number of instances (1 or more)", path,

@@ -9,13 +9,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sarra.config import Credentials
 from sarra.errors import ConfigError
 from sarra.switch import XREPORT_IN, XSARRA, load_switch
 from sarra.switch import configs
 from sarra.switch.command import main
-from sarra.switch.description import (add_user_to_file, default_management_url,
+from sarra.switch.description import (add_user_to_file, check_user, default_management_url,
                                       remove_user_from_file, switch_from_data)
 from sarra.switch.nginx import site_config
 from sarra.switch.plan import (POST_KEY, REPORT_KEY, Binding, BrokerState, Permissions,
@@ -642,3 +643,122 @@ def test_configs_written_once_hand_edits_kept(tmp_path):
                                    credentials=Credentials(str(creds)))
     assert forced.done == [f"wrote {mine}"]
     assert mine.read_text().startswith(configs.MARK)
+
+
+# --------------------------------------------------------------------------- whole names
+
+# Each name is checked whole: "alice\n" passed a '^...$' check ('$' matches
+# before a final newline) and became a broker user of its own, with alice's
+# password. Look-alikes of other scripts are not ASCII letters.
+NOT_NAMES = ["alice\n", "alice\r", "alice ", " alice", "alice\t", "al\x00ice", "alice\x00",
+             "alice\u200b",             # zero-width space
+             "\u0430lice",              # Cyrillic a
+             "\uff41lice",              # fullwidth a
+             "\u0661\u0662",            # Arabic-Indic digits (\\d would take them)
+             "\u212alab",               # Kelvin sign, a K under IGNORECASE
+             "alice\u00e9", ""]
+
+
+def _described(**changes) -> dict:
+    data = {"cluster": "lab1", "broker": "amqp://admin@localhost/",
+            "feeder": "amqp://feeder@localhost/", "data_dir": "/var/lib/sarra/data",
+            "base_url": "http://localhost:8090/", "users": {"carol": "subscriber"},
+            "links": []}
+    data.update(changes)
+    return data
+
+
+def _load(tmp_path, data: dict):
+    path = tmp_path / "switch.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=False), encoding="utf-8")
+    assert yaml.safe_load(path.read_text(encoding="utf-8")) == data    # as meant
+    return load_switch(str(path))
+
+
+@pytest.mark.parametrize("name", NOT_NAMES)
+def test_user_names_are_checked_whole(tmp_path, name):
+    with pytest.raises(ConfigError, match="bad user name") as err:
+        _load(tmp_path, _described(users={name: "source", "carol": "subscriber"}))
+    assert ascii(name) in str(err.value)       # shown with its escapes, on one line
+    assert "\n" not in str(err.value) and "\x00" not in str(err.value)
+    with pytest.raises(ConfigError, match="bad user name"):
+        check_user(name, "source")
+
+
+@pytest.mark.parametrize("name", NOT_NAMES)
+def test_cluster_names_are_checked_whole(tmp_path, name):
+    with pytest.raises(ConfigError, match="bad cluster name") as err:
+        _load(tmp_path, _described(cluster=name))
+    assert err.value.option == "cluster"
+    link = {"cluster": name, "broker": "amqp://lab1@switch0.example.com/"}
+    with pytest.raises(ConfigError, match="bad cluster name") as err:
+        _load(tmp_path, _described(links=[link]))
+    assert err.value.option == "links[0].cluster"
+    for key in ("to_clusters", "from_clusters"):
+        with pytest.raises(ConfigError, match="bad cluster name") as err:
+            _load(tmp_path, _described(links=[{"cluster": "lab0", "broker": link["broker"],
+                                               key: ["lab1", name]}]))
+        assert err.value.option == f"links[0].{key}"
+
+
+@pytest.mark.parametrize("name", ["xpublic\n", "xpublic ", "x\x00", "xp\u0443blic", ""])
+def test_link_exchanges_are_checked_whole(tmp_path, name):
+    link = {"cluster": "lab0", "broker": "amqp://lab1@switch0.example.com/", "exchange": name}
+    with pytest.raises(ConfigError, match="not an exchange name") as err:
+        _load(tmp_path, _described(links=[link]))
+    assert err.value.option == "links[0].exchange"
+
+
+@pytest.mark.parametrize("key, url, what", [
+    ("broker", "amqp://adm%0Ain@localhost/", "bad account name"),     # pika decodes it
+    ("broker", "amqp://adm%00@localhost/", "bad account name"),
+    ("feeder", "amqp://fe%65der@localhost/", "bad account name"),
+    ("feeder", "amqp://f\u0435eder@localhost/", "bad account name"),  # Cyrillic e
+    ("broker", "amqp://admin@localhost/lab%0A1", "control character"),    # the vhost
+    ("broker", "amqp://admin@localhost/lab1%00", "control character"),
+    ("broker", "amqp://admin@localhost/lab%201", "bad vhost"),
+    ("broker", "amqp://admin@localhost/lab1;x", "bad vhost"),
+    ("base_url", "http://localhost:8090/pub%0A/", "control character"),
+    ("base_url", "http://local;host:8090/", "bad host name"),
+    ("broker", "amqp://admin@local%0Ahost/", "bad host name"),
+])
+def test_names_inside_urls_are_checked_whole(tmp_path, key, url, what):
+    changes = {key: url}
+    if key == "broker":       # the feeder on the same broker and vhost
+        changes["feeder"] = url.replace("admin@", "feeder@").replace("adm%0Ain@", "feeder@") \
+            .replace("adm%00@", "feeder@")
+    with pytest.raises(ConfigError, match=what) as err:
+        _load(tmp_path, _described(**changes))
+    assert err.value.option == key
+
+
+@pytest.mark.parametrize("account", ["lab1_x", "lab1%0A", "lab1.x", "l\u0430b1"])
+def test_a_link_account_is_a_user_name(tmp_path, account):
+    """It is a user (role link) in the neighbour's description."""
+    link = {"cluster": "lab0", "broker": f"amqp://{account}@switch0.example.com/"}
+    with pytest.raises(ConfigError, match="bad account name") as err:
+        _load(tmp_path, _described(links=[link]))
+    assert err.value.option == "links[0].broker"
+
+
+def test_good_names_still_load(tmp_path):
+    switch = _load(tmp_path, _described(
+        broker="amqp://sarra_admin@10.0.0.1:5672/lab-1/east",
+        feeder="amqp://feeder.lab1@10.0.0.1:5672/lab-1%2Feast",
+        base_url="http://[::1]:8090/pub/",
+        users={"alice-2": "source", "B0b": "subscriber"},
+        links=[{"cluster": "lab_0", "broker": "amqp://lab1@switch0.example.com/x:y",
+                "exchange": "xpublic.v2:a-b_c"}]))
+    assert switch.vhost == "lab-1/east" and switch.feeder_user == "feeder.lab1"
+    assert switch.links[0].exchange == "xpublic.v2:a-b_c"
+
+
+@pytest.mark.parametrize("name", ["alice\n", "al_ice", "al.ice", "\u0430lice", "alice "])
+def test_add_user_and_remove_user_check_the_name_whole(tmp_path, capsys, name):
+    """Before anything: neither the file nor the broker (none here) is touched."""
+    path = write(tmp_path, GOOD)
+    assert main(["add-user", str(path), name, "source"]) == 2
+    assert "bad user name" in capsys.readouterr().err
+    assert main(["remove-user", str(path), name]) == 2
+    assert "bad user name" in capsys.readouterr().err
+    assert path.read_text() == GOOD
