@@ -5,6 +5,17 @@
 block is wrapped in a whole nginx.conf (events, http, pid and logs relative
 to nginx's prefix) for ``nginx -p DIR -c FILE``, as the tests run it.
 Plain text generation: no I/O.
+
+Symbolic links below data_dir are never followed (``disable_symlinks on
+from=<data_dir>``: any link in the path below data_dir is a 403, whoever
+made it and wherever it points; data_dir itself and the directories above
+it may be links). ``if_not_owner`` would follow a link whose owner owns its
+target too: every link made by a switch running as root to anything of
+root's, and any made by the switch's user to the user's own files outside
+the tree. The switch needs none served: a link is announced as one (sum L
+and its ``link`` header) and each subscriber makes it on its side, and
+dd_sara writes the files it acquires at their real paths (it resolves the
+directories of a relpath) and announces those.
 """
 from __future__ import annotations
 
@@ -70,6 +81,9 @@ def server_block(switch: Switch, listen: str | None = None,
     if not path.endswith("/"):
         path += "/"
     root = os.path.normpath(switch.data_dir)
+    if "$" in root:
+        raise ConfigError(f"'{root}': nginx would read '$' as a variable (in root, alias "
+                          "and disable_symlinks)", switch.path, option="data_dir")
     lines = [f"# sarra switch '{switch.cluster}': {root} at {switch.base_url}",
              f"# (dd_audit nginx {switch.path})",
              "server {",
@@ -87,7 +101,10 @@ def server_block(switch: Switch, listen: str | None = None,
         lines.append(f"        root {_quoted(root)};")
     else:
         lines.append(f"        alias {_quoted(root.rstrip('/') + '/')};")
-    lines += ["        autoindex off;", "    }", "}"]
+    lines += ["        autoindex off;",
+              "        # no symbolic link below data_dir is followed (dd_audit(1))",
+              f"        disable_symlinks on {_quoted('from=' + root)};",
+              "    }", "}"]
     return "".join(f"{indent}{line}\n" if line else "\n" for line in lines)
 
 

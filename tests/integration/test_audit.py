@@ -327,6 +327,42 @@ def test_a_switch_on_a_vhost_of_its_own(switch, capsys):
 
 # --------------------------------------------------------------------------- nginx
 
+def _nginx_site(switch_path: Path, prefix: Path) -> tuple[subprocess.Popen, str]:
+    """The site ``dd_audit nginx --standalone`` writes, run by a real nginx in
+    ``prefix``: (the process, ``http://host:port``). Stop it with stop_process."""
+    prefix.mkdir()
+    conf = prefix / "nginx.conf"
+    assert main(["nginx", "--standalone", str(switch_path), "--output", str(conf)]) == 0
+    if os.geteuid() == 0:       # workers would run as nobody, who cannot read tmp_path
+        conf.write_text("user root;\n" + conf.read_text())
+    nginx = next((p for p in ("/usr/sbin/nginx", "/sbin/nginx", "/usr/local/sbin/nginx")
+                  if os.path.exists(p)), None)
+    if nginx is None:
+        pytest.fail("nginx not found: run `bash tools/setup.sh`", pytrace=False)
+    port = int(load_switch(str(switch_path)).base_url.split(":")[2].split("/")[0])
+    proc = subprocess.Popen([nginx, "-p", f"{prefix}/", "-c", str(conf),
+                             "-e", str(prefix / "error.log")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not port_open(AMQP_HOST, port, 0.2):
+        error_log = prefix / "error.log"
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process(proc, timeout=10)
+            pytest.fail(tail(error_log.read_text(errors="replace") if error_log.exists()
+                             else "nginx did not start"), pytrace=False)
+        time.sleep(0.02)
+    return proc, f"http://{AMQP_HOST}:{port}"
+
+
+def _status(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, b""
+
+
 def test_nginx_serves_data_dir_at_base_url(switch, tmp_path, capsys):
     data = tmp_path / "data"
     (data / "20240101" / "alice").mkdir(parents=True)
@@ -335,28 +371,8 @@ def test_nginx_serves_data_dir_at_base_url(switch, tmp_path, capsys):
     text = switch.path.read_text().replace(f"http://{AMQP_HOST}:8090/",
                                            f"http://{AMQP_HOST}:{port}/pub/")
     switch.path.write_text(text)
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    conf = prefix / "nginx.conf"
-    assert main(["nginx", "--standalone", str(switch.path), "--output", str(conf)]) == 0
-    if os.geteuid() == 0:       # workers would run as nobody, who cannot read tmp_path
-        conf.write_text("user root;\n" + conf.read_text())
-    nginx = next((p for p in ("/usr/sbin/nginx", "/sbin/nginx", "/usr/local/sbin/nginx")
-                  if os.path.exists(p)), None)
-    if nginx is None:
-        pytest.fail("nginx not found: run `bash tools/setup.sh`", pytrace=False)
-    proc = subprocess.Popen([nginx, "-p", f"{prefix}/", "-c", str(conf),
-                             "-e", str(prefix / "error.log")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc, base = _nginx_site(switch.path, tmp_path / "nginx")
     try:
-        deadline = time.monotonic() + 10
-        while not port_open(AMQP_HOST, port, 0.2):
-            error_log = prefix / "error.log"
-            assert proc.poll() is None and time.monotonic() < deadline, \
-                tail(error_log.read_text(errors="replace") if error_log.exists() else "")
-            time.sleep(0.02)
-        base = f"http://{AMQP_HOST}:{port}"
         with urllib.request.urlopen(f"{base}/pub/20240101/alice/f.txt", timeout=5) as r:
             assert r.read() == b"content\n"
         for path, status in (("/pub/", 403), ("/pub/20240101/", 403), ("/f.txt", 404),
@@ -364,5 +380,37 @@ def test_nginx_serves_data_dir_at_base_url(switch, tmp_path, capsys):
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(base + path, timeout=5)
             assert err.value.code == status, path
+    finally:
+        stop_process(proc, timeout=10)
+
+
+@pytest.mark.parametrize("at", ["/", "/pub/"])        # root, and alias
+def test_nginx_follows_no_symlink_below_data_dir(switch, tmp_path, at):
+    """A link in the tree to / (or /etc), made by hand by the switch's own
+    user (root, here), serves nothing of the host: neither does one inside
+    the tree (a link is posted as a link; nothing downloads through one).
+    data_dir may be a link itself (from=data_dir)."""
+    real = tmp_path / "data.real"
+    alice = real / "alice"
+    (alice / "day").mkdir(parents=True)
+    (alice / "day" / "f.dat").write_bytes(b"alice's data\n")
+    (tmp_path / "data").symlink_to(real)                 # data_dir, as described
+    (alice / "root").symlink_to("/")
+    (alice / "etc").symlink_to("/etc")
+    (alice / "latest").symlink_to("day/f.dat")           # as dd_sara makes them
+    (alice / "today").symlink_to("day")
+    hostname = Path("/etc/hostname").read_bytes()
+    assert (tmp_path / "data" / "alice" / "root" / "etc" / "hostname").read_bytes() == hostname
+    port = free_port()
+    switch.path.write_text(switch.path.read_text().replace(
+        f"http://{AMQP_HOST}:8090/", f"http://{AMQP_HOST}:{port}{at}"))
+    proc, base = _nginx_site(switch.path, tmp_path / "nginx")
+    try:
+        site = base + at + "alice/"
+        assert _status(site + "day/f.dat") == (200, b"alice's data\n")
+        for path in ("root/etc/hostname", "etc/hostname", "root/etc/passwd", "latest",
+                     "today/f.dat"):
+            code, body = _status(site + path)
+            assert code in (403, 404) and hostname not in body, (path, code)
     finally:
         stop_process(proc, timeout=10)

@@ -384,7 +384,20 @@ def test_nginx_site(tmp_path):
     text = site_config(switch)
     assert "server {\n    listen 8090;\n    server_name localhost;\n" in text
     assert "    location / {\n        root /var/lib/sarra/data;\n        autoindex off;\n" in text
+    # no link below data_dir is followed, whoever made it (not if_not_owner)
+    assert "        disable_symlinks on from=/var/lib/sarra/data;\n    }\n}\n" in text
     assert "http {" not in text
+
+
+def test_nginx_site_quotes_data_dir_and_refuses_a_dollar(tmp_path):
+    spaced = load_switch(str(write(tmp_path, GOOD.replace("/var/lib/sarra/data",
+                                                          "/srv/my data"))))
+    assert 'disable_symlinks on "from=/srv/my data";' in site_config(spaced)
+    dollar = load_switch(str(write(tmp_path, GOOD.replace("/var/lib/sarra/data",
+                                                          "/srv/$data"))))
+    with pytest.raises(ConfigError, match="variable") as err:
+        site_config(dollar)
+    assert err.value.option == "data_dir"
 
 
 def test_nginx_site_at_a_path_standalone(tmp_path):
@@ -393,6 +406,7 @@ def test_nginx_site_at_a_path_standalone(tmp_path):
     text = site_config(switch, standalone=True)
     assert "        listen 127.0.0.1:8090;\n" in text and "server_name" not in text
     assert "location /pub/ {\n            alias /var/lib/sarra/data/;" in text
+    assert "            disable_symlinks on from=/var/lib/sarra/data;\n" in text
     assert text.count("{") == text.count("}") and "events {" in text and "http {" in text
     assert "listen 127.0.0.1:9999;" in site_config(switch, listen="127.0.0.1:9999")
 
