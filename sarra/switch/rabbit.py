@@ -4,7 +4,7 @@ Scheme: http(s)://<broker host>:15672/api (the ``rabbitmq_management``
 plugin; ``tools/setup.sh`` enables it). Capabilities: users with password
 and tags, the switch's vhost (``/`` by default) and permissions on it, topic
 exchanges, exchange-to-exchange bindings, queue listing and deletion.
-HTTP through sarra.transfer.http.JsonClient (requests).
+HTTP through sarra.broker.management.JsonClient (requests).
 
 The HTTP API rather than ``rabbitmqctl`` or AMQP: it works against a remote
 broker with the administrator account of the switch description, needs
@@ -18,8 +18,8 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import BrokerError, TransferError
-from ..transfer.http import JsonClient
+from ..broker.management import JsonClient
+from ..errors import BrokerError
 from .description import Switch
 from .plan import (ROUTERS, Account, Binding, BrokerState, Difference,
                    Permissions, build_plan, differences, owned_by)
@@ -59,9 +59,9 @@ class ManagementApi:
         url = f"{self.url}/{path}"
         try:
             status, answer = self._client.call(method, url, body)
-        except TransferError as exc:
+        except BrokerError as exc:
             if not exc.recoverable:
-                raise BrokerError(str(exc)) from exc
+                raise
             raise BrokerError(f"cannot reach the management API at {self.url}: "
                               f"{exc}; {PLUGIN_HINT}", recoverable=True) from exc
         if status == 404 and missing_ok:

@@ -30,7 +30,7 @@ def unique():
     """A short random hex string for exchange, queue and config names; at
     teardown, the exchanges and queues of the shared broker whose names hold
     it are deleted (what a test declared, and what its components did)."""
-    import requests          # the test side's HTTP client (sarra's is in transfer.http)
+    import requests          # the test side's HTTP client (not sarra's)
 
     token = secrets.token_hex(4)
     yield token

@@ -43,7 +43,12 @@ def spawn():
 
 def like_an_instance(spawn, tool="subscribe", config="obs"):
     """A process whose command line is that of an instance of tool/config."""
-    return spawn([sys.executable, "-c", SLEEP, "sarra.cli", tool, "foreground", config])
+    proc = spawn([sys.executable, "-c", SLEEP, "sarra.cli", tool, "foreground", config])
+    deadline = time.monotonic() + 10
+    while "sarra.cli" not in psutil.Process(proc.pid).cmdline():
+        assert time.monotonic() < deadline, "the child's command line never showed"
+        time.sleep(0.02)
+    return proc
 
 
 def test_pid_file_holds_the_pid_and_the_start_time(state):

@@ -1,0 +1,58 @@
+"""Where things are imported: each third-party library in the one module of
+its concern (STYLE.md), and tools/ (the private servers, the demo) apart
+from the tests, which import tools/ (no cycle)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+# library -> the modules (paths from the repository) that may import it
+CONFINED = {
+    "pika": {"sarra/broker/amqp.py"},
+    "requests": {"sarra/transfer/http.py",          # downloads
+                 "sarra/broker/management.py"},     # RabbitMQ's management API
+    "paramiko": {"sarra/transfer/sftp.py"},
+    "watchdog": {"sarra/watch/observer.py"},
+    "xxhash": {"sarra/checksum.py"},
+    "yaml": {"sarra/switch/description.py"},
+    "psutil": {"sarra/service.py"},
+}
+
+
+def imported(path: Path) -> set[str]:
+    """The top-level names of the modules ``path`` imports (absolute imports)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def sources(folder: str) -> list[Path]:
+    return sorted((REPO / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("library", sorted(CONFINED))
+def test_each_library_is_imported_where_its_concern_is(library):
+    found = {p.relative_to(REPO).as_posix() for p in sources("sarra")
+             if library in imported(p)}
+    assert found == CONFINED[library]
+
+
+def test_tools_do_not_import_the_tests():
+    offenders = [p.relative_to(REPO).as_posix() for p in sources("tools")
+                 if "tests" in imported(p)]
+    assert sources("tools") and not offenders
+
+
+def test_the_switch_talks_to_rabbitmq_through_the_broker_package():
+    rabbit = REPO / "sarra" / "switch" / "rabbit.py"
+    text = rabbit.read_text(encoding="utf-8")
+    assert "from ..broker.management import JsonClient" in text
+    assert "..transfer" not in text
