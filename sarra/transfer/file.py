@@ -2,8 +2,13 @@
 
 Requires nothing beyond the standard library. ``file:/abs/path`` and
 ``file:///abs/path`` both name /abs/path; ``%20`` and ``%23`` in the URL
-were already decoded by the codec.
+were already decoded by the codec. Only regular files are read: a FIFO
+(whose open would wait for a writer, forever) or a device (/dev/zero never
+ends) is refused, not worth retrying.
 """
+import os
+import stat
+
 from ..errors import TransferError
 
 
@@ -41,11 +46,19 @@ class FileTransfer:
     def open(self, url: str, offset: int = 0, length: int | None = None) -> _Range:
         path = url_path(url)
         try:
-            f = open(path, "rb", buffering=0)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             raise TransferError(f"{path}: no such file", code=499, recoverable=False) from None
         except OSError as exc:
             raise TransferError(f"{path}: {exc.strerror}", code=499) from exc
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            os.close(fd)
+            raise TransferError(f"{path}: not a regular file", code=499, recoverable=False)
+        f = open(fd, "rb", buffering=0)
         if offset:
             f.seek(offset)
         return _Range(f, length)

@@ -9,6 +9,7 @@ the per-file time. Credentials for a URL come from credentials.conf.
 from urllib.parse import quote
 
 import requests
+from urllib3.exceptions import ReadTimeoutError
 
 from ..errors import TransferError
 
@@ -26,13 +27,27 @@ def wire_url(url: str) -> str:
 
 
 class _Body:
-    def __init__(self, resp: requests.Response):
+    """The body of an answer, read as it arrives: ``read(n)`` returns what
+    one receive brings (at most ``n`` bytes), so that the copy loop judges
+    a slow server's rate; a receive waits at most ``timeout`` s (no data
+    for that long: a stalled server, TransferError). ``size`` is the
+    Content-Length (None when the server sends none)."""
+
+    def __init__(self, resp: requests.Response, timeout: float):
         self._resp = resp
         self._raw = resp.raw
+        self._timeout = timeout
+        try:
+            self.size = int(resp.headers["Content-Length"])
+        except (KeyError, ValueError):
+            self.size = None
 
     def read(self, n: int) -> bytes:
         try:
-            return self._raw.read(n, decode_content=True)
+            return self._raw.read1(n, decode_content=True)
+        except ReadTimeoutError as exc:
+            raise TransferError(f"reading {self._resp.url}: stalled: no data for "
+                                f"{self._timeout:g}s (timeout)") from exc
         except (requests.RequestException, OSError, Exception) as exc:  # urllib3 errors
             raise TransferError(f"reading {self._resp.url}: {exc}") from exc
 
@@ -73,7 +88,7 @@ class HttpTransfer:
             resp.close()
             raise TransferError(f"GET {url}: server ignored the byte range", code=499,
                                 recoverable=False)
-        return _Body(resp)
+        return _Body(resp, self._timeout)
 
     def close(self) -> None:
         self._session.close()

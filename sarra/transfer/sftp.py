@@ -32,6 +32,7 @@ import os
 import posixpath
 import stat
 import threading
+import time
 from collections import OrderedDict
 from typing import Callable
 from urllib.parse import unquote
@@ -40,7 +41,7 @@ import paramiko
 
 from ..config import paths
 from ..errors import TransferError
-from .base import copy
+from .base import RATE_MIN, Limits, copy
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,9 @@ def _error(exc: BaseException, what: str) -> TransferError:
 
 class _RemoteFile:
     """A byte range of a remote file, asked for ``WINDOW`` bytes ahead of the
-    reader (prefetch: many requests in flight, not one round trip each)."""
+    reader (prefetch: many requests in flight, not one round trip each).
+    ``read`` returns early (fewer bytes) after a second, so that the copy
+    loop judges a slow server's rate; each answer waits at most ``timeout``."""
 
     def __init__(self, owner: "SftpTransfer", conn: _Conn, f, offset: int, end: int,
                  label: str):
@@ -171,12 +174,15 @@ class _RemoteFile:
                 self._asked = min(self._end, self._pos + WINDOW)
                 self._f.prefetch(self._asked)
             n = min(n, self._asked - self._pos)
+            start = time.monotonic()
             while got < n:
                 piece = self._f.read(min(PIECE, n - got))
                 if not piece:
                     break
                 pieces.append(piece)
                 got += len(piece)
+                if time.monotonic() - start >= 1.0:
+                    break       # slow: let the copy loop see the rate
         except Exception as exc:
             raise self._owner._failed(self._conn, exc, f"reading {self._label}") from exc
         self._pos += got
@@ -191,8 +197,9 @@ class _RemoteFile:
 
 class SftpTransfer:
     def __init__(self, timeout: float = 30.0, credentials=None, known_hosts: str | None = None,
-                 **_options):
+                 transfer_rate_min: float = RATE_MIN, **_options):
         self._timeout = timeout
+        self._put_limits = Limits(window=timeout, rate_min=transfer_rate_min)
         self._credentials = credentials
         self._known_hosts = known_hosts or os.path.join(paths.state_dir(), "known_hosts")
         self._pool: OrderedDict[tuple, _Conn] = OrderedDict()
@@ -314,7 +321,9 @@ class SftpTransfer:
         renamed over the final name (posix-rename: atomic, replaces). Missing
         directories are created with ``dir_mode``. ``summers`` see every byte
         sent; ``verify(nbytes)`` may raise to abandon the file before the
-        rename. A local file that cannot be read is not recoverable.
+        rename. A local file that cannot be read is not recoverable. A put
+        slower than ``transfer_rate_min`` (bytes/s, over each ``timeout``
+        seconds; given to the constructor) is cut off, worth retrying.
         """
         try:
             src = open(local_path, "rb")
@@ -331,7 +340,8 @@ class SftpTransfer:
             try:
                 with conn.sftp.open(tmp, "wb") as out:
                     out.set_pipelined(True)
-                    sent = copy(src, out, None, list(summers or []), bufsize, tick, throttle)
+                    sent = copy(src, out, None, list(summers or []), bufsize, tick, throttle,
+                                self._put_limits)
                 if verify is not None:
                     verify(sent)
                 if mode is not None:
