@@ -15,6 +15,7 @@ import time
 from . import __version__, service, tools
 from .components import flow_for
 from .config import help_text, load_config, parse_argv, paths
+from .flow import quarantine
 from .errors import BrokerError, ConfigError, SarraError
 
 log = logging.getLogger("sarra")
@@ -260,8 +261,10 @@ globals().update({f"main_{t.name}": _entry(t.name) for t in tools.TOOLS})
 # -- the operator's command: every configuration at once -----------------------
 
 OPERATOR_ACTIONS = ("start", "stop", "restart", "status", "list", "log", "declare",
-                    "cleanup", "sanity")
+                    "cleanup", "sanity", "quarantine")
+QUARANTINE_VERBS = ("list", "retry", "drop")
 OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
+       sarra quarantine [list|retry|drop] [TOOL/CONFIG | TOOL ...] [--id ID|all ...]
 
 Acts on every configuration in {config_dir}/<tool>/*.conf, or on those
 named (TOOL alone: all of that tool's). ACTION is one of:
@@ -274,6 +277,9 @@ named (TOOL alone: all of that tool's). ACTION is one of:
   declare   create queues and exchanges
   cleanup   delete queues and state
   sanity    restart dead instances of configurations that were started
+  quarantine  the messages kept aside (they raised, or were in hand when
+            processes died): list them; retry (a running instance takes
+            them again) or drop those given with --id (repeatable, or all)
 Exit status: 0 when all went well (status: all running), 1 otherwise, 2 on a
 bad configuration or usage."""
 
@@ -300,6 +306,21 @@ def configurations(selection: list[str]) -> list[tuple[str, str]]:
             raise ConfigError("no such configuration", paths.config_file(tool, name))
         chosen += [m for m in matches if m not in chosen]
     return chosen
+
+
+def _quarantine(tool: str, name: str, verb: str, ids: list[str]) -> int:
+    folder = os.path.join(paths.state_dir(), tool, name, "quarantine")
+    if verb == "list":
+        for e in quarantine.entries(folder):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.get("time", 0)))
+            print(f"{tool}/{name}  {e['id']}  {when}  {e['state']:7s}  {e.get('stage', '?'):8s}"
+                  f"  {e.get('relpath') or '-'}  ({e.get('reason', '')})")
+        return 0
+    n = quarantine.mark(folder, ids, verb)
+    print(f"{tool}/{name}: {n} quarantined message{'s' if n != 1 else ''} "
+          + ("marked for retry (a running instance takes them)" if verb == "retry"
+             else "dropped"))
+    return 0
 
 
 def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
@@ -340,6 +361,20 @@ def operate(argv: list[str]) -> int:
         print(f"sarra {__version__}")
         return 0
     action, rest = argv[0], argv[1:]
+    verb, ids = "list", []
+    if action == "quarantine":
+        if rest and rest[0] in QUARANTINE_VERBS:
+            verb, rest = rest[0], rest[1:]
+        while "--id" in rest:
+            i = rest.index("--id")
+            if i + 1 >= len(rest):
+                print("sarra: --id needs an id (or all)", file=sys.stderr)
+                return 2
+            ids.append(rest[i + 1])
+            del rest[i:i + 2]
+        if verb != "list" and not ids:
+            print(f"sarra: quarantine {verb} needs --id ID (or --id all)", file=sys.stderr)
+            return 2
     lines = 20
     if "--lines" in rest:
         i = rest.index("--lines")
@@ -366,7 +401,8 @@ def operate(argv: list[str]) -> int:
     worst = 0
     for tool, name in chosen:
         try:
-            rc = _operate_one(action, tool, name, lines)
+            rc = _quarantine(tool, name, verb, ids) if action == "quarantine" else \
+                _operate_one(action, tool, name, lines)
         except ConfigError as exc:
             print(f"sarra: {tool}/{name}: {exc}", file=sys.stderr)
             rc = 2

@@ -17,6 +17,7 @@ from .flow.gather import BrokerSource, PathSource
 from .flow.logview import LogPrinter
 from .flow.nodupe import DuplicateCache
 from .flow.publish import Publisher, Reporter
+from .flow.quarantine import Quarantine
 from .flow.retry import RetryQueue
 from .flow.send import Sender
 from .flow.watching import WatchSource
@@ -118,7 +119,10 @@ def _daemon(cfg, source, **parts) -> Flow:
         nodupe = DuplicateCache(paths.state_path(cfg.tool, cfg.key, "nodupe.sqlite3"),
                                 cfg.nodupe_ttl, cfg.nodupe_basis)
     metrics = paths.state_path(cfg.tool, cfg.key, f"metrics.{instance():02d}.json")
-    return _flow(cfg, source, nodupe=nodupe, metrics=metrics, **parts)
+    quarantine = Quarantine(paths.state_path(cfg.tool, cfg.key, "quarantine"),
+                            cfg.quarantine_deaths)
+    return _flow(cfg, source, nodupe=nodupe, metrics=metrics, quarantine=quarantine,
+                 **parts)
 
 
 def _keepalive(source: BrokerSource) -> Callable[[int], None]:

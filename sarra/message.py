@@ -1,6 +1,6 @@
 """The Message value: one post or log message, independent of wire format.
 
-Internally a message always holds the v02 view (PROTOCOL.md part A):
+Internally a message always holds the v02 view (doc/protocol.md §2):
 ``pubtime``/``base_url``/``relpath`` from the body, string ``headers``
 (``sum``, ``parts``, ``source``... and any unknown header, forwarded
 unchanged). A log message also has a ``report``. Codecs (sarra.codec)
@@ -15,9 +15,9 @@ from typing import Any
 from .errors import MessageError, UnsafePathError
 from .parts import Parts
 
-# operations a message can announce, from the sum letter (PROTOCOL.md 1.4)
+# operations a message can announce, from the sum letter (doc/protocol.md §2.6)
 OPS_BY_SUM = {"R": "delete", "L": "link", "m": "mkdir", "r": "rmdir"}
-# v02 status codes (PROTOCOL.md 4.2) and the texts we send with them
+# v02 status codes (doc/protocol.md §5.4) and the texts we send with them
 STATUS_TEXT = {
     201: "Downloaded", 202: "Accepted", 205: "Reset Content", 304: "Not modified",
     307: "Insertion deferred", 403: "Forbidden", 404: "Not Found",
@@ -26,9 +26,12 @@ STATUS_TEXT = {
 }
 
 
+MAX_DURATION = 100 * 366 * 86400.0   # seconds: a longer one is a bad message
+
+
 @dataclass
 class Report:
-    """The extra fields of a v02 log message (PROTOCOL.md 4.1)."""
+    """The extra fields of a v02 log message (doc/protocol.md §5.2)."""
     code: int
     host: str
     user: str
@@ -54,6 +57,8 @@ class Message:
     # read them, and one that moves the file (move_to) updates them
     local_path: str | None = field(default=None, compare=False)
     local_root: str | None = field(default=None, compare=False)
+    # what came off the wire (broker.Delivery), kept for the quarantine
+    raw: Any = field(default=None, compare=False, repr=False)
 
     # -- derived views -------------------------------------------------
     @property
@@ -101,12 +106,19 @@ class Message:
 # -- time stamps ---------------------------------------------------------
 
 def format_time(t: float) -> str:
-    """UTC 'YYYYMMDDHHMMSS.mmm' (PROTOCOL.md A.2)."""
-    whole = int(t)
-    ms = int(round((t - whole) * 1000))
-    if ms == 1000:
-        whole, ms = whole + 1, 0
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime(whole)) + f".{ms:03d}"
+    """UTC 'YYYYMMDDHHMMSS.mmm' (doc/protocol.md §2.4); MessageError for a time
+    no calendar of four-digit years holds (a duration of 1e30 added...)."""
+    try:
+        whole = int(t)
+        ms = int(round((t - whole) * 1000))
+        if ms == 1000:
+            whole, ms = whole + 1, 0
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(whole))
+    except (OverflowError, ValueError, OSError):
+        raise MessageError(f"{t!r} is out of range", "time") from None
+    if len(stamp) != 14:
+        raise MessageError(f"{t!r} is out of range", "time")
+    return stamp + f".{ms:03d}"
 
 
 def parse_time(text: str, field_name: str = "pubtime") -> float:

@@ -1,4 +1,4 @@
-"""The v02 ``parts`` header: ``method,bsz,blktot,brem,bno`` (PROTOCOL.md section 2).
+"""The v02 ``parts`` header: ``method,bsz,blktot,brem,bno`` (doc/protocol.md §3).
 
 Pure arithmetic; reassembly state grows here later.
 """
@@ -8,6 +8,7 @@ from .errors import MessageError
 
 METHODS = ("1", "i", "p")
 MAX_BLOCKS = 1_000_000        # more is a bad message, not a file (a bitmap per block)
+MAX_SIZE = 1 << 62            # bytes: any offset or size beyond is a bad message (os.pwrite)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Parts:
             raise MessageError(f"'{text}': a block message needs bsz and blktot", "parts")
         if blktot > MAX_BLOCKS:
             raise MessageError(f"'{text}': more than {MAX_BLOCKS} blocks", "parts")
+        if max(bsz, brem, bsz * max(blktot, 1)) > MAX_SIZE:
+            raise MessageError(f"'{text}': sizes beyond {MAX_SIZE} bytes", "parts")
         return cls(fields[0], bsz, blktot, brem, bno)
 
     def __str__(self) -> str:
@@ -49,7 +52,7 @@ class Parts:
 
     @property
     def file_size(self) -> int:
-        """Size of the whole file (DD2015 formula, PROTOCOL.md A.5).
+        """Size of the whole file (DD2015 formula, doc/protocol.md §3.2).
 
         sr3 puts the block's own size in ``brem`` (so brem == bsz); that is
         read as 'no remainder', which is exact for every block but the last.
@@ -74,12 +77,12 @@ class Parts:
         return self.bsz
 
 
-TFACTOR = 50 << 20    # the automatic block size's unit (PROTOCOL.md section 2)
+TFACTOR = 50 << 20    # the automatic block size's unit (doc/protocol.md §3.3)
 
 
 def block_size(size: int, setting: int) -> int:
     """The block size for a file of ``size`` bytes: ``setting`` 1 never
-    partitions, 0 chooses by size (PROTOCOL.md 2, V2 rules), N > 1 is N."""
+    partitions, 0 chooses by size (doc/protocol.md §3.3), N > 1 is N."""
     if setting == 1:
         return size
     if setting > 1:
@@ -104,5 +107,5 @@ def split(size: int, bsz: int, method: str = "i") -> list[Parts]:
 
 
 def part_suffix(p: Parts, sum_letter: str) -> str:
-    """The ``.Part`` file suffix of PROTOCOL.md 2.1."""
+    """The ``.Part`` file suffix of doc/protocol.md §3.4."""
     return f".{p.bsz}.{p.blktot}.{p.brem}.{p.bno}.{sum_letter}.Part"

@@ -37,6 +37,9 @@ class Job:
     retry: Any = None            # the flow.retry.Entry it was taken from (None: new)
     fingerprint: str | None = None   # its pending duplicate-cache key
     completed: bool = False      # its block made the file whole (re-post the file)
+    claim: str | None = None     # the quarantine entry an operator gave back (flow.quarantine)
+    key: str | None = None       # its key while in hand (flow.quarantine: deaths)
+    deaths: int = 0              # processes that died with it in hand
 
     @property
     def from_retry(self) -> bool:

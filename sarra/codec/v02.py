@@ -1,6 +1,6 @@
 """v02 wire format: topic + one-line text body + string headers.
 
-PROTOCOL.md Part A 1-3 and 6, Part B 1 and 4.1. A post body is
+doc/protocol.md §2, §5. A post body is
 ``pubtime SP base_url SP relpath``; a log ("report") body adds
 ``code host user duration``. Spaces and ``#`` in base_url/relpath travel as
 ``%20``/``%23``; on input ``%20``, ``%23`` and ``%22`` (the ``*`` escape of
@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from ..errors import MessageError
-from ..message import STATUS_TEXT, Message, Report, parse_time
+from ..message import MAX_DURATION, Message, Report, STATUS_TEXT, parse_time
 from ..parts import Parts
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ _DURATION_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 # -- topics ----------------------------------------------------------------
 
 def escape_topic_word(word: str) -> str:
-    """Escape a topic word: ``#`` -> %23, space -> %20 (PROTOCOL.md A.1)."""
+    """Escape a topic word: ``#`` -> %23, space -> %20 (doc/protocol.md §2.2)."""
     return _TOPIC_ESCAPE_RE.sub(lambda m: _TOPIC_ESCAPES[m.group()], word)
 
 
@@ -175,8 +175,8 @@ def _parse_report(fields: list[str]) -> Report:
     if not _DURATION_RE.fullmatch(duration):
         raise MessageError(f"'{duration}' is not a number", "duration")
     value = float(duration)
-    if not math.isfinite(value):
-        raise MessageError(f"'{duration}' is not finite", "duration")
+    if not math.isfinite(value) or abs(value) > MAX_DURATION:
+        raise MessageError(f"'{duration}' is out of range", "duration")
     return Report(int(code), host, user, value)
 
 

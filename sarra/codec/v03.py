@@ -1,6 +1,6 @@
 """v03 wire format: one JSON object per message (sr3's form).
 
-PROTOCOL.md A.12, Part B 5 and 5.3. Converts between the JSON keys and the
+doc/protocol.md §6. Converts between the JSON keys and the
 internal v02 view held by sarra.message.Message:
 
 * ``pubTime``/``mtime``/``atime`` lose their ``T`` (and get it back);
@@ -23,12 +23,13 @@ internal v02 view held by sarra.message.Message:
 import base64
 import binascii
 import json
+import math
 import time
 from typing import Any
 
 from ..checksum import sum_name
 from ..errors import ChecksumError, MessageError
-from ..message import Message, Report, format_time, parse_time
+from ..message import MAX_DURATION, Message, Report, format_time, parse_time
 from ..parts import Parts
 from .v02 import check_headers, check_name, check_text, decode_headers, header_value, topic_for
 
@@ -252,6 +253,8 @@ def _decode_report(rep: Any, pubtime: str, extras: dict[str, Any]) -> Report:
     elif isinstance(rep.get("timeCompleted"), str):
         done = parse_time(rep["timeCompleted"], "report")
         duration = round(done - parse_time(pubtime), 6)
+    if not math.isfinite(duration) or abs(duration) > MAX_DURATION:
+        raise MessageError(f"duration {duration!r} is out of range", "report")
     extras["report"] = rep
     message, host, user = texts
     return Report(code, host, user, duration, message)

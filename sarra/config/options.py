@@ -1,6 +1,6 @@
 """The declared options: name, kind, default, help, aliases.
 
-Canonical names are the v2 snake_case ones (PROTOCOL.md A.13); sr3
+Canonical names are the v2 snake_case ones (doc/protocol.md §12.3); sr3
 camelCase names and old v2/DD2015 names are aliases, all mapped here in
 ``ALIASES``. A few aliases also change the value (``no_download`` is
 ``download`` inverted, ``kbytes_ps N`` is ``byte_rate_max N*1024``): those
@@ -119,7 +119,7 @@ _SUM_LETTERS = ("d", "s", "n", "0", "x", "z,d", "z,s", "z,x")
 
 
 def parse_sum(raw: str | None) -> str:
-    """A posting checksum: a letter of PROTOCOL.md 3, or its sr3 name."""
+    """A posting checksum: a letter of doc/protocol.md §4.1, or its sr3 name."""
     if raw is None:
         raise ValueError("needs a value")
     text = raw.strip().replace(" ", "")
@@ -155,6 +155,23 @@ def parse_strip(raw: str | None) -> str:
         except re.error as exc:
             raise ValueError(f"neither a count nor a valid regex: {exc}") from None
     return text
+
+
+def parse_reserve(raw: str | None) -> int | float:
+    """Free space to keep: a size (bytes, an int), or 'N%' of the file
+    system (a float, the share: '1%' = 0.01)."""
+    if raw is None:
+        raise ValueError("needs a value")
+    text = raw.strip()
+    if text.endswith("%"):
+        try:
+            share = float(text[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"'{raw}' is not a percentage (e.g. 1%)") from None
+        if not 0 <= share < 1:
+            raise ValueError(f"'{raw}' is not a percentage below 100%")
+        return share
+    return parse_size(text)
 
 
 def parse_nodupe(raw: str | None) -> float:
@@ -300,6 +317,10 @@ _DECLARED = [
        "a number: seconds a file must stay unchanged before it is posted", ("lock",)),
     # -- transfers
     _O("attempts", "int", 3, "tries of a transfer before it goes to retry"),
+    _O("quarantine_deaths", "int", 3, "a message that comes again after this many "
+       "processes died with it in hand is kept aside in the quarantine instead of "
+       "handled again (0 = never)", ("quarantineDeaths",),
+       tools=tuple(t.name for t in TOOLS if t.daemon and t.consumes)),
     _O("retry_ttl", "duration", 172800.0, "how long failed transfers are tried "
        "again before they are given up (0 = forever)", ("retryTtl",),
        tools=CONSUMERS),
@@ -319,6 +340,17 @@ _DECLARED = [
        "configuration together (0 = unlimited)", ("post_rate_limit", "messageRateMax")),
     _O("byte_rate_max", "size", 0, "bytes per second of transfers, all instances of the "
        "configuration together (0 = unlimited)", ("byteRateMax",)),
+    _O("transfer_rate_min", "size", 1024, "slowest download kept going, in bytes per "
+       "second over each span of 'timeout' seconds (the first is a grace period); a "
+       "slower one is cut off and retried later (0 = no minimum)",
+       ("transferRateMin",), tools=("subscribe", "sara")),
+    _O("download_size_max", "size", 1 << 30, "ceiling of a download whose size the "
+       "post does not announce: cut off there and not retried (0 = no ceiling)",
+       ("downloadSizeMax",), tools=("subscribe", "sara")),
+    _O("disk_reserve", "size", 0.01, "free space downloads leave on the file system "
+       "they write to: a size, or N% of the file system (0 = none); short of it, a "
+       "download stops and is retried later", ("diskReserve",),
+       tools=("subscribe", "sara"), convert=parse_reserve),
     _O("nodupe_ttl", "duration", 0.0, "duplicate suppression lifetime "
        "(on = 300 s, off = 0)", ("suppress_duplicates", "cache",
                                   "no_duplicates", "nodupeTtl"),

@@ -26,8 +26,12 @@ from typing import Any, NamedTuple, Protocol
 from ..broker import Broker
 from ..message import Message
 
-# a message that could not be decoded: (delivery tag, why, what could be read of it)
-Malformed = tuple[Any, str, Message | None]
+class Malformed(NamedTuple):
+    """A message that could not be decoded."""
+    tag: Any                   # its delivery tag
+    reason: str
+    found: Message | None      # what could be read of it (enough for a log message)
+    raw: Any = None            # the broker.Delivery, for the quarantine
 
 
 class Target(NamedTuple):

@@ -29,10 +29,12 @@ from ..plugins import Hooks
 from ..throttle import Throttle
 from ..worklist import Job, Worklist
 from .announce import relpath_for
-from .contracts import Poster, Reporter, Source, Target, Worker
+from .contracts import Malformed, Poster, Reporter, Source, Target, Worker
 from .filter import choose, default_placement
 from .housekeeping import Housekeeper
 from .nodupe import DuplicateCache
+from .publish import MAX_TEXT, shorten
+from .quarantine import Quarantine, record_of, wire_record
 from .retry import RetryQueue
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class Flow:
                  poster: Poster | None = None, reporter: Reporter | None = None,
                  retry: RetryQueue | None = None, hooks: Hooks | None = None,
                  nodupe: DuplicateCache | None = None, throttle: Throttle | None = None,
+                 quarantine: Quarantine | None = None,
                  metrics: str | None = None, connect_attempts: int = 0,
                  on_batch: "Callable[[Flow], None] | None" = None):
         self.cfg = cfg
@@ -62,6 +65,7 @@ class Flow:
         self.hooks = hooks if hooks is not None else Hooks()
         self.nodupe = nodupe
         self.throttle = throttle      # messages/s, shared by the instances
+        self.quarantine = quarantine  # where messages that raised are kept aside
         self.connect_attempts = connect_attempts
         self.on_batch = on_batch
         self.fallback = default_placement(cfg) if worker is not None else None
@@ -126,6 +130,8 @@ class Flow:
         if self.worker is not None:
             self.worker.close()
         self.hooks.close()
+        if self.quarantine is not None:
+            self.quarantine.close()
         for b in self._brokers():
             b.close()
 
@@ -137,11 +143,17 @@ class Flow:
         wl = Worklist.of(msgs)
         if self.retry is not None and len(msgs) < self.cfg.prefetch:
             wl.jobs += self.retry.take_due(self.cfg.prefetch - len(msgs))
+        if self.quarantine is not None:
+            wl.jobs += self.quarantine.take_retries(self.cfg.prefetch - len(wl.jobs))
         if not wl.jobs and not bad:
             return 0
         if bad:
             self.stats["malformed"] += len(bad)
         try:
+            if self.quarantine is not None:
+                for j in self.quarantine.in_hand(wl.jobs):
+                    self._set_aside(wl, j, "delivery", f"in hand when {j.deaths} processes "
+                                    "died: not handled again")
             self.report_malformed(bad)
             self.process(wl)
         except BrokerError:
@@ -150,18 +162,54 @@ class Flow:
                 self.retry.release()
             if self.nodupe is not None:
                 self.nodupe.release([j.fingerprint for j in wl if j.fingerprint])
+            if self.quarantine is not None:
+                self.quarantine.release(wl.jobs)
+                self.quarantine.out_of_hand(wl.jobs)
             raise
         done = wl.settled() + wl.failed
         self.source.ack([j.msg.delivery_tag for j in done if j.msg.delivery_tag is not None]
-                        + [b[0] for b in bad])
+                        + [b.tag for b in bad])
         if self.retry is not None:
             self.retry.release()   # what was not tried (stopping) stays queued
         if self.nodupe is not None:   # what a stop left undone comes again: not a duplicate
             self.nodupe.settle([j.fingerprint for j in done if j.fingerprint],
                                [j.fingerprint for j in wl.incoming if j.fingerprint])
+        if self.quarantine is not None:
+            self.quarantine.settle(done)
+            self.quarantine.release(wl.incoming)
+            self.quarantine.out_of_hand(wl.jobs)
         if self.on_batch is not None:
             self.on_batch(self)
         return len(wl)
+
+    # -- containment: what one message does stays with that message -------------
+    def _guarded(self, wl: Worklist, j: Job, stage: str, fn, *args) -> None:
+        """``fn(*args)`` for job ``j``: whatever it raises (but a broker
+        error, which is the batch's) sets ``j`` aside, and the flow goes on."""
+        try:
+            fn(*args)
+        except BrokerError:
+            raise
+        except Exception as exc:   # a message must never stop the process
+            log.debug("traceback", exc_info=True)
+            self._set_aside(wl, j, stage, f"{type(exc).__name__}: {exc}")
+
+    def _set_aside(self, wl: Worklist, j: Job, stage: str, reason: str,
+                   record: dict | None = None) -> None:
+        """Log, keep in the quarantine (when the flow has one), and reject with
+        417: reported, acknowledged, never handled again by itself."""
+        m = j.msg
+        log.error("%s of %s (exchange %s, topic %.100s): %s; kept aside", stage,
+                  m.relpath, m.exchange, m.topic, reason)
+        self.stats["quarantined"] += 1
+        kept = None
+        if self.quarantine is not None:
+            try:
+                kept = self.quarantine.keep(record or record_of(m), stage, reason, m.relpath)
+            except OSError as exc:
+                log.error("cannot keep %s in the quarantine: %s", m.relpath, exc)
+        where = f" as {kept}" if kept else ""
+        wl.move(j, "rejected", shorten(f"kept aside{where} ({stage}): {reason}", MAX_TEXT), 417)
 
     def process(self, wl: Worklist) -> None:
         self.filter(wl)
@@ -193,24 +241,27 @@ class Flow:
     def filter(self, wl: Worklist) -> None:
         """accept/reject (each accepted job gets its placement), anti-spoofing
         and routing between switches, the duplicate cache."""
-        masks, unmatch = self.cfg.masks, bool(self.cfg.accept_unmatch)
         for j in wl.incoming:
-            m = j.msg
-            if self.cfg.source_from_exchange and m.exchange and not self._identify(wl, j):
-                continue                 # (a message made here has no exchange to vouch)
-            if self.cfg.msg_to_clusters and not self._routed_here(wl, j):
-                continue
-            ok, placement, why = choose(m, masks, unmatch, self.fallback)
-            if not ok:
-                wl.move(j, "rejected", why)  # filtered out: nothing to report
-                continue
-            if self.nodupe is not None and not j.from_retry:
-                j.fingerprint = self.nodupe.admit(m)
-                if j.fingerprint is None:
-                    wl.move(j, "rejected", "duplicate (seen in the last nodupe_ttl)",
-                            tally="duplicate")
-                    continue
-            j.placement = placement
+            self._guarded(wl, j, "filter", self._filter_one, wl, j)
+
+    def _filter_one(self, wl: Worklist, j: Job) -> None:
+        m = j.msg
+        if self.cfg.source_from_exchange and m.exchange and not self._identify(wl, j):
+            return                   # (a message made here has no exchange to vouch)
+        if self.cfg.msg_to_clusters and not self._routed_here(wl, j):
+            return
+        ok, placement, why = choose(m, self.cfg.masks, bool(self.cfg.accept_unmatch),
+                                    self.fallback)
+        if not ok:
+            wl.move(j, "rejected", why)  # filtered out: nothing to report
+            return
+        if self.nodupe is not None and not j.from_retry and not j.claim:
+            j.fingerprint = self.nodupe.admit(m)
+            if j.fingerprint is None:
+                wl.move(j, "rejected", "duplicate (seen in the last nodupe_ttl)",
+                        tally="duplicate")
+                return
+        j.placement = placement
 
     def _routed_here(self, wl: Worklist, j: Job) -> bool:
         """On a link between switches (doc/protocol.md §11): a post goes on only
@@ -287,15 +338,19 @@ class Flow:
         its log message) but is not posted. A hook that fails: 503."""
         if not self.hooks.has(stage):
             return
-        pending = wl.incoming if stage == "on_message" else wl.ok
-        for j in [j for j in pending if self._concerns(stage, j)]:
-            try:
-                skipper = self.hooks.skipped_by(stage, j.msg)
-            except PluginError as exc:   # logged by Hooks; the flow goes on
-                wl.move(j, "rejected", str(exc), 503)
-                continue
-            if skipper is not None:
-                self._skip(wl, j, f"skipped by {stage} hook '{skipper}'")
+        for j in wl.incoming if stage == "on_message" else wl.ok:
+            self._guarded(wl, j, stage, self._hook_one, stage, wl, j)
+
+    def _hook_one(self, stage: str, wl: Worklist, j: Job) -> None:
+        if not self._concerns(stage, j):
+            return
+        try:
+            skipper = self.hooks.skipped_by(stage, j.msg)
+        except PluginError as exc:   # logged by Hooks; the flow goes on
+            wl.move(j, "rejected", str(exc), 503)
+            return
+        if skipper is not None:
+            self._skip(wl, j, f"skipped by {stage} hook '{skipper}'")
 
     def _concerns(self, stage: str, j: Job) -> bool:
         """on_message and on_post: every message. on_part: each block of a
@@ -333,15 +388,18 @@ class Flow:
         for j in wl.incoming:
             if self.stopping:
                 break  # unacknowledged: the broker gives it to us again
-            m = j.msg
-            try:
-                target = self.worker.target(m, j.placement)
-                if m.operation == "delete" and m.headers.get("newname"):
-                    target = target._replace(rename_to=self._placed(m, m.headers["newname"]))
-            except MessageError as exc:
-                wl.move(j, "rejected", f"unsafe path: {exc}", 403)
-                continue
-            self._apply(wl, j, target)
+            self._guarded(wl, j, "work", self._work_one, wl, j)
+
+    def _work_one(self, wl: Worklist, j: Job) -> None:
+        m = j.msg
+        try:
+            target = self.worker.target(m, j.placement)
+            if m.operation == "delete" and m.headers.get("newname"):
+                target = target._replace(rename_to=self._placed(m, m.headers["newname"]))
+        except MessageError as exc:
+            wl.move(j, "rejected", f"unsafe path: {exc}", 403)
+            return
+        self._apply(wl, j, target)
 
     def _placed(self, m: Message, relpath: str) -> str | None:
         """Where ``m`` would go locally if it named ``relpath`` (None: we do
@@ -392,13 +450,16 @@ class Flow:
         if self.poster is None:
             return
         for j in wl.ok:
-            m = j.msg
-            if self.worker is None:
-                if self._vetted(wl, j, m) and self._publish(self.poster.publish, m):
-                    self.stats["posted"] += 1
-            elif j.code == 201 or (j.code == 304 and self._repost_304(m)):
-                if self._whole(j):   # a block: the file is announced once it is whole
-                    self._publish(lambda _m: self._send_repost(wl, j), m)
+            self._guarded(wl, j, "post", self._post_one, wl, j)
+
+    def _post_one(self, wl: Worklist, j: Job) -> None:
+        m = j.msg
+        if self.worker is None:
+            if self._vetted(wl, j, m) and self._publish(self.poster.publish, m):
+                self.stats["posted"] += 1
+        elif j.code == 201 or (j.code == 304 and self._repost_304(m)):
+            if self._whole(j):   # a block: the file is announced once it is whole
+                self._publish(lambda _m: self._send_repost(wl, j), m)
 
     def _send_repost(self, wl: Worklist, j: Job) -> None:
         out = self.repost(j.msg, j.completed)
@@ -470,13 +531,19 @@ class Flow:
         return replace(m, base_url=url, relpath=relpath_for(m.local_path, base, url),
                        headers=headers, report=None)
 
-    def report_malformed(self, bad: list) -> None:
-        """A log message (417) for each malformed message that names its file."""
-        if self.reporter is None or not self.cfg.report_back:
-            return
-        for _tag, reason, found in bad:
-            if found is not None:
-                self._publish(self.reporter.report, found, 417, f"invalid message: {reason}")
+    def report_malformed(self, bad: list[Malformed]) -> None:
+        """Each malformed message is kept aside (it is acknowledged next),
+        and a log message (417) goes back about those that name their file."""
+        for b in bad:
+            if self.quarantine is not None and b.raw is not None:
+                try:
+                    self.quarantine.keep(wire_record(b.raw), "decode", b.reason,
+                                         b.found.relpath if b.found else "")
+                except OSError as exc:
+                    log.error("cannot keep a malformed message in the quarantine: %s", exc)
+            if b.found is not None and self.reporter is not None and self.cfg.report_back:
+                self._publish(self.reporter.report, b.found, 417,
+                              shorten(f"invalid message: {b.reason}", MAX_TEXT))
 
     def queue_failures(self, wl: Worklist) -> list[Job]:
         """Failed jobs go to the retry queue; those it gives up on are
@@ -499,7 +566,8 @@ class Flow:
             return
         for j in wl:
             if j.code is not None and not any(j is q for q in quiet):
-                self._publish(self.reporter.report, j.msg, j.code, j.outcome.reason)
+                self._guarded(wl, j, "report", self._publish, self.reporter.report, j.msg,
+                              j.code, j.outcome.reason)
 
 
 def exchange_user(exchange: str) -> str | None:

@@ -101,15 +101,16 @@ class BrokerSource:
         for d in deliveries:
             try:
                 msg = codec.decode(d.topic, d.headers, d.body, d.content_type, d.exchange)
-            except MessageError as exc:
-                log.error("malformed message on %s topic %s: %s; body %.200r",
-                          d.exchange, d.topic, exc, d.body)
+            except Exception as exc:   # codec.decode raises MessageError; anything else too
+                log.error("malformed message on %s topic %.100s: %s; body %.200r",
+                          d.exchange, d.topic, exc, d.body[:200])
                 found = codec.salvage(d.topic, d.headers, d.body)
                 if found is not None:
                     found.exchange, found.received = d.exchange, now
-                bad.append((d.tag, str(exc), found))
+                bad.append(Malformed(d.tag, str(exc), found, d))
                 continue
             msg.delivery_tag, msg.received, msg.redelivered = d.tag, now, d.redelivered
+            msg.raw = d
             good.append(msg)
         return good, bad
 

@@ -100,10 +100,33 @@ class Reporter(Publisher):
 
     def report(self, msg: Message, code: int, text: str) -> None:
         """A log message about ``msg``. Our own status text is shortened to
-        fit a header (the headers of the post are forwarded as they came)."""
+        fit a header; the headers of the post are forwarded as they came,
+        unless that cannot be encoded (a value over 255 bytes, a lone
+        surrogate...): then each text is escaped and cut to fit, so that
+        the source still hears of it (MessageError only when even that
+        cannot be sent: a pubtime that is no time)."""
         text = shorten(text, MAX_TEXT)
         duration = time.time() - msg.received if msg.received else 0.0
         headers = {k: v for k, v in msg.headers.items() if k != "message"}
         rep = replace(msg, headers=headers, extras={},
                       report=Report(code, self.host, self.user, duration, text))
-        self.publish(rep)
+        try:
+            self.publish(rep)
+        except MessageError:
+            self.publish(_fitted(rep))
+
+
+def _fit(text: str, limit: int | None = MAX_TEXT) -> str:
+    """``text`` as valid UTF-8 (what cannot be encoded, escaped), cut to ``limit`` bytes."""
+    safe = str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return shorten(safe, limit) if limit else safe
+
+
+def _fitted(rep: Message) -> Message:
+    """A log message whose every text fits its place in the wire form."""
+    headers = {_fit(k): _fit(v) for k, v in rep.headers.items()
+               if len(_fit(k).encode()) < MAX_TEXT - 3}
+    report = replace(rep.report, message=_fit(rep.report.message),
+                     host=_fit(rep.report.host), user=_fit(rep.report.user))
+    return replace(rep, headers=headers, report=report, base_url=_fit(rep.base_url, None),
+                   relpath=_fit(rep.relpath, None))

@@ -1,7 +1,7 @@
 """A small persistent queue of messages whose work failed, tried again later.
 
-One file per instance in the state directory, JSON lines of the v02 wire
-form plus the number of tries, when the next one is due and when the
+One file per instance in the state directory, JSON lines of the message's
+fields plus the number of tries, when the next one is due and when the
 message first failed. Written (and fsynced) before the broker message is
 acknowledged, so a failure survives a crash or a restart. An entry taken
 out for another try stays in the file until that try is settled
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from .. import codec
 from ..errors import MessageError
+from ..message import Message
 from ..worklist import Job
 
 log = logging.getLogger(__name__)
@@ -23,11 +24,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class Entry:
-    """One queued message: its v02 wire form and its history."""
-    topic: str
-    headers: dict
-    body: str
-    exchange: str
+    """One queued message (its fields as JSON: whatever it holds can be
+    written, a lone surrogate or a header too long for the wire included)
+    and its history."""
+    message: dict         # pubtime, base_url, relpath, headers, topic, exchange, extras
     tries: int            # attempts so far
     due: float            # when the next one may happen
     first: float          # when it first failed
@@ -35,15 +35,31 @@ class Entry:
     taken: bool = field(default=False, compare=False)   # being tried (never saved)
 
     @classmethod
+    def of(cls, m: Message, tries: int, due: float, first: float, rounds: int) -> "Entry":
+        fields = {"pubtime": m.pubtime, "base_url": m.base_url, "relpath": m.relpath,
+                  "headers": dict(m.headers), "topic": m.topic, "exchange": m.exchange,
+                  "extras": m.extras}
+        return cls(fields, tries, due, first, rounds)
+
+    @classmethod
     def from_json(cls, d: dict) -> "Entry":
-        return cls(d["topic"], d["headers"], d["body"], d.get("exchange", ""),
-                   int(d.get("tries", 1)), float(d["due"]), float(d.get("first", d["due"])),
-                   int(d.get("rounds", 1)))
+        fields = d.get("message")
+        if fields is None:   # the v02 wire form of earlier versions
+            m = codec.decode(d["topic"], d["headers"], d["body"], None, d.get("exchange", ""))
+            fields = cls.of(m, 0, 0, 0, 0).message
+        return cls(fields, int(d.get("tries", 1)), float(d["due"]),
+                   float(d.get("first", d["due"])), int(d.get("rounds", 1)))
 
     def to_json(self) -> str:
         d = asdict(self)
         del d["taken"]
-        return json.dumps(d)
+        return json.dumps(d)   # ASCII: a lone surrogate is written as \ud800
+
+    def to_message(self) -> Message:
+        f = self.message
+        return Message(f["pubtime"], f["base_url"], f["relpath"], dict(f["headers"]),
+                       topic=f.get("topic", ""), exchange=f.get("exchange", ""),
+                       extras=dict(f.get("extras") or {}))
 
 
 class RetryQueue:
@@ -69,8 +85,8 @@ class RetryQueue:
                 for n, line in enumerate(f, 1):
                     try:
                         items.append(Entry.from_json(json.loads(line)))
-                    except (ValueError, KeyError, TypeError):
-                        log.error("%s:%d: unreadable retry entry skipped", self.path, n)
+                    except (ValueError, KeyError, TypeError, MessageError) as exc:
+                        log.error("%s:%d: unreadable retry entry skipped: %s", self.path, n, exc)
         except FileNotFoundError:
             pass
         return items
@@ -122,11 +138,9 @@ class RetryQueue:
                           m.relpath, n, now - first)
                 given_up.append(job)
                 continue
-            topic, headers, body, _ctype = codec.encode(m, "v02.post")
             rounds = (old.rounds if old else 0) + 1   # times it came here
             delay = min(self.base_delay * 2 ** (rounds - 1), self.max_delay)
-            self._added.append(Entry(topic, headers, body, m.exchange, n, now + delay,
-                                     first, rounds))
+            self._added.append(Entry.of(m, n, now + delay, first, rounds))
         self.settle(jobs)
         return given_up
 
@@ -137,13 +151,7 @@ class RetryQueue:
         due = [it for it in self._items if it.due <= now and not it.taken][:limit]
         jobs = []
         for it in due:
-            try:
-                m = codec.decode(it.topic, it.headers, it.body, None, it.exchange)
-            except MessageError as exc:
-                log.error("%s: undecodable retry entry dropped: %s", self.path, exc)
-                self._items.remove(it)
-                self._dirty = True
-                continue
+            m = it.to_message()
             m.received = now
             it.taken = True
             jobs.append(Job(m, tries=it.tries, retry=it))

@@ -16,6 +16,7 @@ from ..errors import ChecksumError, MessageError, TransferError, UnsafePathError
 from ..message import Message, inside, parse_time, safe_join
 from ..parts import Parts, part_suffix
 from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
+from ..transfer.base import Limits
 from .assembly import Record, State, file_end, older, version_of
 from .contracts import Done, Target
 from .filter import Placement, expand_directory, placed_relpath
@@ -58,7 +59,7 @@ def remove_if_stale(path: str, age: float) -> bool:
 
 
 def inflight_name(path: str, inflight: str | None) -> str:
-    """Where a file is written before it is complete (PROTOCOL.md 8.3 inflight)."""
+    """Where a file is written before it is complete (doc/user-guide.md §6)."""
     if not inflight or inflight.upper() == "NONE":
         return path
     head, tail = os.path.split(path)
@@ -169,7 +170,8 @@ class Downloader:
                     return Done(304, "Not modified: identical file already present")
                 stream = self.transfer(msg.url).open(msg.url, 0, size)
                 got = copy(stream, out, size, [summer] if summer else [],
-                           self.cfg.bufsize, self._tick, self._throttle)
+                           self.cfg.bufsize, self._tick, self._throttle,
+                           Limits.of(self.cfg, out.fileno(), sized=size is not None))
                 out.flush()
                 verify(msg, summer, got, size)
                 self._set_metadata(msg, tmp)
@@ -246,8 +248,10 @@ class Downloader:
     def _fetch(self, msg: Message, offset: int, length: int, out, summer) -> int:
         stream = self.transfer(msg.url).open(msg.url, offset, length)
         try:
+            disk = out._fd if isinstance(out, _At) else out.fileno()
             return copy(stream, out, length, [summer] if summer else [],
-                        self.cfg.bufsize, self._tick, self._throttle)
+                        self.cfg.bufsize, self._tick, self._throttle,
+                        Limits.of(self.cfg, disk))
         finally:
             stream.close()
 
