@@ -297,15 +297,20 @@ class Flow:
         named no destination); a log
         message must carry ``<user>`` in its user field. Messages published
         straight to the exchange read (xsarra, xreport_in: only feeders, and
-        links into xreport_in, write there) are trusted as they are; any
-        other exchange is refused: one bound into ours by a user (xpublic
-        bound to xs_<user> would feed the switch its own announcements)."""
+        links into xreport_in, write there) are trusted as they are; a message
+        from any other exchange is dropped, counted and not reported: one
+        bound into ours by a user (xpublic bound to xs_<user> would feed the
+        switch its own announcements, and a log message about it would go,
+        signed by the switch, to the source it names)."""
         m = j.msg
         user = exchange_user(m.exchange)
         if user is None:
             if m.exchange in self.read_exchanges:
                 return True
-            wl.move(j, "rejected", f"not from a user exchange: {m.exchange}", 403)
+            # bound into ours by someone: dropped and counted, never reported
+            # (a log message would go to whichever source the message names)
+            wl.move(j, "rejected", f"not from a user exchange: {m.exchange}",
+                    tally="not from a user exchange")
             return False
         if m.report is not None:
             if m.report.user != user:

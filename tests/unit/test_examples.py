@@ -227,7 +227,8 @@ def test_switch_sara_labels_places_and_announces_as_its_comments_say(switch_home
     onward = _post("obs/c.txt", "xs_alice", to_clusters="lab2,lab3")
     wl = _filtered(flow, forged, stray, onward)
     assert messages(wl.incoming) == [forged, onward] and messages(wl.rejected) == [stray]
-    assert _job(wl, stray).code == 403
+    assert _job(wl, stray).code is None            # dropped, counted, never reported
+    assert _job(wl, stray).outcome.tally == "not from a user exchange"
     assert (forged.headers["source"], forged.headers["from_cluster"]) == ("alice", "lab1")
     # no destination named: this switch's, so no link takes it further
     assert forged.headers["to_clusters"] == "lab1"
