@@ -5,6 +5,8 @@ keep-alive Session per flow. Requires: requests.
 Proxies from the environment are ignored (``trust_env = False``): switches
 talk to each other directly, and looking the variables up costs a third of
 the per-file time. Credentials for a URL come from credentials.conf.
+Downloads only: RabbitMQ's management API (dd_audit) has its own client,
+sarra/broker/management.py.
 """
 from urllib.parse import quote
 
@@ -100,36 +102,3 @@ def _basic_auth(url: str):
     if parts.username and parts.password:
         return (unquote(parts.username), unquote(parts.password))
     return None
-
-
-class JsonClient:
-    """A keep-alive client of a JSON HTTP API with basic authentication (the
-    RabbitMQ management API of dd_audit): ``call`` returns (status, decoded
-    JSON or None) and raises TransferError when the server cannot be reached
-    (recoverable) or answers a success that is not JSON (not recoverable);
-    the caller judges statuses.
-    Here so that requests stays in this one module."""
-
-    def __init__(self, user: str, password: str, timeout: float = 15.0):
-        self._timeout = timeout
-        self._session = requests.Session()
-        self._session.trust_env = False     # no proxies or .netrc
-        self._session.auth = (user, password)
-
-    def call(self, method: str, url: str, body=None) -> tuple[int, object]:
-        try:
-            reply = self._session.request(method, url, json=body, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise TransferError(f"{method} {url}: {exc.__class__.__name__}") from exc
-        if not reply.content:
-            return reply.status_code, None
-        try:
-            return reply.status_code, reply.json()
-        except ValueError:
-            if reply.status_code >= 400:
-                return reply.status_code, {"reason": reply.text}
-            raise TransferError(f"{method} {url}: not a JSON answer",
-                                recoverable=False) from None
-
-    def close(self) -> None:
-        self._session.close()

@@ -56,3 +56,17 @@ def test_the_switch_talks_to_rabbitmq_through_the_broker_package():
     text = rabbit.read_text(encoding="utf-8")
     assert "from ..broker.management import JsonClient" in text
     assert "..transfer" not in text
+    assert "JsonClient" not in (REPO / "sarra" / "transfer" / "http.py").read_text()
+
+
+def test_transfers_read_no_configuration_state():
+    """A transfer is given what it needs (timeout, credentials, the
+    known_hosts file) by its caller: only sarra/transfer/__init__.py, which
+    gives the flows' defaults, looks at the configuration's paths."""
+    readers = []
+    for path in sources("sarra/transfer"):
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        if any(isinstance(n, ast.ImportFrom) and n.level == 2 and (n.module or "")
+               .startswith("config") for n in ast.walk(tree)):
+            readers.append(path.name)
+    assert readers == ["__init__.py"]
