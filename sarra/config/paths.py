@@ -4,7 +4,8 @@
   ``<config_dir>/<tool>/<name>.conf``, ``credentials.conf``, ``default.conf``;
 * state: ``$SARRA_STATE_DIR`` (default ``~/.cache/sarra``),
   ``<state_dir>/<tool>/<config>/...`` (pid files, queue names, caches);
-* logs: ``<state_dir>/log/<tool>_<config>_<NN>.log``.
+* logs: ``<state_dir>/log/<tool>_<config>_<NN>.log``;
+* SSH host keys (SFTP): ``<state_dir>/known_hosts``.
 """
 import os
 
@@ -27,6 +28,12 @@ def state_dir() -> str:
     """The state directory: $SARRA_STATE_DIR or ~/.cache/sarra."""
     return (os.environ.get("SARRA_STATE_DIR")
             or os.path.join(os.path.expanduser("~"), ".cache", "sarra"))
+
+
+def known_hosts() -> str:
+    """The SSH host keys the tools remember (SFTP: ``<state_dir>/known_hosts``),
+    shared by every configuration of this user."""
+    return os.path.join(state_dir(), "known_hosts")
 
 
 def config_file(tool: str, name: str) -> str:

@@ -13,9 +13,11 @@ Authentication comes from credentials.conf: a password
 agent and the keys in ~/.ssh are tried.
 
 Host keys: on first contact a server's host key is accepted and remembered
-in ``<state_dir>/known_hosts`` ($SARRA_STATE_DIR, default ~/.cache/sarra);
-from then on a different key is refused (not recoverable) until its line is
-removed from that file.
+in the ``known_hosts`` file the caller gives (for the flows,
+``sarra.transfer.sftp_transfer`` gives ``config.paths.known_hosts()``,
+``<state_dir>/known_hosts``, unless they name one); from then on a different key is refused (not
+recoverable) until its line is removed from that file. Without a file, a
+host key is remembered for the transfer's life only (and written nowhere).
 
 Connections are kept per (user, host, port) and reused, at most
 ``POOL_SIZE`` of them (the least recently used is closed first).
@@ -39,7 +41,6 @@ from urllib.parse import unquote
 
 import paramiko
 
-from ..config import paths
 from ..errors import TransferError
 from .base import RATE_MIN, Limits, copy
 
@@ -96,13 +97,21 @@ _CONNECTION_ERRORS = (TimeoutError, ConnectionError, EOFError, paramiko.SSHExcep
 
 
 class _Remember(paramiko.MissingHostKeyPolicy):
-    """Accept a host key never seen before and append it to known_hosts."""
+    """Accept a host key never seen before and append it to the known_hosts
+    file ``path``; with no file, to ``met`` (the transfer's memory)."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str | None, met: paramiko.HostKeys):
+        self.path, self.met = path, met
 
     def missing_host_key(self, client, hostname, key) -> None:
         client.get_host_keys().add(hostname, key.get_name(), key)
+        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+        if self.path is None:
+            self.met.add(hostname, key.get_name(), key)
+            log.info("%s: first contact, %s host key SHA256:%s accepted (no known_hosts "
+                     "file: remembered until the end of this run only)", hostname,
+                     key.get_name(), digest)
+            return
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -110,7 +119,6 @@ class _Remember(paramiko.MissingHostKeyPolicy):
             os.write(fd, f"{hostname} {key.get_name()} {key.get_base64()}\n".encode())
         finally:
             os.close(fd)
-        digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
         log.info("%s: first contact, %s host key SHA256:%s accepted and remembered in %s",
                  hostname, key.get_name(), digest, self.path)
 
@@ -196,12 +204,16 @@ class _RemoteFile:
 
 
 class SftpTransfer:
+    """``known_hosts``: the file of the host keys remembered (see the
+    module); None: remembered in memory, for this transfer's life."""
+
     def __init__(self, timeout: float = 30.0, credentials=None, known_hosts: str | None = None,
                  transfer_rate_min: float = RATE_MIN, **_options):
         self._timeout = timeout
         self._put_limits = Limits(window=timeout, rate_min=transfer_rate_min)
         self._credentials = credentials
-        self._known_hosts = known_hosts or os.path.join(paths.state_dir(), "known_hosts")
+        self._known_hosts = known_hosts or None
+        self._met = paramiko.HostKeys()      # first contacts, when there is no file
         self._pool: OrderedDict[tuple, _Conn] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -224,9 +236,14 @@ class SftpTransfer:
     def _connect(self, place: _Place) -> _Conn:
         user, password, keyfile = self._login(place)
         client = paramiko.SSHClient()
-        if os.path.exists(self._known_hosts):
-            client.get_host_keys().load(self._known_hosts)
-        client.set_missing_host_key_policy(_Remember(self._known_hosts))
+        known = client.get_host_keys()
+        if self._known_hosts is None:
+            for host in self._met.keys():
+                for kind, key in self._met[host].items():
+                    known.add(host, kind, key)
+        elif os.path.exists(self._known_hosts):
+            known.load(self._known_hosts)
+        client.set_missing_host_key_policy(_Remember(self._known_hosts, self._met))
         anything = not password and not keyfile
         try:
             client.connect(place.host, place.port, username=user, password=password,

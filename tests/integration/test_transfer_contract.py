@@ -226,6 +226,42 @@ def test_sftp_host_key_remembered_on_first_contact_and_checked_after(sshd, tmp_p
     second.close()
 
 
+def test_sftp_host_keys_go_where_the_caller_says(sshd, tmp_path, monkeypatch, caplog):
+    """The flows' transfers (SCHEMES, PUSHERS) remember host keys in the
+    state directory unless told otherwise; the transfer itself, given no
+    file, remembers them for its own life and writes nothing."""
+    import logging
+
+    from sarra.transfer import PUSHERS
+    from sarra.transfer.sftp import SftpTransfer
+    state = tmp_path / "state"
+    monkeypatch.setenv("SARRA_STATE_DIR", str(state))
+    creds = Credentials.from_text(sshd.credentials)
+    (tmp_path / "f").write_bytes(b"abc")
+    url = f"{sshd.url}{tmp_path}/f"
+    for registry in (SCHEMES, PUSHERS):
+        (state / "known_hosts").unlink(missing_ok=True)
+        t = registry.get("sftp")(timeout=10, credentials=creds)
+        assert t.open(url).read(10) == b"abc"
+        t.close()
+        assert (state / "known_hosts").read_text().startswith(f"[127.0.0.1]:{sshd.port} ")
+    (state / "known_hosts").unlink()
+
+    caplog.set_level(logging.INFO, logger="sarra.transfer.sftp")
+    alone = SftpTransfer(timeout=10, credentials=creds)
+    assert alone.open(url).read(10) == b"abc"
+    alone.close()                        # the connection goes; the key it met stays
+    assert alone.open(url).read(10) == b"abc"
+    alone.close()
+    firsts = [r.getMessage() for r in caplog.records if "first contact" in r.getMessage()]
+    assert len(firsts) == 1 and "remembered until the end of this run only" in firsts[0]
+    assert not state.exists() or not any(state.iterdir()), "a file written without being asked"
+    again = SftpTransfer(timeout=10, credentials=creds)     # another run: first contact again
+    assert again.open(url).read(10) == b"abc"
+    again.close()
+    assert len([r for r in caplog.records if "first contact" in r.getMessage()]) == 2
+
+
 def test_sftp_errors_say_whether_to_retry(sshd, tmp_path):
     (tmp_path / "f").write_bytes(b"abc")
     other = tmp_path / "not_authorized"
