@@ -129,7 +129,7 @@ class Sender:
         summer = checksum.new(method) if method else None
         size = parts.file_size if parts is not None else None
 
-        def verify(sent: int) -> None:
+        def as_posted(sent: int) -> None:
             try:
                 verify(msg, summer, sent, size)
             except (ChecksumError, TransferError) as exc:
@@ -140,7 +140,7 @@ class Sender:
         inflight = writer_inflight(url, self.cfg.inflight)
         self._transfer.put(local, url, inflight=inflight, mode=mode, times=times,
                            dir_mode=self.cfg.default_dir_mode, bufsize=self.cfg.bufsize,
-                           summers=[summer] if summer else [], verify=verify,
+                           summers=[summer] if summer else [], verify=as_posted,
                            tick=self._tick, throttle=self._throttle)
         if summer is not None and msg.sum[0] == "z":
             msg.headers["sum"] = summer.header   # computed on the way: tell downstream
