@@ -26,6 +26,9 @@ def shorten(text: str, limit: int) -> str:
 
 SOURCE_VAR = "${SOURCE}"
 _EXCHANGE_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+SOURCE_CHECK_TTL = 30.0    # s: how long an exchange named after a source is known to
+                           # exist (or not) before it is checked again
+SOURCE_CHECK_MAX = 1024    # names remembered at most
 
 
 class Publisher:
@@ -33,12 +36,18 @@ class Publisher:
 
     ``exchange`` may name several exchanges, comma-separated (each message
     goes to every one), and ``${SOURCE}`` in a name is the message's
-    ``source`` header (log routing: ``xr_${SOURCE}``); such exchanges are
-    declared (or checked) the first time they are used. With ``home`` (the
-    ``cluster`` option) a ``${SOURCE}`` exchange is one of this switch's own
-    sources: a message whose ``from_cluster`` is not ``home`` (about data
-    that entered the network elsewhere, whose source is somebody else's
-    user, even under the same name) is not published there."""
+    ``source`` header (log routing: ``xr_${SOURCE}``). Such an exchange is
+    never declared: a header, which whoever sent the message chose, must not
+    create anything on the broker. It must exist already (dd_audit declares
+    ``xr_<u>`` for each source of the switch), checked with a passive
+    declare (again after ``SOURCE_CHECK_TTL``, so a source added or removed
+    meanwhile is seen); a message naming a source without one is published
+    nowhere (MessageError: the flow logs it, counts it unpublishable and
+    drops it). With ``home`` (the ``cluster`` option) a ``${SOURCE}``
+    exchange is one of this switch's own sources: a message whose
+    ``from_cluster`` is not ``home`` (about data that entered the network
+    elsewhere, whose source is somebody else's user, even under the same
+    name) is not published there."""
 
     def __init__(self, broker, exchange: str, topic_prefix: str, persistent: bool = True,
                  home: str | None = None):
@@ -50,8 +59,13 @@ class Publisher:
         self.persistent = persistent
         self.count = 0
         self._declared: set[str] = set()
+        # header-named exchanges: name -> (exists, when checked, monotonic)
+        self._checked: dict[str, tuple[bool, float]] = {}
 
     def declare(self) -> None:
+        """Declare the fixed exchanges (at each connection: what was known
+        of the exchanges named after sources is checked again, too)."""
+        self._checked.clear()
         for ex in self.exchanges:
             if SOURCE_VAR not in ex:
                 ensure_exchange(self.broker, ex)
@@ -59,22 +73,52 @@ class Publisher:
 
     def targets(self, msg: Message) -> list[str]:
         """The exchanges ``msg`` goes to (MessageError: no usable source)."""
+        return [ex for ex, _named in self._resolve(msg)]
+
+    def _resolve(self, msg: Message) -> list[tuple[str, bool]]:
+        """(exchange, named after the message's source) for each target."""
         out = []
         for ex in self.exchanges:
-            if SOURCE_VAR in ex:
+            named = SOURCE_VAR in ex
+            if named:
                 if self.home and msg.headers.get("from_cluster") != self.home:
                     continue
                 source = msg.headers.get("source", "")
                 if not _EXCHANGE_WORD.fullmatch(source):
                     raise MessageError(f"'{source}' cannot name an exchange", "source")
                 ex = ex.replace(SOURCE_VAR, source)
-            out.append(ex)
+            out.append((ex, named))
         return out
+
+    def _exists(self, name: str) -> bool:
+        """Whether exchange ``name`` is on the broker (a passive declare,
+        remembered for SOURCE_CHECK_TTL seconds); never creates it."""
+        now = time.monotonic()
+        known = self._checked.get(name)
+        if known is not None and now - known[1] < SOURCE_CHECK_TTL:
+            return known[0]
+        try:
+            self.broker.declare_exchange(name, passive=True)
+            found = True
+        except BrokerError as exc:
+            if exc.recoverable:
+                raise
+            found = False
+        if len(self._checked) >= SOURCE_CHECK_MAX:   # many names made up: start again
+            self._checked.clear()
+        self._checked[name] = (found, now)
+        return found
 
     def publish(self, msg: Message, exchange: str | None = None) -> None:
         topic, headers, body, content_type = codec.encode(msg, self.topic_prefix)
-        for ex in [exchange] if exchange else self.targets(msg):
-            if ex not in self._declared:
+        targets = [(exchange, False)] if exchange else self._resolve(msg)
+        for ex, named in targets:       # before anything is published
+            if named and not self._exists(ex):
+                raise MessageError(
+                    f"no exchange {ex}: '{msg.headers.get('source')}' is not a source of "
+                    "this switch; published nowhere", "source")
+        for ex, named in targets:
+            if not named and ex not in self._declared:
                 try:
                     ensure_exchange(self.broker, ex)
                 except BrokerError as exc:
@@ -87,7 +131,18 @@ class Publisher:
         self.count += 1
 
     def flush(self, timeout: float = 60.0) -> None:
-        self.broker.flush(timeout)
+        try:
+            self.broker.flush(timeout)
+        except BrokerError as exc:
+            # an exchange named after a source vanished since it was checked
+            # (dd_audit remove-user): the broker closed the channel. The batch
+            # is done again after a reconnection (declare: checked anew),
+            # rather than the process stopped.
+            if (exc.recoverable or "NOT_FOUND" not in str(exc)
+                    or not any(SOURCE_VAR in ex for ex in self.exchanges)):
+                raise
+            raise BrokerError(f"{exc} (an exchange named after a source is gone: "
+                              "they are checked again)", recoverable=True) from exc
 
 
 class Reporter(Publisher):

@@ -22,12 +22,15 @@ from pathlib import Path
 import pytest
 
 from sarra.broker import Outgoing, make_broker
+from sarra.codec import decode, encode
 from sarra.errors import BrokerError
 from sarra.switch import XREPORT_IN, XSARRA, load_switch
 from sarra.switch.command import main
 from sarra.switch.plan import POST_KEY, REPORT_KEY, Binding, permissions
 from sarra.switch.rabbit import ManagementApi
-from tests.helpers import AMQP_HOST, AMQP_PORT, free_port, port_open, stop_process, tail, wait_for
+from tests.helpers import (AMQP_HOST, AMQP_PORT, free_port, port_open, run_tool, stop_process,
+                           tail, wait_for)
+from tests.integration.flowkit import stop
 
 MGMT_URL = f"http://{AMQP_HOST}:15672/api"
 
@@ -322,6 +325,109 @@ def test_a_switch_on_a_vhost_of_its_own(switch, capsys):
         assert f"xs_{switch.alice}" in switch.api.exchanges()      # the other switch's
         vapi.close()
     finally:
+        switch.api.request("DELETE", f"vhosts/{vhost}", missing_ok=True)
+
+
+# --------------------------------------------------------------------------- the log router
+
+def _log_message(relpath: str, user: str, source: str, cluster: str) -> tuple:
+    """(topic, headers, body, content type) of a log message by ``user``
+    about ``relpath``, whose data would be ``source``'s."""
+    msg = decode("v02.report.x", {"sum": "d," + "0" * 32, "source": source,
+                                  "from_cluster": cluster},
+                 f"20261125120000.000 http://switch.example.com/ {relpath} 201 "
+                 f"{user}.example.com {user} 0.1")
+    return encode(msg, "v02.report")
+
+
+def test_the_log_router_publishes_to_the_sources_exchanges_only(switch, capsys, procs,
+                                                                 tmp_path):
+    """The router dd_audit configures (post_exchange xreport,xr_${SOURCE})
+    creates no exchange for a source that is not the switch's: a log message
+    about 'evil' data goes nowhere, and the router goes on; a source added by
+    add-user gets its log messages at once, one removed by remove-user none,
+    without a restart."""
+    vhost = f"audit-{secrets.token_hex(3)}"
+    desc = switch.path.with_name("router.yaml")
+    desc.write_text(switch.path.read_text().replace(f"{AMQP_PORT}/", f"{AMQP_PORT}/{vhost}"))
+    cluster = load_switch(str(desc)).cluster
+    alice, bob, carol = switch.alice, switch.bob, switch.carol
+    dave = f"da{secrets.token_hex(3)}"
+    switch.extra_users.append(dave)
+    switch.passwords[dave] = "dave-pw"
+    with open(os.environ["SARRA_CONFIG_DIR"] + "/credentials.conf", "a") as f:
+        f.write(f"amqp://{dave}:dave-pw@{AMQP_HOST}:{AMQP_PORT}/\n")
+    vapi = ManagementApi(MGMT_URL, "guest", "guest", vhost)
+    try:
+        assert switch.run(capsys, "declare", str(desc))[0] == 0
+        assert main(["configs", str(desc), "--directory", os.environ["SARRA_CONFIG_DIR"]]) == 0
+        assert run_tool("shovel", "declare", "logs", timeout=60).returncode == 0
+        feeder = make_broker(switch.url(switch.feeder) + vhost)
+        feeder.connect()
+        switch.drivers.append(feeder)
+        seen: dict[str, list[str]] = {}
+
+        def tap(exchange: str) -> None:
+            queue = f"q_{switch.feeder}.tap.{exchange}"
+            feeder.declare_queue(queue, expire_s=120)
+            feeder.bind(queue, exchange, "#")
+            seen[exchange] = []
+
+        def arrived() -> dict[str, list[str]]:
+            for ex in seen:
+                q = f"q_{switch.feeder}.tap.{ex}"
+                c = make_broker(switch.url(switch.feeder) + vhost)
+                c.connect()
+                c.consume(q, 100)
+                got = c.get(0.2)
+                c.ack([d.tag for d in got])
+                c.close()
+                seen[ex] += [decode(d.topic, d.headers, d.body).relpath for d in got]
+            return seen
+
+        for exchange in ("xreport", f"xr_{alice}", f"xr_{bob}"):
+            tap(exchange)
+        router = procs.start_tool("shovel", "foreground", "logs", log=tmp_path / "router.log")
+        c = make_broker(switch.url(carol) + vhost)
+        c.connect()
+        switch.drivers.append(c)
+
+        def send(relpath: str, source: str) -> None:
+            c.publish(Outgoing(f"xs_{carol}", *_log_message(relpath, carol, source, cluster)))
+            c.flush(10)
+
+        send("evil/etc/passwd", "evil")                  # no such source here
+        send(f"{bob}/b1.dat", bob)
+        send(f"{alice}/a1.dat", alice)
+        wait_for(lambda: f"{alice}/a1.dat" in arrived()[f"xr_{alice}"], timeout=30,
+                 interval=0.3, what="alice's log message, after evil's")
+        assert "xr_evil" not in vapi.exchanges()
+        assert seen[f"xr_{bob}"] == [f"{bob}/b1.dat"]
+        assert router.poll() is None, (tmp_path / "router.log").read_text()[-3000:]
+
+        # a source added while the router runs gets its log messages
+        assert main(["add-user", str(desc), dave, "source"]) == 0
+        tap(f"xr_{dave}")
+        send(f"{dave}/d1.dat", dave)
+        # one removed gets none: the router had xr_bob in mind, and the broker
+        # refuses the message (NOT_FOUND); the batch again, and it is dropped
+        assert main(["remove-user", str(desc), bob]) == 0
+        del seen[f"xr_{bob}"]
+        send(f"{bob}/b2.dat", bob)
+        send(f"{alice}/a2.dat", alice)
+        wait_for(lambda: f"{alice}/a2.dat" in arrived()[f"xr_{alice}"]
+                 and f"{dave}/d1.dat" in seen[f"xr_{dave}"], timeout=30, interval=0.3,
+                 what="dave's log message, and alice's after bob's")
+        assert f"xr_{bob}" not in vapi.exchanges() and "xr_evil" not in vapi.exchanges()
+        assert "evil/etc/passwd" not in seen["xreport"]      # published nowhere
+        assert seen[f"xr_{alice}"] == [f"{alice}/a1.dat", f"{alice}/a2.dat"]
+        text = stop(router)
+        assert "'unpublishable': 2" in text, text[-3000:]      # evil's, bob's after removal
+        assert text.count("no exchange xr_evil: 'evil' is not a source of this switch") == 1
+        assert f"no exchange xr_{bob}: '{bob}' is not a source" in text
+        assert "Traceback" not in text
+    finally:
+        vapi.close()
         switch.api.request("DELETE", f"vhosts/{vhost}", missing_ok=True)
 
 
