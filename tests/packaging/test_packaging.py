@@ -753,6 +753,44 @@ def test_every_tool_answers_help_and_version_from_the_root(installed, tool, tmp_
     assert "usage" in _ok(helped, f"{HOST_PYTHON} {exe} --help").lower(), helped.stdout
 
 
+def test_deb_instance_starts_from_a_directory_holding_a_sarra_folder(
+        installed, tmp_path):
+    """dd_subscribe start as the .deb installs it, run from a directory with
+    a folder named sarra: the instance (/usr/bin/python3 -P -m sarra.cli)
+    imports the package of the root, connects to the local broker and
+    reports; start waits for it and says so."""
+    _deb_python_depends_installed()
+    root = installed["root"]
+    env = _root_python_env(root, tmp_path)
+    work = tmp_path / "work"
+    (work / "sarra").mkdir(parents=True)
+    (work / "sarra" / "__init__.py").write_text("")
+    (tmp_path / "config" / "subscribe").mkdir(parents=True)
+    (tmp_path / "config" / "subscribe" / "deb.conf").write_text(
+        "broker amqp://guest@127.0.0.1/\nexchange amq.topic\n"
+        f"subtopic sarra.packaging.{os.getpid()}\nexpire 1m\n"
+        f"directory {tmp_path / 'dst'}\naccept .*\nreport_back off\n")
+    creds = tmp_path / "config" / "credentials.conf"
+    creds.write_text("amqp://guest:guest@127.0.0.1/\n")
+    creds.chmod(0o600)
+    exe = str(root / "usr/bin/dd_subscribe")
+    started = _run([HOST_PYTHON, exe, "start", "deb"], cwd=work, env=env, timeout=60)
+    try:
+        out = _ok(started, "dd_subscribe start deb")
+        assert "subscribe/deb instance 1 started (pid " in out and "not reported" not in out, \
+            out
+        pid = int((tmp_path / "state/subscribe/deb/subscribe_deb_01.pid").read_text().split()[0])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        assert argv[:4] == [HOST_PYTHON, "-P", "-m", "sarra.cli"], argv
+        log = (tmp_path / "state/log/subscribe_deb_01.log").read_text()
+        assert "bound to amq.topic" in log, log
+        status = _run([HOST_PYTHON, exe, "status", "deb"], cwd=work, env=env)
+        assert "subscribe/deb: running (1/1 instances)" in _ok(status, "status"), status.stdout
+    finally:
+        stopped = _run([HOST_PYTHON, exe, "stop", "deb"], cwd=work, env=env, timeout=60)
+    assert "subscribe/deb stopped (1 instances)" in _ok(stopped, "stop"), stopped.stdout
+
+
 def test_deb_removes_and_purges_from_a_throwaway_root(deb, tmp_path):
     """dpkg -r then --purge: the package's files, its state and the units' links go;
     /etc/sarra is left to the administrator; this machine is untouched."""
