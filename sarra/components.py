@@ -37,7 +37,7 @@ def instance() -> int:
     return int(os.environ.get("SARRA_INSTANCE", "0") or 0)
 
 
-RETRY_FILE = re.compile(r"^retry\.(\d+)\.jsonl$")
+RETRY_FILE = re.compile(r"retry\.([0-9]+)\.jsonl")
 
 
 def _retry_queue(tool: str, cfg) -> RetryQueue:
@@ -50,7 +50,7 @@ def _retry_queue(tool: str, cfg) -> RetryQueue:
     if n == 1:
         folder = os.path.dirname(path)
         for name in sorted(os.listdir(folder)):
-            m = RETRY_FILE.match(name)
+            m = RETRY_FILE.fullmatch(name)
             if m and int(m.group(1)) > cfg.instances and not service.alive(
                     tool, cfg.key, int(m.group(1))):
                 queue.adopt(os.path.join(folder, name))

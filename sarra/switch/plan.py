@@ -1,7 +1,7 @@
 """What a switch description asks of the broker, and how the broker differs.
 
 Pure functions on plain data (no I/O): ``permissions(role, user)`` gives the
-RabbitMQ regexes of PROTOCOL.md A.9, ``build_plan`` the users, exchanges and
+RabbitMQ regexes of doc/protocol.md §8.4, ``build_plan`` the users, exchanges and
 exchange-to-exchange bindings a switch needs, and ``differences`` compares a
 plan with a ``BrokerState`` read from the broker (rabbit.py does the reading
 and the applying).
@@ -87,8 +87,9 @@ def user_exchanges(user: str) -> tuple[str, str]:
 
 
 def owned_by(name: str, user: str) -> bool:
-    """Whether exchange ``name`` belongs to ``user`` (xs_u, xr_u, xs_u_suffix...)."""
-    return re.match(rf"^x[sr]_{re.escape(user)}(_.*)?$", name) is not None
+    """Whether exchange ``name`` belongs to ``user`` (xs_u, xr_u, xs_u_suffix...),
+    the whole name ('$' would take "xs_u\\n" for xs_u)."""
+    return re.fullmatch(rf"x[sr]_{re.escape(user)}(_.*)?", name, re.DOTALL) is not None
 
 
 def password_matches(password_hash: str, algorithm: str, password: str) -> bool:

@@ -229,6 +229,8 @@ def test_feeder_and_admin_get_everything():
 def test_owned_by():
     assert owned_by("xs_alice", "alice") and owned_by("xr_alice_2", "alice")
     assert not owned_by("xs_alicex", "alice") and not owned_by("xs_alice", "al")
+    assert owned_by("xs_alice_a\nb", "alice")             # a suffix is a suffix
+    assert not owned_by("xs_alice\n", "alice") and not owned_by("xr_alice ", "alice")
 
 
 # --------------------------------------------------------------------------- passwords
