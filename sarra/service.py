@@ -91,6 +91,8 @@ def instance_process(pid: int, created: float | None, tool: str,
             argv = proc.cmdline()
         except psutil.AccessDenied:
             return proc
+        if not argv and created is not None:
+            return proc          # (empty for a moment as it starts: the start time says)
         return proc if _runs(argv, tool, config) else None
     except psutil.NoSuchProcess:
         return None
