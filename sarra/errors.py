@@ -3,6 +3,7 @@
 Library exceptions are converted at the boundary (the driver or transfer
 module that imports the library); callers only ever see these.
 """
+import errno
 
 
 class SarraError(Exception):
@@ -58,6 +59,40 @@ class TransferError(SarraError):
     def __init__(self, message: str, code: int = 499, recoverable: bool = True):
         self.code, self.recoverable = code, recoverable
         super().__init__(message)
+
+
+class LocalError(TransferError):
+    """An operation on the local tree failed (a write, a rename, a
+    directory that cannot be made): the fault is here, not at the data's
+    source. ``code`` 507 (Insufficient Storage) when the file system is
+    full or a quota is reached (ENOSPC, EDQUOT), 500 for any other errno
+    (ENOTDIR, EACCES, EPERM, EROFS, ELOOP, EISDIR, EIO...). Worth retrying
+    (it may be fixed here meanwhile), except a name the file system cannot
+    hold (ENAMETOOLONG, EILSEQ). The text names the local path and the
+    errno."""
+
+    FULL = ("ENOSPC", "EDQUOT")
+    NEVER = ("ENAMETOOLONG", "EILSEQ")
+
+    def __init__(self, message: str, code: int = 500, recoverable: bool = True,
+                 errno_name: str | None = None):
+        self.errno_name = errno_name
+        super().__init__(message, code=code, recoverable=recoverable)
+
+    @classmethod
+    def of(cls, exc: OSError, path: str | None = None) -> "LocalError":
+        """The LocalError for ``exc``, about ``exc.filename`` or else ``path``."""
+        name = errno.errorcode.get(exc.errno, f"errno {exc.errno}") if exc.errno \
+            else type(exc).__name__
+        where = exc.filename if exc.filename is not None else path
+        if isinstance(where, bytes):
+            where = where.decode("utf-8", "surrogateescape")
+        text = f"local error: {where}: {name} ({exc.strerror or exc})" if where \
+            else f"local error: {name} ({exc.strerror or exc})"
+        if exc.filename2 is not None:
+            text += f" (to {exc.filename2})"
+        return cls(text, code=507 if name in cls.FULL else 500,
+                   recoverable=name not in cls.NEVER, errno_name=name)
 
 
 class ChecksumError(SarraError):

@@ -18,6 +18,7 @@ import os
 import posixpath
 
 from .. import checksum
+from ..containment import check_link
 from ..errors import (ChecksumError, ConfigError, MessageError, TransferError,
                       UnsafePathError)
 from ..message import Message, inside, parse_time, safe_join
@@ -41,6 +42,20 @@ def remote_join(root: str, relpath: str) -> str:
     if ".." in parts:
         raise UnsafePathError(f"'{relpath}' contains '..'", "relpath")
     return root.rstrip("/") + "/" + "/".join(parts)
+
+
+def remote_link_check(root: str, path: str, link: str) -> None:
+    """UnsafePathError unless a link ``path`` -> ``link`` on the server
+    obeys the link rule (sarra/containment.py) below ``root``: the server's
+    tree is not ours, so the depth is that of the path as written (remote
+    paths hold no '..': remote_join), and the lexical resolution must stay
+    below ``root`` too."""
+    parent = posixpath.dirname(path)
+    rel = posixpath.relpath(parent, root) if parent != root else "."
+    check_link(link, 0 if rel == "." else len(rel.split("/")), root)
+    where = posixpath.normpath(posixpath.join(parent, link))
+    if not (where == root or where.startswith(root.rstrip("/") + "/")):
+        raise UnsafePathError(f"link target '{link}' is outside {root}", "link")
 
 
 class Sender:
@@ -100,6 +115,8 @@ class Sender:
         if op == "file":
             return self._file(msg, url)
         if op == "delete":
+            if target.rename_to is not None:
+                self._check_moved_link(msg, target)
             if target.rename_to is not None and t.rename(
                     url, self._url(target.rename_to), self.cfg.default_dir_mode):
                 return Done(201, "Renamed")
@@ -152,12 +169,26 @@ class Sender:
         link = msg.headers.get("link")
         if not link:
             raise MessageError("a symlink post (sum L) without a link header", "link")
-        where = posixpath.normpath(posixpath.join(posixpath.dirname(target.path), link))
-        if link.startswith("/") or not (where == target.root
-                                        or where.startswith(target.root.rstrip("/") + "/")):
-            raise UnsafePathError(f"link target '{link}' is outside {target.root}", "link")
+        remote_link_check(target.root, target.path, link)
         self._transfer.symlink(url, link, self.cfg.default_dir_mode)
         return Done(201, "Linked")
+
+    def _check_moved_link(self, msg: Message, target: Target) -> None:
+        """A rename moves a symbolic link on the server when the switch's
+        file at the new name is one: it must obey the link rule at its new
+        place there (UnsafePathError, nothing renamed)."""
+        newname = msg.headers["newname"]
+        try:      # (local_file would resolve the link itself)
+            if msg.base_url.startswith("file:"):
+                new = url_path(msg.base_url + newname)
+            elif self.cfg.base_dir:
+                new = safe_join(self.cfg.base_dir, newname)
+            else:
+                return
+        except (MessageError, TransferError):
+            return
+        if os.path.islink(new):
+            remote_link_check(target.root, target.rename_to, os.readlink(new))
 
     def _metadata(self, msg: Message) -> tuple[int | None, tuple[float, float] | None]:
         """(mode, (atime, mtime)) for the remote copy, from the post's headers

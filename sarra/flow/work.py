@@ -3,59 +3,34 @@
 A file is downloaded to an inflight name, checksummed while it streams,
 checked for size and sum, given its mode and mtime, and only then renamed to
 its final name. Deletes, symlinks and directories are applied directly.
-Every path goes through ``safe_join``: nothing lands outside the directory.
+Every path goes through ``safe_join`` when the target is computed, and is
+resolved again right before each operation (sarra/containment.py): nothing
+lands outside the directory, and links obey the link rule there, so that no
+later link, rename or delete makes a path of the tree resolve outside it.
+An OSError of the local side becomes a LocalError (500, or 507 when the
+disk is full), retried; the transfer's own failures stay the source's
+(TransferError, 499...). Only inflight files this configuration made and
+recorded (flow/inflight.py) are ever swept as stale.
 """
-import fcntl
 import logging
 import os
 import shutil
 import stat
 import time
-from .. import checksum
-from ..errors import ChecksumError, MessageError, TransferError, UnsafePathError
-from ..message import Message, inside, parse_time, safe_join
+from .. import checksum, containment
+from ..config import paths
+from ..errors import (ChecksumError, ConfigError, LocalError, MessageError, TransferError,
+                      UnsafePathError)
+from ..message import Message, parse_time, safe_join
 from ..parts import Parts, part_suffix
 from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
 from ..transfer.base import Limits
 from .assembly import Record, State, file_end, older, version_of
 from .contracts import Done, Target
 from .filter import Placement, expand_directory, placed_relpath
+from .inflight import InflightFiles
 
 log = logging.getLogger(__name__)
-
-
-STALE_DIRS = 1000     # directories remembered for the cleanup of stale inflight files
-
-
-def is_inflight(name: str, inflight: str | None) -> bool:
-    """Does this file name look like one of our inflight names?"""
-    if not inflight or inflight.upper() == "NONE" or inflight.endswith("/"):
-        return False
-    if inflight == ".":
-        return name.startswith(".")
-    return name.endswith(inflight)
-
-
-def remove_if_stale(path: str, age: float) -> bool:
-    """Unlink ``path`` if it is a file older than ``age`` s that nobody holds locked."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or time.time() - st.st_mtime < age:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False        # a live writer
-        os.unlink(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def inflight_name(path: str, inflight: str | None) -> str:
@@ -84,19 +59,23 @@ def verify(msg: Message, summer, got: int, size: int | None) -> None:
 
 
 class Downloader:
-    """Work stage of subscribe (and, later, sara)."""
+    """Work stage of subscribe and sara. ConfigError (option ``directory``)
+    when a destination directory cannot be made or written into."""
 
     def __init__(self, cfg, tick=None, throttle=None):
         self.cfg = cfg
         self._tick = tick
         self._throttle = throttle     # byte rate, shared by the instances
-        self._dirs: dict[str, None] = {}   # where inflight files were made (recent first)
         self._transfers: dict[str, object] = {}
+        for directory in dict.fromkeys([cfg.directory, *(m.directory for m in cfg.masks)]):
+            check_directory(directory)
+        self._ours = InflightFiles(lambda: _record_path(cfg))   # ours, for the sweep
 
     def close(self) -> None:
         for t in self._transfers.values():
             t.close()
         self._transfers.clear()
+        self._ours.close()
 
     def transfer(self, url: str):
         scheme = scheme_of(url)
@@ -107,7 +86,7 @@ class Downloader:
                                     recoverable=False)
             self._transfers[scheme] = cls(timeout=self.cfg.timeout,
                                           credentials=self.cfg.credentials)
-        return self._transfers[scheme]
+        return _Source(self._transfers[scheme])
 
     def target(self, msg: Message, placement: Placement) -> Target:
         """Where ``msg`` goes (UnsafePathError if that is outside the directory)."""
@@ -117,21 +96,30 @@ class Downloader:
     def apply(self, msg: Message, target: Target) -> Done:
         """Do what ``msg`` announces at ``target``.
 
-        Raises MessageError (bad message: not worth retrying), TransferError
-        or ChecksumError (worth retrying).
+        Raises MessageError (bad message: not worth retrying; UnsafePathError,
+        a path or link that would lead outside the directory, now), TransferError
+        or ChecksumError (worth retrying when ``recoverable``); a failure of
+        the local side is a LocalError (a TransferError: 500, 507 disk full).
         """
-        op, local = msg.operation, target.path
+        try:
+            return self._apply(msg, target)
+        except OSError as exc:
+            raise LocalError.of(exc, target.path) from exc
+
+    def _apply(self, msg: Message, target: Target) -> Done:
+        op, tree = msg.operation, containment.Tree(target.root)
+        local = tree.resolve(target.path)   # now, not when the target was computed
         if op == "file":
-            return self._file(msg, local)
+            return self._file(msg, local, tree)
         if op == "delete":
             if target.rename_to is not None and os.path.lexists(local):
-                return self._rename(local, target.rename_to)
+                return self._rename(tree, local, target.rename_to)
             return self._delete(local)
         if op == "link":
-            return self._link(msg, target)
+            return self._link(msg, tree, local)
         if op == "mkdir":
             existed = os.path.isdir(local)
-            os.makedirs(local, mode=self.cfg.default_dir_mode, exist_ok=True)
+            tree.make_dirs(local, self.cfg.default_dir_mode)
             return Done(202, "Accepted: directory exists") if existed else Done(201, "Created")
         if op == "rmdir":
             try:
@@ -144,21 +132,20 @@ class Downloader:
         raise MessageError(f"unknown operation {op}", "sum")
 
     # -- operations ------------------------------------------------------
-    def _file(self, msg: Message, local: str) -> Done:
+    def _file(self, msg: Message, local: str, tree: containment.Tree) -> Done:
         parts = msg.parts
         if parts is not None and not parts.is_whole:
-            return self._block(msg, local, parts)
+            return self._block(msg, local, parts, tree)
         method = checksum.verify_method(msg.headers.get("sum", ""))
         seen = _stat(local)
         if not self.cfg.overwrite and self._same(local, seen, msg, method):
             return Done(304, "Not modified: identical file already present")
         size = parts.file_size if parts is not None else None
-        tmp = inflight_name(local, self.cfg.inflight)
-        os.makedirs(os.path.dirname(tmp) or ".", mode=self.cfg.default_dir_mode,
-                    exist_ok=True)
-        self._remember(os.path.dirname(tmp))
+        tmp = self._inflight(tree, local)
         summer = checksum.new(method) if method else None
         with open_inflight(tmp, self.cfg.timeout) as out:
+            if tmp != local:
+                self._ours.made(tmp, out.fileno())
             stream = None
             try:
                 # another instance may have put it in place while we waited
@@ -167,6 +154,7 @@ class Downloader:
                         and self._same(local, now, msg, method)):
                     if tmp != local:
                         remove_quietly(tmp)
+                        self._ours.gone(tmp)
                     return Done(304, "Not modified: identical file already present")
                 stream = self.transfer(msg.url).open(msg.url, 0, size)
                 got = copy(stream, out, size, [summer] if summer else [],
@@ -176,10 +164,13 @@ class Downloader:
                 verify(msg, summer, got, size)
                 self._set_metadata(msg, tmp)
                 if tmp != local:
-                    os.replace(tmp, local)   # still locked: a waiting writer starts over
+                    final = tree.resolve(local)   # checked again, now
+                    os.replace(tmp, final)   # still locked: a waiting writer starts over
+                    self._ours.gone(tmp, final)
             except BaseException:
                 if tmp != local:
                     remove_quietly(tmp)
+                    self._ours.gone(tmp)
                 raise
             finally:
                 if stream is not None:
@@ -191,7 +182,7 @@ class Downloader:
         return Done(201, "Downloaded")
 
     # -- blocks ------------------------------------------------------------
-    def _block(self, msg: Message, local: str, p: Parts) -> Done:
+    def _block(self, msg: Message, local: str, p: Parts, tree: containment.Tree) -> Done:
         """Fetch one block into the inflight file at its offset, verify it,
         record it; the writer of the last missing block puts the file in
         place (its ``Done.completed`` says so, for on_file and re-posts)."""
@@ -199,10 +190,7 @@ class Downloader:
         label = f"block {p.bno + 1}/{p.blktot}"
         if not self.cfg.overwrite and self._same_block(local, msg, p, method):
             return self._already_whole(msg, label)
-        tmp = inflight_name(local, self.cfg.inflight)
-        os.makedirs(os.path.dirname(tmp) or ".", mode=self.cfg.default_dir_mode,
-                    exist_ok=True)
-        self._remember(os.path.dirname(tmp))
+        tmp = self._inflight(tree, local)
         record_path = tmp + ".blocks" if tmp != local else local + ".blocks"
         version = version_of(msg, p)
         with Record(record_path) as rec:
@@ -218,6 +206,7 @@ class Downloader:
                 state = State(version, [False] * p.blktot)   # a new file, or a new version
                 if tmp != local:
                     remove_quietly(tmp)
+                    self._ours.gone(tmp)
                 rec.write(state)
             elif state.done[p.bno]:
                 return Done(304, f"Not modified: {label} already received")
@@ -226,6 +215,8 @@ class Downloader:
         if self.cfg.inplace:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
+                if tmp != local:
+                    self._ours.made(tmp, fd)
                 got = self._fetch(msg, offset, p.length, _At(fd, p.offset), summer)
             finally:
                 os.close(fd)
@@ -234,16 +225,20 @@ class Downloader:
             part = local + part_suffix(p, msg.sum[0])
             part_tmp = inflight_name(part, self.cfg.inflight)
             with open_inflight(part_tmp, self.cfg.timeout) as out:
+                if part_tmp != part:
+                    self._ours.made(part_tmp, out.fileno())
                 try:
                     got = self._fetch(msg, offset, p.length, out, summer)
                     out.flush()
                     verify(msg, summer, got, p.length)
                     if part_tmp != part:
-                        os.replace(part_tmp, part)
+                        os.replace(part_tmp, tree.resolve(part))
+                        self._ours.gone(part_tmp)
                 except BaseException:
                     remove_quietly(part_tmp)
+                    self._ours.gone(part_tmp)
                     raise
-        return self._block_done(msg, local, tmp, record_path, version, p, label)
+        return self._block_done(msg, local, tmp, record_path, version, p, label, tree)
 
     def _fetch(self, msg: Message, offset: int, length: int, out, summer) -> int:
         stream = self.transfer(msg.url).open(msg.url, offset, length)
@@ -261,6 +256,8 @@ class Downloader:
                  for n in range(p.blktot)]
         remove_quietly(tmp)     # a symlink planted there is removed, never written through
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        if tmp != local:
+            self._ours.made(tmp, fd)
         with os.fdopen(fd, "wb") as out:
             for n, path in enumerate(parts):
                 with open(path, "rb") as f:
@@ -278,7 +275,7 @@ class Downloader:
                     completed=msg.redelivered)
 
     def _block_done(self, msg: Message, local: str, tmp: str, record_path: str,
-                    version: str, p: Parts, label: str) -> Done:
+                    version: str, p: Parts, label: str, tree: containment.Tree) -> Done:
         with Record(record_path) as rec:
             state = rec.read()
             if state is None or state.version != version:
@@ -297,7 +294,9 @@ class Downloader:
                 os.truncate(tmp, state.end)
             self._set_metadata(msg, tmp)
             if tmp != local:
-                os.replace(tmp, local)
+                final = tree.resolve(local)   # checked again, now
+                os.replace(tmp, final)
+                self._ours.gone(tmp, final)
             rec.remove()
         return Done(201, f"Downloaded: {label} completed the file", completed=True)
 
@@ -318,27 +317,23 @@ class Downloader:
         want = f"{method},{msg.sum[1].lower()}"
         return checksum.sum_file(local, method, p.offset, p.length, self.cfg.bufsize) == want
 
-    def _remember(self, directory: str) -> None:
-        self._dirs.pop(directory, None)
-        self._dirs[directory] = None
-        if len(self._dirs) > STALE_DIRS:
-            del self._dirs[next(iter(self._dirs))]
+    def _inflight(self, tree: containment.Tree, local: str) -> str:
+        """The inflight name of ``local`` (resolved just now), its directory
+        made in the tree."""
+        tmp = inflight_name(local, self.cfg.inflight)
+        folder = os.path.dirname(tmp)
+        where = tree.make_dirs(folder, self.cfg.default_dir_mode,
+                               resolved=folder == os.path.dirname(local))
+        return os.path.join(where, os.path.basename(tmp))
 
     def clean_stale(self, age: float) -> int:
-        """Remove inflight files older than ``age`` seconds that no writer
-        holds (left by a killed process), in the directories we wrote in."""
-        removed = 0
-        for directory in list(self._dirs):
-            try:
-                names = os.listdir(directory)
-            except OSError:
-                self._dirs.pop(directory, None)
-                continue
-            for name in names:
-                path = os.path.join(directory, name)
-                if is_inflight(name, self.cfg.inflight) and not name.endswith(".blocks") and \
-                        not os.path.exists(path + ".blocks") and remove_if_stale(path, age):
-                    removed += 1   # (a file being assembled from blocks is not stale)
+        """Remove the inflight files this configuration made and recorded
+        (flow/inflight.py: this process's, and those a killed process of the
+        configuration left) that are older than ``age`` seconds and that no
+        writer holds. Nothing else: a delivered file named like an inflight
+        file is never touched. A file being put together from blocks (its
+        ``.blocks`` record beside it) is not stale."""
+        removed = self._ours.sweep(age, keep=lambda path: os.path.exists(path + ".blocks"))
         if removed:
             log.info("removed %d stale inflight files", removed)
         return removed
@@ -384,28 +379,113 @@ class Downloader:
             return Done(202, "Accepted: already absent")
         return Done(201, "Deleted")
 
-    def _rename(self, local: str, new: str) -> Done:
-        if os.path.isdir(local) and not os.path.islink(local):
+    def _rename(self, tree: containment.Tree, local: str, new: str) -> Done:
+        """Move ``local`` to ``new``. A symbolic link is moved only if it
+        obeys the link rule at its new place (else UnsafePathError, and it
+        stays where it was)."""
+        st = os.lstat(local)
+        if stat.S_ISDIR(st.st_mode):
             raise MessageError("a rename (R with newname) names a directory", "sum")
-        os.makedirs(os.path.dirname(new) or ".", mode=self.cfg.default_dir_mode,
-                    exist_ok=True)
-        os.replace(local, new)
+        where = tree.make_dirs(os.path.dirname(new), self.cfg.default_dir_mode)
+        name = os.path.basename(new)
+        if not stat.S_ISLNK(st.st_mode):
+            os.replace(local, os.path.join(where, name))
+            return Done(201, "Renamed")
+        fd = containment.open_dir(where)     # the directory the link lands in, held
+        try:
+            tree.check_link(where, os.readlink(local))
+            os.replace(local, name, dst_dir_fd=fd)
+        finally:
+            os.close(fd)
         return Done(201, "Renamed")
 
-    def _link(self, msg: Message, target: Target) -> Done:
+    def _link(self, msg: Message, tree: containment.Tree, local: str) -> Done:
+        """Make the symbolic link ``local`` -> the ``link`` header, if it
+        obeys the link rule (sarra/containment.py) in the real directory it
+        is made in, and resolves inside the tree."""
         link = msg.headers.get("link")
         if not link:
             raise MessageError("a symlink post (sum L) without a link header", "link")
-        local = target.path
-        if os.path.isabs(link) or not inside(
-                target.root, os.path.realpath(os.path.join(os.path.dirname(local), link))):
-            raise UnsafePathError(f"link target '{link}' is outside {target.root}", "link")
-        os.makedirs(os.path.dirname(local) or ".", mode=self.cfg.default_dir_mode,
-                    exist_ok=True)
-        tmp = f"{local}.{os.getpid()}.{time.monotonic_ns()}.lnk"
-        os.symlink(link, tmp)
-        os.replace(tmp, local)  # replaces the link itself, never what it points to
+        where = tree.make_dirs(os.path.dirname(local), self.cfg.default_dir_mode,
+                               resolved=True)
+        name = os.path.basename(local)
+        fd = containment.open_dir(where)     # made and replaced in that very directory
+        try:
+            tree.check_link(where, link)
+            tmp = f"{name}.{os.getpid()}.{time.monotonic_ns()}.lnk"
+            os.symlink(link, tmp, dir_fd=fd)
+            try:   # replaces the link itself, never what it points to
+                os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except BaseException:
+                os.unlink(tmp, dir_fd=fd)
+                raise
+        finally:
+            os.close(fd)
         return Done(201, "Linked")
+
+
+def check_directory(directory: str) -> None:
+    """ConfigError (option ``directory``) unless ``directory`` (its part
+    before any ``${...}``) can be written into: it is a directory we may
+    write into, or the first of its ancestors that exists is."""
+    head = directory.split("${", 1)[0]
+    if head != directory:           # the directory the variable's component is in
+        head = head[:head.rfind("/") + 1] if "/" in head else ""
+    path = os.path.abspath(head or ".")
+    probe = path
+    while not os.path.lexists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        what = "a dangling symbolic link" if os.path.islink(probe) else "not a directory"
+        raise ConfigError(f"'{directory}' cannot be made: {probe} is {what}",
+                          option="directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        made = "" if probe == path else f" (to make {path})"
+        raise ConfigError(f"'{directory}': cannot write into {probe}{made}",
+                          option="directory")
+
+
+def _record_path(cfg) -> str:
+    """This instance's record of inflight files, in the configuration's state
+    directory (flow/inflight.py)."""
+    n = int(os.environ.get("SARRA_INSTANCE", "0") or 0)    # as components.instance()
+    return paths.state_path(cfg.tool, cfg.key, f"inflight.{n:02d}.list")
+
+
+class _Source:
+    """A transfer whose failures to read are the source's: TransferError
+    (499, retried), never an OSError, which the Downloader takes for a
+    failure of the local side (LocalError)."""
+
+    def __init__(self, transfer):
+        self._transfer = transfer
+
+    def open(self, url: str, offset: int = 0, length: int | None = None):
+        try:
+            return _SourceStream(self._transfer.open(url, offset, length), url)
+        except OSError as exc:
+            raise TransferError(f"{url}: {exc}") from exc
+
+    def close(self) -> None:
+        self._transfer.close()
+
+
+class _SourceStream:
+    def __init__(self, stream, url: str):
+        self._stream, self._url = stream, url
+
+    @property
+    def size(self):
+        return getattr(self._stream, "size", None)
+
+    def read(self, n: int) -> bytes:
+        try:
+            return self._stream.read(n)
+        except OSError as exc:
+            raise TransferError(f"reading {self._url}: {exc}") from exc
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 class _At:

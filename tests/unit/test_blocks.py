@@ -15,6 +15,12 @@ from sarra.flow.work import Downloader, Target
 BSZ = 8
 
 
+@pytest.fixture(autouse=True)
+def _state(tmp_path, monkeypatch):
+    """The record of inflight files (flow/inflight.py) goes to a private state dir."""
+    monkeypatch.setenv("SARRA_STATE_DIR", str(tmp_path / "state"))
+
+
 def setup(tmp_path, *extra):
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.mkdir(exist_ok=True)
