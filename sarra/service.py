@@ -372,18 +372,26 @@ def status(tool: str, config: str, instances: int) -> int:
     return 0 if d["state"] == "running" else 1
 
 
-def sanity(tool: str, config: str, config_arg: str, instances: int) -> int:
-    """Restart the dead instances of a configuration that was started (it
-    has pid files) and not stopped. Returns how many were started."""
+def relaunch(tool: str, config: str, config_arg: str, instances: int) -> list[Launched]:
+    """Start again, without waiting, the dead instances of a configuration
+    that was started (it has pid files) and not stopped, with the options
+    it was started with."""
     if not pid_files(tool, config):
-        return 0
+        return []
     up = running(tool, config, instances)
     if len(up) == instances:
-        return 0
+        return []
     log.warning("%s/%s: %d of %d instances running: starting the others", tool, config,
                 len(up), instances)
-    start(tool, config, config_arg, instances, _saved_overrides(tool, config))
-    return instances - len(up)
+    return launch(tool, config, config_arg, instances, _saved_overrides(tool, config))
+
+
+def sanity(tool: str, config: str, config_arg: str, instances: int) -> int:
+    """``relaunch``, then wait for those instances. Returns how many were started."""
+    started = relaunch(tool, config, config_arg, instances)
+    if started:
+        wait_started(started)
+    return len(started)
 
 
 def tail(path: str, lines: int) -> list[str]:
