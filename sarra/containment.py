@@ -33,6 +33,7 @@ there. Links made by others (not obeying the rule) are still caught by the
 check at every use, which also refuses a link target whose resolution
 (``realpath``) is outside the root.
 """
+import errno
 import os
 import stat
 
@@ -124,6 +125,7 @@ class Tree:
                 return where            # the usual case: already there
             if resolved:                # something else there now: look again
                 return self.make_dirs(directory, mode)
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), where)
         except FileNotFoundError:
             pass
         os.makedirs(where, mode=mode, exist_ok=True)

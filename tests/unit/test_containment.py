@@ -615,3 +615,16 @@ def test_dd_sender_makes_and_moves_remote_links_by_the_rule(tmp_path, monkeypatc
     assert apply("a/b/l", sum_name("R", "l"), newname="a/b/m").code == 201
     assert s._transfer.calls[-1] == ("rename", "sftp://bob@h/srv/in/a/b/l",
                                      "sftp://bob@h/srv/in/a/b/m")
+
+
+def test_a_link_or_directory_through_a_regular_file_is_enotdir(tmp_path):
+    dst = tmp_path / "dst"
+    w = subscriber(dst)
+    dst.mkdir()
+    (dst / "blocker").write_bytes(b"x")
+    for apply in (lambda: link(w, "blocker/l", "x"), lambda: mkdir(w, "blocker/d"),
+                  lambda: mkdir(w, "blocker")):
+        with pytest.raises(LocalError) as err:
+            apply()
+        assert (err.value.code, err.value.errno_name) == (500, "ENOTDIR"), str(err.value)
+        assert str(dst / "blocker") in str(err.value)
