@@ -323,7 +323,9 @@ def _quarantine(tool: str, name: str, verb: str, ids: list[str]) -> int:
     return 0
 
 
-def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
+def _operate_one(action: str, tool: str, name: str, lines: int, launched: list) -> int:
+    """``action`` on one configuration; the instances it starts are added to
+    ``launched`` (the caller waits for all of them at once)."""
     cfg = load_config(tool, name, [], tools.tool(tool).presets)
     if action == "list":
         print(f"{tool}/{name}: {paths.config_file(tool, name)} "
@@ -338,7 +340,7 @@ def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
             print("\n".join(service.tail(path, lines)))
         return 0
     if action == "sanity":
-        service.sanity(tool, name, name, cfg.instances)
+        launched += service.relaunch(tool, name, name, cfg.instances)
         return 0
     if action in ("declare", "cleanup"):
         return _declare(tool, cfg, cleanup=action == "cleanup")
@@ -347,7 +349,7 @@ def _operate_one(action: str, tool: str, name: str, lines: int) -> int:
     if action in ("stop", "restart"):
         service.stop(tool, name, cfg.instances)
     if action in ("start", "restart"):
-        return service.start(tool, name, name, cfg.instances, [])
+        launched += service.launch(tool, name, name, cfg.instances, [])
     return 0
 
 
@@ -399,10 +401,11 @@ def operate(argv: list[str]) -> int:
     if not chosen:
         print(f"sarra: no configurations in {paths.config_dir()}", file=sys.stderr)
     worst = 0
+    launched: list = []
     for tool, name in chosen:
         try:
             rc = _quarantine(tool, name, verb, ids) if action == "quarantine" else \
-                _operate_one(action, tool, name, lines)
+                _operate_one(action, tool, name, lines, launched)
         except ConfigError as exc:
             print(f"sarra: {tool}/{name}: {exc}", file=sys.stderr)
             rc = 2
@@ -410,6 +413,8 @@ def operate(argv: list[str]) -> int:
             print(f"sarra: {tool}/{name}: {exc}", file=sys.stderr)
             rc = 1
         worst = max(worst, rc)
+    if launched:   # every configuration's instances, waited for at once
+        worst = max(worst, service.wait_started(launched))
     return worst
 
 
