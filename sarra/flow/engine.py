@@ -557,7 +557,9 @@ class Flow:
         will hear of the last)."""
         if self.retry is None:
             return []
-        given_up = self.retry.put(wl.failed) if wl.failed else []
+        given_up: list[Job] = []
+        for j in wl.failed:   # one at a time: one that cannot be queued is set aside alone
+            self._guarded(wl, j, "retry queue", lambda j=j: given_up.extend(self.retry.put([j])))
         for j in given_up:
             wl.move(j, "failed", f"given up after {max(j.tries, 1)} tries: "
                     f"{j.outcome.reason}", j.code)
