@@ -313,8 +313,10 @@ def _quarantine(tool: str, name: str, verb: str, ids: list[str]) -> int:
     if verb == "list":
         for e in quarantine.entries(folder):
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.get("time", 0)))
-            print(f"{tool}/{name}  {e['id']}  {when}  {e['state']:7s}  {e.get('stage', '?'):8s}"
-                  f"  {e.get('relpath') or '-'}  ({e.get('reason', '')})")
+            line = (f"{tool}/{name}  {e['id']}  {when}  {e['state']:7s}  {e.get('stage', '?'):8s}"
+                    f"  {e.get('relpath') or '-'}  ({e.get('reason', '')})")
+            # a reason may quote a lone surrogate the message held: escaped, printable
+            print(line.encode("utf-8", "backslashreplace").decode("utf-8"))
         return 0
     n = quarantine.mark(folder, ids, verb)
     print(f"{tool}/{name}: {n} quarantined message{'s' if n != 1 else ''} "

@@ -78,7 +78,7 @@ def salvage(topic: str, headers: dict | None, body: bytes | str) -> Message | No
             pubtime = pubtime.replace("T", "", 1) if pubtime[8:9] == "T" else pubtime
         else:
             fields = text.split("\n", 1)[0].split(" ")
-            if len(fields) < 3:
+            if len(fields) < 3 or not all(fields[:3]):   # 'T B ' names no file
                 return None
             pubtime, base_url, relpath = fields[0], unescape_field(fields[1]), unescape_field(fields[2])
         parse_time(pubtime)
@@ -90,9 +90,10 @@ def salvage(topic: str, headers: dict | None, body: bytes | str) -> Message | No
     for key, value in (headers or {}).items():
         try:
             value = header_value(str(key), value)
-        except MessageError:
+            fits = len(str(key).encode()) <= MAX_SHORTSTR and len(value.encode()) <= MAX_SHORTSTR
+        except Exception:   # not UTF-8, a lone surrogate, nested too deep to flatten...
             continue
-        if len(str(key).encode()) <= MAX_SHORTSTR and len(value.encode()) <= MAX_SHORTSTR:
+        if fits:
             hdrs[str(key)] = value
     hdrs.pop("message", None)
     return Message(pubtime, base_url, relpath, hdrs, topic=topic or "")

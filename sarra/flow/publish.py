@@ -17,8 +17,9 @@ MAX_TEXT = 255       # bytes of UTF-8 in an AMQP short string
 
 
 def shorten(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character), marked '...'."""
-    raw = text.encode("utf-8")
+    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character), marked '...'
+    (a lone surrogate, which UTF-8 cannot hold, is counted and cut as its escape)."""
+    raw = text.encode("utf-8", "backslashreplace")
     if len(raw) <= limit:
         return text
     return raw[:limit - 3].decode("utf-8", "ignore") + "..."

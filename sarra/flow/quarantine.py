@@ -39,16 +39,22 @@ MAX_ENTRIES = 10_000        # beyond, a message is counted and logged, not kept
 RETRY_EVERY = 5.0           # seconds between two looks for entries marked for retry
 
 
-def _jsonable(value: Any) -> Any:
-    """A header value as JSON can hold it (bytes as {'$base64': ...})."""
+MAX_DEPTH = 64              # tables and arrays nested deeper (AMQP carries 800) are not kept
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """A header value as JSON can hold it (bytes as {'$base64': ...}; what is
+    nested beyond MAX_DEPTH as a note: copying it raised RecursionError)."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$base64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_DEPTH:
+        return f"(nested deeper than {MAX_DEPTH} levels: not kept)"
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, depth + 1) for v in value]
     return repr(value)
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from .. import codec
 from ..errors import MessageError
@@ -51,8 +51,10 @@ class Entry:
                    float(d.get("first", d["due"])), int(d.get("rounds", 1)))
 
     def to_json(self) -> str:
-        d = asdict(self)
-        del d["taken"]
+        # not asdict(): it copies the fields recursively, and a v03 field nested
+        # 500 deep (which the decoder accepts) raised RecursionError
+        d = {"message": self.message, "tries": self.tries, "due": self.due,
+             "first": self.first, "rounds": self.rounds}
         return json.dumps(d)   # ASCII: a lone surrogate is written as \ud800
 
     def to_message(self) -> Message:
