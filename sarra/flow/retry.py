@@ -142,7 +142,9 @@ class RetryQueue:
                 continue
             rounds = (old.rounds if old else 0) + 1   # times it came here
             delay = min(self.base_delay * 2 ** (rounds - 1), self.max_delay)
-            self._added.append(Entry.of(m, n, now + delay, first, rounds))
+            entry = Entry.of(m, n, now + delay, first, rounds)
+            entry.to_json()   # what cannot be written fails here, for this message alone
+            self._added.append(entry)
         self.settle(jobs)
         return given_up
 
