@@ -150,12 +150,17 @@ class Flow:
         if bad:
             self.stats["malformed"] += len(bad)
         try:
+            careful = False
             if self.quarantine is not None:
-                for j in self.quarantine.in_hand(wl.jobs):
+                poisoned, careful = self.quarantine.in_hand(wl.jobs)
+                for j in poisoned:
                     self._set_aside(wl, j, "delivery", f"in hand when {j.deaths} processes "
                                     "died: not handled again")
             self.report_malformed(bad)
-            self.process(wl)
+            if careful:
+                self._one_at_a_time(wl)
+            else:
+                self.process(wl)
         except BrokerError:
             self.source.rewind()
             if self.retry is not None:
@@ -181,6 +186,18 @@ class Flow:
         if self.on_batch is not None:
             self.on_batch(self)
         return len(wl)
+
+    def _one_at_a_time(self, wl: Worklist) -> None:
+        """A batch that came again after a process died with it in hand: each
+        message handled alone, so that a death is charged to its cause."""
+        log.warning("%d messages come again after a process died with them: "
+                    "handling them one at a time", len(wl.incoming))
+        for j in wl.incoming:
+            if self.stopping:
+                break
+            self.quarantine.hold(j)
+            self.process(Worklist([j]))
+            self.quarantine.let_go(j)
 
     # -- containment: what one message does stays with that message -------------
     def _guarded(self, wl: Worklist, j: Job, stage: str, fn, *args) -> None:

@@ -209,34 +209,50 @@ class Quarantine:
         os.replace(claimed, plain)
 
     # -- deaths -----------------------------------------------------------------
-    def in_hand(self, jobs: list[Job]) -> list[Job]:
-        """Record the broker messages of a batch as in this process's hand;
-        returns those that came again after killing ``deaths_max`` processes."""
+    def in_hand(self, jobs: list[Job]) -> tuple[list[Job], bool]:
+        """Record the broker messages of a batch as in this process's hand.
+        Returns those that came again after ``deaths_max`` processes died
+        with them in hand, and whether the batch holds suspects: messages
+        that were in hand when a process died, but not often enough to be
+        kept aside. A batch with suspects is handled one message at a time
+        (``hold``, ``let_go``), so that the next death is charged to the
+        message that caused it, not to those that shared its batch."""
         tracked = [j for j in jobs if j.msg.delivery_tag is not None]
         if not tracked:
-            return []
-        pid, poisoned, rows = os.getpid(), [], []
+            return [], False
+        poisoned = []
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             for j in tracked:
                 j.key = key_of(record_of(j.msg))
-                deaths = 0
+                j.deaths = 0
                 if j.msg.redelivered:
                     row = db.execute("SELECT pid, deaths FROM inhand WHERE key = ?",
                                      (j.key,)).fetchone()
-                    if row is not None:
-                        deaths = row[1] + (0 if _pid_alive(row[0]) else 1)
-                j.deaths = deaths
-                if self.deaths_max and deaths >= self.deaths_max:
+                    if row is not None:   # pid 0: received, but not in hand
+                        j.deaths = row[1] + (1 if row[0] and not _pid_alive(row[0]) else 0)
+                if self.deaths_max and j.deaths >= self.deaths_max:
                     poisoned.append(j)
-                rows.append((j.key, pid, deaths))
-            db.executemany("INSERT OR REPLACE INTO inhand VALUES (?, ?, ?)", rows)
+            careful = any(j.deaths for j in tracked if not any(j is p for p in poisoned))
+            pid = 0 if careful else os.getpid()
+            db.executemany("INSERT OR REPLACE INTO inhand VALUES (?, ?, ?)",
+                           [(j.key, pid, j.deaths) for j in tracked])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return poisoned
+        return poisoned, careful
+
+    def hold(self, job: Job) -> None:
+        """``job`` alone is in this process's hand now (careful handling)."""
+        if job.key:
+            self._db.execute("UPDATE inhand SET pid = ? WHERE key = ?", (os.getpid(), job.key))
+
+    def let_go(self, job: Job) -> None:
+        """``job`` was handled (not acknowledged yet): a death now is not its."""
+        if job.key:
+            self._db.execute("UPDATE inhand SET pid = 0 WHERE key = ?", (job.key,))
 
     def out_of_hand(self, jobs: list[Job]) -> None:
         """The batch is over (acknowledged, or given back alive)."""

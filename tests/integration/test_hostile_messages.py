@@ -482,6 +482,39 @@ def test_a_message_that_kills_its_process_is_kept_aside_after_quarantine_deaths(
     assert "kept aside" in r.log()
 
 
+def test_the_messages_that_shared_the_poison_s_batch_are_not_kept_aside(rig):
+    """Two good posts in the very batch of a poison message (posted while no
+    subscriber ran): the first death is charged to all three, so the next
+    process handles them one at a time; the second death is the poison's
+    alone, and with quarantine_deaths 2 only the poison is kept aside, the
+    two good files arriving."""
+    r = rig(extra=f"quarantine_deaths 2\non_message {HERE}:KillOn poison\n")
+    r.proc.terminate()
+    r.proc.wait(10)
+    mates = {}
+    for name in ("a.bin", "b.bin"):
+        data = os.urandom(900)
+        mates[r.file(f"mates/{name}", data)] = data
+    for rel, data in mates.items():
+        r.post(rel, data)
+    poison = r.file("mates/poison.bin", os.urandom(700))
+    r.post(poison, (r.src / poison).read_bytes())
+    r.start(check=False)
+    for death in (1, 2):
+        wait_for(lambda: r.proc.poll() is not None, timeout=10, interval=0.05,
+                 what=f"death {death}")
+        assert r.proc.returncode == -signal.SIGKILL, r.log()[-2000:]
+        r.start(check=False)
+    wait_for(lambda: [e["relpath"] for e in r.kept()] == [poison], timeout=10,
+             what="the poison alone kept aside")
+    for rel, data in mates.items():
+        wait_for(lambda rel=rel: (r.dst / rel).exists(), timeout=10, what=rel)
+        assert (r.dst / rel).read_bytes() == data
+    assert [e["relpath"] for e in r.kept()] == [poison]
+    r.alive()
+    r.good()
+
+
 # -- the operator's commands ----------------------------------------------------
 
 def test_quarantine_retry_takes_a_message_again_and_drop_removes_one(rig, tmp_path):
