@@ -28,6 +28,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -435,6 +436,7 @@ def subscriber():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 
