@@ -1,5 +1,5 @@
 """Where things are imported: each third-party library in the one module of
-its concern (STYLE.md), and tools/ (the private servers, the demo) apart
+its concern (ARCHITECTURE.md, the layers), and tools/ (the private servers, the demo) apart
 from the tests, which import tools/ (no cycle)."""
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ CONFINED = {
     "xxhash": {"sarra/checksum.py"},
     "yaml": {"sarra/switch/description.py"},
     "psutil": {"sarra/service.py"},
+    "prometheus_client": {"sarra/metrics.py"},
 }
 
 
