@@ -33,6 +33,11 @@ class _InstanceLog(logging.handlers.TimedRotatingFileHandler):
                 os.dup2(self.stream.fileno(), fd)
 
 
+def _quiet_rejections(record: logging.LogRecord) -> bool:
+    """Drop the line the worklist logs for each message rejected."""
+    return not (record.name == "sarra.worklist" and str(record.msg).startswith("rejected "))
+
+
 def setup_logging(cfg) -> None:
     level = logging.DEBUG if cfg.debug else getattr(logging, str(cfg.log_level).upper(),
                                                     logging.INFO)
@@ -47,6 +52,8 @@ def setup_logging(cfg) -> None:
     tag = f"{cfg.tool}/{cfg.key}" + (f"#{inst}" if inst else "")
     handler.setFormatter(logging.Formatter(
         f"%(asctime)s [%(levelname)s] {tag} %(name)s: %(message)s"))
+    if not cfg.get("log_reject", True):     # sr3's logReject off: rejections are silent
+        handler.addFilter(_quiet_rejections)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -24,15 +24,19 @@ from typing import Any
 from .. import __version__, tools
 from ..errors import ConfigError
 from .credentials import Credentials, mask, strip_password, url_user
-from .options import (NOT_YET, OPTIONS, SPECIAL_KEYWORDS, Option, is_bool_word,
-                      known_names, lookup, parse_value)
+from . import variables as var
+from .options import (IGNORED, NOT_YET, OPTIONS, PLUGIN_KEYWORDS, PLUGINS, HOOKS_INSTEAD,
+                      LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events,
+                      is_bool_word, known_names, lookup, parse_value)
 from .paths import TOOLS, config_dir, config_file
 
 COMMAND_LINE = "command line"
-DATE_VARS = ("YYYYMMDD", "YYYY", "MM", "DD", "HH", "JJJ")
-# kept literally in `directory` (and ${SOURCE} in `post_exchange`): the
-# engine expands them for each message
-DEFERRED_VARS = DATE_VARS + ("SOURCE",)
+# options whose time, group and message variables (${%Y%m%d}, ${YYYYMMDD},
+# ${1}, ${SOURCE}...) are kept literally while loading: the flow replaces
+# them for each message (sarra/flow/filter.py:resolve); ${SOURCE} alone is
+# kept in `post_exchange` likewise
+PER_MESSAGE = ("directory", "rename")
+HOOK_STAGES = ("on_message", "on_part", "on_file", "on_post")
 PLACEMENT = ("directory", "mirror", "strip", "flatten", "rename")
 # options that change how a run shows things, not what it consumes: an ad hoc
 # run keeps its queue whatever they are
@@ -42,7 +46,6 @@ SHORT_OPTIONS = {"-b": "broker", "-ex": "exchange", "-u": "post_base_url",
                  "-pb": "post_broker", "-pbu": "post_base_url",
                  "-pbd": "post_base_dir", "-c": "config", "-f": "follow"}
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Mask:
     rename: str | None
     file: str | None = None
     line: int | None = None
+    # where the directory and rename in force were set: option -> (file, line)
+    placed_at: dict = field(default_factory=dict)
 
     def matches(self, url: str) -> bool:
         """True when the clause matches the full URL (base_url + relpath)."""
@@ -195,7 +200,12 @@ class _Loader:
         self.stack: list[str] = []
         self.notes: list[str] = []
         self.randid = secrets.token_hex(4)
-        self.now = time.gmtime()
+        self.now = time.time()
+        self.where: dict[str, tuple[str, int | None]] = {}   # option -> (file, line)
+        self.base_refs: list[tuple[str, str, str, int | None]] = []  # var, option, file, line
+        self.log_stages: dict[str, tuple[str, int | None]] = {}    # stage -> where asked
+        self.log_callback: tuple[str, int | None] | None = None     # callback log: where
+        self.nodupe_callback: tuple[str, int | None] | None = None
         for option in OPTIONS.values():
             default = option.default
             self.values[option.name] = list(default) if isinstance(default, list) else default
@@ -215,6 +225,9 @@ class _Loader:
             value = bare
         self.values[name] = value
         self.origins[name] = origin
+        if origin != "preset":
+            file, _, line = origin.rpartition(":")
+            self.where[name] = (file, int(line)) if line.isdigit() else (origin, None)
 
     def preset(self, key: str, value: Any) -> None:
         found = lookup(key)
@@ -231,38 +244,74 @@ class _Loader:
         self.origins[option.name] = "preset"
 
     # -- variables ------------------------------------------------------
-    def variable(self, var: str) -> str | None:
-        now = self.now
-        dates = {"YYYYMMDD": time.strftime("%Y%m%d", now),
-                 "YYYY": time.strftime("%Y", now), "MM": time.strftime("%m", now),
-                 "DD": time.strftime("%d", now), "HH": time.strftime("%H", now),
-                 "JJJ": time.strftime("%j", now)}
-        if var in dates:
-            return dates[var]
+    def variable(self, name: str) -> str | None:
+        """A named built-in, else the environment (sr3: built-ins first)."""
         builtins = {"PROGRAM": self.tool, "CONFIG": self.name or "",
                     "RANDID": self.randid}
-        if var in builtins:
-            return builtins[var]
-        if var == "HOSTNAME":
+        if name in builtins:
+            return builtins[name]
+        if name == "HOSTNAME":
             return socket.gethostname()
-        if var == "BROKER_USER":
+        if name == "BROKER_USER":
             return self.broker_user()
-        return os.environ.get(var)
+        if name == "POST_BROKER_USER":
+            return url_user(self.values.get("post_broker"))
+        return os.environ.get(name)
 
     def broker_user(self) -> str | None:
         return url_user(self.cli_broker or self.values.get("broker"))
 
+    def base_value(self, ref: str) -> str | None:
+        """${BD}/${DR}: base_dir; ${PBD}/${PDR}: post_base_dir, else base_dir."""
+        name = var.BASE_VARS[ref]
+        value = self.values.get(name)
+        if value is None and name == "post_base_dir":
+            value = self.values.get("base_dir")
+        return value
+
     def expand(self, text: str, option: str, file: str, line: int | None) -> str:
-        def replace(match: re.Match) -> str:
-            var = match.group(1)
-            if (option == "directory" and var in DEFERRED_VARS) or \
-                    (option == "post_exchange" and var == "SOURCE"):
-                return match.group(0)     # expanded for each message
-            value = self.variable(var)
+        """``text`` with its ``${...}`` replaced; those of each message kept
+        in ``directory`` and ``rename`` (and ${SOURCE} in post_exchange), and
+        ${BD}/${PBD} there kept until the end of the configuration."""
+        per_message = option in PER_MESSAGE
+
+        def fail(why: str) -> ConfigError:
+            return ConfigError(why, file, line, option)
+
+        def replace(inner: str) -> str:
+            kind = var.kind(inner)
+            keep = "${" + inner + "}"
+            if kind == var.TIME:
+                try:
+                    var.time_format(inner)
+                except ValueError as exc:
+                    raise fail(f"${{{inner}}}: {exc}") from None
+                if per_message:
+                    return keep
+                offset = self.values.get("var_time_offset") or 0.0
+                return var.time_value(inner, self.now + offset)
+            if kind in (var.GROUP, var.MESSAGE):
+                if per_message or (option == "post_exchange" and inner == "SOURCE"):
+                    return keep
+                what = "a group of the accept pattern" if kind == var.GROUP else \
+                    "a value of each message"
+                raise fail(f"${{{inner}}} is {what}: it has a meaning only in "
+                           f"directory and rename" + (" (and ${SOURCE} in post_exchange)"
+                                                      if inner == "SOURCE" else ""))
+            if kind == var.BASE:
+                if per_message:
+                    self.base_refs.append((inner, option, file, line))
+                    return keep
+                value = self.base_value(inner)
+                if value is None:
+                    raise fail(f"${{{inner}}} needs {var.BASE_VARS[inner]} to be set "
+                               "before this line")
+                return value
+            value = self.variable(inner) if kind == var.NAME else None
             if value is None:
-                raise ConfigError(f"unknown variable ${{{var}}}", file, line, option)
+                raise fail(f"unknown variable ${{{inner}}}")
             return value
-        return _VAR.sub(replace, text)
+        return var.substitute(text, replace)
 
     # -- lines ----------------------------------------------------------
     def apply(self, keyword: str, raw: str | None, file: str,
@@ -272,6 +321,12 @@ class _Loader:
         if keyword in SPECIAL_KEYWORDS:
             self.special(keyword, raw, file, line)
             return
+        if keyword in IGNORED:
+            self.notes.append(f"{origin}: {keyword}: ignored: {IGNORED[keyword]}")
+            return
+        if keyword in PLUGIN_KEYWORDS:
+            self.plugin(keyword, raw, file, line)
+            return
         found = lookup(keyword)
         if found is None:
             raise ConfigError(f"unknown option{_suggest(keyword)}", file, line,
@@ -279,13 +334,42 @@ class _Loader:
         option, adjust = found
         if raw is not None:
             raw = self.expand(raw, option.name, file, line)
+        if option.name in HOOK_STAGES and raw and raw.split()[0] in PLUGINS:
+            self.plugin(keyword, raw, file, line)     # a v2 plugin: on_message msg_log
+            return
         try:
             if adjust is not None:
                 raw = adjust(raw)
+            if option.name == "log_events" and raw and raw.strip()[:1] in "+-":
+                raw = combine_log_events(self.values["log_events"], raw) or "none"
             value = parse_value(option, raw)
         except ValueError as exc:
             raise ConfigError(str(exc), file, line, keyword) from None
         self.store(option, value, origin)
+
+    def plugin(self, keyword: str, raw: str | None, file: str, line: int | None) -> None:
+        """An sr3 callback or a v2 plugin: what sarra does instead (PLUGINS),
+        else a ConfigError saying what to use."""
+        words = (raw or "").split()
+        if not words:
+            raise ConfigError("needs a value", file, line, keyword)
+        name = words[0]
+        what = PLUGINS.get(name) or PLUGINS.get(name.rsplit(".", 1)[-1]
+                                                if name.startswith("sarracenia.flowcb.")
+                                                else "")
+        here = (file, line)
+        if what is None:
+            raise ConfigError(f"'{name}' is an sr3 callback or v2 plugin that sarra does "
+                              f"not have. {HOOKS_INSTEAD}", file, line, keyword)
+        if what[0] == "log":
+            if what[1] is None:
+                self.log_callback = here
+            for stage in what[1] or ():
+                self.log_stages.setdefault(stage, here)
+        elif what[0] == "nodupe":
+            self.nodupe_callback = here
+            if what[1]:
+                self.apply("nodupe_basis", what[1], file, line)
 
     def special(self, keyword: str, raw: str | None, file: str,
                 line: int | None) -> None:
@@ -306,9 +390,80 @@ class _Loader:
             raise ConfigError(f"invalid regular expression '{pattern}': {exc}",
                               file, line, kind) from None
         v = self.values
+        placed_at = {o: self.where[o] for o in PER_MESSAGE if o in self.where}
         self.masks.append(Mask(kind, pattern, regex, v["directory"], v["mirror"],
                                v["strip"], v["flatten"], v["rename"],
-                               file, line))
+                               file, line, placed_at))
+
+    # -- the end of the configuration -------------------------------------
+    def finish(self) -> None:
+        """What needs the whole configuration: ${BD}/${PBD} in directory and
+        rename, the accept groups they use, and the log and nodupe callbacks."""
+        v = self.values
+        for ref, option, file, line in self.base_refs:
+            if self.base_value(ref) is None:
+                name = var.BASE_VARS[ref]
+                raise ConfigError(f"${{{ref}}} needs {name}" + (" (or base_dir)" if
+                                  name == "post_base_dir" else "") + ", which is not set",
+                                  file, line, option)
+
+        def bases(text):
+            if text is None or "${" not in text:
+                return text
+            return var.substitute(text, lambda inner: self.base_value(inner)
+                                  if inner in var.BASE_VARS else "${" + inner + "}")
+        for option in PER_MESSAGE:
+            v[option] = bases(v[option])
+        for m in self.masks:
+            m.directory, m.rename = bases(m.directory), bases(m.rename)
+        zero = bool(v.get("sundew_compat_regex_first_match_is_zero"))
+        for m in self.masks:
+            if m.kind == "accept":
+                self.check_groups(m.regex.groups, m.directory, m.rename, m.placed_at,
+                                  zero, f"the accept pattern at {m.file}:{m.line}"
+                                  if m.line else f"the accept pattern '{m.pattern}'")
+        if not any(m.kind == "accept" for m in self.masks) or v.get("accept_unmatch"):
+            self.check_groups(-1, v["directory"], v["rename"], self.where, zero,
+                              "a message no accept pattern matched")
+        self.finish_callbacks()
+
+    def check_groups(self, groups: int, directory, rename, placed_at: dict, zero: bool,
+                     what: str) -> None:
+        for option, text in (("directory", directory), ("rename", rename)):
+            for inner in var.references(text):
+                if var.kind(inner) != var.GROUP:
+                    continue
+                n = var.group_index(inner, zero)
+                if n > groups:
+                    file, line = placed_at.get(option, (None, None))
+                    has = "has no groups" if groups <= 0 else \
+                        f"has {groups} group{'s' if groups != 1 else ''}"
+                    raise ConfigError(f"${{{inner}}}: {what} {has}" +
+                                      (" (${0} is the whole match)" if groups >= 0 and
+                                       not zero else ""), file, line, option)
+
+    def finish_callbacks(self) -> None:
+        """The log callback (sr3's ``callback log``, v2's msg_log...) and
+        log_events: the built-in log hook at their stages; a nodupe callback:
+        the duplicate cache."""
+        stages = dict(self.log_stages)
+        events = self.values.get("log_events")
+        where = self.where.get("log_events")
+        if self.origins["log_events"] in ("default", "preset") and self.log_callback:
+            events, where = "after_accept,after_work", self.log_callback
+        for event in (events or "").split(","):
+            stage = LOG_EVENTS.get(event)
+            if stage:
+                stages.setdefault(stage, where or (COMMAND_LINE, None))
+        for stage in HOOK_STAGES:
+            if stage in stages and "log" not in self.values[stage]:
+                file, line = stages[stage]
+                self.values[stage] = self.values[stage] + ["log"]
+                self.origins[stage] = f"{file}:{line}" if line else file
+        if self.nodupe_callback and self.origins["nodupe_ttl"] in ("default", "preset") \
+                and not self.values["nodupe_ttl"]:
+            file, line = self.nodupe_callback
+            self.store(OPTIONS["nodupe_ttl"], 300.0, f"{file}:{line}" if line else file)
 
     def declare(self, raw: str, file: str, line: int | None) -> None:
         what, _, rest = raw.partition(" ")
@@ -386,6 +541,7 @@ def load_config(tool: str, name: str | None,
         name = os.path.splitext(os.path.basename(path))[0]
     for key, value in overrides:
         loader.apply(key.lstrip("-"), value, COMMAND_LINE, None)
+    loader.finish()
     return Config(tool, name, loader.values, loader.origins, loader.masks,
                   loader.files, Credentials(), loader.secrets, loader.notes)
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from ..tools import TOOLS
+from .variables import parse_signed_duration
 
 KINDS = ("str", "bool", "int", "float", "size", "duration", "octal", "url",
          "list", "choice")
@@ -181,6 +182,41 @@ def parse_nodupe(raw: str | None) -> float:
     if raw.strip().lower() in FALSE_WORDS:
         return 0.0
     return parse_duration(raw)
+
+
+# sr3's logEvents, and the hook stage at which sarra's log hook writes each
+# (None: sarra logs it anyway, the housekeeping line every heartbeat)
+LOG_EVENTS = {"after_accept": "on_message", "after_work": "on_file",
+              "after_post": "on_post", "post": "on_post", "on_housekeeping": None}
+
+
+def parse_log_events(raw: str | None) -> str | None:
+    """sr3's logEvents: event names, comma-separated ('none' or '' for none)."""
+    if raw is None:
+        raise ValueError("needs a value")
+    words = [w for w in re.split(r"[|,\s]+", raw.strip().lstrip("+")) if w]
+    if [w.lower() for w in words] in ([], ["none"], ["off"]):
+        return None
+    bad = [w for w in words if w not in LOG_EVENTS]
+    if bad:
+        raise ValueError(f"event(s) {', '.join(bad)} not logged by sarra: it logs "
+                         f"{', '.join(LOG_EVENTS)} (on_housekeeping always; errors and "
+                         "warnings always; log_reject on for rejected messages)")
+    return ",".join(dict.fromkeys(words))
+
+
+def combine_log_events(current: str | None, raw: str) -> str | None:
+    """``logEvents +A,B`` adds to the events in force, ``-A`` removes (sr3)."""
+    text = raw.strip()
+    have = (current or "").split(",") if current else []
+    change = (parse_log_events(text[1:]) or "").split(",")
+    if text.startswith("+"):
+        have += [e for e in change if e and e not in have]
+    elif text.startswith("-"):
+        have = [e for e in have if e not in change]
+    else:
+        return parse_log_events(raw)
+    return ",".join(have) or None
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -396,6 +432,19 @@ _DECLARED = [
     _O("follow", "bool", False, "keep reading new log messages", tools=("log",)),
     _O("format", "choice", "table", "how dd_log shows log messages: a table, or JSON "
        "lines", tools=("log",), choices=("table", "json")),
+    _O("log_events", "str", None, "a line in the log for each message at these points "
+       "(sr3's logEvents): after_accept (accepted), after_work (its work done), "
+       "after_post (posted); on_housekeeping is always logged; comma-separated, "
+       "+EVENTS adds, -EVENTS removes", ("logEvents",), convert=lambda raw:
+       parse_log_events(raw)),
+    _O("log_reject", "bool", True, "log each message rejected, with the reason (INFO; "
+       "off: rejections are counted, not logged)", ("logReject",)),
+    _O("var_time_offset", "duration", 0.0, "added to the time of every date and time "
+       "variable (${%Y%m%d}, ${YYYYMMDD}...): -5m is five minutes ago",
+       ("varTimeOffset",), convert=parse_signed_duration),
+    _O("sundew_compat_regex_first_match_is_zero", "bool", False, "${0} in directory "
+       "and rename is the first group of the accept pattern (Sundew's numbering), "
+       "not the whole match", tools=PLACERS),
     # -- hooks: package.module:Class or 'exec COMMAND ARGS...'
     _O("on_message", "list", [], "hook before work (PASS/SKIP); repeatable",
        repeat=True),
@@ -437,6 +486,46 @@ ALIAS_ADJUST: dict[str, Callable[[str | None], str | None]] = {
 }
 
 
+# sr3 and v2 keywords with no option of their own, and what sarra does
+# instead: read, with a warning saying why they change nothing
+IGNORED: dict[str, str] = {
+    "batch": "sarra keeps its transfer connections open (no reconnection every N "
+             "files) and takes up to 'prefetch' messages at a time: set prefetch to "
+             "change that",
+}
+
+# keywords naming an sr3 flow callback or a v2 plugin (the on_* hook options
+# too, for the names below)
+PLUGIN_KEYWORDS = ("callback", "callback_prepend", "flowcb", "flowCallback",
+                   "flowCallbackPrepend", "plugin", "on_heartbeat", "on_housekeeping")
+# what sarra does for an sr3 callback or a v2 plugin named there:
+#   ("log", stages): the built-in log hook writes a line to the log at those hook
+#     stages (None: the stages of log_events, by default after_accept, after_work);
+#   ("nodupe", basis): the duplicate cache (nodupe_ttl 300 s unless set;
+#     nodupe_basis given, or left);
+#   ("builtin", what): sarra does it anyway (what says with what)
+PLUGINS: dict[str, tuple] = {
+    "log": ("log", None), "sarracenia.flowcb.log.Log": ("log", None),
+    "msg_log": ("log", ("on_message",)), "file_log": ("log", ("on_file",)),
+    "post_log": ("log", ("on_post",)),
+    "hb_log": ("builtin", "the housekeeping line every heartbeat"),
+    "nodupe": ("nodupe", None), "nodupe.name": ("nodupe", "name"),
+    "nodupe.data": ("nodupe", "data"), "nodupe.disk": ("nodupe", None),
+    "hb_cache": ("builtin", "the duplicate cache's own expiry (nodupe_ttl)"),
+    "retry": ("builtin", "the retry queue (retry_ttl, retry_max, retry_delay)"),
+    "hb_retry": ("builtin", "the retry queue (retry_ttl, retry_max, retry_delay)"),
+    "post_rate_limit": ("builtin", "message_rate_max"),
+    "msg_to_clusters": ("builtin", "the msg_to_clusters option"),
+    "accept.toclusters": ("builtin", "the msg_to_clusters option"),
+}
+# the hooks sarra has, for the message that refuses any other plugin
+HOOKS_INSTEAD = ("sarra runs its own hooks, not sr3 callbacks or v2 plugins: on_message, "
+                 "on_file or on_post with log [FILE], size MIN MAX (accept by size), "
+                 "age MAX_AGE, move_to DIRECTORY, set_complete, exec COMMAND, or a "
+                 "Python class package.module:Class (doc/hooks.md); nodupe_ttl for "
+                 "duplicates, log_events for log lines")
+
+
 def lookup(keyword: str) -> tuple[Option, Callable | None] | None:
     """(Option, value adjuster or None) for a name or alias; None if unknown."""
     name = ALIASES.get(keyword, keyword)
@@ -448,4 +537,5 @@ def lookup(keyword: str) -> tuple[Option, Callable | None] | None:
 
 def known_names() -> list[str]:
     """Every keyword accepted: option names, aliases and loader keywords."""
-    return sorted(set(OPTIONS) | set(ALIASES) | set(SPECIAL_KEYWORDS))
+    return sorted(set(OPTIONS) | set(ALIASES) | set(SPECIAL_KEYWORDS) | set(IGNORED)
+                  | set(PLUGIN_KEYWORDS))

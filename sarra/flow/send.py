@@ -24,7 +24,7 @@ from ..errors import (ChecksumError, ConfigError, MessageError, TransferError,
 from ..message import Message, inside, parse_time, safe_join
 from ..transfer import PUSHERS, scheme_of
 from ..transfer.file import url_path
-from .filter import Placement, expand_directory, placed_relpath
+from .filter import Placement, placed_relpath, resolve
 from .contracts import Done, Target
 from .work import inflight_name, verify
 
@@ -92,7 +92,8 @@ class Sender:
 
     def target(self, msg: Message, placement: Placement) -> Target:
         """Where ``msg`` goes on the server (UnsafePathError if outside the directory)."""
-        directory = expand_directory(placement.directory, msg)
+        placement = resolve(placement, msg, self.cfg)
+        directory = placement.directory
         root = posixpath.normpath(posixpath.join(self._base, directory))
         return Target(root, remote_join(root, placed_relpath(msg, placement)))
 

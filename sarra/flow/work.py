@@ -27,7 +27,7 @@ from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
 from ..transfer.base import Limits
 from .assembly import Record, State, file_end, older, version_of
 from .contracts import Done, Target
-from .filter import Placement, expand_directory, placed_relpath
+from .filter import Placement, placed_relpath, resolve
 from .inflight import InflightFiles
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ class Downloader:
 
     def target(self, msg: Message, placement: Placement) -> Target:
         """Where ``msg`` goes (UnsafePathError if that is outside the directory)."""
-        root = expand_directory(placement.directory, msg)
+        placement = resolve(placement, msg, self.cfg)
+        root = placement.directory
         return Target(root, safe_join(root, placed_relpath(msg, placement)))
 
     def apply(self, msg: Message, target: Target) -> Done:

@@ -1,10 +1,13 @@
-"""Built-in hooks that act on local files: ``log FILE`` and ``move_to DIRECTORY``."""
+"""Built-in hooks that act on local files: ``log [FILE]`` and ``move_to DIRECTORY``."""
 import errno
+import logging
 import os
 import shutil
 import time
 
 from ..message import Message, safe_join
+
+log = logging.getLogger("sarra.hooks.log")
 
 
 def _field(text: str) -> str:
@@ -16,19 +19,28 @@ class Log:
     """``log FILE``: append one line per message to FILE, at any stage:
     time (UTC), stage, relpath, local path, size, separated by tabs
     ('-' for what is unknown). Each line is one append: the instances of a
-    configuration can share the file."""
-    USAGE = "log FILE"
+    configuration can share the file. ``log`` alone writes the same fields
+    to the tool's own log (INFO), as sr3's log callback does."""
+    USAGE = "log [FILE]"
 
-    def __init__(self, cfg, path: str):
+    def __init__(self, cfg, path: str | None = None):
+        self._fd: int | None = None
+        self.path = None
+        if path is None:
+            return
         self.path = os.path.abspath(os.path.expanduser(path))
         directory = os.path.dirname(self.path)
         os.makedirs(directory, exist_ok=True)
         if not os.access(directory, os.W_OK) or \
                 (os.path.exists(self.path) and not os.access(self.path, os.W_OK)):
             raise ValueError(f"cannot write {self.path}")
-        self._fd: int | None = None
 
     def write(self, stage: str, msg: Message) -> bool:
+        if self.path is None:
+            size = msg.size
+            log.info("%s: %s -> %s (%s bytes)", stage, msg.relpath, msg.local_path or "-",
+                     "?" if size is None else size)
+            return True
         if self._fd is None:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
                                0o644)
