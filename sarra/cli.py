@@ -15,6 +15,7 @@ import time
 from . import __version__, service, tools
 from .components import flow_for
 from .config import help_text, load_config, parse_argv, paths
+from .config.loader import config_hint, configuration_names, did_you_mean
 from .flow import quarantine
 from .errors import BrokerError, ConfigError, SarraError
 
@@ -102,6 +103,8 @@ def run(tool: str, argv: list[str]) -> int:
         if kind == tools.PATHS:
             return _post(cfg, inv.paths)
         if kind == tools.READER:
+            if inv.action == "cleanup":
+                return _declare(tool, cfg, cleanup=True)
             return _log(cfg)
         return _daemon(tool, cfg, inv)
     except ConfigError as exc:
@@ -135,6 +138,13 @@ def _post(cfg, targets: list[str]) -> int:
     failed = flow.source.errors + flow.source.unlisted + flow.stats["unpublishable"]
     if bar is not None and bar.drawn:
         sys.stderr.write("\n")
+    for exchange, lost in sorted(flow.poster.unroutable.items()):
+        # published with the mandatory flag: the broker returned these
+        log.warning("%d post%s to exchange %s reached no queue: no queue is bound to %s "
+                    "with %s topic (nobody subscribes to it yet, or post_exchange or "
+                    "post_topic_prefix is not what subscribers bind to); %s lost",
+                    lost, "s" if lost != 1 else "", exchange, exchange,
+                    "their" if lost != 1 else "its", "they are" if lost != 1 else "it is")
     made = flow.source.messages
     what = f"{n} of {total} files" if made + flow.source.errors == total \
         else f"{n} of {made} posts for {total} files"   # big files went in blocks
@@ -291,26 +301,27 @@ Exit status: 0 when all went well (status: all running), 1 otherwise, 2 on a
 bad configuration or usage."""
 
 
-def configurations(selection: list[str]) -> list[tuple[str, str]]:
-    """(tool, name) of the configurations selected (all when none is named)."""
+def configurations(selection: list[str], action: str | None = None) -> list[tuple[str, str]]:
+    """(tool, name) of the configurations selected (all when none is named):
+    the daemons', and for list and cleanup dd_log's too."""
+    pool = tools.CONFIGURED if action in ("list", "cleanup") else tools.DAEMONS
     found = []
-    for tool in sorted(tools.DAEMONS):
-        directory = os.path.join(paths.config_dir(), tool)
-        names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".conf")) \
-            if os.path.isdir(directory) else []
-        found += [(tool, n) for n in names]
+    for tool in sorted(pool):
+        found += [(tool, n) for n in configuration_names(tool)]
     if not selection:
         return found
     chosen = []
     for item in selection:
         tool, _, name = item.partition("/")
         if tool not in tools.BY_NAME:
-            raise ConfigError(f"'{item}' is not TOOL or TOOL/CONFIG", option="config")
-        if not tools.tool(tool).daemon:
+            raise ConfigError(f"'{item}' is not TOOL or TOOL/CONFIG"
+                              f"{did_you_mean(tool, pool)}", option="config")
+        if tool not in pool:
             raise ConfigError(f"dd_{tool} runs no daemons", option="config")
         matches = [(t, n) for t, n in found if t == tool and (not name or n == name)]
         if name and not matches:
-            raise ConfigError("no such configuration", paths.config_file(tool, name))
+            raise ConfigError("no such configuration" + config_hint(tool, name),
+                              paths.config_file(tool, name))
         chosen += [m for m in matches if m not in chosen]
     return chosen
 
@@ -337,8 +348,9 @@ def _operate_one(action: str, tool: str, name: str, lines: int, launched: list) 
     ``launched`` (the caller waits for all of them at once)."""
     cfg = load_config(tool, name, [], tools.tool(tool).presets)
     if action == "list":
-        print(f"{tool}/{name}: {paths.config_file(tool, name)} "
-              f"({cfg.instances} instance{'s' if cfg.instances != 1 else ''})")
+        runs = f"{cfg.instances} instance{'s' if cfg.instances != 1 else ''}" \
+            if tools.tool(tool).daemon else f"read by dd_{tool}"
+        print(f"{tool}/{name}: {paths.config_file(tool, name)} ({runs})")
         return 0
     if action == "status":
         return service.status(tool, name, cfg.instances)
@@ -396,14 +408,14 @@ def operate(argv: list[str]) -> int:
             return 2
         del rest[i:i + 2]
     if action not in OPERATOR_ACTIONS:
-        print(f"sarra: unknown action '{action}' (one of {', '.join(OPERATOR_ACTIONS)})",
-              file=sys.stderr)
+        print(f"sarra: unknown action '{action}'{did_you_mean(action, OPERATOR_ACTIONS)} "
+              f"(one of {', '.join(OPERATOR_ACTIONS)})", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s [%(levelname)s] sarra: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     try:
-        chosen = configurations(rest)
+        chosen = configurations(rest, action)
     except ConfigError as exc:
         print(f"sarra: {exc}", file=sys.stderr)
         return 2

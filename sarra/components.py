@@ -57,14 +57,15 @@ def _retry_queue(tool: str, cfg) -> RetryQueue:
     return queue
 
 
-def _poster(cfg, url: str | None) -> Publisher | None:
+def _poster(cfg, url: str | None, mandatory: bool = False) -> Publisher | None:
     if not url:
         return None
     exchange = cfg.post_exchange or f"xs_{broker_user(url)}"
     if cfg.post_exchange_suffix:
         exchange = f"{exchange}_{cfg.post_exchange_suffix}"
     return Publisher(make_broker(url, heartbeat=cfg.broker_heartbeat), exchange,
-                     cfg.post_topic_prefix, cfg.persistent, home=cfg.cluster)
+                     cfg.post_topic_prefix, cfg.persistent, home=cfg.cluster,
+                     mandatory=mandatory)
 
 
 def _post_url(cfg) -> str:
@@ -132,8 +133,9 @@ def _keepalive(source: BrokerSource) -> Callable[[int], None]:
 
 def post_flow(cfg, targets: list[str], connect_attempts: int = 0,
               on_batch: Callable[[Flow], None] | None = None) -> Flow:
-    """dd_post: files and trees -> posts."""
-    return _flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, _post_url(cfg)),
+    """dd_post: files and trees -> posts (mandatory: those no queue takes are
+    counted, and dd_post warns of them)."""
+    return _flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, _post_url(cfg), True),
                  connect_attempts=connect_attempts, on_batch=on_batch)
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 # what dd_<tool> ACTION CONFIG can do, for the tools that run as daemons
 DAEMON_ACTIONS = ("foreground", "start", "stop", "restart", "status", "declare", "cleanup")
+# what dd_log can do besides reading: dd_log cleanup [CONFIG]
+READER_ACTIONS = ("cleanup",)
 
 # how a tool's command line reads
 DAEMON = "daemon"     # dd_<tool> [--option value ...] ACTION CONFIG
@@ -31,6 +33,10 @@ class Tool:
     consumes: bool = False    # reads a broker queue: the consumer options apply
     announces: bool = False   # posts local files: the path options apply
     places: bool = False      # puts files where the placement options say
+    # defaults worked out when it runs, as --help shows them (option -> text)
+    help_defaults: dict = field(default_factory=dict)
+    # options it reads (a shared default.conf...) but does not act on: not in its --help
+    unused: tuple = ()
 
     @property
     def script(self) -> str:
@@ -46,13 +52,21 @@ class Tool:
 
     @property
     def actions(self) -> tuple[str, ...]:
-        return DAEMON_ACTIONS if self.daemon else ()
+        return DAEMON_ACTIONS if self.daemon else READER_ACTIONS \
+            if self.command == READER else ()
+
+    @property
+    def configured(self) -> bool:
+        """Its configurations are in <config_dir>/<name>/ and ``sarra list``
+        and ``cleanup`` see them (the daemons, and dd_log)."""
+        return self.command in (DAEMON, READER)
 
     @property
     def usage(self) -> str:
         return {DAEMON: f"{self.script} [--option value ...] ACTION CONFIG",
                 PATHS: f"{self.script} [--option value ...] [-c CONFIG] PATH...",
-                READER: f"{self.script} [--follow] [--option value ...] [CONFIG]",
+                READER: f"{self.script} [--follow] [--option value ...] [CONFIG]\n"
+                        f"       {self.script} cleanup [--option value ...] [CONFIG]",
                 SWITCH: f"{self.script} ACTION SWITCH.yaml"}[self.command]
 
     @property
@@ -65,7 +79,9 @@ _FACTORY = "sarra.components:"
 
 TOOLS = (
     Tool("post", "post files and trees (v02 or v03 messages)", _FACTORY + "post_flow",
-         command=PATHS, presets={"accept_unmatch": True}, announces=True),
+         command=PATHS, presets={"accept_unmatch": True}, announces=True,
+         unused=("base_dir", "default_mode", "default_dir_mode", "inflight", "nodupe_ttl",
+                 "nodupe_basis", "strip")),
     Tool("watch", "post a directory tree as it changes", _FACTORY + "watch_flow",
          presets={"accept_unmatch": True}, announces=True),
     Tool("subscribe", "download what a broker announces into a local tree",
@@ -86,7 +102,7 @@ TOOLS = (
     Tool("log", "show where a source's files went (its log messages)", _FACTORY + "log_flow",
          command=READER,
          presets={"accept_unmatch": True, "topic_prefix": "v02.report", "expire": "1d"},
-         consumes=True),
+         consumes=True, help_defaults={"exchange": "xr_<user of broker>"}),
     Tool("audit", "set up a switch's broker, web server and configurations", None,
          command=SWITCH),
 )
@@ -94,6 +110,7 @@ TOOLS = (
 BY_NAME = {t.name: t for t in TOOLS}
 NAMES = tuple(t.name for t in TOOLS)
 DAEMONS = tuple(t.name for t in TOOLS if t.daemon)
+CONFIGURED = tuple(t.name for t in TOOLS if t.configured)
 # the operator's command (service-provider mode), named so as not to shadow dd(1)
 OPERATOR_ENTRY_POINT = "sarra=sarra.cli:main_dd"
 

@@ -15,15 +15,17 @@ in ``get``, ``flush`` and ``keepalive``.
 """
 import contextlib
 import logging
+import os
 import ssl
 import time
 from collections import OrderedDict
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from typing import Any, Iterator
 
 import pika
 import pika.exceptions as px
 
+from ..config.paths import config_dir
 from ..errors import BrokerError, ConfigError
 from .base import Delivery, Outgoing
 
@@ -42,10 +44,34 @@ def _masked(url: str) -> str:
     return f"{scheme}{sep}{userinfo}{at}{hostpart}"
 
 
-def _convert(exc: Exception) -> BrokerError:
+def credentials_file() -> str:
+    """Where sarra reads passwords from (sarra/config/credentials.py)."""
+    return os.path.join(config_dir(), "credentials.conf")
+
+
+def _refused(url: str, exc: Exception) -> str:
+    """A refused login: which account, which broker, which credentials file
+    (never the password)."""
+    parts = urlsplit(url)
+    user = unquote(parts.username) if parts.username else "guest (none given)"
+    try:
+        port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    except ValueError:
+        port = "?"
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    path = credentials_file()
+    where = f"{path} was read" if os.path.exists(path) else f"{path} does not exist"
+    return (f"login refused for user '{user}' on broker {parts.scheme}://{parts.hostname}:"
+            f"{port} (vhost {vhost}): the password is wrong or the user is unknown there "
+            f"({where}; its line for {parts.scheme}://{user}@{parts.hostname}/ holds the "
+            f"password): {exc!r}")
+
+
+def _convert(exc: Exception, url: str | None = None) -> BrokerError:
     """pika exception -> BrokerError with the recoverable flag set."""
     if isinstance(exc, (px.ProbableAuthenticationError, px.ProbableAccessDeniedError)):
-        return BrokerError(f"login refused: {exc!r}", recoverable=False)
+        text = _refused(url, exc) if url else f"login refused: {exc!r}"
+        return BrokerError(text, recoverable=False)
     if isinstance(exc, (px.ChannelClosedByBroker, px.ConnectionClosedByBroker)):
         code = exc.reply_code
         text = f"broker closed the {'channel' if isinstance(exc, px.ChannelClosedByBroker) else 'connection'}: {code} {exc.reply_text}"
@@ -106,6 +132,7 @@ class AmqpBroker:
         self._pending: "OrderedDict[int, Outgoing]" = OrderedDict()
         self._next_tag = 0
         self._nacked: list[Outgoing] = []
+        self._returned: list[tuple[str, str]] = []
         self.published = 0
 
     # -- connection ------------------------------------------------------
@@ -116,7 +143,7 @@ class AmqpBroker:
         except BrokerError:
             raise
         except Exception as exc:  # pika raises many unrelated types
-            err = _convert(exc)
+            err = _convert(exc, self.name)
             if err.recoverable:
                 self._drop()
             elif isinstance(exc, px.ChannelClosedByBroker):
@@ -263,6 +290,7 @@ class AmqpBroker:
         with self._guard("open publish channel"):
             pch = self._conn.channel()
             pch._impl.add_on_close_callback(self._on_publish_channel_closed)
+            pch._impl.add_on_return_callback(self._on_return)
             ready: list[bool] = []
             pch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
                                        callback=lambda _frame: ready.append(True))
@@ -270,6 +298,17 @@ class AmqpBroker:
                 self._conn.process_data_events(time_limit=0.002)
         self._pch, self._next_tag = pch, 0
         return pch
+
+    def _on_return(self, _channel, method, _props, _body) -> None:
+        """A mandatory message no queue took (basic.return, which the broker
+        sends before the message's confirm)."""
+        self._returned.append((method.exchange, method.routing_key))
+
+    def returned(self) -> list[tuple[str, str]]:
+        """(exchange, topic) of the mandatory messages no queue took, since
+        the last call (those confirmed by ``flush`` so far)."""
+        out, self._returned = self._returned, []
+        return out
 
     def _on_publish_channel_closed(self, _channel, reason: Exception) -> None:
         self._closed_reason = reason
@@ -305,7 +344,8 @@ class AmqpBroker:
                 self._settle(lambda: len(self._pending) < WINDOW // 2, 60.0)
             # the asynchronous channel queues the frames without running the
             # I/O loop each time; we pump it every PUMP_EVERY messages
-            pch._impl.basic_publish(msg.exchange, msg.topic, msg.body, props)
+            pch._impl.basic_publish(msg.exchange, msg.topic, msg.body, props,
+                                    mandatory=msg.mandatory)
             self._next_tag += 1
             self._pending[self._next_tag] = msg
             self.published += 1

@@ -39,6 +39,7 @@ class Outgoing:
     content_type: str = "text/plain"
     persistent: bool = True
     expiration_ms: int | None = None
+    mandatory: bool = False    # come back (returned) when no queue takes it
     meta: dict = field(default_factory=dict)  # caller's bookkeeping, never sent
 
 
@@ -142,4 +143,14 @@ def ensure_exchange(broker: Broker, name: str) -> None:
         if exc.recoverable:
             raise
         log.debug("cannot declare exchange %s (%s); checking it exists", name, exc)
-        broker.declare_exchange(name, passive=True)
+        try:
+            broker.declare_exchange(name, passive=True)
+        except BrokerError as missing:
+            if missing.recoverable:
+                raise
+            text = (f"exchange {name} does not exist on {broker.name}, and this user may "
+                    f"not create it: exchanges are created by 'declare' (dd_post or dd_watch "
+                    f"declare, as a user who may: the exchange's publisher), or on a switch "
+                    f"by dd_audit; or check the exchange option ({missing})")
+            log.warning("%s", text)
+            raise BrokerError(text, recoverable=False) from missing

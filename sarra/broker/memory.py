@@ -46,6 +46,7 @@ class MemoryBroker:
         self._queue: str | None = None
         self._prefetch = 1
         self._unacked: dict[int, Delivery] = {}
+        self._returned: list[tuple[str, str]] = []
         self.published = 0
 
     def _sp(self) -> _Space:
@@ -137,7 +138,15 @@ class MemoryBroker:
                 sp.queues[qname].append(Delivery(msg.exchange, msg.topic, dict(msg.headers),
                                                  body, msg.content_type, None))
             sp.lock.notify_all()
+        if msg.mandatory and not targets:
+            self._returned.append((msg.exchange, msg.topic))
         self.published += 1
+
+    def returned(self) -> list[tuple[str, str]]:
+        """(exchange, topic) of the mandatory messages no queue took, since
+        the last call."""
+        out, self._returned = self._returned, []
+        return out
 
     def flush(self, timeout: float = 60.0) -> None:
         self._sp()

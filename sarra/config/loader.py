@@ -536,7 +536,7 @@ def load_config(tool: str, name: str | None,
     if name:
         path = config_file(tool, name)
         if not os.path.isfile(path):
-            raise ConfigError("configuration file not found", path)
+            raise ConfigError("configuration file not found" + config_hint(tool, name), path)
         loader.read_file(path)
         name = os.path.splitext(os.path.basename(path))[0]
     for key, value in overrides:
@@ -544,6 +544,34 @@ def load_config(tool: str, name: str | None,
     loader.finish()
     return Config(tool, name, loader.values, loader.origins, loader.masks,
                   loader.files, Credentials(), loader.secrets, loader.notes)
+
+
+def configuration_names(tool: str) -> list[str]:
+    """The configurations of ``tool``: <config_dir>/<tool>/*.conf, without .conf."""
+    directory = os.path.join(config_dir(), tool)
+    try:
+        return sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".conf"))
+    except OSError:
+        return []
+
+
+def config_hint(tool: str, name: str) -> str:
+    """For 'configuration file not found': the closest name and those there are."""
+    if "/" in name or os.sep in name:
+        return ""
+    names = configuration_names(tool)
+    if not names:
+        return f" (there is no {tool} configuration in {os.path.join(config_dir(), tool)})"
+    wanted = name[:-5] if name.endswith(".conf") else name
+    close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f" ({hint}{tool} configurations: {', '.join(names)})"
+
+
+def did_you_mean(word: str, choices) -> str:
+    """' (did you mean 'X'?)' for the closest of ``choices``, '' when none is."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # ------------------------------------------------------------ command line
@@ -624,7 +652,9 @@ def _assign_daemon(inv: Invocation, args: list[str], actions: tuple) -> None:
                           COMMAND_LINE)
     action = args[0]
     if action not in actions:
-        raise ConfigError(f"unknown action '{action}' (actions: "
+        close = difflib.get_close_matches(action, actions, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(f"unknown action '{action}' ({hint}actions: "
                           f"{', '.join(actions)})", COMMAND_LINE)
     inv.action = action
     if len(args) > 2:
@@ -659,6 +689,8 @@ def parse_argv(tool: str, argv: list[str]) -> Invocation:
     if kind == tools.PATHS:
         inv.paths = args
     elif kind == tools.READER:
+        if args and args[0] in tools.tool(tool).actions:   # dd_log cleanup [CONFIG]
+            inv.action, args = args[0], args[1:]
         if len(args) > 1:
             raise _too_many(args[1:])
         inv.config = args[0] if args else inv.config
@@ -674,8 +706,10 @@ _METAVAR = {"str": "TEXT", "int": "N", "float": "NUMBER", "size": "SIZE",
             "list": "VALUE", "choice": "CHOICE"}
 
 
-def _show_default(option: Option) -> str:
-    value = option.default
+def _show_default(option: Option, value: Any = None) -> str:
+    value = option.default if value is None else value
+    if isinstance(value, str) and option.kind in ("duration", "size", "bool"):
+        return value                # a tool's preset, as written (expire 1d)
     if option.kind == "octal" and value is not None:
         return oct(value)[2:]
     if option.kind == "bool" and value is not None:
@@ -688,7 +722,8 @@ def _show_default(option: Option) -> str:
 
 
 def help_text(tool: str) -> str:
-    """Usage and every option that applies to ``tool``: kind, default, help."""
+    """Usage and every option ``tool`` acts on: kind, default (the tool's own
+    when it has one: its presets, its defaults worked out when it runs), help."""
     info = tools.tool(tool)
     lines = [f"usage: {info.usage}", f"{info.script}: {info.summary} (sarra {__version__})",
              ""]
@@ -702,16 +737,22 @@ def help_text(tool: str) -> str:
     shorts: dict[str, str] = {}
     for flag, name in SHORT_OPTIONS.items():
         shorts[name] = f"{shorts[name]}, {flag}" if name in shorts else flag
+    unused = set(info.unused) | set(NOT_YET)
     for option in OPTIONS.values():
-        if not option.applies_to(tool):
+        if not option.applies_to(tool) or option.name in unused:
             continue
         metavar = "[on|off]" if option.kind == "bool" else _METAVAR[option.kind]
         if option.kind == "choice":
             metavar = "|".join(option.choices)
         short = f"{shorts[option.name]}, " if option.name in shorts else ""
         head = f"  {short}--{option.name} {metavar}"
-        text = f"{option.help} [default: {_show_default(option)}]"
+        shown = info.help_defaults.get(option.name) or \
+            _show_default(option, info.presets.get(option.name))
+        text = f"{option.help} [default: {shown}]"
         if option.aliases:
             text += f" (also: {', '.join(option.aliases)})"
         lines.append(f"{head}\n      {text}")
+    ignored = sorted(n for n in unused if n in OPTIONS and OPTIONS[n].applies_to(tool))
+    if ignored:
+        lines.append(f"\nread but without effect in {info.script}: {', '.join(ignored)}")
     return "\n".join(lines) + "\n"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+from ..tools import DAEMONS as DAEMON_TOOLS
 from ..tools import TOOLS
 from .variables import parse_signed_duration
 
@@ -259,8 +260,9 @@ PLACERS = tuple(t.name for t in TOOLS if t.places)
 _O = Option
 _DECLARED = [
     # -- consuming
-    _O("broker", "url", None, "broker to consume from (amqp://user@host/; "
-       "the password comes from credentials.conf)"),
+    _O("broker", "url", None, "broker to consume from (amqp://user@host/; the "
+       "password comes from credentials.conf); dd_post, dd_watch: to post to when "
+       "post_broker is not set"),
     _O("exchange", "str", "xpublic", "exchange to bind the queue to", tools=CONSUMERS),
     _O("exchange_suffix", "str", None, "bind to xs_<user>_<suffix>",
        ("exchangeSuffix",), tools=CONSUMERS),
@@ -280,7 +282,7 @@ _DECLARED = [
     _O("reset", "bool", False, "delete and recreate the queue (and caches) "
        "on start", tools=CONSUMERS),
     _O("heartbeat", "duration", 300.0, "housekeeping interval",
-       ("housekeeping",)),
+       ("housekeeping",), tools=DAEMON_TOOLS),
     _O("broker_heartbeat", "duration", 120.0, "AMQP connection heartbeat"),
     # -- posting
     _O("post_broker", "url", None, "broker to publish to", ("postBroker",)),
@@ -352,7 +354,7 @@ _DECLARED = [
        "(suffix), . (prefix), tmp/ (subdirectory), NONE; for dd_watch also "
        "a number: seconds a file must stay unchanged before it is posted", ("lock",)),
     # -- transfers
-    _O("attempts", "int", 3, "tries of a transfer before it goes to retry"),
+    _O("attempts", "int", 3, "tries of a transfer before it goes to retry", tools=PLACERS),
     _O("quarantine_deaths", "int", 3, "a message that comes again after this many "
        "processes died with it in hand is kept aside in the quarantine instead of "
        "handled again (0 = never)", ("quarantineDeaths",),
@@ -369,13 +371,13 @@ _DECLARED = [
     _O("bufsize", "size", 1048576, "transfer buffer size", ("bufSize",)),
     _O("blocksize", "size", 1, "partition files in blocks of this size "
        "(1 = never partition, 0 = choose by file size)", ("blockSize",)),
-    _O("instances", "int", 1, "processes sharing the queue"),
+    _O("instances", "int", 1, "processes sharing the queue", tools=DAEMON_TOOLS),
     _O("inplace", "bool", True, "assemble received parts into the file itself",
        ("inPlace",), tools=PLACERS),
     _O("message_rate_max", "float", 0.0, "messages per second, all instances of the "
        "configuration together (0 = unlimited)", ("post_rate_limit", "messageRateMax")),
     _O("byte_rate_max", "size", 0, "bytes per second of transfers, all instances of the "
-       "configuration together (0 = unlimited)", ("byteRateMax",)),
+       "configuration together (0 = unlimited)", ("byteRateMax",), tools=PLACERS),
     _O("transfer_rate_min", "size", 1024, "slowest download kept going, in bytes per "
        "second over each span of 'timeout' seconds (the first is a grace period); a "
        "slower one is cut off and retried later (0 = no minimum)",
@@ -397,10 +399,10 @@ _DECLARED = [
        choices=("path", "name", "data")),
     # -- reporting
     _O("report_back", "bool", True, "send log messages back to the source",
-       ("report",)),
+       ("report",), tools=CONSUMERS),
     _O("report_exchange", "str", None, "exchange for log messages (default "
        "xs_<user>; dd_sara: xreport_in, where the switch's log router takes them)",
-       ("reportExchange",)),
+       ("reportExchange",), tools=CONSUMERS),
     # -- selection and placement
     _O("accept_unmatch", "bool", None, "accept messages no accept/reject "
        "matched (default per tool)", ("acceptUnmatched", "accept_unmatched",
@@ -421,13 +423,14 @@ _DECLARED = [
        tools=PLACERS),
     # -- operation
     _O("debug", "bool", False, "log at debug level"),
-    _O("log_rotate", "int", 5, "rotated log files kept per instance", ("logRotateCount",)),
+    _O("log_rotate", "int", 5, "rotated log files kept per instance", ("logRotateCount",),
+       tools=DAEMON_TOOLS),
     _O("log_rotate_interval", "duration", 86400.0, "how often an instance's log file "
-       "is rotated", ("logRotateInterval",)),
+       "is rotated", ("logRotateInterval",), tools=DAEMON_TOOLS),
     _O("log_level", "choice", "info", "logging level", ("logLevel", "loglevel"),
        choices=("debug", "info", "warning", "error", "critical")),
     _O("hostname", "str", None, "host name written in log messages "
-       "(default: this host)"),
+       "(default: this host)", tools=CONSUMERS),
     _O("vip", "str", None, "work only while this host holds this IP address"),
     _O("follow", "bool", False, "keep reading new log messages", tools=("log",)),
     _O("format", "choice", "table", "how dd_log shows log messages: a table, or JSON "

@@ -3,6 +3,7 @@ import logging
 import re
 import socket
 import time
+from collections import Counter
 from dataclasses import replace
 
 from .. import codec
@@ -51,8 +52,12 @@ class Publisher:
     name) is not published there."""
 
     def __init__(self, broker, exchange: str, topic_prefix: str, persistent: bool = True,
-                 home: str | None = None):
+                 home: str | None = None, mandatory: bool = False):
         self.broker = broker
+        # mandatory: each post must reach a queue; those that reached none are
+        # counted by exchange after each flush (dd_post warns of them)
+        self.mandatory = mandatory
+        self.unroutable: Counter = Counter()
         self.home = home
         self.exchange = exchange
         self.exchanges = [e.strip() for e in exchange.split(",") if e.strip()]
@@ -128,12 +133,15 @@ class Publisher:
                     raise MessageError(f"cannot publish to {ex}: {exc}", "exchange") from None
                 self._declared.add(ex)
             self.broker.publish(Outgoing(ex, topic, headers, body, content_type,
-                                         self.persistent))
+                                         self.persistent, mandatory=self.mandatory))
         self.count += 1
 
     def flush(self, timeout: float = 60.0) -> None:
         try:
             self.broker.flush(timeout)
+            if self.mandatory:
+                for ex, _topic in getattr(self.broker, "returned", list)():
+                    self.unroutable[ex] += 1
         except BrokerError as exc:
             # an exchange named after a source vanished since it was checked
             # (dd_audit remove-user): the broker closed the channel. The batch
