@@ -40,6 +40,7 @@ INSTALL_REQUIRES = [
     "PyYAML>=6.0,<7",        # bookworm: python3-yaml 6.0
     "psutil>=5.9,<8",        # bookworm: python3-psutil 5.9.4
     "paramiko>=2.11,<5",     # bookworm: python3-paramiko 2.12.0 (the SFTP transfer)
+    "prometheus_client>=0.16,<1",   # bookworm: python3-prometheus-client 0.16.0 (sarra metrics)
 ]
 
 

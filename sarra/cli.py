@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from . import __version__, service, tools
+from . import __version__, health, service, tools
 from .components import flow_for
 from .config import help_text, load_config, parse_argv, paths
 from .config.loader import config_hint, configuration_names, did_you_mean
@@ -205,7 +205,8 @@ def _daemon(tool: str, cfg, inv) -> int:
     if action == "stop":
         return service.stop(tool, name, cfg.instances)
     if action == "status":
-        return service.status(tool, name, cfg.instances)
+        return service.status(tool, name, cfg.instances, health.Thresholds.of(cfg),
+                              cfg.prefetch)
     if action in ("declare", "cleanup"):
         return _declare(tool, cfg, cleanup=action == "cleanup")
     raise ConfigError(f"action '{action}' is not supported by dd_{tool}", option="action")
@@ -278,27 +279,33 @@ globals().update({f"main_{t.name}": _entry(t.name) for t in tools.TOOLS})
 # -- the operator's command: every configuration at once -----------------------
 
 OPERATOR_ACTIONS = ("start", "stop", "restart", "status", "list", "log", "declare",
-                    "cleanup", "sanity", "quarantine")
+                    "cleanup", "sanity", "quarantine", "check", "metrics")
 QUARANTINE_VERBS = ("list", "retry", "drop")
 OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
        sarra quarantine [list|retry|drop] [TOOL/CONFIG | TOOL ...] [--id ID|all ...]
+       sarra check|metrics [TOOL/CONFIG | TOOL ...]
 
 Acts on every configuration in {config_dir}/<tool>/*.conf, or on those
 named (TOOL alone: all of that tool's). ACTION is one of:
   start     start the instances not running (instances N in each configuration)
   stop      stop them (SIGTERM, in-flight work finishes; SIGKILL after 10 s)
   restart   stop, then start
-  status    running/partial/stopped, instances up, messages/s, MB/s, retry queue
+  status    running/partial/stopped, instances up, health (running, idle, lagging,
+            slow, stuck, failing, dead), messages/s, MB/s, broker queue, lag,
+            retry queue
   list      the configurations and their files
   log       the last lines (--lines N, default 20) of each instance's log
   declare   create queues and exchanges
   cleanup   delete queues and state
-  sanity    restart dead instances of configurations that were started
+  sanity    restart dead and stuck instances of configurations that were started
   quarantine  the messages kept aside (they raised, or were in hand when
             processes died): list them; retry (a running instance takes
             them again) or drop those given with --id (repeatable, or all)
+  check     one line for monitoring (Nagios plugin): the worst health, with
+            performance data; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+  metrics   the figures of every instance in the Prometheus text format
 Exit status: 0 when all went well (status: all running), 1 otherwise, 2 on a
-bad configuration or usage."""
+bad configuration or usage (check: as monitoring plugins, 3 on those)."""
 
 
 def configurations(selection: list[str], action: str | None = None) -> list[tuple[str, str]]:
@@ -353,7 +360,8 @@ def _operate_one(action: str, tool: str, name: str, lines: int, launched: list) 
         print(f"{tool}/{name}: {paths.config_file(tool, name)} ({runs})")
         return 0
     if action == "status":
-        return service.status(tool, name, cfg.instances)
+        return service.status(tool, name, cfg.instances, health.Thresholds.of(cfg),
+                              cfg.prefetch)
     if action == "log":
         for n in range(1, cfg.instances + 1):
             path = paths.log_path(tool, name, n)
@@ -361,7 +369,8 @@ def _operate_one(action: str, tool: str, name: str, lines: int, launched: list) 
             print("\n".join(service.tail(path, lines)))
         return 0
     if action == "sanity":
-        launched += service.relaunch(tool, name, name, cfg.instances)
+        launched += service.relaunch(tool, name, name, cfg.instances,
+                                     health.Thresholds.of(cfg), cfg.prefetch)
         return 0
     if action in ("declare", "cleanup"):
         return _declare(tool, cfg, cleanup=action == "cleanup")
@@ -414,6 +423,8 @@ def operate(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s [%(levelname)s] sarra: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    if action in ("check", "metrics"):
+        return _watch_over(action, rest)
     try:
         chosen = configurations(rest, action)
     except ConfigError as exc:
@@ -437,6 +448,44 @@ def operate(argv: list[str]) -> int:
     if launched:   # every configuration's instances, waited for at once
         worst = max(worst, service.wait_started(launched))
     return worst
+
+
+def _judged(selection: list[str]) -> tuple[list[dict], list[str]]:
+    """``service.describe`` of each configuration selected, judged by its own
+    thresholds; and the configurations that could not be read (told on
+    standard error). ConfigError: a selection that names nothing."""
+    results, errors = [], []
+    for tool, name in configurations(selection):
+        try:
+            cfg = load_config(tool, name, [], tools.tool(tool).presets)
+        except ConfigError as exc:
+            print(f"sarra: {tool}/{name}: {exc}", file=sys.stderr)
+            errors.append(f"{tool}/{name}")
+            continue
+        results.append(service.describe(tool, name, cfg.instances,
+                                        health.Thresholds.of(cfg), cfg.prefetch))
+    return results, errors
+
+
+def _watch_over(action: str, selection: list[str]) -> int:
+    """``sarra check`` (one line and the exit status of a monitoring plugin:
+    sarra/health.py:check_line) and ``sarra metrics`` (the Prometheus text
+    exposition, sarra/metrics.py: what ``sarra web`` will serve at /metrics)."""
+    try:
+        results, errors = _judged(selection)
+    except ConfigError as exc:
+        if action == "check":
+            print(f"SARRA UNKNOWN - {exc}")
+            return health.UNKNOWN
+        print(f"sarra: {exc}", file=sys.stderr)
+        return 2
+    if action == "check":
+        code, line = health.check_line(results, errors)
+        print(line)
+        return code
+    from .metrics import exposition      # prometheus_client: only here
+    sys.stdout.write(exposition(results))
+    return 2 if errors else 0
 
 
 def main_dd() -> None:

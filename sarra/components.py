@@ -126,9 +126,24 @@ def _daemon(cfg, source, **parts) -> Flow:
                  **parts)
 
 
-def _keepalive(source: BrokerSource) -> Callable[[int], None]:
-    """For long transfers: keep the consumer's connection alive."""
-    return lambda _n: source.broker.keepalive()
+class _Ticks:
+    """The tick of long transfers (about once a second): keep the consumer's
+    connection alive, and let the housekeeper write the metrics when due (a
+    long transfer is work, not a stuck loop). ``flow`` is set once made."""
+
+    def __init__(self, source: BrokerSource):
+        self.source = source
+        self.flow: Flow | None = None
+
+    def __call__(self, _n: int) -> None:
+        self.source.broker.keepalive()
+        if self.flow is not None and self.flow.housekeeper is not None:
+            self.flow.housekeeper.progress()
+
+
+def _ticked(ticks: _Ticks, flow: Flow) -> Flow:
+    ticks.flow = flow
+    return flow
 
 
 def post_flow(cfg, targets: list[str], connect_attempts: int = 0,
@@ -150,10 +165,12 @@ def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
     source = BrokerSource(cfg, tool)
     poster = _poster(cfg, _repost_url(cfg, "our copies"))
     worker = None
+    ticks = _Ticks(source)
     if cfg.download:
-        worker = Downloader(cfg, tick=_keepalive(source), throttle=throttle(cfg, "bytes"))
-    return _daemon(cfg, source, worker=worker, poster=poster,
-                   reporter=_reporter(cfg, source), retry=_retry_queue(tool, cfg))
+        worker = Downloader(cfg, tick=ticks, throttle=throttle(cfg, "bytes"))
+    return _ticked(ticks, _daemon(cfg, source, worker=worker, poster=poster,
+                                  reporter=_reporter(cfg, source),
+                                  retry=_retry_queue(tool, cfg)))
 
 
 def sara_flow(cfg) -> Flow:
@@ -185,9 +202,11 @@ def sender_flow(cfg) -> Flow:
     posts announcing the remote copies at ``post_base_url``."""
     source = BrokerSource(cfg, "sender")
     poster = _poster(cfg, _repost_url(cfg, "the remote copies"))
-    worker = Sender(cfg, tick=_keepalive(source), throttle=throttle(cfg, "bytes"))
-    return _daemon(cfg, source, worker=worker, poster=poster,
-                   reporter=_reporter(cfg, source), retry=_retry_queue("sender", cfg))
+    ticks = _Ticks(source)
+    worker = Sender(cfg, tick=ticks, throttle=throttle(cfg, "bytes"))
+    return _ticked(ticks, _daemon(cfg, source, worker=worker, poster=poster,
+                                  reporter=_reporter(cfg, source),
+                                  retry=_retry_queue("sender", cfg)))
 
 
 LOG_IDLE_EXIT = 1.0     # dd_log without --follow stops after this long with nothing new

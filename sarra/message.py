@@ -6,6 +6,7 @@ Internally a message always holds the v02 view (doc/protocol.md §2):
 unchanged). A log message also has a ``report``. Codecs (sarra.codec)
 turn a Message into (topic, headers, body) and back.
 """
+import calendar
 import datetime
 import os
 import time
@@ -136,6 +137,27 @@ def parse_time(text: str, field_name: str = "pubtime") -> float:
     except ValueError:
         raise MessageError(f"'{text}' is not a valid date", field_name) from None
     return when.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+_HOURS: dict[str, float] = {}    # 'YYYYMMDDHH' -> its seconds since the epoch
+
+
+def pubtime_seconds(text: str) -> float | None:
+    """``parse_time`` made cheap for the engine's lag figure (once a batch):
+    a message's v02 pubtime (``Message.pubtime``, 'YYYYMMDDHHMMSS.frac') in
+    seconds since the epoch, its hour computed once; None if it does not
+    read so."""
+    try:
+        hour = _HOURS.get(text[:10])
+        if hour is None:
+            hour = float(calendar.timegm((int(text[:4]), int(text[4:6]), int(text[6:8]),
+                                          int(text[8:10]), 0, 0)))
+            if len(_HOURS) > 256:
+                _HOURS.clear()
+            _HOURS[text[:10]] = hour
+        return hour + int(text[10:12]) * 60 + float(text[12:])
+    except (ValueError, TypeError, OverflowError):
+        return None
 
 
 # -- paths ----------------------------------------------------------------

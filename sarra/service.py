@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import psutil
 
+from . import health
 from .config import paths
 from .flow.housekeeping import read_metrics
 
@@ -320,75 +321,236 @@ def pid_files(tool: str, config: str) -> list[str]:
             if f.endswith(".pid")]
 
 
-def _usage(proc: psutil.Process, now: float) -> tuple[int, float, float]:
-    """(resident memory in bytes, CPU seconds, mean CPU % since it started)."""
+def _usage(proc: psutil.Process, now: float) -> tuple[int, float, float, float | None]:
+    """(resident memory in bytes, CPU seconds, mean CPU % since it started,
+    its start time)."""
     try:
         with proc.oneshot():
             rss = proc.memory_info().rss
             t = proc.cpu_times()
             cpu = t.user + t.system
-            age = now - proc.create_time()
+            created = proc.create_time()
     except psutil.Error:       # gone meanwhile, or another user's
-        return 0, 0.0, 0.0
-    return rss, cpu, 100.0 * cpu / age if age > 0 else 0.0
+        return 0, 0.0, 0.0, None
+    age = now - created
+    return rss, cpu, 100.0 * cpu / age if age > 0 else 0.0, created
 
 
-def describe(tool: str, config: str, instances: int) -> dict:
+FRESH = 60.0    # seconds: figures older than this are not added to the rates
+
+
+def metrics_file(tool: str, config: str, n: int) -> str:
+    return paths.state_path(tool, config, f"metrics.{n:02d}.json")
+
+
+def instance_figures(tool: str, config: str, instances: int) -> list[dict]:
+    """What is known of each instance (1 to ``instances``): ``n``, ``pid``
+    (None: not running), ``metrics`` (what this very process last wrote in
+    its metrics file; None: nothing yet), ``created`` (its start time),
+    ``rss_bytes``, ``cpu_seconds``, ``cpu_percent`` (mean since it started)."""
+    now = time.time()
+    out = []
+    for n in range(1, max(instances, 1) + 1):
+        rec = {"n": n, "pid": None, "metrics": None, "created": None, "rss_bytes": 0,
+               "cpu_seconds": 0.0, "cpu_percent": 0.0}
+        proc = _instance(tool, config, n)
+        if proc is not None:
+            m = read_metrics(metrics_file(tool, config, n))
+            rss, cpu, pct, created = _usage(proc, now)
+            rec.update(pid=proc.pid, metrics=m if m and m.get("pid") == proc.pid else None,
+                       created=created, rss_bytes=rss, cpu_seconds=cpu, cpu_percent=pct)
+        out.append(rec)
+    return out
+
+
+def _known(values):
+    return [v for v in values if v is not None]
+
+
+def health_figures(recs: list[dict], instances: int, started: bool, now: float,
+                   batch: int = 1) -> health.Figures:
+    """health.Figures of instances ``recs`` (``instance_figures``), out of
+    ``instances`` configured; ``started``: it has pid files."""
+    up = [r for r in recs if r["pid"] is not None]
+    reported = [r["metrics"] for r in up if r["metrics"]]
+    fresh = [m for m in reported if now - m.get("time", 0) < FRESH]
+    unreported = [now - r["created"] for r in up if not r["metrics"] and r["created"]]
+    active = _known(m.get("last_activity") for m in reported)
+    idle_for = now - max(active) if active else \
+        (now - min(m.get("started", now) for m in reported) if reported else None)
+    queues = sorted(((m.get("broker_queue_time") or 0, m) for m in fresh
+                     if m.get("broker_queue") is not None), key=lambda tm: tm[0])
+    newest = queues[-1][1] if queues else {}
+    return health.Figures(
+        instances=instances, up=len(up), started=started,
+        connected=all(m.get("connected", True) for m in fresh),
+        silent_for=max((now - m.get("time", 0) for m in reported), default=None),
+        unreported_for=max(unreported, default=None),
+        idle_for=max(idle_for, 0.0) if idle_for is not None else None,
+        messages_per_s=sum(m.get("messages_per_s", 0) for m in fresh),
+        failures_per_s=sum(m.get("failures_per_s", 0) for m in fresh),
+        lag=max(_known(m.get("lag") for m in fresh), default=None),
+        lag_p95=max(_known(m.get("lag_p95") for m in fresh), default=None),
+        lag_trend=max(_known(m.get("lag_trend") for m in fresh), default=None),
+        broker_queue=newest.get("broker_queue"),
+        broker_queue_trend=newest.get("broker_queue_trend"), batch=max(batch, 1))
+
+
+def describe(tool: str, config: str, instances: int,
+             thresholds: health.Thresholds | None = None, batch: int = 1) -> dict:
     """State of a configuration: running/partial/stopped, instances up, the
     rates its instances last wrote in their metrics files, and what they
     use: resident memory (RSS) and CPU, added up over the instances (CPU
-    as the mean since each started: 100 is one core all the time)."""
-    up = _instances(tool, config, instances)
-    state = "running" if len(up) == instances else "partial" if up else "stopped"
-    msgs = nbytes = retry = 0.0
-    rss, cpu_s, cpu_pct = 0, 0.0, 0.0
+    as the mean since each started: 100 is one core all the time); its
+    health (sarra/health.py) judged by ``thresholds`` (default: the
+    options' defaults), with the broker queue's depth and the lag.
+    ``batch``: the configuration's prefetch."""
+    th = thresholds or health.Thresholds()
+    recs = instance_figures(tool, config, instances)
     now = time.time()
-    for n, proc in up.items():
-        m = read_metrics(paths.state_path(tool, config, f"metrics.{n:02d}.json"))
-        if m and m.get("pid") == proc.pid and now - m.get("time", 0) < 60:
-            msgs += m.get("messages_per_s", 0)
-            nbytes += m.get("bytes_per_s", 0)
-            retry += m.get("retry_queue", 0)
-        r, c, p = _usage(proc, now)
-        rss, cpu_s, cpu_pct = rss + r, cpu_s + c, cpu_pct + p
+    up = {r["n"]: r for r in recs if r["pid"] is not None}
+    state = "running" if len(up) == instances else "partial" if up else "stopped"
+    fresh = [r["metrics"] for r in up.values()
+             if r["metrics"] and now - r["metrics"].get("time", 0) < FRESH]
+    fig = health_figures(recs, instances, bool(pid_files(tool, config)), now, batch)
     return {"tool": tool, "config": config, "state": state, "up": len(up),
-            "instances": instances, "pids": {n: p.pid for n, p in up.items()},
-            "messages_per_s": msgs, "bytes_per_s": nbytes, "retry_queue": int(retry),
-            "rss_bytes": rss, "cpu_seconds": round(cpu_s, 2), "cpu_percent": cpu_pct}
+            "instances": instances, "pids": {n: r["pid"] for n, r in up.items()},
+            "messages_per_s": sum(m.get("messages_per_s", 0) for m in fresh),
+            "bytes_per_s": sum(m.get("bytes_per_s", 0) for m in fresh),
+            "retry_queue": int(sum(m.get("retry_queue", 0) for m in fresh)),
+            "rss_bytes": sum(r["rss_bytes"] for r in up.values()),
+            "cpu_seconds": round(sum(r["cpu_seconds"] for r in up.values()), 2),
+            "cpu_percent": sum(r["cpu_percent"] for r in up.values()),
+            "health": health.assess(fig, th), "thresholds": th,
+            "broker_queue": fig.broker_queue, "lag": fig.lag, "lag_p95": fig.lag_p95,
+            "failures_per_s": fig.failures_per_s, "started": fig.started,
+            "instance_figures": recs, "restarts": restarts(tool, config)}
+
+
+def _seconds(t: float) -> str:
+    return f"{t:.1f}s" if t < 100 else f"{t:.0f}s"
 
 
 def status_line(d: dict) -> str:
     line = f"{d['tool']}/{d['config']}: {d['state']} ({d['up']}/{d['instances']} instances)"
+    h = d.get("health")
+    if h is not None and (d["up"] or h.state != "stopped"):
+        line += f", health {h.state}" + (f" ({h.reason})" if h.reason else "")
     if d["up"]:
-        line += (f", {d['messages_per_s']:.1f} msgs/s, {d['bytes_per_s'] / 1e6:.2f} MB/s, "
-                 f"retry queue {d['retry_queue']}, memory {d['rss_bytes'] / 1e6:.1f} MB, "
+        line += f", {d['messages_per_s']:.1f} msgs/s, {d['bytes_per_s'] / 1e6:.2f} MB/s"
+        if d.get("broker_queue") is not None:
+            line += f", broker queue {d['broker_queue']}"
+        if d.get("lag") is not None:
+            line += f", lag {_seconds(d['lag'])}"
+            if d.get("lag_p95") is not None:
+                line += f" (p95 {_seconds(d['lag_p95'])})"
+        line += (f", retry queue {d['retry_queue']}, memory {d['rss_bytes'] / 1e6:.1f} MB, "
                  f"CPU {d['cpu_percent']:.1f}%")
     return line
 
 
-def status(tool: str, config: str, instances: int) -> int:
-    d = describe(tool, config, instances)
+def status(tool: str, config: str, instances: int,
+           thresholds: health.Thresholds | None = None, batch: int = 1) -> int:
+    d = describe(tool, config, instances, thresholds, batch)
     print(status_line(d))
     return 0 if d["state"] == "running" else 1
 
 
-def relaunch(tool: str, config: str, config_arg: str, instances: int) -> list[Launched]:
+# -- sanity: dead and stuck instances started again --------------------------------
+
+def _restarts_file(tool: str, config: str) -> str:
+    return paths.state_path(tool, config, "restarts.json")
+
+
+def restarts(tool: str, config: str) -> dict[str, int]:
+    """How many instances ``sanity`` started again, by reason (dead, stuck)."""
+    try:
+        with open(_restarts_file(tool, config), encoding="utf-8") as f:
+            data = json.load(f)
+        return {k: int(v) for k, v in data.items() if isinstance(v, int)}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _count_restarts(tool: str, config: str, reason: str, n: int) -> None:
+    if n <= 0:
+        return
+    counts = restarts(tool, config)
+    counts[reason] = counts.get(reason, 0) + n
+    path = _restarts_file(tool, config)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(counts, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("cannot write %s: %s", path, exc)
+
+
+def stuck_instances(tool: str, config: str, instances: int,
+                    thresholds: health.Thresholds | None = None,
+                    batch: int = 1) -> list[tuple[int, int, str]]:
+    """(n, pid, why) of each running instance that is stuck on its own
+    (sarra/health.py, judged on that instance's figures alone)."""
+    th = thresholds or health.Thresholds()
+    now = time.time()
+    out = []
+    for rec in instance_figures(tool, config, instances):
+        if rec["pid"] is None:
+            continue
+        h = health.assess(health_figures([rec], 1, True, now, batch), th)
+        if h.state == "stuck":
+            out.append((rec["n"], rec["pid"], h.reason))
+    return out
+
+
+def _end_instance(tool: str, config: str, n: int, timeout: float = 5.0) -> None:
+    """SIGTERM, and SIGKILL after ``timeout`` seconds (a stuck loop may not
+    come back to see the signal)."""
+    proc = _instance(tool, config, n)
+    if proc is None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        _gone, left = psutil.wait_procs([proc], timeout=timeout)
+        for p in left:
+            p.kill()
+        psutil.wait_procs(left, timeout=timeout)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def relaunch(tool: str, config: str, config_arg: str, instances: int,
+             thresholds: health.Thresholds | None = None, batch: int = 1) -> list[Launched]:
     """Start again, without waiting, the dead instances of a configuration
-    that was started (it has pid files) and not stopped, with the options
-    it was started with."""
+    that was started (it has pid files) and not stopped, and the stuck ones
+    (ended first), with the options it was started with. Each restart is
+    logged and counted (``restarts``)."""
     if not pid_files(tool, config):
         return []
+    stuck = stuck_instances(tool, config, instances, thresholds, batch)
+    for n, pid, why in stuck:
+        log.warning("%s/%s instance %d (pid %d) is stuck (%s): restarting it", tool, config,
+                    n, pid, why)
+        _end_instance(tool, config, n)
     up = running(tool, config, instances)
     if len(up) == instances:
         return []
-    log.warning("%s/%s: %d of %d instances running: starting the others", tool, config,
-                len(up), instances)
-    return launch(tool, config, config_arg, instances, _saved_overrides(tool, config))
+    dead = instances - len(up) - len(stuck)
+    if dead > 0:
+        log.warning("%s/%s: %d of %d instances running: starting the others", tool, config,
+                    len(up) + len(stuck), instances)
+    launched = launch(tool, config, config_arg, instances, _saved_overrides(tool, config))
+    stuck_ns = {n for n, _pid, _why in stuck}
+    _count_restarts(tool, config, "stuck", sum(1 for i in launched if i.n in stuck_ns))
+    _count_restarts(tool, config, "dead", sum(1 for i in launched if i.n not in stuck_ns))
+    return launched
 
 
-def sanity(tool: str, config: str, config_arg: str, instances: int) -> int:
+def sanity(tool: str, config: str, config_arg: str, instances: int,
+           thresholds: health.Thresholds | None = None, batch: int = 1) -> int:
     """``relaunch``, then wait for those instances. Returns how many were started."""
-    started = relaunch(tool, config, config_arg, instances)
+    started = relaunch(tool, config, config_arg, instances, thresholds, batch)
     if started:
         wait_started(started)
     return len(started)

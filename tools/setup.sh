@@ -168,7 +168,7 @@ fi
 # come from the system.
 PACKAGING_DEBS=(debhelper dh-python python3-all python3-setuptools pybuild-plugin-pyproject
                 lintian man-db groff-base rpm
-                python3-paramiko python3-pika python3-psutil python3-requests
+                python3-paramiko python3-pika python3-prometheus-client python3-psutil python3-requests
                 python3-watchdog python3-xxhash python3-yaml)
 deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 MISSING_DEBS=()

@@ -256,6 +256,7 @@ def parse_value(option: Option, raw: str | None) -> Any:
 POSTERS = tuple(t.name for t in TOOLS if t.announces)
 CONSUMERS = tuple(t.name for t in TOOLS if t.consumes)
 PLACERS = tuple(t.name for t in TOOLS if t.places)
+DAEMONS = tuple(t.name for t in TOOLS if t.daemon)
 
 _O = Option
 _DECLARED = [
@@ -397,6 +398,22 @@ _DECLARED = [
        "or data (checksum only)", ("suppress_duplicates_basis",
                                    "nodupeBasis"),
        choices=("path", "name", "data")),
+    # -- health: sarra status, check, metrics and sanity judge the daemons by these
+    _O("lag_warn", "duration", 60.0, "lag (when the last batch was handled minus the "
+       "pubtime of its last message) above which a configuration is lagging",
+       ("runStateThreshold_lag",), tools=DAEMONS),
+    _O("stuck_after", "duration", 300.0, "an instance that wrote no figures for this "
+       "long, or whose configuration handled nothing this long while messages wait in "
+       "its queue, is stuck (sarra sanity restarts it)", ("runStateThreshold_hung",),
+       tools=DAEMONS),
+    _O("idle_after", "duration", 60.0, "nothing handled for this long, nothing waiting: "
+       "idle", ("runStateThreshold_idle",), tools=DAEMONS),
+    _O("failing_ratio", "float", 0.5, "share of the messages handled over the last minute "
+       "that failed (queued for retry, given up) from which a configuration is failing "
+       "(0: never by that share)", tools=DAEMONS),
+    _O("management_url", "str", None, "RabbitMQ management API the depth of the queue is "
+       "read from, as the broker's user (default http://<broker host>:15672/api; "
+       "off: not read)", tools=tuple(t.name for t in TOOLS if t.daemon and t.consumes)),
     # -- reporting
     _O("report_back", "bool", True, "send log messages back to the source",
        ("report",), tools=CONSUMERS),

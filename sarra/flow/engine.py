@@ -15,7 +15,7 @@ comes again.
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import replace
 from typing import Callable
 
@@ -23,7 +23,7 @@ from .. import checksum
 from ..broker import reconnecting
 from ..errors import (BrokerError, ChecksumError, MessageError, PluginError, TransferError,
                       UnsafePathError)
-from ..message import Message
+from ..message import Message, pubtime_seconds
 from ..parts import Parts
 from ..plugins import Hooks
 from ..throttle import Throttle
@@ -39,6 +39,8 @@ from .retry import RetryQueue
 
 log = logging.getLogger(__name__)
 
+LAGS_KEPT = 1024     # lags of the recent batches kept (for the p95 of the metrics)
+
 
 class Flow:
     """One tool's loop, complete when constructed.
@@ -47,7 +49,18 @@ class Flow:
     status``), with a periodic log line and the sweep of stale files (None:
     no housekeeping, as dd_post). ``connect_attempts`` 0 means reaching the
     broker is retried for ever (daemons). ``on_batch(flow)`` runs after each
-    batch (dd_post's progress bar)."""
+    batch (dd_post's progress bar).
+
+    The figures (sarra/metrics.py): ``stats`` counts the outcome of each
+    message handled (a status code, or a tally: 'rejected', 'duplicate',
+    'posted'...), ``bytes`` what was transferred; ``events`` counts, a batch
+    at a time, what is not an outcome ('received' from the source,
+    'accepted' by the filter, 'failed', 'retry_queued', 'given_up',
+    'reposted'), ``reported`` the log messages sent by status code; ``lag``
+    is the time the last batch was handled minus the pubtime of its last
+    message from the source (``lags``: the recent ones, with their time),
+    ``last_activity`` when a batch was last handled, ``connected`` whether
+    the broker is."""
 
     def __init__(self, cfg, source: Source, worker: Worker | None = None,
                  poster: Poster | None = None, reporter: Reporter | None = None,
@@ -71,6 +84,12 @@ class Flow:
         self.fallback = default_placement(cfg) if worker is not None else None
         self.stats: Counter = Counter()
         self.bytes = 0
+        self.events: Counter = Counter()
+        self.reported: Counter = Counter()
+        self.lag: float | None = None
+        self.lags: deque = deque(maxlen=LAGS_KEPT)   # (time, lag) of the recent batches
+        self.last_activity: float | None = None
+        self.connected = False
         self.stopping = False
         # what source_from_exchange trusts as published by feeders
         self.read_exchanges = frozenset(source.exchanges())
@@ -89,6 +108,7 @@ class Flow:
                     if not exc.recoverable:
                         raise
                     log.warning("broker connection lost (%s); the batch will come again", exc)
+                    self.connected = False
                     self._reconnect()
                 if self.housekeeper is not None:
                     self.housekeeper.tick()
@@ -99,8 +119,13 @@ class Flow:
 
     def connect(self) -> None:
         """``open``, retried with backoff (``connect_attempts`` times; 0: for ever)."""
-        reconnecting(self.open, lambda: None, "connect",
+        reconnecting(self.open, self._still_connecting, "connect",
                      attempts=self.connect_attempts, stop=lambda: self.stopping)
+
+    def _still_connecting(self) -> None:
+        """Between two attempts: the figures say so (once the flow has run)."""
+        if self.housekeeper is not None:
+            self.housekeeper.progress()
 
     def open(self) -> None:
         """Connect the source and the publishers, and declare what they use."""
@@ -109,6 +134,7 @@ class Flow:
             if pub.broker is not None and pub.broker is not self.source.broker:
                 pub.broker.connect()
             pub.declare()
+        self.connected = True
 
     def _publishers(self) -> list[Poster]:
         return [p for p in (self.poster, self.reporter) if p is not None]
@@ -147,6 +173,7 @@ class Flow:
             wl.jobs += self.quarantine.take_retries(self.cfg.prefetch - len(wl.jobs))
         if not wl.jobs and not bad:
             return 0
+        self.events["received"] += len(msgs) + len(bad)
         if bad:
             self.stats["malformed"] += len(bad)
         try:
@@ -183,9 +210,20 @@ class Flow:
             self.quarantine.settle(done)
             self.quarantine.release(wl.incoming)
             self.quarantine.out_of_hand(wl.jobs)
+        self._figures(msgs)
         if self.on_batch is not None:
             self.on_batch(self)
         return len(wl)
+
+    def _figures(self, msgs: list[Message]) -> None:
+        """Once a batch: its time and its lag (from the pubtime of the last
+        message that came from the source; retries are old by nature)."""
+        now = self.last_activity = time.time()
+        if msgs:
+            published = pubtime_seconds(msgs[-1].pubtime)
+            if published is not None:
+                self.lag = max(0.0, now - published)
+                self.lags.append((now, self.lag))
 
     def _one_at_a_time(self, wl: Worklist) -> None:
         """A batch that came again after a process died with it in hand: each
@@ -230,6 +268,7 @@ class Flow:
 
     def process(self, wl: Worklist) -> None:
         self.filter(wl)
+        self.events["accepted"] += sum(1 for j in wl.incoming if not j.from_retry and not j.claim)
         self.run_hooks("on_message", wl)
         if self.worker is not None:
             self.work(wl)
@@ -240,6 +279,7 @@ class Flow:
         self.run_hooks("on_file", wl)
         self.post(wl)
         quiet = self.queue_failures(wl)
+        self.events["failed"] += len(wl.failed)
         self.report(wl, quiet)
         for pub in self._publishers():
             pub.flush()
@@ -487,6 +527,7 @@ class Flow:
         out = self.repost(j.msg, j.completed)
         if self._vetted(wl, j, out):
             self.poster.publish(out)
+            self.events["reposted"] += 1
 
     def _vetted(self, wl: Worklist, j: Job, out: Message) -> bool:
         """The on_post chain on ``out``, the post about ``j``: True to publish.
@@ -564,8 +605,9 @@ class Flow:
                 except OSError as exc:
                     log.error("cannot keep a malformed message in the quarantine: %s", exc)
             if b.found is not None and self.reporter is not None and self.cfg.report_back:
-                self._publish(self.reporter.report, b.found, 417,
-                              shorten(f"invalid message: {b.reason}", MAX_TEXT))
+                if self._publish(self.reporter.report, b.found, 417,
+                                 shorten(f"invalid message: {b.reason}", MAX_TEXT)):
+                    self.reported[417] += 1
 
     def queue_failures(self, wl: Worklist) -> list[Job]:
         """Failed jobs go to the retry queue; those it gives up on are
@@ -580,6 +622,8 @@ class Flow:
         for j in given_up:
             wl.move(j, "failed", f"given up after {max(j.tries, 1)} tries: "
                     f"{j.outcome.reason}", j.code)
+        self.events["given_up"] += len(given_up)
+        self.events["retry_queued"] += len(wl.failed) - len(given_up)
         self.retry.settle(wl.settled())
         attempts = max(1, self.cfg.attempts)
         return [j for j in wl.failed
@@ -590,8 +634,11 @@ class Flow:
             return
         for j in wl:
             if j.code is not None and not any(j is q for q in quiet):
-                self._guarded(wl, j, "report", self._publish, self.reporter.report, j.msg,
-                              j.code, j.outcome.reason)
+                self._guarded(wl, j, "report", self._report_one, j)
+
+    def _report_one(self, j: Job) -> None:
+        if self._publish(self.reporter.report, j.msg, j.code, j.outcome.reason):
+            self.reported[j.code] += 1
 
 
 def exchange_user(exchange: str) -> str | None:

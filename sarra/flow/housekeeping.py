@@ -1,15 +1,32 @@
 """Housekeeping of a running instance: a metrics file that ``sarra status``
 reads (every few seconds), a log line with counts and rates (every
 ``heartbeat``), and the removal of inflight files that no live writer holds.
+
+The metrics file (``Housekeeper.write_metrics``) holds the flow's figures
+(engine.py: ``Flow.stats``, ``bytes``, ``events``, ``reported``, the lag),
+rates over the last minute, and the depth of the instance's broker queue,
+which a thread reads from RabbitMQ's management API (``QueueWatch``: never
+in the flow's way, unknown when the user may not read it). Written every
+METRICS_EVERY seconds from the loop, from long transfers too (``progress``)
+and between attempts to reach a lost broker: a file not written for long
+means a loop that hangs. Its keys of earlier versions keep their meaning.
 """
 import json
 import logging
 import os
+import threading
 import time
+from collections import deque
+
+from ..broker.management import QueueDepth
 
 log = logging.getLogger(__name__)
 
 METRICS_EVERY = 5.0      # seconds between two writes of the metrics file
+WINDOW = 60.0            # seconds over which the rates and trends are measured
+LAG_P95_OVER = 300.0     # seconds of batches the lag's p95 is taken over
+QUEUE_EVERY = 10.0       # seconds between two reads of the broker queue's depth
+QUEUE_REFUSED_EVERY = 300.0   # ... when the API refused (the user may not read it)
 
 
 class Housekeeper:
@@ -19,18 +36,23 @@ class Housekeeper:
         self.heartbeat = max(heartbeat, METRICS_EVERY)
         now = time.monotonic()
         self._metrics_at = self._logged_at = now
-        self._last = self._snapshot()      # (time, messages, bytes) at the last log line
+        self._last = self._snapshot()      # (time, messages, bytes, failed) at the last log line
         self._window = [self._last]        # recent snapshots, for the rates in the metrics
         self.started = time.time()
+        self.written = False               # once connected and at work (start waits for it)
+        self.queue = QueueWatch.of(flow)
 
-    def _snapshot(self) -> tuple[float, int, int]:
-        return time.monotonic(), sum(self.flow.stats.values()), self.flow.bytes
+    def _snapshot(self) -> tuple[float, int, int, int]:
+        return (time.monotonic(), sum(self.flow.stats.values()), self.flow.bytes,
+                self.flow.events["failed"])
 
     def tick(self, final: bool = False) -> None:
         now = time.monotonic()
         if final or now - self._metrics_at >= METRICS_EVERY:
             self._metrics_at = now
             self.write_metrics(final)
+        if final and self.queue is not None:
+            self.queue.stop()
         if not final and now - self._logged_at >= self.heartbeat:
             self._logged_at = now
             self.log_line()
@@ -39,21 +61,46 @@ class Housekeeper:
             if self.flow.nodupe is not None:
                 self.flow.nodupe.purge()
 
-    def _rates(self, since: tuple[float, int, int]) -> tuple[float, float]:
-        t, msgs, nbytes = self._snapshot()
+    def progress(self) -> None:
+        """The metrics file, when due, from within long work (a transfer's
+        tick, a reconnection's wait): the loop is busy, not stuck. Not before
+        the loop first wrote it (``start`` takes that as connected)."""
+        now = time.monotonic()
+        if self.written and now - self._metrics_at >= METRICS_EVERY:
+            self._metrics_at = now
+            self.write_metrics(busy=True)
+
+    def _rates(self, since: tuple) -> tuple[float, float]:
+        t, msgs, nbytes, _failed = self._snapshot()
         span = max(t - since[0], 1e-6)
         return (msgs - since[1]) / span, (nbytes - since[2]) / span
 
-    def write_metrics(self, final: bool = False) -> None:
+    def write_metrics(self, final: bool = False, busy: bool = False) -> None:
+        flow = self.flow
         snap = self._snapshot()
-        self._window = [s for s in self._window if snap[0] - s[0] <= 60][-12:] + [snap]
-        msg_rate, byte_rate = self._rates(self._window[0])
-        retry = self.flow.retry
-        data = {"pid": os.getpid(), "time": time.time(), "started": self.started,
+        self._window = [s for s in self._window if snap[0] - s[0] <= WINDOW][-12:] + [snap]
+        first = self._window[0]
+        msg_rate, byte_rate = self._rates(first)
+        fail_rate = (snap[3] - first[3]) / max(snap[0] - first[0], 1e-6)
+        retry = flow.retry
+        now = time.time()
+        events = flow.events
+        data = {"pid": os.getpid(), "time": now, "started": self.started,
                 "stopped": final, "messages": snap[1], "bytes": snap[2],
                 "messages_per_s": round(msg_rate, 2), "bytes_per_s": round(byte_rate),
                 "retry_queue": len(retry) if retry is not None else 0,
-                "by_status": {str(k): v for k, v in self.flow.stats.items()}}
+                "by_status": {str(k): v for k, v in flow.stats.items()},
+                # since 0.1 (sarra/metrics.py)
+                "received": events["received"], "accepted": events["accepted"],
+                "posted": flow.stats["posted"] + events["reposted"],
+                "failed": events["failed"], "retry_queued": events["retry_queued"],
+                "given_up": events["given_up"],
+                "reported": {str(k): v for k, v in flow.reported.items()},
+                "failures_per_s": round(fail_rate, 3),
+                "connected": flow.connected, "busy": busy,
+                "last_activity": flow.last_activity, **lag_figures(flow.lags, now)}
+        if self.queue is not None:
+            data.update(self.queue.figures())
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as f:
@@ -61,6 +108,9 @@ class Housekeeper:
             os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("cannot write %s: %s", self.path, exc)
+        self.written = True
+        if self.queue is not None and not final:
+            self.queue.start()
 
     def log_line(self) -> None:
         msg_rate, byte_rate = self._rates(self._last)
@@ -70,6 +120,89 @@ class Housekeeper:
                  "by status %s, retry queue %d", self._last[1], msg_rate, byte_rate / 1e6,
                  dict(sorted((str(k), v) for k, v in self.flow.stats.items())),
                  len(retry) if retry is not None else 0)
+
+
+def lag_figures(lags, now: float) -> dict:
+    """The lag of the last batch, the p95 of the lags of the batches of the
+    last LAG_P95_OVER seconds, and the lag's trend over the last WINDOW
+    seconds (seconds gained per second; None with too few batches)."""
+    recent = [(t, lag) for t, lag in list(lags) if now - t <= LAG_P95_OVER]
+    if not recent:
+        return {"lag": None, "lag_p95": None, "lag_trend": None}
+    ordered = sorted(lag for _t, lag in recent)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    window = [(t, lag) for t, lag in recent if now - t <= WINDOW]
+    trend = None
+    if len(window) >= 3 and window[-1][0] - window[0][0] >= WINDOW / 4:
+        trend = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+    return {"lag": round(recent[-1][1], 3), "lag_p95": round(p95, 3),
+            "lag_trend": round(trend, 4) if trend is not None else None}
+
+
+class QueueWatch:
+    """A daemon thread reading the depth of the flow's broker queue from the
+    management API every QUEUE_EVERY seconds (QUEUE_REFUSED_EVERY once the
+    API said no), keeping the last minute of samples. Nothing it meets
+    stops it or the flow: the depth is then unknown (None)."""
+
+    def __init__(self, reader: QueueDepth):
+        self.reader = reader
+        self.samples: deque = deque(maxlen=64)    # (time, depth)
+        self.known: tuple[float, int | None] | None = None   # (time, depth) of the last read
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def of(cls, flow) -> "QueueWatch | None":
+        """For a flow consuming from an AMQP queue, unless management_url is off."""
+        source, cfg = flow.source, flow.cfg
+        url, queue = getattr(source, "url", None), getattr(source, "queue", None)
+        setting = getattr(cfg, "management_url", None)
+        if not url or not queue or str(setting or "").lower() in ("off", "none", "no"):
+            return None
+        reader = QueueDepth.of(url, queue, setting or None)
+        return cls(reader) if reader is not None else None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="queue-depth", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        told = False
+        while not self._stop.is_set():
+            try:
+                depth = self.reader.read()
+            except Exception as exc:    # never: read() says None; but nothing stops us
+                log.debug("queue depth: %s", exc)
+                depth = None
+            now = time.time()
+            self.known = (now, depth)
+            if depth is not None:
+                self.samples.append((now, depth))
+            elif not told and self.reader.why:
+                log.info("the depth of queue %s is unknown: %s", self.reader.queue,
+                         self.reader.why)
+                told = True
+            self._stop.wait(QUEUE_REFUSED_EVERY if self.reader.refused else QUEUE_EVERY)
+
+    def figures(self) -> dict:
+        """broker_queue (None: unknown), when it was read, and its trend over
+        the last WINDOW seconds (messages per second; None: too few reads)."""
+        known = self.known
+        if known is None or known[1] is None:
+            return {"broker_queue": None, "broker_queue_time": known[0] if known else None,
+                    "broker_queue_trend": None}
+        now = time.time()
+        window = [(t, d) for t, d in list(self.samples) if now - t <= WINDOW]
+        trend = None
+        if len(window) >= 2 and window[-1][0] - window[0][0] >= WINDOW / 3:
+            trend = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+        return {"broker_queue": known[1], "broker_queue_time": known[0],
+                "broker_queue_trend": round(trend, 3) if trend is not None else None}
 
 
 def read_metrics(path: str) -> dict | None:

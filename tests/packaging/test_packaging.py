@@ -64,7 +64,8 @@ TOOLS = ["dd_post", "dd_watch", "dd_subscribe", "dd_sara", "dd_sender", "dd_shov
 DEB_PYTHON_DEPENDS = {"pika": "python3-pika", "requests": "python3-requests",
                       "xxhash": "python3-xxhash", "watchdog": "python3-watchdog",
                       "PyYAML": "python3-yaml", "psutil": "python3-psutil",
-                      "paramiko": "python3-paramiko"}
+                      "paramiko": "python3-paramiko",
+                      "prometheus_client": "python3-prometheus-client"}
 # the systemd units, kept in debian/ only (the .rpm installs the same files)
 UNITS = ["sarra.service", "sarra-sanity.service", "sarra-sanity.timer"]
 # Debian 12 packages too old for the range setup.py asks for, and why. The .deb
@@ -507,7 +508,7 @@ HOST_PATHS = ["/etc/sarra", "/var/lib/sarra", "/usr/bin/sarra", "/usr/bin/dd_pos
 # the import name of each dependency (DEB_PYTHON_DEPENDS's keys)
 IMPORT_NAMES = {"pika": "pika", "requests": "requests", "xxhash": "xxhash",
                 "watchdog": "watchdog", "PyYAML": "yaml", "psutil": "psutil",
-                "paramiko": "paramiko"}
+                "paramiko": "paramiko", "prometheus_client": "prometheus_client"}
 HOST_PYTHON = "/usr/bin/python3"   # the .deb's scripts say #!/usr/bin/python3
 
 

@@ -123,7 +123,8 @@ def test_status_shows_memory_and_cpu_of_the_instances(state, spawn):
     assert d["rss_bytes"] > 1_000_000                      # a Python interpreter
     assert d["cpu_seconds"] >= 0.3 and 1 < d["cpu_percent"] <= 110   # at most one core
     line = service.status_line(d)
-    assert line == ("subscribe/obs: partial (1/2 instances), 0.0 msgs/s, 0.00 MB/s, "
+    assert line == ("subscribe/obs: partial (1/2 instances), health dead (1 of 2 instances "
+                    "not running), 0.0 msgs/s, 0.00 MB/s, "
                     f"retry queue 0, memory {d['rss_bytes'] / 1e6:.1f} MB, "
                     f"CPU {d['cpu_percent']:.1f}%"), line
     assert service.status_line(service.describe("subscribe", "none", 1)) == \
