@@ -20,6 +20,7 @@ CONFINED = {
     "xxhash": {"sarra/checksum.py"},
     "yaml": {"sarra/switch/description.py"},
     "psutil": {"sarra/service.py"},
+    "prometheus_client": {"sarra/metrics.py"},
 }
 
 
