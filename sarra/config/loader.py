@@ -334,7 +334,8 @@ class _Loader:
         option, adjust = found
         if raw is not None:
             raw = self.expand(raw, option.name, file, line)
-        if option.name in HOOK_STAGES and raw and raw.split()[0] in PLUGINS:
+        if option.name in HOOK_STAGES and raw and raw.split()[0] in PLUGINS \
+                and raw.split()[0] != "log":   # 'on_file log FILE' is sarra's own log hook
             self.plugin(keyword, raw, file, line)     # a v2 plugin: on_message msg_log
             return
         try:

@@ -117,7 +117,9 @@ def test_blocks_in_shuffled_order_and_a_restart_half_way(sarra_home, unique, pro
     # one GET per block, but for at most the one in flight when killed
     assert 64 <= len(gets) <= 65, len(gets)
     codes = codes_by_relpath(reports.settle(0.5))["f.bin"]
-    assert codes[201] == 64 and set(codes) <= {201, 304}, codes
+    # a block verified and recorded just before the kill, its 201 not yet
+    # confirmed, comes again as 'already received' (304): each block once at least
+    assert codes[201] >= 63 and codes[201] + codes[304] >= 64 and set(codes) <= {201, 304}, codes
 
 
 class CorruptOnce(BaseHTTPRequestHandler):
