@@ -78,8 +78,13 @@ setup(
     install_requires=INSTALL_REQUIRES,
     # build (+ wheel, which setuptools < 70.1 needs for bdist_wheel): the
     # packaging tests build the sdist and the wheel with `python -m build --no-isolation`
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2",
-                             "build>=1", "wheel>=0.40"]},
+    # mqtt: the MQTT broker driver (paho-mqtt 2.x; bookworm's python3-paho-mqtt is 1.6)
+    extras_require={"mqtt": ["paho-mqtt>=2,<3"],
+                    "test": ["pytest>=7", "hypothesis>=6", "pytest-timeout>=2",
+                             "build>=1", "wheel>=0.40",
+                             "selenium>=4.10",      # the web console in headless Chromium
+                             "jsonschema>=4",       # WIS2 notification messages against their schema
+                             "paho-mqtt>=2,<3"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
     zip_safe=False,
 )

@@ -4,6 +4,7 @@
 #   - makes sure RabbitMQ answers on 127.0.0.1:5672 (starts it if needed)
 #   - enables RabbitMQ's management plugin (dd_audit's HTTP API on 127.0.0.1:15672)
 #   - installs openssh-server (for the SFTP tests; the system sshd is not started)
+#   - installs vsftpd, mosquitto, chromium + chromium-driver, openssl (private test servers)
 #   - creates .venv in the repo root and installs the package with its test extras
 # Safe to run from any directory and as often as you like.
 set -euo pipefail
@@ -155,7 +156,7 @@ if [ -e "$STAMP" ]; then
 else
     say "installing python packages into .venv"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    "$VENV/bin/python" -m pip install -q -e '.[test,mqtt]'
     rm -f "$VENV"/.installed-*
     touch "$STAMP"
 fi
@@ -201,6 +202,30 @@ else
     say "installing openssh-server with apt-get (not started)"
     apt_install --no-install-recommends openssh-server
     have sshd || die "sshd still missing after apt-get install"
+fi
+
+# ---------------------------------------------------------------- other test servers
+# The tests start private instances of these on loopback ports (their own
+# configuration files in temp dirs); apt is kept from starting the system ones.
+#   vsftpd: FTP/FTPS (dd_poll, the FTP transfer); mosquitto: MQTT;
+#   chromium + chromedriver: the web console in a real browser; openssl: test CAs.
+SERVER_DEBS=(vsftpd mosquitto chromium chromium-driver openssl)
+MISSING_DEBS=()
+if have dpkg-query; then
+    for pkg in "${SERVER_DEBS[@]}"; do
+        deb_installed "$pkg" || MISSING_DEBS+=("$pkg")
+    done
+fi
+if [ ${#MISSING_DEBS[@]} -eq 0 ]; then
+    say "vsftpd, mosquitto, chromium, chromedriver, openssl present"
+elif [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+    die "${MISSING_DEBS[*]} missing and not root (no sudo): install them with apt-get"
+else
+    say "installing test servers with apt-get (not started): ${MISSING_DEBS[*]}"
+    apt_install --no-install-recommends "${MISSING_DEBS[@]}"
+    for pkg in "${MISSING_DEBS[@]}"; do
+        deb_installed "$pkg" || die "$pkg still missing after apt-get install"
+    done
 fi
 
 say "ready"
