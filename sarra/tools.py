@@ -91,7 +91,7 @@ TOOLS = (
          _FACTORY + "sara_flow",
          presets={"accept_unmatch": True, "mirror": True, "post_exchange": "xpublic",
                   "report_exchange": "xreport_in"}, consumes=True, places=True),
-    Tool("sender", "push announced files to a remote server (SFTP)", _FACTORY + "sender_flow",
+    Tool("sender", "push announced files to a remote server (SFTP, FTP, FTPS)", _FACTORY + "sender_flow",
          presets={"accept_unmatch": False, "mirror": True}, consumes=True, places=True),
     Tool("shovel", "copy messages to another exchange or broker (links, log routing)",
          _FACTORY + "shovel_flow", presets={"accept_unmatch": True, "report_back": False},

@@ -6,6 +6,7 @@ separated by commas (and/or blanks)::
     amqp://alice:secret@broker.example.com/
     sftp://bob@host.example.com/ ssh_keyfile=/home/bob/.ssh/id_ed25519
     ftp://carol:pw@ftp.example.com/,passive,binary
+    ftps://dave:pw@ftp.example.com/ ca_file=/etc/ssl/our-ca.pem
     https://data.example.com/ bearer_token=abc123
 
 Configurations name ``amqp://alice@broker.example.com/``;
@@ -36,7 +37,7 @@ _USERINFO_WIDE = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):(\S*)@")
 _FLAGS = {"passive": ("passive", True), "active": ("passive", False),
           "binary": ("binary", True), "ascii": ("binary", False),
           "tls": ("tls", True), "prot_p": ("prot_p", True)}
-_KEYS = ("ssh_keyfile", "bearer_token")
+_KEYS = ("ssh_keyfile", "bearer_token", "ca_file")
 
 
 def _mask_match(match: re.Match) -> str:
@@ -238,6 +239,6 @@ class Credentials:
         return f"{prefix}{user}:{secret}@{rest}"
 
     def details(self, url: str) -> dict:
-        """The details (ssh_keyfile, passive, tls...) of the entry for ``url``."""
+        """The details (ssh_keyfile, ca_file, passive, tls...) of the entry for ``url``."""
         entry = self._find(url)
         return dict(entry.details) if entry else {}

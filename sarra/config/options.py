@@ -304,7 +304,7 @@ _DECLARED = [
     _O("base_dir", "str", None, "local root corresponding to the URL tree",
        ("baseDir", "document_root")),
     _O("destination", "url", None, "where dd_sender sends files: "
-       "sftp://user@host[:port]/directory/ (password or ssh_keyfile from "
+       "sftp://, ftp:// or ftps://user@host[:port]/directory/ (password or ssh_keyfile from "
        "credentials.conf)", ("sendTo",), tools=("sender",)),
     _O("sum", "str", "s", "checksum for posts: d s n 0 x z,d z,s z,x "
        "(or md5 sha512 md5name random xxh128)", ("identity",),

@@ -2,7 +2,7 @@
 
 The file is on this switch: a ``file:`` URL names it, any other URL is
 ``base_dir`` + relpath. It goes to ``destination``
-(``sftp://user@host[:port]/directory/``) + the placed relpath (mirror,
+(``sftp://user@host[:port]/directory/``, ``ftp://``, ``ftps://``) + the placed relpath (mirror,
 strip, flatten, rename, as a subscriber places files; ``directory``, when
 set, is under the destination's path, or absolute on the server), written
 under its inflight name, checksummed as it streams, verified against the
@@ -67,12 +67,12 @@ class Sender:
         self._throttle = throttle     # byte rate, shared by the instances
         dest = cfg.resolve_url("destination")
         if not dest:
-            raise ConfigError("dd_sender needs a destination (sftp://user@host/directory/)",
+            raise ConfigError("dd_sender needs a destination (sftp://, ftp:// or ftps://user@host/directory/)",
                               option="destination")
         scheme = scheme_of(dest)
         cls = PUSHERS.get(scheme) if scheme in PUSHERS else None
         if cls is None:
-            raise ConfigError(f"cannot send to {scheme or 'this'} URL (sftp:// only)",
+            raise ConfigError(f"cannot send to {scheme or 'this'} URL (sftp://, ftp:// or ftps:// only)",
                               option="destination")
         head, sep, rest = dest.partition("://")
         authority, _slash, path = rest.partition("/")

@@ -23,12 +23,16 @@ SCHEMES = Registry("URL scheme", {
     "http": "sarra.transfer.http:HttpTransfer",
     "https": "sarra.transfer.http:HttpTransfer",
     "sftp": "sarra.transfer:sftp_transfer",
+    "ftp": "sarra.transfer.ftp:FtpTransfer",
+    "ftps": "sarra.transfer.ftp:FtpTransfer",
 }, error=TransferError, requires={"http": "requests", "https": "requests"})
 
 # the schemes files can be pushed to (dd_sender): their transfer also has
-# put, rename, remove, symlink, mkdir and rmdir (transfer/sftp.py)
+# put, rename, remove, symlink, mkdir and rmdir (transfer/sftp.py, transfer/ftp.py)
 PUSHERS = Registry("URL scheme to send to", {
     "sftp": "sarra.transfer:sftp_transfer",
+    "ftp": "sarra.transfer.ftp:FtpTransfer",
+    "ftps": "sarra.transfer.ftp:FtpTransfer",
 }, error=TransferError)
 
 

@@ -214,3 +214,40 @@ def sshd(tmp_path_factory) -> SshdServer:
     yield SshdServer("127.0.0.1", port, getpass.getuser(), tmp / "client_key", log, proc)
     stop_process(proc, timeout=10)
 
+
+
+# --------------------------------------------------------------------------- vsftpd
+
+from tools.localftp import FtpServer, find_vsftpd, start_vsftpd  # noqa: E402
+
+
+def _vsftpd(tmp_path_factory, tls: bool) -> FtpServer:
+    if find_vsftpd() is None:
+        pytest.fail(f"vsftpd not found: {SETUP_HINT}", pytrace=False)
+    tmp = tmp_path_factory.mktemp("ftps" if tls else "ftp")
+    try:
+        return start_vsftpd(tmp / "server", tmp / "root", tls=tls)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def ftpd(tmp_path_factory) -> FtpServer:
+    """One private plain-FTP vsftpd for the session (tools/localftp.py): a
+    free 127.0.0.1 port, passive ports on loopback, the anonymous login with
+    its own password (``ftpd.credentials``, the credentials.conf line).
+    Tests use a directory of their own under ``ftpd.root``
+    (``ftpd.writable(dir)`` for uploads). Stopped at the end of the session."""
+    server = _vsftpd(tmp_path_factory, tls=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ftpsd(tmp_path_factory) -> FtpServer:
+    """The same as ``ftpd``, FTPS only (explicit TLS for the login and the
+    data) with a certificate for 127.0.0.1 from a test CA made by the
+    fixture (``ftpsd.ca_file``, named in ``ftpsd.credentials``)."""
+    server = _vsftpd(tmp_path_factory, tls=True)
+    yield server
+    server.stop()

@@ -1,19 +1,21 @@
 """The transfer contract: one set of tests run against every URL scheme.
 
 Each test gets ``backend`` (parametrised: ``file`` on the local disk,
-``http`` through a private nginx, ``sftp`` through a private sshd) serving
+``http`` through a private nginx, ``sftp`` through a private sshd, ``ftp``
+and ``ftps`` through private vsftpd servers) serving
 the same tree of files, and reads it through the scheme's transfer as the
 subscriber does (``SCHEMES.get(scheme)(timeout=..., credentials=...)``,
 ``open(url, offset, length)``, ``read``/``close``). The assertions are the
 same for every scheme.
 
-The last tests are SFTP only: uploads (dd_sender's side), host keys
-remembered on first contact, and the errors worth retrying or not.
+The last tests are SFTP only, then FTP/FTPS only: uploads (dd_sender's
+side), host keys and certificates, and the errors worth retrying or not.
 """
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -25,7 +27,7 @@ from sarra.errors import TransferError
 from sarra.transfer import SCHEMES, scheme_of
 from tests.helpers import free_port
 
-BACKENDS = ["file", "http", "sftp"]
+BACKENDS = ["file", "http", "sftp", "ftp", "ftps"]
 NAMES = ["plain.bin", "with space/a b#c.bin", "unicodé/ü.bin", "empty.bin"]
 SIZE = 300_000          # several prefetch requests, several copy buffers
 
@@ -81,10 +83,17 @@ def backend(request, tree, tmp_path) -> Backend:
         base = f"file:{root}/"
     elif kind == "http":
         base = request.getfixturevalue("nginx")(root, workers=1).url
-    else:
+    elif kind == "sftp":
         sshd = request.getfixturevalue("sshd")
         creds = Credentials.from_text(sshd.credentials)
         base = f"{sshd.url}{root}/"
+    else:       # the server is chrooted: the tree is copied into its root
+        server = request.getfixturevalue("ftpd" if kind == "ftp" else "ftpsd")
+        creds = Credentials.from_text(server.credentials)
+        mine = server.root / tmp_path.name
+        shutil.copytree(root, mine)
+        root = mine
+        base = f"{server.url}{tmp_path.name}/"
     b = Backend(kind, root, base, creds, tmp_path / "known_hosts")
     assert scheme_of(b.url("x")) == kind
     yield b
@@ -293,3 +302,102 @@ def test_sftp_errors_say_whether_to_retry(sshd, tmp_path):
         conn.client.get_transport().close()
     assert good.open(f"{sshd.url}{tmp_path}/f").read(10) == b"abc"
     good.close()
+
+
+# -- FTP and FTPS only ----------------------------------------------------------
+
+@pytest.fixture(params=["ftp", "ftps"])
+def ftp_server(request):
+    return request.getfixturevalue("ftpd" if request.param == "ftp" else "ftpsd")
+
+
+def test_ftp_put_writes_an_inflight_name_then_renames(ftp_server, tmp_path, caplog):
+    """dd_sender's side: the temporary name, the rename over an existing file,
+    directories made; the mode by SITE CHMOD is refused by this server (vsftpd,
+    anonymous), which is said once and is no error; the time is set (MDTM)."""
+    import logging
+    ftp = SCHEMES.get(ftp_server.scheme)(timeout=10,
+                                         credentials=Credentials.from_text(ftp_server.credentials))
+    mine = ftp_server.writable(ftp_server.root / f"put-{tmp_path.name}")
+    src = tmp_path / "local.bin"
+    data = os.urandom(200_000)
+    src.write_bytes(data)
+    url = f"{ftp_server.url}{mine.name}/new/dirs/file#1 x é.bin"
+    seen = []
+
+    def verify(sent: int) -> None:
+        seen.append(sorted(p.name for p in (mine / "new" / "dirs").iterdir()))
+        assert sent == len(data)
+
+    caplog.set_level(logging.WARNING, logger="sarra.transfer.ftp")
+    for _ in range(2):      # the second time over the file already there
+        assert ftp.put(str(src), url, inflight=url + ".tmp", mode=0o640,
+                       times=(1_500_000_000.0, 1_600_000_000.0), verify=verify) == len(data)
+    assert seen == [["file#1 x é.bin.tmp"], ["file#1 x é.bin", "file#1 x é.bin.tmp"]]
+    final = mine / "new" / "dirs" / "file#1 x é.bin"
+    assert final.read_bytes() == data and int(final.stat().st_mtime) == 1_600_000_000
+    assert sorted(p.name for p in final.parent.iterdir()) == ["file#1 x é.bin"]
+    refusals = [r.getMessage() for r in caplog.records if "SITE CHMOD" in r.getMessage()]
+    assert len(refusals) == 1 and "refuses SITE CHMOD" in refusals[0]
+
+    def refuse(_sent: int) -> None:
+        raise TransferError("checksum mismatch", recoverable=False)
+    with pytest.raises(TransferError, match="checksum mismatch"):
+        ftp.put(str(src), f"{ftp_server.url}{mine.name}/g.bin",
+                inflight=f"{ftp_server.url}{mine.name}/g.bin.tmp", verify=refuse)
+    assert not (mine / "g.bin").exists() and not (mine / "g.bin.tmp").exists()
+
+    base = f"{ftp_server.url}{mine.name}"
+    assert ftp.mkdir(f"{base}/a/b") is True and ftp.mkdir(f"{base}/a/b") is False
+    assert ftp.rename(f"{base}/new/dirs/file#1 x é.bin", f"{base}/c/g") is True
+    assert (mine / "c" / "g").read_bytes() == data
+    assert ftp.rename(f"{base}/new/dirs/file#1 x é.bin", f"{base}/c/g") is False
+    assert ftp.remove(f"{base}/c/g") is True and ftp.remove(f"{base}/c/g") is False
+    assert ftp.rmdir(f"{base}/a/b") is True and ftp.rmdir(f"{base}/a/b") is False
+    with pytest.raises(TransferError, match="no symbolic links"):
+        ftp.symlink(f"{base}/l", "c")
+    with pytest.raises(TransferError, match="line break") as info:
+        ftp.open(f"{base}/x\r\nDELE c")
+    assert info.value.recoverable is False
+    ftp.close()
+
+
+def test_ftp_errors_say_whether_to_retry(ftp_server, tmp_path):
+    (ftp_server.root / f"e-{tmp_path.name}").write_bytes(b"abc")
+    url = f"{ftp_server.url}e-{tmp_path.name}"
+    wrong = ftp_server.credentials.replace(ftp_server.password, "not-the-password")
+    refused = SCHEMES.get(ftp_server.scheme)(timeout=5, credentials=Credentials.from_text(wrong))
+    with pytest.raises(TransferError, match="login refused") as info:
+        refused.open(url)
+    assert info.value.recoverable is False and ftp_server.password not in str(info.value)
+
+    nobody = SCHEMES.get(ftp_server.scheme)(timeout=5, credentials=Credentials.from_text(""))
+    with pytest.raises(TransferError) as info:
+        nobody.open(f"{ftp_server.scheme}://anonymous@127.0.0.1:{free_port()}/f")
+    assert info.value.recoverable is True
+
+    good = SCHEMES.get(ftp_server.scheme)(timeout=5,
+                                          credentials=Credentials.from_text(ftp_server.credentials))
+    assert good.open(url).read(10) == b"abc"
+    for conns in good._pool.values():       # the pooled connection dies: connect again
+        for conn in conns:
+            conn.ftp.sock.close()
+    stream = good.open(url)
+    assert stream.read(10) == b"abc"
+    stream.close()
+    good.close()
+
+
+def test_ftps_verifies_the_certificate(ftpsd, tmp_path):
+    """Without the test CA (ca_file), the server's certificate is refused,
+    not worth retrying; plain FTP to the FTPS-only server is refused too."""
+    (ftpsd.root / f"c-{tmp_path.name}").write_bytes(b"abc")
+    no_ca = ftpsd.credentials.split(" ca_file=")[0]
+    t = SCHEMES.get("ftps")(timeout=5, credentials=Credentials.from_text(no_ca))
+    with pytest.raises(TransferError, match="certificate does not verify") as info:
+        t.open(f"{ftpsd.url}c-{tmp_path.name}")
+    assert info.value.recoverable is False
+    plain = SCHEMES.get("ftp")(timeout=5, credentials=Credentials.from_text(
+        no_ca.replace("ftps://", "ftp://")))
+    with pytest.raises(TransferError, match="login refused"):
+        plain.open(f"ftp://anonymous@127.0.0.1:{ftpsd.port}/c-{tmp_path.name}")

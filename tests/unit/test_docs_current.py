@@ -60,7 +60,7 @@ def test_readme_points_to_the_admin_guide_and_says_what_it_says():
     assert f'"{SECTION}"' in readme
     bullets = _guide_not_yet()
     assert len(bullets) == 4, "a new admin-guide bullet: say it in README's 'Not yet' too"
-    for topic in ("neighbour's broker", "SFTP", "whole files", "v02 only"):
+    for topic in ("neighbour's broker", "whole files", "v02 only"):
         assert topic in readme, f"README's 'Not yet' says nothing of {topic!r}"
         assert any(topic in b for b in bullets), f"the admin guide says nothing of {topic!r}"
 

@@ -16,6 +16,7 @@ CONFINED = {
     "requests": {"sarra/transfer/http.py",          # downloads
                  "sarra/broker/management.py"},     # RabbitMQ's management API
     "paramiko": {"sarra/transfer/sftp.py"},
+    "ftplib": {"sarra/transfer/ftp.py"},               # a standard module, kept to one place
     "watchdog": {"sarra/watch/observer.py"},
     "xxhash": {"sarra/checksum.py"},
     "yaml": {"sarra/switch/description.py"},

@@ -105,8 +105,8 @@ def test_mode_and_times_come_from_the_post(home):
 
 @pytest.mark.parametrize("text, why", [
     ("", "needs a destination"),
-    ("destination http://h/in/\n", "sftp:// only"),
-    ("destination gopher://h/in/\n", "sftp:// only"),
+    ("destination http://h/in/\n", "sftp://, ftp:// or ftps:// only"),
+    ("destination gopher://h/in/\n", "sftp://, ftp:// or ftps:// only"),
 ])
 def test_a_destination_we_cannot_send_to_is_a_configuration_error(home, text, why):
     with pytest.raises(ConfigError, match=why):
