@@ -87,7 +87,10 @@ def instance():
                                 stdin=subprocess.DEVNULL)
         procs.append(proc)
         deadline = time.monotonic() + 10
-        while "sarra.cli" not in psutil.Process(proc.pid).cmdline():
+        # until the interpreter runs (its command line, and its memory: the
+        # exec'd process is tiny for a moment)
+        while "sarra.cli" not in psutil.Process(proc.pid).cmdline() or \
+                psutil.Process(proc.pid).memory_info().rss < 2e6:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         service.write_pid_file(service.pid_file(tool, config, n), proc.pid,
