@@ -151,7 +151,8 @@ def _post(cfg, targets: list[str]) -> int:
     print(f"dd_post: posted {what} in {elapsed:.2f}s "
           f"({n / elapsed if elapsed else 0:.0f} msgs/s) to {flow.poster.exchange}"
           + (f", {rejected} rejected by accept/reject" if rejected else "")
-          + (f", {failed} errors" if failed else ""))
+          + (f", {failed} errors" if failed else ""),
+          file=sys.stderr if flow.poster.broker is None else sys.stdout)   # outlet: stdout is theirs
     return 1 if failed or n + rejected != made else 0
 
 
@@ -246,6 +247,9 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
         if cleanup:
             shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)
             print(f"deleted the state of {tool}/{cfg.key}")
+            return 0
+        if flow.poster.broker is None:
+            print(f"nothing to declare: outlet {cfg.outlet} writes posts to standard output")
             return 0
         flow.poster.broker.connect()
         flow.poster.declare()

@@ -16,7 +16,7 @@ from .flow.engine import Flow
 from .flow.gather import BrokerSource, PathSource
 from .flow.logview import LogPrinter
 from .flow.nodupe import DuplicateCache
-from .flow.publish import Publisher, Reporter
+from .flow.publish import Outlet, Publisher, Reporter
 from .flow.quarantine import Quarantine
 from .flow.retry import RetryQueue
 from .flow.send import Sender
@@ -65,17 +65,22 @@ def _poster(cfg, url: str | None, mandatory: bool = False) -> Publisher | None:
         exchange = f"{exchange}_{cfg.post_exchange_suffix}"
     return Publisher(make_broker(url, heartbeat=cfg.broker_heartbeat), exchange,
                      cfg.post_topic_prefix, cfg.persistent, home=cfg.cluster,
-                     mandatory=mandatory)
+                     mandatory=mandatory, split=cfg.post_exchange_split)
 
 
-def _post_url(cfg) -> str:
-    url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
-    if not url:
-        raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
+def _announcer(cfg, mandatory: bool = False) -> Publisher | Outlet:
+    """Where dd_post's and dd_watch's posts go: the broker, or with
+    ``outlet json|url`` standard output (no broker needed)."""
     if not cfg.post_base_url:
         raise ConfigError("posts need post_base_url (the URL the files are served at)",
                           option="post_base_url")
-    return url
+    if cfg.outlet != "post":
+        return Outlet(cfg.outlet)
+    url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
+    if not url:
+        raise ConfigError("no post_broker (or broker) to post to (or outlet json or url: "
+                          "posts on standard output)", option="post_broker")
+    return _poster(cfg, url, mandatory)
 
 
 def _repost_url(cfg, what: str) -> str | None:
@@ -150,13 +155,13 @@ def post_flow(cfg, targets: list[str], connect_attempts: int = 0,
               on_batch: Callable[[Flow], None] | None = None) -> Flow:
     """dd_post: files and trees -> posts (mandatory: those no queue takes are
     counted, and dd_post warns of them)."""
-    return _flow(cfg, PathSource(cfg, targets), poster=_poster(cfg, _post_url(cfg), True),
+    return _flow(cfg, PathSource(cfg, targets), poster=_announcer(cfg, True),
                  connect_attempts=connect_attempts, on_batch=on_batch)
 
 
 def watch_flow(cfg) -> Flow:
     """dd_watch: changes in watched trees -> posts."""
-    return _daemon(cfg, WatchSource(cfg), poster=_poster(cfg, _post_url(cfg)))
+    return _daemon(cfg, WatchSource(cfg), poster=_announcer(cfg))
 
 
 def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:

@@ -292,8 +292,10 @@ _DECLARED = [
        ("postExchange",)),
     _O("post_exchange_suffix", "str", None, "publish to xs_<user>_<suffix>",
        ("post_exchangeSuffix", "postExchangeSuffix")),
-    _O("post_exchange_split", "int", 0, "spread posts over N exchanges "
-       "(<exchange>NN) by checksum", ("post_exchangeSplit",)),
+    _O("post_exchange_split", "int", 0, "spread posts over N exchanges, "
+       "<post_exchange>00 to <post_exchange>NN, each file always to the same one "
+       "(chosen by its checksum: redundant posts of a file reach one dd_winnow); "
+       "0 or 1: one exchange", ("post_exchangeSplit", "postExchangeSplit")),
     _O("post_topic_prefix", "str", "v02.post", "topic prefix of published "
        "messages (v03...: publish v03)", ("post_topicPrefix",
                                           "postTopicPrefix")),
@@ -310,8 +312,10 @@ _DECLARED = [
        "(or md5 sha512 md5name random xxh128)", ("identity",),
        convert=parse_sum),
     _O("persistent", "bool", True, "publish persistent messages"),
-    _O("outlet", "choice", "post", "where posts go: the broker, stdout as "
-       "JSON, or stdout as URLs", tools=POSTERS, choices=("post", "json", "url")),
+    _O("outlet", "choice", "post", "where posts go: post (the broker), json (a v03 "
+       "JSON message per line on standard output, no broker) or url (the URL of "
+       "each file per line on standard output, no broker)", tools=POSTERS,
+       choices=("post", "json", "url")),
     # -- routing and anti-spoofing
     _O("source", "str", None, "source to write into posts"),
     _O("cluster", "str", None, "name of this switch (from_cluster)"),
@@ -335,8 +339,9 @@ _DECLARED = [
        repeat=True, tools=POSTERS),
     _O("follow_symlinks", "bool", False, "post the targets of symbolic links",
        ("followSymlinks",), tools=POSTERS),
-    _O("realpath_post", "bool", False, "post the real path (symlinks resolved)",
-       ("realpathPost",), tools=POSTERS),
+    _O("realpath_post", "bool", False, "post each file under its real path (symbolic "
+       "links in it resolved, post_base_dir too) and descend through linked "
+       "directories", ("realpathPost",), tools=POSTERS),
     _O("recursive", "bool", True, "descend into directories named on the command line "
        "(dd_post; dd_watch always watches whole trees)", tools=POSTERS),
     _O("post_on_start", "bool", False, "on a first start, post every file present "
@@ -435,7 +440,9 @@ _DECLARED = [
        "it ends with '/')", tools=PLACERS),
     _O("overwrite", "bool", False, "download even when the local file has "
        "the same checksum", tools=PLACERS),
-    _O("delete", "bool", False, "delete the source file after transfer"),
+    _O("delete", "bool", False, "delete the file at its source once its download is "
+       "verified (its checksum matched; file: removed, sftp: removed on the server, "
+       "http(s): an HTTP DELETE)", tools=("subscribe", "sara")),
     _O("download", "bool", True, "fetch the files (off: consume messages only)",
        tools=PLACERS),
     # -- operation
@@ -479,10 +486,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in _DECLARED}
 
 # declared (so that configurations written for the whole feature set load)
 # but not acted upon yet: setting one draws a warning, never silence
-NOT_YET = frozenset((
-    "delete", "outlet", "vip", "post_exchange_split",
-    "realpath_post",
-))
+NOT_YET = frozenset(("vip",))
 
 
 def _invert(raw: str | None) -> str:

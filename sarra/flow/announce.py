@@ -10,12 +10,15 @@ from ..message import Message, format_time
 from ..parts import Parts, block_size, split
 
 
-def relpath_for(path: str, base_dir: str | None, base_url: str) -> str:
+def relpath_for(path: str, base_dir: str | None, base_url: str,
+                real: bool = False) -> str:
     """The relpath announcing ``path``: relative to ``base_dir`` when given
-    (refusing paths outside it), else the absolute path."""
-    path = os.path.abspath(path)
+    (refusing paths outside it), else the absolute path. ``real``
+    (realpath_post): both with their symbolic links resolved."""
+    path = os.path.realpath(path) if real else os.path.abspath(path)
     if base_dir:
-        base = os.path.abspath(base_dir).rstrip("/") + "/"
+        base = (os.path.realpath(base_dir) if real else
+                os.path.abspath(base_dir)).rstrip("/") + "/"
         if not path.startswith(base):
             raise MessageError(f"{path} is not under post_base_dir {base}", "relpath")
         rel = path[len(base):]
@@ -42,9 +45,7 @@ def file_messages(cfg, path: str, now: float | None = None,
     a file larger than the block size as one post per block, each with the
     sum of its own bytes (doc/protocol.md §4.5), the same pubtime and mtime.
     ``known_sum`` spares hashing a whole file already hashed (a rename)."""
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode) and getattr(cfg, "follow_symlinks", False):
-        st = os.stat(path)
+    st = _status(cfg, path)
     if not stat.S_ISREG(st.st_mode):
         return [file_message(cfg, path, now)]
     blocks = split(st.st_size, block_size(st.st_size, getattr(cfg, "blocksize", 1)))
@@ -57,6 +58,16 @@ def file_messages(cfg, path: str, now: float | None = None,
         msg.headers["parts"] = str(p)
         out.append(msg)
     return out
+
+
+def _follows(cfg) -> bool:
+    """Links are followed to what they name (follow_symlinks, realpath_post)."""
+    return bool(getattr(cfg, "follow_symlinks", False) or getattr(cfg, "realpath_post", False))
+
+
+def _status(cfg, path: str) -> os.stat_result:
+    st = os.lstat(path)
+    return os.stat(path) if stat.S_ISLNK(st.st_mode) and _follows(cfg) else st
 
 
 def _block_sum(cfg, path: str, p: Parts) -> str:
@@ -72,9 +83,7 @@ def file_message(cfg, path: str, now: float | None = None,
     (L + link). ``known_sum`` spares hashing content already hashed; ``st``,
     its status when the caller has it."""
     if st is None:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode) and getattr(cfg, "follow_symlinks", False):
-            st = os.stat(path)
+        st = _status(cfg, path)
     headers = common_headers(cfg)
     if stat.S_ISLNK(st.st_mode):
         target = os.readlink(path)
@@ -111,6 +120,7 @@ def _message(cfg, path: str, headers: dict[str, str], now: float | None) -> Mess
         raise MessageError("post_base_url is not set", "base_url")
     if urlsplit(base_url).password:
         raise MessageError("post_base_url must not contain a password", "base_url")
-    rel = relpath_for(path, cfg.post_base_dir, base_url)
+    rel = relpath_for(path, cfg.post_base_dir, base_url,
+                      bool(getattr(cfg, "realpath_post", False)))
     return Message(format_time(now if now is not None else time.time()), base_url, rel,
                    headers)

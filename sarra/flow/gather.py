@@ -144,12 +144,13 @@ class PathSource:
 
     def _expand(self, targets: list[str]) -> list[str]:
         out: list[str] = []
+        follow = self.cfg.follow_symlinks or self.cfg.realpath_post
         for t in targets:
-            if os.path.isdir(t) and not os.path.islink(t):
+            if os.path.isdir(t) and (follow or not os.path.islink(t)):
                 if not self.cfg.recursive:
                     log.warning("%s is a directory (recursive is off): skipped", t)
                     continue
-                found, unlisted = walk(t, self.cfg.follow_symlinks)
+                found, unlisted = walk(t, follow)
                 out.extend(found)
                 self.unlisted += unlisted
             elif os.path.lexists(t):
@@ -198,8 +199,15 @@ def walk(top: str, follow_symlinks: bool = False) -> tuple[list[str], int]:
     out: list[str] = []
     unlisted = 0
     stack = [top]
+    seen: set[str] = set()      # real directories listed: a link loop is listed once
     while stack:
         d = stack.pop()
+        if follow_symlinks:
+            real = os.path.realpath(d)
+            if real in seen:
+                log.warning("%s: a directory already listed (a loop of links): skipped", d)
+                continue
+            seen.add(real)
         try:
             entries = sorted(os.scandir(d), key=lambda e: e.name)
         except OSError as exc:

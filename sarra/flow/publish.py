@@ -2,13 +2,15 @@
 import logging
 import re
 import socket
+import sys
 import time
 from collections import Counter
 from dataclasses import replace
+from typing import TextIO
 
 from .. import codec
 from ..broker import Outgoing, ensure_exchange
-from ..errors import BrokerError, MessageError
+from ..errors import BrokerError, ConfigError, MessageError
 from ..message import Message, Report
 
 log = logging.getLogger(__name__)
@@ -52,15 +54,19 @@ class Publisher:
     name) is not published there."""
 
     def __init__(self, broker, exchange: str, topic_prefix: str, persistent: bool = True,
-                 home: str | None = None, mandatory: bool = False):
+                 home: str | None = None, mandatory: bool = False, split: int = 0):
         self.broker = broker
         # mandatory: each post must reach a queue; those that reached none are
         # counted by exchange after each flush (dd_post warns of them)
         self.mandatory = mandatory
         self.unroutable: Counter = Counter()
         self.home = home
-        self.exchange = exchange
         self.exchanges = [e.strip() for e in exchange.split(",") if e.strip()]
+        # post_exchange_split N: exchange00 ... exchangeNN-1, one per message
+        self.split = split if split > 1 else 0
+        if self.split:
+            self.exchanges = split_exchanges(exchange, self.split)
+        self.exchange = ",".join(self.exchanges)
         self.topic_prefix = topic_prefix
         self.persistent = persistent
         self.count = 0
@@ -83,6 +89,8 @@ class Publisher:
 
     def _resolve(self, msg: Message) -> list[tuple[str, bool]]:
         """(exchange, named after the message's source) for each target."""
+        if self.split:
+            return [(self.exchanges[split_index(msg, self.split)], False)]
         out = []
         for ex in self.exchanges:
             named = SOURCE_VAR in ex
@@ -152,6 +160,60 @@ class Publisher:
                 raise
             raise BrokerError(f"{exc} (an exchange named after a source is gone: "
                               "they are checked again)", recoverable=True) from exc
+
+
+def split_exchanges(exchange: str, n: int) -> list[str]:
+    """post_exchange_split: ``exchange`` followed by two digits, 00 to n-1
+    (sr3's names: xwinnow00 ... xwinnow04 for 5). ConfigError for more
+    than one exchange, or one named after the source."""
+    if "," in exchange or SOURCE_VAR in exchange:
+        raise ConfigError(f"post_exchange_split spreads posts over the exchanges of one "
+                          f"name; post_exchange is '{exchange}'", option="post_exchange_split")
+    if n > 100:
+        raise ConfigError(f"{n} is more than the 100 exchanges two digits name",
+                          option="post_exchange_split")
+    return [f"{exchange}{i:02d}" for i in range(n)]
+
+
+def split_index(msg: Message, n: int) -> int:
+    """Which of ``n`` exchanges ``msg`` goes to: the sum of the bytes of its
+    checksum value (as the sum header writes it), modulo n. Every post of
+    the same content (same sum) goes to the same exchange, so that one
+    dd_winnow sees all the copies of a file."""
+    value = msg.headers.get("sum", "").partition(",")[2].lower()
+    return sum(value.encode("utf-8", "backslashreplace")) % n
+
+
+class Outlet:
+    """A Poster writing each post to standard output instead of a broker
+    (the ``outlet`` option, sr3's): ``json``, the message as v03 JSON on
+    one line; ``url``, the URL of the file."""
+    broker = None
+    exchange = "standard output"
+
+    def __init__(self, kind: str, out: TextIO | None = None):
+        self.kind = kind
+        self._out = out
+        self.unroutable: Counter = Counter()     # none: nothing is routed
+        self.count = 0
+
+    @property
+    def out(self) -> TextIO:
+        return self._out if self._out is not None else sys.stdout
+
+    def declare(self) -> None:
+        """Nothing to declare."""
+
+    def publish(self, msg: Message) -> None:
+        if self.kind == "url":
+            line = msg.url
+        else:
+            line = codec.encode(msg, "v03.post")[2]
+        print(line.encode("utf-8", "backslashreplace").decode("utf-8"), file=self.out)
+        self.count += 1
+
+    def flush(self, timeout: float = 60.0) -> None:
+        self.out.flush()
 
 
 class Reporter(Publisher):

@@ -86,6 +86,7 @@ class WatchSource:
         self.temp_dir = inflight.rstrip("/") if inflight.endswith("/") else None
         self.min_age = _number(str(cfg.inflight)) or 0.0
         self.interval = cfg.sleep or 1.0
+        self._follow = bool(cfg.follow_symlinks or cfg.realpath_post)   # links followed
         self.state_file = paths.state_path(tool, cfg.key, "watch.db")
         self.changes: queue.Queue[Change] = queue.Queue()
         self.pending: dict[str, Pending] = {}
@@ -101,7 +102,7 @@ class WatchSource:
         if self.watcher is None:
             self.state = WatchState(self.state_file)
             self.watcher = start_watcher(self.roots, self.changes, self.cfg.force_polling,
-                                         self.interval, self.cfg.follow_symlinks)
+                                         self.interval, self._follow)
             self.settle = max(SETTLE, 1.5 * self.interval) if self.polling else SETTLE
             log.info("watching %s with %s", ", ".join(self.roots), self.watcher.name)
             self._catch_up()
@@ -128,7 +129,7 @@ class WatchSource:
         announce what changed, appeared or vanished meanwhile."""
         first_run = not self.state.started
         announce = self.cfg.post_on_start or not first_run
-        listing = scan(self.roots, self.cfg.follow_symlinks)
+        listing = scan(self.roots, self._follow)
         now = time.monotonic()
         for path, e in listing.items():
             if self._ignored(path):

@@ -111,7 +111,11 @@ class Downloader:
         op, tree = msg.operation, containment.Tree(target.root)
         local = tree.resolve(target.path)   # now, not when the target was computed
         if op == "file":
-            return self._file(msg, local, tree)
+            # checked against what was announced (not a sum computed on download)
+            verified = checksum.verify_method(msg.headers.get("sum", "")) is not None \
+                and msg.sum[0] != "z"
+            done = self._file(msg, local, tree)
+            return self._delete_source(msg, done) if self.cfg.delete and verified else done
         if op == "delete":
             if target.rename_to is not None and os.path.lexists(local):
                 return self._rename(tree, local, target.rename_to)
@@ -181,6 +185,25 @@ class Downloader:
         if method is None:
             return Done(201, f"Downloaded (not verified: sum method {msg.sum[0]})")
         return Done(201, "Downloaded")
+
+    def _delete_source(self, msg: Message, done: Done) -> Done:
+        """The ``delete`` option: the file at its source is removed once the
+        local copy is known to hold exactly what was announced (its sum
+        checked: a whole file downloaded or found identical, or the block
+        that completed it). A failed removal is told (a warning, and in the
+        log message's text); the download stands."""
+        parts = msg.parts
+        whole = parts is None or parts.is_whole
+        if not ((whole and done.code in (201, 304)) or (done.completed and done.code == 201)):
+            return done
+        try:
+            removed = self.transfer(msg.url).remove(msg.url)
+        except TransferError as exc:
+            log.warning("%s: source not deleted: %s", msg.relpath, exc)
+            return done._replace(text=f"{done.text}; source not deleted: {exc}")
+        log.info("%s: deleted at the source %s", msg.relpath, msg.url)
+        return done._replace(text=f"{done.text}; source deleted" if removed else
+                             f"{done.text}; source already gone")
 
     # -- blocks ------------------------------------------------------------
     def _block(self, msg: Message, local: str, p: Parts, tree: containment.Tree) -> Done:
@@ -464,6 +487,12 @@ class _Source:
     def open(self, url: str, offset: int = 0, length: int | None = None):
         try:
             return _SourceStream(self._transfer.open(url, offset, length), url)
+        except OSError as exc:
+            raise TransferError(f"{url}: {exc}") from exc
+
+    def remove(self, url: str) -> bool:
+        try:
+            return self._transfer.remove(url)
         except OSError as exc:
             raise TransferError(f"{url}: {exc}") from exc
 

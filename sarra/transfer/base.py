@@ -30,8 +30,11 @@ class Stream(Protocol):
 
 
 class Transfer(Protocol):
-    """One per URL scheme; opened once per flow and reused."""
+    """One per URL scheme; opened once per flow and reused. ``remove``
+    deletes the file at ``url`` (the ``delete`` option): True when it was
+    removed, False when it was not there; TransferError otherwise."""
     def open(self, url: str, offset: int = 0, length: int | None = None) -> Stream: ...
+    def remove(self, url: str) -> bool: ...
     def close(self) -> None: ...
 
 

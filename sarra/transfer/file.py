@@ -1,4 +1,4 @@
-"""Local file transfer. Schemes: file. Capabilities: byte ranges (seek).
+"""Local file transfer. Schemes: file. Capabilities: byte ranges (seek), remove.
 
 Requires nothing beyond the standard library. ``file:/abs/path`` and
 ``file:///abs/path`` both name /abs/path; ``%20`` and ``%23`` in the URL
@@ -62,6 +62,19 @@ class FileTransfer:
         if offset:
             f.seek(offset)
         return _Range(f, length)
+
+    def remove(self, url: str) -> bool:
+        path = url_path(url)
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                raise TransferError(f"{path}: a directory, not removed", code=499,
+                                    recoverable=False)
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise TransferError(f"{path}: cannot remove: {exc.strerror}", code=499) from exc
+        return True
 
     def close(self) -> None:
         pass

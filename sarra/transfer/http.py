@@ -1,11 +1,12 @@
 """HTTP(S) download. Schemes: http, https. Capabilities: byte ranges
 (``Range`` requests; the server must answer 206), streamed bodies, one
-keep-alive Session per flow. Requires: requests.
+keep-alive Session per flow, remove (an HTTP DELETE, for the ``delete``
+option). Requires: requests.
 
 Proxies from the environment are ignored (``trust_env = False``): switches
 talk to each other directly, and looking the variables up costs a third of
 the per-file time. Credentials for a URL come from credentials.conf.
-Downloads only: RabbitMQ's management API (dd_audit) has its own client,
+Downloads (and DELETE) only: RabbitMQ's management API (dd_audit) has its own client,
 sarra/broker/management.py.
 """
 from urllib.parse import quote
@@ -69,14 +70,9 @@ class HttpTransfer:
         if offset or length:   # (no range for nothing: 'bytes=0--1' is refused)
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
-        auth = None
-        if self._credentials is not None:
-            full = self._credentials.lookup(url)
-            if full != url:
-                auth = _basic_auth(full)
         try:
             resp = self._session.get(wire_url(url), headers=headers, stream=True,
-                                     timeout=self._timeout, auth=auth)
+                                     timeout=self._timeout, auth=self._auth(url))
         except requests.RequestException as exc:
             raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
         if resp.status_code >= 400:
@@ -91,6 +87,28 @@ class HttpTransfer:
             raise TransferError(f"GET {url}: server ignored the byte range", code=499,
                                 recoverable=False)
         return _Body(resp, self._timeout)
+
+    def remove(self, url: str) -> bool:
+        """An HTTP DELETE (a server that takes them: WebDAV's, nginx's
+        dav_methods DELETE); 404: it was not there."""
+        try:
+            resp = self._session.delete(wire_url(url), timeout=self._timeout,
+                                        auth=self._auth(url))
+        except requests.RequestException as exc:
+            raise TransferError(f"DELETE {url}: {exc.__class__.__name__}: {exc}") from exc
+        resp.close()
+        if resp.status_code == 404:
+            return False
+        if resp.status_code >= 400:
+            raise TransferError(f"DELETE {url}: HTTP {resp.status_code} {resp.reason}",
+                                code=499, recoverable=resp.status_code >= 500)
+        return True
+
+    def _auth(self, url: str):
+        if self._credentials is None:
+            return None
+        full = self._credentials.lookup(url)
+        return _basic_auth(full) if full != url else None
 
     def close(self) -> None:
         self._session.close()

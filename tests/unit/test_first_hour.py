@@ -65,14 +65,16 @@ def test_dd_post_help_lists_only_what_dd_post_uses():
     text = help_text("post")
     for unused in ("instances", "heartbeat", "log_rotate", "log_rotate_interval", "attempts",
                    "report_back", "report_exchange", "hostname", "byte_rate_max", "inflight",
-                   "strip", "nodupe_ttl", "delete", "outlet", "vip"):
+                   "strip", "nodupe_ttl", "delete", "vip"):
         assert f"--{unused} " not in text, unused
-    for used in ("post_broker", "post_exchange", "post_base_url", "sum", "path", "blocksize"):
+    for used in ("post_broker", "post_exchange", "post_base_url", "sum", "path", "blocksize",
+                 "outlet", "post_exchange_split", "realpath_post"):
         assert f"--{used} " in text
     assert "post_broker is not set" in option_help(text, "broker")
     last = text.strip().splitlines()[-1]
     assert last.startswith("read but without effect in dd_post: base_dir,")
-    assert "inflight" in last and "delete" in last
+    assert "inflight" in last and "vip" in last
+    assert "delete" not in text        # a subscriber's option: not dd_post's at all
 
 
 # ------------------------------------------------------- dd_log cleanup

@@ -142,7 +142,7 @@ def test_retry_gives_up_after_max_tries(tmp_path):
 
 class _Cfg:
     recursive = True
-    follow_symlinks = False
+    follow_symlinks = realpath_post = False
     sum = "d"
     bufsize = 1 << 20
     preserve_time = preserve_mode = False
