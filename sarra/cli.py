@@ -258,7 +258,7 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
         return 0
     if cleanup:
         from .broker import open_broker
-        broker = open_broker(src.url)
+        broker = open_broker(src.urls)
         broker.delete_queue(src.queue)
         broker.close()
         shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)

@@ -31,10 +31,7 @@ from .tools import BY_NAME, TOOLS
 PRESETS: dict[str, dict] = {t.name: t.presets for t in TOOLS}
 
 
-def instance() -> int:
-    """The instance number a daemon was started as; 0 for a foreground run
-    (its retry queue and metrics never mix with a started instance's)."""
-    return int(os.environ.get("SARRA_INSTANCE", "0") or 0)
+instance = paths.instance
 
 
 RETRY_FILE = re.compile(r"retry\.([0-9]+)\.jsonl")
@@ -57,13 +54,14 @@ def _retry_queue(tool: str, cfg) -> RetryQueue:
     return queue
 
 
-def _poster(cfg, url: str | None, mandatory: bool = False) -> Publisher | None:
-    if not url:
+def _poster(cfg, urls: list[str], mandatory: bool = False) -> Publisher | None:
+    """A publisher on ``urls`` (one broker URL, or a cluster's nodes)."""
+    if not urls:
         return None
-    exchange = cfg.post_exchange or f"xs_{broker_user(url)}"
+    exchange = cfg.post_exchange or f"xs_{broker_user(urls[0])}"
     if cfg.post_exchange_suffix:
         exchange = f"{exchange}_{cfg.post_exchange_suffix}"
-    return Publisher(make_broker(url, heartbeat=cfg.broker_heartbeat), exchange,
+    return Publisher(make_broker(urls, heartbeat=cfg.broker_heartbeat), exchange,
                      cfg.post_topic_prefix, cfg.persistent, home=cfg.cluster,
                      mandatory=mandatory, split=cfg.post_exchange_split)
 
@@ -76,16 +74,16 @@ def _announcer(cfg, mandatory: bool = False) -> Publisher | Outlet:
                           option="post_base_url")
     if cfg.outlet != "post":
         return Outlet(cfg.outlet)
-    url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
+    url = cfg.resolve_urls("post_broker") or cfg.resolve_urls("broker")
     if not url:
         raise ConfigError("no post_broker (or broker) to post to (or outlet json or url: "
                           "posts on standard output)", option="post_broker")
     return _poster(cfg, url, mandatory)
 
 
-def _repost_url(cfg, what: str) -> str | None:
+def _repost_url(cfg, what: str) -> list[str]:
     """post_broker for re-posts of the copies a worker makes (at post_base_url)."""
-    url = cfg.resolve_url("post_broker")
+    url = cfg.resolve_urls("post_broker")
     if url and not cfg.post_base_url:
         raise ConfigError(f"post_broker is set but not post_base_url: re-posts need the "
                           f"URL {what} are served at", option="post_base_url")
@@ -189,7 +187,7 @@ def shovel_flow(cfg, tool: str = "shovel") -> Flow:
     broker as they are; ``post_exchange xr_${SOURCE}`` routes log messages home
     (with ``cluster``: only those about data that entered the network here)."""
     source = BrokerSource(cfg, tool)
-    url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
+    url = cfg.resolve_urls("post_broker") or cfg.resolve_urls("broker")
     return _daemon(cfg, source, poster=_poster(cfg, url))
 
 

@@ -13,11 +13,16 @@ It shares epmd (port 4369) with the system node and nothing else. The
     node.amqp_port, node.management_url     # 5673-ish, http://127.0.0.1:NNNN/api
     node.stop(); node.start()               # the whole node: a broker outage
     node.close()                            # stop, for good
+
+    nodes = start_cluster(Path("/tmp/c"), "sarra_c", 3)   # one cluster of 3
+    nodes[1].kill()                         # SIGKILL: a node lost
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -101,6 +106,11 @@ class RabbitNode:
     def start(self, timeout: float = 90) -> None:
         """Start the node (in the foreground of a child process) and wait for
         its AMQP and management ports."""
+        self.launch()
+        self.wait_started(timeout)
+
+    def launch(self) -> None:
+        """Start the node's process without waiting for it (see wait_started)."""
         if self.proc is not None and self.proc.poll() is None:
             return
         script = find_script("rabbitmq-server")
@@ -113,6 +123,8 @@ class RabbitNode:
                                          start_new_session=True)
         finally:
             out.close()
+
+    def wait_started(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while not (port_open("127.0.0.1", self.amqp_port, 0.3)
                    and (not self.management or port_open("127.0.0.1", self.http_port, 0.3))):
@@ -136,6 +148,18 @@ class RabbitNode:
         while port_open("127.0.0.1", self.amqp_port, 0.3) and time.monotonic() < deadline:
             time.sleep(0.1)
 
+    def kill(self) -> None:
+        """SIGKILL the node (the whole Erlang VM): a machine lost, no goodbye."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.proc = None
+        deadline = time.monotonic() + 30
+        while port_open("127.0.0.1", self.amqp_port, 0.3) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def close(self) -> None:
         """Stop the node for good (its directory stays, for the logs)."""
         if self.proc is not None and self.proc.poll() is None:
@@ -146,17 +170,52 @@ class RabbitNode:
         self.proc = None
 
 
-def start_rabbit(home: Path, name: str, management: bool = True) -> RabbitNode:
-    """A started private node named ``name`` whose files live in ``home``."""
+def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = None,
+             extra_conf: str = "") -> RabbitNode:
+    """A node's directory, configuration and cookie; not started."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     node = RabbitNode(name, home, free_port(), free_port(), free_port(), management)
-    (home / "rabbitmq.conf").write_text(_CONF.format(amqp=node.amqp_port, http=node.http_port))
+    (home / "rabbitmq.conf").write_text(_CONF.format(amqp=node.amqp_port, http=node.http_port)
+                                        + extra_conf)
     (home / "enabled_plugins").write_text("[rabbitmq_management]." if management else "[].")
     (home / "rabbitmq-env.conf").write_text("")
     cookie = home / ".erlang.cookie"
     if not cookie.exists():
-        cookie.write_text(os.urandom(16).hex().upper())
+        cookie.write_text(cookie_text or os.urandom(16).hex().upper())
         cookie.chmod(0o400)
+    return node
+
+
+def start_rabbit(home: Path, name: str, management: bool = True) -> RabbitNode:
+    """A started private node named ``name`` whose files live in ``home``."""
+    node = _prepare(home, name, management)
     node.start()
     return node
+
+
+def start_cluster(home: Path, prefix: str, count: int = 3,
+                  management: bool = True) -> list[RabbitNode]:
+    """``count`` private nodes (``<prefix>1`` ... on loopback, one directory
+    each under ``home``) forming one RabbitMQ cluster as they boot: the same
+    Erlang cookie, and each node's configuration names the others (RabbitMQ's
+    classic_config peer discovery). They start side by side. Quorum queues
+    declared there have a member on every node."""
+    home = Path(home)
+    cookie = os.urandom(16).hex().upper()
+    names = [f"{prefix}{i}" for i in range(1, count + 1)]
+    peers = "cluster_formation.peer_discovery_backend = classic_config\n" + "".join(
+        f"cluster_formation.classic_config.nodes.{i} = {n}@localhost\n"
+        for i, n in enumerate(names, 1))
+    nodes = [_prepare(home / n, n, management, cookie, peers) for n in names]
+    try:
+        for node in nodes:
+            node.launch()
+        for node in nodes:
+            node.wait_started(180)
+        nodes[0].ctl("await_online_nodes", str(count), timeout=120)
+    except Exception:
+        for node in nodes:
+            node.close()
+        raise
+    return nodes

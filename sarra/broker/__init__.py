@@ -11,12 +11,19 @@ DRIVERS = Registry("broker scheme", {
 }, error=BrokerError, requires={"amqp": "pika", "amqps": "pika"})
 
 
-def make_broker(url: str, **options) -> Broker:
-    """A driver for ``url`` (password included; never logged), not yet connected."""
+def make_broker(url: "str | list[str]", **options) -> Broker:
+    """A driver for ``url`` (password included; never logged), not yet
+    connected; for several URLs (a cluster's nodes), a FailoverBroker over
+    one driver per node."""
+    if isinstance(url, list):
+        if len(url) != 1:
+            from .failover import FailoverBroker
+            return FailoverBroker([make_broker(u, **options) for u in url])
+        url = url[0]
     return DRIVERS.get(url.split(":", 1)[0].lower())(url, **options)
 
 
-def open_broker(url: str, **options) -> Broker:
+def open_broker(url: "str | list[str]", **options) -> Broker:
     broker = make_broker(url, **options)
     broker.connect()
     return broker

@@ -113,6 +113,35 @@ def _parameters(url: str, heartbeat: float, connection_name: str) -> "pika.URLPa
     return params
 
 
+QUEUE_TYPES = ("classic", "quorum", "stream")
+
+
+def queue_arguments(durable: bool, expire_s: float, message_ttl_s: float,
+                    queue_type: str = "classic") -> dict[str, Any]:
+    """The x-arguments of a queue declaration, refusing (ConfigError) what
+    the queue type does not support rather than letting the broker close the
+    channel (RabbitMQ: a quorum queue or a stream is durable; a stream has
+    neither x-expires nor x-message-ttl: its retention is x-max-age)."""
+    if queue_type not in QUEUE_TYPES:
+        raise ConfigError(f"queue_type {queue_type!r}: one of {', '.join(QUEUE_TYPES)}",
+                          option="queue_type")
+    args: dict[str, Any] = {}
+    if queue_type != "classic":
+        if not durable:
+            raise ConfigError(f"a {queue_type} queue is always durable: remove "
+                              f"'durable off' or use queue_type classic", option="durable")
+        args["x-queue-type"] = queue_type
+    if queue_type == "stream" and (expire_s or message_ttl_s):
+        raise ConfigError("a stream keeps messages for its retention (x-max-age, set by "
+                          "the switch) and does not expire: set expire 0 and message_ttl 0, "
+                          "or use queue_type quorum", option="expire" if expire_s else "message_ttl")
+    if expire_s:
+        args["x-expires"] = int(expire_s * 1000)
+    if message_ttl_s:
+        args["x-message-ttl"] = int(message_ttl_s * 1000)
+    return args
+
+
 class AmqpBroker:
     def __init__(self, url: str, heartbeat: float = 120, connection_name: str = "sarra"):
         self.name = _masked(url)
@@ -197,12 +226,11 @@ class AmqpBroker:
                                 durable=True, auto_delete=False)
 
     def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
-                      message_ttl_s: float = 0) -> int:
-        args = {}
-        if expire_s:
-            args["x-expires"] = int(expire_s * 1000)
-        if message_ttl_s:
-            args["x-message-ttl"] = int(message_ttl_s * 1000)
+                      message_ttl_s: float = 0, queue_type: str = "classic") -> int:
+        """Declare a queue of ``queue_type``: classic, quorum (replicated over
+        the cluster's nodes) or stream (an append-only log read from an
+        offset; its retention is the switch's business: dd_audit)."""
+        args = queue_arguments(durable, expire_s, message_ttl_s, queue_type)
         ch = self._channel()
         with self._guard(f"declare queue {name}"):
             ok = ch.queue_declare(name, durable=durable, auto_delete=False,
@@ -220,19 +248,27 @@ class AmqpBroker:
             ch.queue_delete(name)
 
     # -- consuming -------------------------------------------------------
-    def consume(self, queue: str, prefetch: int) -> None:
+    def consume(self, queue: str, prefetch: int, offset: Any = None) -> None:
         """Consume ``queue`` on a channel of its own, so that a refused
-        declaration (which closes its channel) never stops the consumer."""
-        if self._consuming == (queue, prefetch) and self._cch is not None and self._cch.is_open:
+        declaration (which closes its channel) never stops the consumer.
+        ``offset``: where to start reading a stream ('first', 'last', 'next',
+        an offset number or a datetime); None for other queues."""
+        wanted = (queue, prefetch, offset)
+        if self._consuming == wanted and self._cch is not None and self._cch.is_open:
             return  # already consuming (``connect`` resumed it)
         if self._conn is None or not self._conn.is_open:
             raise BrokerError(f"{self.name}: not connected", recoverable=True)
+        if self._cch is not None and self._cch.is_open:
+            with contextlib.suppress(Exception):   # consuming again, from elsewhere
+                self._cch.close()
         self._forget_deliveries()
+        args = None if offset is None else {"x-stream-offset": offset}
         with self._guard(f"consume {queue}"):
             self._cch = self._conn.channel()
             self._cch.basic_qos(prefetch_count=prefetch)
-            self._cch.basic_consume(queue, self._on_message, auto_ack=False)
-        self._consuming = (queue, prefetch)
+            self._cch.basic_consume(queue, self._on_message, auto_ack=False,
+                                    arguments=args)
+        self._consuming = wanted
 
     def _forget_deliveries(self) -> None:
         """Deliveries of a closed channel come again: drop their tags."""

@@ -78,7 +78,10 @@ class MemoryBroker:
             sp.exchanges.add(name)
 
     def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
-                      message_ttl_s: float = 0) -> int:
+                      message_ttl_s: float = 0, queue_type: str = "classic") -> int:
+        if queue_type != "classic":
+            raise BrokerError(f"the memory broker has classic queues only, not {queue_type}",
+                              recoverable=False)
         sp = self._sp()
         with sp.lock:
             return len(sp.queues.setdefault(name, deque()))
@@ -99,7 +102,10 @@ class MemoryBroker:
             sp.queues.pop(name, None)
             sp.bindings = [b for b in sp.bindings if b[2] != name]
 
-    def consume(self, queue: str, prefetch: int) -> None:
+    def consume(self, queue: str, prefetch: int, offset: Any = None) -> None:
+        if offset is not None:
+            raise BrokerError("the memory broker has no streams to read from an offset",
+                              recoverable=False)
         sp = self._sp()
         with sp.lock:
             if queue not in sp.queues:

@@ -27,7 +27,7 @@ from .credentials import Credentials, mask, strip_password, url_user
 from . import variables as var
 from .options import (IGNORED, NOT_YET, OPTIONS, PLUGIN_KEYWORDS, PLUGINS, HOOKS_INSTEAD,
                       LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events,
-                      is_bool_word, known_names, lookup, parse_value)
+                      is_bool_word, known_names, lookup, parse_value, split_urls)
 from .paths import TOOLS, config_dir, config_file
 
 COMMAND_LINE = "command line"
@@ -137,12 +137,21 @@ class Config:
         return sorted(n for n in NOT_YET if self.is_set(n))
 
     def resolve_url(self, name: str) -> str | None:
-        """The URL option ``name`` with its password (inline or credentials.conf)."""
+        """The URL option ``name`` with its password (inline or credentials.conf);
+        of a list of URLs (a cluster's nodes), the first."""
+        urls = self.resolve_urls(name)
+        return urls[0] if urls else None
+
+    def resolve_urls(self, name: str) -> list[str]:
+        """Every URL of option ``name`` (one, or a cluster's nodes), each with
+        its password: inline, else looked up in credentials.conf URL by URL."""
         name = _canonical(name)
-        url = self._values.get(name)
-        if url is None:
-            return None
-        return self._secrets.get(name) or self.credentials.lookup(url)
+        given = self._secrets.get(name) or self._values.get(name)
+        if given is None:
+            return []
+        if OPTIONS[name].kind != "urls":
+            return [self.credentials.lookup(given)]
+        return [self.credentials.lookup(url) for url in split_urls(given)]
 
     def dump(self) -> dict[str, Any]:
         """Every option value (passwords masked) and the masks, for display."""
@@ -216,8 +225,9 @@ class _Loader:
         name = option.name
         if option.kind == "list":
             value = self.values[name] + [value]
-        elif option.kind == "url" and value is not None:
-            bare = strip_password(value)
+        elif option.kind in ("url", "urls") and value is not None:
+            bare = ",".join(strip_password(u) for u in split_urls(value)) \
+                if option.kind == "urls" else strip_password(value)
             if bare != value:
                 self.secrets[name] = value
             else:
@@ -255,11 +265,12 @@ class _Loader:
         if name == "BROKER_USER":
             return self.broker_user()
         if name == "POST_BROKER_USER":
-            return url_user(self.values.get("post_broker"))
+            return url_user(next(iter(split_urls(self.values.get("post_broker"))), None))
         return os.environ.get(name)
 
     def broker_user(self) -> str | None:
-        return url_user(self.cli_broker or self.values.get("broker"))
+        return url_user(next(iter(split_urls(self.cli_broker or self.values.get("broker"))),
+                             None))
 
     def base_value(self, ref: str) -> str | None:
         """${BD}/${DR}: base_dir; ${PBD}/${PDR}: post_base_dir, else base_dir."""
@@ -703,7 +714,7 @@ def parse_argv(tool: str, argv: list[str]) -> Invocation:
 # ------------------------------------------------------------------ help
 
 _METAVAR = {"str": "TEXT", "int": "N", "float": "NUMBER", "size": "SIZE",
-            "duration": "DURATION", "octal": "MODE", "url": "URL",
+            "duration": "DURATION", "octal": "MODE", "url": "URL", "urls": "URL[,URL...]",
             "list": "VALUE", "choice": "CHOICE"}
 
 

@@ -19,7 +19,7 @@ from ..tools import TOOLS
 from .variables import parse_signed_duration
 
 KINDS = ("str", "bool", "int", "float", "size", "duration", "octal", "url",
-         "list", "choice")
+         "urls", "list", "choice")
 
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
@@ -112,6 +112,20 @@ def parse_url(raw: str) -> str:
     if parts.scheme.lower() in ("amqp", "amqps") and not parts.hostname:
         raise ValueError("an amqp URL needs a host (amqp://user@host/)")
     return url
+
+
+def parse_urls(raw: str) -> str:
+    """One URL, or several separated by commas (the nodes of a cluster, tried
+    in turn); kept as given, without spaces."""
+    items = [item.strip() for item in raw.split(",")]
+    if len(items) > 1 and not all(items):
+        raise ValueError("an empty address in the list (URL,URL,...)")
+    return ",".join(parse_url(item) for item in items)
+
+
+def split_urls(value: str | None) -> list[str]:
+    """The URLs of a ``urls`` option's value (its comma-separated list)."""
+    return [item for item in (value or "").split(",") if item]
 
 
 _SUM_NAMES = {"md5": "d", "sha512": "s", "md5name": "n", "random": "0",
@@ -224,7 +238,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": lambda raw: raw, "int": lambda raw: _number(int, raw, "an integer"),
     "float": lambda raw: _number(float, raw, "a number"),
     "size": parse_size, "duration": parse_duration, "octal": parse_octal,
-    "url": parse_url, "list": lambda raw: raw,
+    "url": parse_url, "urls": parse_urls, "list": lambda raw: raw,
 }
 
 
@@ -261,8 +275,9 @@ DAEMONS = tuple(t.name for t in TOOLS if t.daemon)
 _O = Option
 _DECLARED = [
     # -- consuming
-    _O("broker", "url", None, "broker to consume from (amqp://user@host/; the "
-       "password comes from credentials.conf); dd_post, dd_watch: to post to when "
+    _O("broker", "urls", None, "broker to consume from (amqp://user@host/; the "
+       "password comes from credentials.conf; several nodes of a cluster: "
+       "URL,URL,... tried in turn); dd_post, dd_watch: to post to when "
        "post_broker is not set"),
     _O("exchange", "str", "xpublic", "exchange to bind the queue to", tools=CONSUMERS),
     _O("exchange_suffix", "str", None, "bind to xs_<user>_<suffix>",
@@ -274,6 +289,14 @@ _DECLARED = [
     _O("queue_name", "str", None, "queue name (default "
        "q_<user>.<tool>.<config>.<random>)", ("queueName", "queue"), tools=CONSUMERS),
     _O("durable", "bool", True, "queue survives a broker restart", tools=CONSUMERS),
+    _O("queue_type", "choice", "classic", "type of the queue declared: classic, quorum "
+       "(replicated over a cluster's nodes), stream (read from an offset)",
+       ("queueType",), tools=CONSUMERS, choices=("classic", "quorum", "stream")),
+    _O("stream", "str", None, "read the switch's stream of this name (its "
+       "announcements, kept for days) instead of a queue of our own", tools=CONSUMERS),
+    _O("replay_from", "str", None, "where a stream is first read from: first, last, "
+       "next, a duration ago (1h), an ISO time or an offset; then after the last "
+       "message settled", ("replayFrom",), tools=CONSUMERS),
     _O("expire", "duration", 300.0, "queue expiry when unused (x-expires)",
        tools=CONSUMERS),
     _O("message_ttl", "duration", 0.0, "message lifetime in the queue "
@@ -286,7 +309,8 @@ _DECLARED = [
        ("housekeeping",), tools=DAEMON_TOOLS),
     _O("broker_heartbeat", "duration", 120.0, "AMQP connection heartbeat"),
     # -- posting
-    _O("post_broker", "url", None, "broker to publish to", ("postBroker",)),
+    _O("post_broker", "urls", None, "broker to publish to (URL,URL,...: the "
+       "nodes of a cluster, tried in turn)", ("postBroker",)),
     _O("post_exchange", "str", None, "exchange(s) to publish to, comma-separated; "
        "${SOURCE} is each message's source (default xs_<user>; dd_sara: xpublic)",
        ("postExchange",)),

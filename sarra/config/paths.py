@@ -51,6 +51,12 @@ def config_file(tool: str, name: str) -> str:
     return os.path.join(config_dir(), tool, name + ".conf")
 
 
+def instance() -> int:
+    """The instance number a daemon was started as; 0 for a foreground run
+    (its retry queue, metrics and positions never mix with a started instance's)."""
+    return int(os.environ.get("SARRA_INSTANCE", "0") or 0)
+
+
 def state_path(tool: str, config: str, *names: str) -> str:
     """``<state_dir>/<tool>/<config>/<names...>``, creating its directory."""
     _check_tool(tool)

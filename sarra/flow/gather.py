@@ -5,12 +5,14 @@ import random
 import time
 
 from .. import codec
-from ..broker import ensure_exchange, make_broker
+from ..broker import ensure_exchange, make_broker, topic_matches
+from ..broker.amqp import queue_arguments
 from ..config import broker_user, paths
 from ..errors import ConfigError, MessageError
 from ..message import Message
 from .announce import file_messages
 from .contracts import Malformed
+from .stream import OFFSET_HEADER, Position, parse_replay_from
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,14 @@ def queue_name(cfg, tool: str, user: str) -> str:
     return name
 
 
+def _stream_share(instances: int) -> tuple[int, int]:
+    """(remainder, modulus): the stream offsets this instance handles."""
+    number = paths.instance()
+    if number < 1 or instances <= 1:
+        return 0, 1
+    return (number - 1) % instances, instances
+
+
 class BrokerSource:
     """Consume posts (or logs) from a queue bound to an exchange (a
     contracts.Source). With ``idle_exit`` (seconds), ``done`` once nothing
@@ -51,20 +61,49 @@ class BrokerSource:
 
     def __init__(self, cfg, tool: str, idle_exit: float | None = None):
         self.cfg = cfg
-        self.url = cfg.resolve_url("broker")
-        if not self.url:
+        self.urls = cfg.resolve_urls("broker")     # one, or a cluster's nodes
+        if not self.urls:
             raise ConfigError("no broker to consume from", option="broker")
+        self.url = self.urls[0]
         self.user = broker_user(self.url)
-        self.queue = queue_name(cfg, tool, self.user)
-        self.broker = make_broker(self.url, heartbeat=cfg.broker_heartbeat)
+        self.broker = make_broker(self.urls, heartbeat=cfg.broker_heartbeat)
         self.done = False
         self._idle_exit = idle_exit
         self._busy_at = time.monotonic()
+        # a stream (the switch's, or our own queue of type stream): read from
+        # an offset, our position kept in the state directory
+        self.stream = cfg.stream
+        self.queue = self.stream or queue_name(cfg, tool, self.user)
+        self._replay_from = parse_replay_from(cfg.replay_from)
+        self.position: Position | None = None
+        if self.stream or cfg.queue_type == "stream":
+            self.position = Position(paths.state_path(
+                tool, cfg.key, f"stream.{paths.instance():02d}.offset"))
+            self._share = _stream_share(cfg.instances)
+            self._keys = self.binding_keys()
+        elif cfg.replay_from is not None:
+            raise ConfigError("replay_from reads a stream: give the switch's stream "
+                              "(stream NAME) or queue_type stream", option="replay_from")
+        if not self.stream:
+            queue_arguments(cfg.durable, cfg.expire, cfg.message_ttl, cfg.queue_type)
+        self._offsets: dict = {}        # delivery tag -> stream offset
 
     def connect(self) -> None:
         self.broker.connect()
-        self.declare()
-        self.broker.consume(self.queue, self.cfg.prefetch)
+        offset = None
+        if self.position is not None:
+            self.position.forget()
+            self._offsets.clear()
+            offset = self.position.resume(self._replay_from)
+            log.info("reading stream %s from %s", self.queue,
+                     "offset %d" % offset if isinstance(offset, int) else offset)
+        if not self.stream:
+            self.declare()
+        self.broker.consume(self.queue, self.cfg.prefetch, offset)
+
+    def binding_keys(self) -> list[str]:
+        cfg = self.cfg
+        return [f"{cfg.topic_prefix}.{sub}" for sub in (cfg.subtopic or ["#"])]
 
     def declare(self) -> None:
         b, cfg = self.broker, self.cfg
@@ -73,8 +112,8 @@ class BrokerSource:
             ensure_exchange(b, exchange)
         if cfg.reset:
             b.delete_queue(self.queue)
-        b.declare_queue(self.queue, cfg.durable, cfg.expire, cfg.message_ttl)
-        keys = [f"{cfg.topic_prefix}.{sub}" for sub in (cfg.subtopic or ["#"])]
+        b.declare_queue(self.queue, cfg.durable, cfg.expire, cfg.message_ttl, cfg.queue_type)
+        keys = self.binding_keys()
         for exchange in exchanges:
             for key in keys:
                 b.bind(self.queue, exchange, key)
@@ -98,6 +137,8 @@ class BrokerSource:
             self._busy_at = time.monotonic()
         elif self._idle_exit is not None and time.monotonic() - self._busy_at >= self._idle_exit:
             self.done = True
+        if self.position is not None:
+            deliveries = self._from_stream(deliveries)
         for d in deliveries:
             try:
                 msg = codec.decode(d.topic, d.headers, d.body, d.content_type, d.exchange)
@@ -114,9 +155,34 @@ class BrokerSource:
             good.append(msg)
         return good, bad
 
+    def _from_stream(self, deliveries: list) -> list:
+        """Stream deliveries: note each offset; settle at once those not for
+        us (another instance's share, or a topic outside our subtopics: a
+        stream holds everything its exchange carried)."""
+        mine, others = [], []
+        for d in deliveries:
+            offset = d.headers.pop(OFFSET_HEADER, None)
+            if not isinstance(offset, int):
+                mine.append(d)      # not from a stream after all: handled as usual
+                continue
+            self.position.delivered(offset)
+            self._offsets[d.tag] = offset
+            if offset % self._share[1] != self._share[0] or \
+                    not any(topic_matches(k, d.topic) for k in self._keys):
+                others.append(d.tag)
+            else:
+                mine.append(d)
+        if others:
+            self.ack(others)
+        return mine
+
     def ack(self, tags: list) -> None:
-        if tags:
-            self.broker.ack(tags)
+        if not tags:
+            return
+        if self.position is not None:
+            # the position is on disk before the broker hears of the acks
+            self.position.settle([self._offsets.pop(t) for t in tags if t in self._offsets])
+        self.broker.ack(tags)
 
     def rewind(self) -> None:
         """Nothing to do: the broker gives unacknowledged messages again."""

@@ -472,8 +472,7 @@ def check_directory(directory: str) -> None:
 def _record_path(cfg) -> str:
     """This instance's record of inflight files, in the configuration's state
     directory (flow/inflight.py)."""
-    n = int(os.environ.get("SARRA_INSTANCE", "0") or 0)    # as components.instance()
-    return paths.state_path(cfg.tool, cfg.key, f"inflight.{n:02d}.list")
+    return paths.state_path(cfg.tool, cfg.key, f"inflight.{paths.instance():02d}.list")
 
 
 class _Source:

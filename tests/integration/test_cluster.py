@@ -1,0 +1,228 @@
+"""sarra on a RabbitMQ cluster: three private nodes on loopback, clustered
+(tools/localrabbit.start_cluster), started once for this module.
+
+- a subscriber given the three nodes, on a quorum queue, while the node it
+  is connected to and then the leader of its queue are SIGKILLed mid-flow:
+  every file arrives once, byte for byte, nothing partial, nothing left
+  unacknowledged; the poster on another node keeps posting;
+- a subscriber reading the switch's stream from a chosen point, killed
+  mid-replay and restarted: it resumes after what it settled.
+"""
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pika
+import pytest
+import requests
+
+from tests.helpers import kill_process, make_tree, run_tool, wait_for
+from tests.integration.flowkit import (assert_logs_clean, files_under, slow_http, stop,
+                                       tmp_files, wait_same_tree)
+from tools.localrabbit import RabbitNode, start_cluster
+
+__all__ = ["slow_http"]
+SIZE = 4096
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    nodes = start_cluster(tmp_path_factory.mktemp("cluster"), f"sarra_cl{int(time.time()) % 10000}_",
+                          3)
+    yield nodes
+    closing = [threading.Thread(target=node.close) for node in nodes]
+    for thread in closing:
+        thread.start()
+    for thread in closing:
+        thread.join()
+
+
+def all_running(nodes) -> None:
+    """Every node started and counted running by the cluster."""
+    from tests.helpers import port_open
+    for node in nodes:
+        if node.proc is None or node.proc.poll() is not None:
+            node.start()
+
+    def running():
+        if not all(port_open("127.0.0.1", n.amqp_port, 0.5) for n in nodes):
+            return False
+        listed = api(nodes[0], "nodes")
+        return len(listed) == len(nodes) and all(n["running"] for n in listed)
+    wait_for(running, timeout=90, interval=0.5, what="every node of the cluster running")
+
+
+def node_urls(nodes: list[RabbitNode], password: bool = False) -> list[str]:
+    return [n.url(password="guest" if password else None) for n in nodes]
+
+
+def api(node: RabbitNode, path: str):
+    got = requests.get(f"{node.management_url}/{path}", auth=("guest", "guest"), timeout=10)
+    got.raise_for_status()
+    return got.json()
+
+
+def alive(nodes):
+    return [n for n in nodes if n.proc is not None and n.proc.poll() is None]
+
+
+def queue_info(nodes, queue: str) -> dict:
+    return api(alive(nodes)[0], f"queues/%2F/{quote(queue, safe='')}")
+
+
+def by_port(nodes, port: int) -> RabbitNode:
+    return next(n for n in nodes if n.amqp_port == port)
+
+
+def node_in_use(log: Path, nodes, after: int = 0) -> tuple[RabbitNode, int]:
+    """The node the subscriber's log last said it uses (and where that line ends)."""
+    found = []
+
+    def said():
+        text = log.read_text(errors="replace")
+        found[:] = [(m.end(), int(m.group(1))) for m in
+                    re.finditer(r"using broker node amqp://guest(?::\*\*\*)?@127\.0\.0\.1:(\d+)/", text)
+                    if m.end() > after]
+        return found
+    wait_for(said, timeout=60, interval=0.1, what="the subscriber to name its node")
+    end, port = found[-1]
+    return by_port(nodes, port), end
+
+
+def landed(dst: Path) -> int:
+    return sum(1 for f in files_under(dst) if not f.endswith(".tmp"))
+
+
+def post(nodes, node: RabbitNode, exchange: str, base_url: str, src: Path, *paths,
+         procs, log: Path):
+    """dd_post through ``node`` only (in the background)."""
+    return procs.start_tool("post", "--post_broker", node.url(password=None),
+                            "--post_exchange", exchange, "--post_base_url", base_url,
+                            "--post_base_dir", str(src), *[str(p) for p in paths], log=log)
+
+
+def declare_exchange(node: RabbitNode, name: str) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(node.url()))
+    conn.channel().exchange_declare(name, "topic", durable=True)
+    conn.close()
+
+
+def test_quorum_queue_flow_survives_killing_the_subscribers_node_then_the_leader(
+        cluster, sarra_home, unique, procs, slow_http, tmp_path):
+    all_running(cluster)
+    sarra_home.add_credentials(*node_urls(cluster, password=True))
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    parts = [src / f"p{i}" for i in range(3)]
+    rels = [make_tree(p, 200, depth=2, size=SIZE, seed=70 + i) for i, p in enumerate(parts)]
+    server = slow_http(src, 0.01)       # 10 ms a file: the flow lasts through the kills
+    ex, queue = f"xcl_{unique}", f"q_guest.cluster_{unique}"
+    declare_exchange(cluster[0], ex)
+    sarra_home.write_config("subscribe", "cl", (
+        f"broker {','.join(node_urls(cluster))}\n"
+        f"exchange {ex}\nqueue_name {queue}\nqueue_type quorum\nexpire 1d\n"
+        "report_back off\nmirror on\ninflight .tmp\n"
+        f"directory {dst}\naccept .*\n"))
+    run_tool("subscribe", "declare", "cl", timeout=60)
+    info = queue_info(cluster, queue)
+    assert info["type"] == "quorum" and len(info["members"]) == 3, info
+    sub = procs.start_tool("subscribe", "foreground", "cl", log=tmp_path / "sub.log")
+    first, seen = node_in_use(sub.log, cluster)
+
+    # the poster goes through a node that is not the subscriber's
+    poster_node = next(n for n in cluster if n is not first)
+    p1 = post(cluster, poster_node, ex, server.url, src, parts[0], procs=procs,
+              log=tmp_path / "post1.log")
+    wait_for(lambda: landed(dst) >= 40, timeout=60, interval=0.01, what="40 files")
+    p2 = post(cluster, poster_node, ex, server.url, src, parts[1], procs=procs,
+              log=tmp_path / "post2.log")
+    first.kill()
+    at_kill = landed(dst)
+    assert at_kill < 400, f"{at_kill} files had landed: the kill was not mid-flow"
+    second, seen = node_in_use(sub.log, cluster, seen)
+    assert second is not first
+    assert p1.wait(60) == 0 and p2.wait(60) == 0, (tmp_path / "post2.log").read_text()
+    wait_for(lambda: landed(dst) >= 400, timeout=90, interval=0.1, what="the first 400 files")
+    all_running(cluster)        # the killed node back in the cluster
+
+    # now the leader of the queue, whichever node it is
+    leader = next(n for n in cluster if n.nodename == queue_info(cluster, queue)["leader"])
+    poster_node = next(n for n in cluster if n is not leader)
+    p3 = post(cluster, poster_node, ex, server.url, src, parts[2], procs=procs,
+              log=tmp_path / "post3.log")
+    wait_for(lambda: landed(dst) >= 440, timeout=60, interval=0.01, what="440 files")
+    leader.kill()
+    assert landed(dst) < 600, "the leader's kill was not mid-flow"
+    assert p3.wait(90) == 0, (tmp_path / "post3.log").read_text()
+    wait_same_tree(src, dst, timeout=120, proc=sub)
+    all_running(cluster)
+    assert tmp_files(dst) == []
+    for part, want in zip(parts, rels):
+        assert sorted(files_under(dst / part.name)) == want
+    # nothing left in the queue, nothing left unacknowledged
+    wait_for(lambda: (lambda q: q.get("messages", 1) == 0
+                      and q.get("messages_unacknowledged", 1) == 0)(queue_info(cluster, queue)),
+             timeout=60, interval=1, what="the queue empty and nothing unacknowledged")
+    text = stop(sub)
+    assert "trying" in text or "using broker node" in text
+    assert_logs_clean(sub.log)
+
+
+def test_a_subscriber_replays_the_stream_and_resumes_after_what_it_settled(
+        cluster, sarra_home, unique, procs, nginx, tmp_path):
+    """The switch's stream holds 300 posts made while no subscriber ran; a new
+    subscriber reads it from 1h ago, is SIGKILLed mid-replay, and its restart
+    goes on from its saved position: every file once, none downloaded again
+    that was settled before the kill; then it follows live posts."""
+    all_running(cluster)
+    node = cluster[0]
+    sarra_home.add_credentials(*node_urls(cluster, password=True))
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    old, new = src / "old", src / "new"
+    rels_old = make_tree(old, 300, depth=2, size=SIZE, seed=81)
+    rels_new = make_tree(new, 20, depth=1, size=SIZE, seed=82)
+    server = nginx(src, workers=1)
+    ex, stream = f"xcl_{unique}", f"xcl_{unique}.stream"
+    declare_exchange(node, ex)
+    conn = pika.BlockingConnection(pika.URLParameters(node.url()))
+    ch = conn.channel()
+    ch.queue_declare(stream, durable=True, arguments={"x-queue-type": "stream",
+                                                      "x-max-age": "7D"})
+    ch.queue_bind(stream, ex, "#")
+    conn.close()
+    p = post(cluster, node, ex, server.url, src, old, procs=procs, log=tmp_path / "post.log")
+    assert p.wait(60) == 0
+    sarra_home.write_config("subscribe", "replay", (
+        f"broker {node.url(password=None)}\nstream {stream}\nreplay_from 1h\n"
+        "prefetch 10\nreport_back off\nmirror on\ninflight .tmp\n"
+        f"directory {dst}\naccept .*\n"))
+    first = procs.start_tool("subscribe", "foreground", "replay", log=tmp_path / "r1.log")
+    wait_for(lambda: first.poll() is not None or landed(dst) >= 60, timeout=60,
+             interval=0.005, what="60 files")
+    kill_process(first, signal.SIGKILL)
+    first.wait(10)
+    settled = int((sarra_home.state_dir / "subscribe" / "replay" /
+                   "stream.00.offset").read_text())
+    before = {f: (dst / f).stat().st_mtime_ns for f in files_under(dst)
+              if not f.endswith(".tmp")}
+    assert 0 < len(before) < 300, f"{len(before)} files before the kill"
+    second = procs.start_tool("subscribe", "foreground", "replay", log=tmp_path / "r2.log")
+    wait_for(lambda: second.poll() is not None or landed(dst) >= 300, timeout=60,
+             interval=0.05, what="the whole replay")
+    assert f"offset {settled + 1}" in second.log.read_text()
+    p = post(cluster, node, ex, server.url, src, new, procs=procs, log=tmp_path / "post2.log")
+    assert p.wait(60) == 0
+    wait_same_tree(src, dst, timeout=60, proc=second)
+    assert sorted(files_under(dst / "old")) == rels_old
+    assert sorted(files_under(dst / "new")) == rels_new
+    assert tmp_files(dst) == []
+    # what was settled before the kill was not downloaded again (at most the
+    # batch in hand at the kill was)
+    again = [f for f, t in before.items() if (dst / f).stat().st_mtime_ns != t]
+    assert len(again) <= 10, again
+    stop(second)
+    assert_logs_clean(second.log)
