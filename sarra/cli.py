@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 
-from . import __version__, health, service, tools
+from . import __version__, health, manage, service, tools
 from .components import flow_for
 from .config import help_text, load_config, parse_argv, paths
 from .config.loader import config_hint, configuration_names, did_you_mean
@@ -283,11 +283,14 @@ globals().update({f"main_{t.name}": _entry(t.name) for t in tools.TOOLS})
 # -- the operator's command: every configuration at once -----------------------
 
 OPERATOR_ACTIONS = ("start", "stop", "restart", "status", "list", "log", "declare",
-                    "cleanup", "sanity", "quarantine", "check", "metrics")
+                    "cleanup", "sanity", "quarantine", "check", "metrics") + manage.MANAGE_ACTIONS
 QUARANTINE_VERBS = ("list", "retry", "drop")
 OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
        sarra quarantine [list|retry|drop] [TOOL/CONFIG | TOOL ...] [--id ID|all ...]
        sarra check|metrics [TOOL/CONFIG | TOOL ...]
+       sarra show TOOL/CONFIG [--option value ...]
+       sarra add TOOL/CONFIG [FILE] | sarra add TOOL FILE
+       sarra edit|remove|enable|disable TOOL/CONFIG
 
 Acts on every configuration in {config_dir}/<tool>/*.conf, or on those
 named (TOOL alone: all of that tool's). ACTION is one of:
@@ -308,6 +311,14 @@ named (TOOL alone: all of that tool's). ACTION is one of:
   check     one line for monitoring (Nagios plugin): the worst health, with
             performance data; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
   metrics   the figures of every instance in the Prometheus text format
+Managing configurations (one TOOL/CONFIG each):
+  show      the effective configuration: each value and where it comes from
+            (file:line, include, default.conf, command line, default)
+  add       TOOL/CONFIG FILE, TOOL FILE, or TOOL/CONFIG (an etc/ example):
+            a copy, written only if it loads
+  edit      $EDITOR on a copy, saved only if it loads
+  remove    delete its file (not while it runs)
+  disable   rename it CONFIG.conf.off: skipped by start, sanity...; enable undoes
 Exit status: 0 when all went well (status: all running), 1 otherwise, 2 on a
 bad configuration or usage (check: as monitoring plugins, 3 on those)."""
 
@@ -427,6 +438,8 @@ def operate(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s [%(levelname)s] sarra: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    if action in manage.MANAGE_ACTIONS:
+        return manage.command(action, rest)
     if action in ("check", "metrics"):
         return _watch_over(action, rest)
     try:
@@ -434,7 +447,7 @@ def operate(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"sarra: {exc}", file=sys.stderr)
         return 2
-    if not chosen:
+    if not chosen and not (action == "list" and manage.disabled_lines(rest)):
         print(f"sarra: no configurations in {paths.config_dir()}", file=sys.stderr)
     worst = 0
     launched: list = []
@@ -451,6 +464,9 @@ def operate(argv: list[str]) -> int:
         worst = max(worst, rc)
     if launched:   # every configuration's instances, waited for at once
         worst = max(worst, service.wait_started(launched))
+    if action == "list":    # the disabled ones too, said so (start and sanity skip them)
+        for line in manage.disabled_lines(rest):
+            print(line)
     return worst
 
 

@@ -530,8 +530,10 @@ class _Loader:
 
 def load_config(tool: str, name: str | None,
                 overrides: list[tuple[str, str]] | tuple = (),
-                presets: dict | None = None) -> Config:
-    """Read the configuration ``name`` of ``tool`` (None: config-less mode).
+                presets: dict | None = None, source: str | None = None) -> Config:
+    """Read the configuration ``name`` of ``tool`` (None: config-less mode);
+    ``source``: read that file as configuration ``name`` (``sarra edit``
+    checks a copy being edited, beside the file, so its includes are found).
 
     Order: defaults < presets < default.conf < the config file < overrides.
     """
@@ -546,11 +548,12 @@ def load_config(tool: str, name: str | None,
     if os.path.isfile(default):
         loader.read_file(default)
     if name:
-        path = config_file(tool, name)
+        path = source or config_file(tool, name)
         if not os.path.isfile(path):
             raise ConfigError("configuration file not found" + config_hint(tool, name), path)
         loader.read_file(path)
-        name = os.path.splitext(os.path.basename(path))[0]
+        if source is None:
+            name = os.path.splitext(os.path.basename(path))[0]
     for key, value in overrides:
         loader.apply(key.lstrip("-"), value, COMMAND_LINE, None)
     loader.finish()
@@ -567,10 +570,25 @@ def configuration_names(tool: str) -> list[str]:
         return []
 
 
+DISABLED = ".conf.off"     # a disabled configuration's file (sr3's way): sarra enable
+
+
+def disabled_names(tool: str) -> list[str]:
+    """The disabled configurations of ``tool``: <config_dir>/<tool>/*.conf.off."""
+    directory = os.path.join(config_dir(), tool)
+    try:
+        return sorted(f[:-len(DISABLED)] for f in os.listdir(directory)
+                      if f.endswith(DISABLED))
+    except OSError:
+        return []
+
+
 def config_hint(tool: str, name: str) -> str:
     """For 'configuration file not found': the closest name and those there are."""
     if "/" in name or os.sep in name:
         return ""
+    if (name[:-5] if name.endswith(".conf") else name) in disabled_names(tool):
+        return f" (it is disabled: sarra enable {tool}/{name} enables it)"
     names = configuration_names(tool)
     if not names:
         return f" (there is no {tool} configuration in {os.path.join(config_dir(), tool)})"
@@ -617,6 +635,17 @@ def _cli_name(flag: str) -> str:
 def _is_flag(name: str) -> bool:
     found = lookup(name)
     return found is not None and found[0].kind == "bool"
+
+
+def scan_options(argv: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """``--name value`` options (as overrides) and the other arguments of
+    ``argv`` (ConfigError for an unknown option): ``sarra show`` reads its
+    command line with it."""
+    inv = Invocation(action=None, config=None)
+    rest = _scan(list(argv), inv)
+    if inv.config:
+        rest.append(inv.config)
+    return inv.overrides, rest
 
 
 def _scan(argv: list[str], inv: Invocation) -> list[str]:
@@ -718,7 +747,9 @@ _METAVAR = {"str": "TEXT", "int": "N", "float": "NUMBER", "size": "SIZE",
             "list": "VALUE", "choice": "CHOICE"}
 
 
-def _show_default(option: Option, value: Any = None) -> str:
+def show_value(option: Option, value: Any = None) -> str:
+    """``value`` of ``option`` (None: its default) as the help and ``sarra
+    show`` write it (passwords masked)."""
     value = option.default if value is None else value
     if isinstance(value, str) and option.kind in ("duration", "size", "bool"):
         return value                # a tool's preset, as written (expire 1d)
@@ -759,7 +790,7 @@ def help_text(tool: str) -> str:
         short = f"{shorts[option.name]}, " if option.name in shorts else ""
         head = f"  {short}--{option.name} {metavar}"
         shown = info.help_defaults.get(option.name) or \
-            _show_default(option, info.presets.get(option.name))
+            show_value(option, info.presets.get(option.name))
         text = f"{option.help} [default: {shown}]"
         if option.aliases:
             text += f" (also: {', '.join(option.aliases)})"
