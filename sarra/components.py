@@ -10,6 +10,7 @@ from typing import Callable
 
 from . import service
 from .broker import make_broker
+from .broker.lease import Lease
 from .config import broker_user, paths
 from .errors import ConfigError
 from .flow.engine import Flow
@@ -20,6 +21,7 @@ from .flow.publish import Outlet, Publisher, Reporter
 from .flow.quarantine import Quarantine
 from .flow.retry import RetryQueue
 from .flow.send import Sender
+from .flow.polling import PollSource
 from .flow.watching import WatchSource
 from .flow.work import Downloader
 from .plugins import load_hooks
@@ -160,6 +162,24 @@ def post_flow(cfg, targets: list[str], connect_attempts: int = 0,
 def watch_flow(cfg) -> Flow:
     """dd_watch: changes in watched trees -> posts."""
     return _daemon(cfg, WatchSource(cfg), poster=_announcer(cfg))
+
+
+def lease_name(cfg, url: str, tool: str) -> str:
+    """The lease queue of a configuration: its instances, on any machine,
+    name the same one (q_<user>.<tool>.<config>.lease)."""
+    return f"q_{broker_user(url)}.{tool}.{cfg.key}.lease"
+
+
+def poll_flow(cfg) -> Flow:
+    """dd_poll: listings of remote directories -> posts of what is new or
+    changed there, by the one instance holding the lease."""
+    url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
+    if not url:
+        raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
+    lease = Lease(make_broker(url, heartbeat=cfg.broker_heartbeat,
+                              connection_name=f"sarra poll/{cfg.key} lease"),
+                  lease_name(cfg, url, "poll"), what="polling")
+    return _daemon(cfg, PollSource(cfg, lease), poster=_poster(cfg, url))
 
 
 def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:

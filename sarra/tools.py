@@ -84,6 +84,8 @@ TOOLS = (
                  "nodupe_basis", "strip")),
     Tool("watch", "post a directory tree as it changes", _FACTORY + "watch_flow",
          presets={"accept_unmatch": True}, announces=True),
+    Tool("poll", "announce what remote servers hold (HTTP index pages, SFTP, FTP, FTPS)",
+         _FACTORY + "poll_flow", presets={"accept_unmatch": True, "sleep": "5m"}),
     Tool("subscribe", "download what a broker announces into a local tree",
          _FACTORY + "subscribe_flow", presets={"accept_unmatch": False, "mirror": False},
          consumes=True, places=True),

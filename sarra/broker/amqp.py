@@ -226,11 +226,17 @@ class AmqpBroker:
                                 durable=True, auto_delete=False)
 
     def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
-                      message_ttl_s: float = 0, queue_type: str = "classic") -> int:
+                      message_ttl_s: float = 0, queue_type: str = "classic",
+                      single_active: bool = False) -> int:
         """Declare a queue of ``queue_type``: classic, quorum (replicated over
         the cluster's nodes) or stream (an append-only log read from an
-        offset; its retention is the switch's business: dd_audit)."""
+        offset; its retention is the switch's business: dd_audit).
+        ``single_active``: RabbitMQ's single active consumer (one consumer at
+        a time gets the messages, the next one when it goes:
+        sarra/broker/lease.py)."""
         args = queue_arguments(durable, expire_s, message_ttl_s, queue_type)
+        if single_active:
+            args["x-single-active-consumer"] = True
         ch = self._channel()
         with self._guard(f"declare queue {name}"):
             ok = ch.queue_declare(name, durable=durable, auto_delete=False,

@@ -359,22 +359,30 @@ _DECLARED = [
     _O("default_dir_mode", "octal", 0o755, "mode of directories created",
        ("permDirDefault",)),
     # -- watching and posting files
-    _O("path", "list", [], "directory or file to watch/post; repeatable",
-       repeat=True, tools=POSTERS),
+    _O("path", "list", [], "directory or file to watch/post; dd_poll: remote directory "
+       "to list, under poll_url's path unless absolute; repeatable",
+       repeat=True, tools=POSTERS + ("poll",)),
     _O("follow_symlinks", "bool", False, "post the targets of symbolic links",
        ("followSymlinks",), tools=POSTERS),
     _O("realpath_post", "bool", False, "post each file under its real path (symbolic "
        "links in it resolved, post_base_dir too) and descend through linked "
        "directories", ("realpathPost",), tools=POSTERS),
     _O("recursive", "bool", True, "descend into directories named on the command line "
-       "(dd_post; dd_watch always watches whole trees)", tools=POSTERS),
+       "(dd_post; dd_watch always watches whole trees); dd_poll: list the "
+       "subdirectories of each path too", tools=POSTERS + ("poll",)),
     _O("post_on_start", "bool", False, "on a first start, post every file present "
        "(later starts always post what changed meanwhile)",
        ("postOnStart",), tools=("watch",)),
     _O("events", "str", "create|delete|link|modify", "file events to post",
        ("fileEvents",), tools=("watch",), convert=parse_events),
-    _O("sleep", "duration", 0.0, "polling interval when polling (0: 1 s)",
-       tools=("watch",)),
+    _O("sleep", "duration", 0.0, "polling interval when polling (0: 1 s); dd_poll: "
+       "time between the starts of two rounds", tools=("watch", "poll")),
+    _O("poll_url", "url", None, "the server dd_poll lists: http(s)://, sftp://, ftp:// or "
+       "ftps://[user@]host[:port]/[directory/] (password from credentials.conf)",
+       ("pollUrl",), tools=("poll",)),
+    _O("file_age_min", "duration", 0.0, "announce a new or changed remote file only once "
+       "it has been listed unchanged (size and time) for this long (0: at once)",
+       ("fileAgeMin",), tools=("poll",)),
     _O("temp_pattern", "list", [".*"], "file names (globs) never posted: files "
        "being written under a temporary name; repeatable (the inflight suffix "
        "is added)", ("tempPattern",), repeat=True, tools=("watch",)),

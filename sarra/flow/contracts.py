@@ -12,7 +12,8 @@ Implementations:
 
 =========  ====================================================================
 Source     gather.BrokerSource (a queue), gather.PathSource (dd_post's paths),
-           watching.WatchSource (dd_watch's trees)
+           watching.WatchSource (dd_watch's trees), polling.PollSource (dd_poll's
+           remote listings)
 Worker     work.Downloader (subscribe, sara), send.Sender (dd_sender)
 Poster     publish.Publisher (posts), logview.LogPrinter (dd_log: lines on stdout)
 Reporter   publish.Reporter

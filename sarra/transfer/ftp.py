@@ -337,17 +337,20 @@ class FtpTransfer:
         raise TransferError(f"RETR {place.label()}: connection lost")
 
     # -- listings (dd_poll) ---------------------------------------------------
-    def listing(self, url: str) -> tuple[str, list[str]]:
-        """The listing of the directory ``url``: ('mlsd', lines) when the
-        server offers MLSD, else ('list', lines of LIST)."""
-        def ls(conn: _Conn, place: _Place) -> tuple[str, list[str]]:
-            lines: list[str] = []
+    def listing(self, url: str, line: Callable[[str], None],
+                restart: Callable[[], None] = lambda: None) -> str:
+        """Each line of the listing of the directory ``url`` given to
+        ``line``, as it arrives (``restart()`` before each attempt: a pooled
+        connection found dead is replaced once); returns 'mlsd' when the
+        server offers MLSD (and it was used), else 'list' (LIST)."""
+        def ls(conn: _Conn, place: _Place) -> str:
+            restart()
             if "MLST" in conn.features:
-                conn.ftp.retrlines(f"MLSD {place.path}", lines.append)
-                return "mlsd", lines
+                conn.ftp.retrlines(f"MLSD {place.path}", line)
+                return "mlsd"
             conn.ftp.cwd(place.path)       # LIST of a path with blanks is not portable
-            conn.ftp.retrlines("LIST", lines.append)
-            return "list", lines
+            conn.ftp.retrlines("LIST", line)
+            return "list"
         return self._run(url, "listing", ls)
 
     # -- upload and remote operations (dd_sender) ------------------------------

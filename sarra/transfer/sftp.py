@@ -1,7 +1,7 @@
 """SFTP transfers. Schemes: sftp. Capabilities: byte ranges (seek, with
 windowed prefetch), upload (``put``: an inflight name, renamed into place
 with posix-rename, directories created, chmod and utime), remove, rename,
-symlink, mkdir, rmdir. Requires: paramiko (the only module importing it).
+symlink, mkdir, rmdir; directory listings for dd_poll (``scan``). Requires: paramiko (the only module importing it).
 
 URLs are ``sftp://user@host[:port]/path``: the path is absolute on the
 server, and ``/~/path`` is relative to the user's home directory. Paths are
@@ -36,7 +36,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Iterator
 from urllib.parse import unquote
 
 import paramiko
@@ -324,6 +324,23 @@ class SftpTransfer:
                 raise
             return _RemoteFile(self, conn, f, offset, end, place.label())
         return self._run(url, "open", start)
+
+    # -- listings (dd_poll) ---------------------------------------------------
+    def scan(self, url: str) -> Iterator[tuple[str, int, float, str]]:
+        """(name, size, mtime, kind) of each name in the directory ``url``,
+        as the server sends them (read ahead, never all held): kind is 'f'
+        a regular file, 'd' a directory, 'l' a symbolic link, '-' anything
+        else. Not followed: links are listed as links."""
+        place = _Place(url)
+        conn, _fresh = self._get(place)
+        try:
+            for a in conn.sftp.listdir_iter(place.path, read_aheads=16):
+                mode = a.st_mode or 0
+                kind = "f" if stat.S_ISREG(mode) else "d" if stat.S_ISDIR(mode) \
+                    else "l" if stat.S_ISLNK(mode) else "-"
+                yield a.filename, a.st_size or 0, float(a.st_mtime or 0), kind
+        except Exception as exc:
+            raise self._failed(conn, exc, f"listing {place.label()}") from exc
 
     # -- upload and remote operations (dd_sender) ---------------------------------
     def put(self, local_path: str, url: str, inflight: str | None = None,

@@ -58,7 +58,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # the commands every install must provide (sarra is the operator's command, not `dd`:
 # /usr/bin/dd is coreutils')
-TOOLS = ["dd_post", "dd_watch", "dd_subscribe", "dd_sara", "dd_sender", "dd_shovel",
+TOOLS = ["dd_post", "dd_watch", "dd_poll", "dd_subscribe", "dd_sara", "dd_sender", "dd_shovel",
          "dd_winnow", "dd_log", "dd_audit", "sarra"]
 # the Python dependencies and their Debian 12 packages
 DEB_PYTHON_DEPENDS = {"pika": "python3-pika", "requests": "python3-requests",

@@ -16,6 +16,7 @@ from sarra.config import load_config
 from sarra.flow import contracts
 from sarra.flow.gather import BrokerSource, PathSource
 from sarra.flow.logview import LogPrinter
+from sarra.flow.polling import PollSource
 from sarra.flow.publish import Publisher, Reporter
 from sarra.flow.send import Sender
 from sarra.flow.watching import WatchSource
@@ -72,6 +73,7 @@ def implementations(tmp_path, load):
         (contracts.Source, BrokerSource(sub, "subscribe")),
         (contracts.Source, PathSource(load("post"), [])),
         (contracts.Source, WatchSource(load("watch", ("path", str(tmp_path / "tree"))))),
+        (contracts.Source, PollSource(load("poll", ("poll_url", "ftp://u@127.0.0.1/d/")))),
         (contracts.Worker, Downloader(sub)),
         (contracts.Worker, Sender(load("sender", ("destination", "sftp://u@127.0.0.1/d/")))),
         (contracts.Poster, Publisher(broker, "xpublic", "v02.post")),

@@ -1,0 +1,155 @@
+"""dd_poll end to end: pollers listing real servers (nginx autoindex, sshd,
+vsftpd plain and TLS), posting through the real broker, and a running
+dd_subscribe fetching every file straight from those servers.
+
+One test runs the four kinds of listing at once (one poller each, one
+subscriber for all), so that each step waits once for all of them.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import compare_trees, iter_lines, stop_process, wait_for
+from tests.integration.flowkit import (BROKER, assert_logs_clean, declare, qname, stop,
+                                       sub_config, taps)
+
+__all__ = ["taps"]
+
+KINDS = ("http", "sftp", "ftp", "ftps")
+
+
+def poll_config(sarra_home, name: str, exchange: str, poll_url: str, path: str,
+                extra: str = "") -> None:
+    sarra_home.write_config("poll", name, (
+        f"post_broker {BROKER}\n"
+        f"post_exchange {exchange}\n"
+        f"poll_url {poll_url}\n"
+        f"path {path}\n"
+        f"post_base_url {poll_url}\n"
+        "sleep 1\n"
+        f"{extra}"))
+
+
+def start_poll(procs, name: str, log: Path):
+    proc = procs.start_tool("poll", "foreground", name, log=log)
+    wait_for(lambda: proc.poll() is not None or any("polling " in line
+                                                   for line in iter_lines(log)),
+             timeout=20, interval=0.05, what=f"the poller {name} to start")
+    assert proc.poll() is None, Path(log).read_text()
+    return proc
+
+
+@pytest.fixture
+def servers(nginx, sshd, ftpd, ftpsd, sarra_home, tmp_path, unique):
+    """For each kind: (the local directory listed, poll_url); the
+    credentials of every server in credentials.conf."""
+    sarra_home.add_credentials(sshd.credentials, ftpd.credentials, ftpsd.credentials)
+    web = tmp_path / "web"
+    (web / "http").mkdir(parents=True)
+    site = nginx(web, workers=1, extra="location / { autoindex on; }")
+    sftp_root = tmp_path / "sftproot"
+    (sftp_root / "sftp").mkdir(parents=True)
+    out = {"http": (web / "http", site.url),
+           "sftp": (sftp_root / "sftp", f"{sshd.url}{sftp_root}/")}
+    for kind, server in (("ftp", ftpd), ("ftps", ftpsd)):
+        mine = server.root / f"{unique}-{tmp_path.name}"
+        (mine / kind).mkdir(parents=True)
+        out[kind] = (mine / kind, f"{server.url}{mine.name}/")
+    return out
+
+
+def test_poll_announces_new_and_changed_files_once_and_a_subscriber_mirrors_them(
+        sarra_home, unique, procs, taps, tmp_path, servers, ftpd):
+    dst = tmp_path / "dst"
+    ex = f"xpoll_{unique}"
+    sub = f"psub_{unique}"
+    sub_config(sarra_home, sub, ex, dst, f"xpr_{unique}")
+    declare(sub)
+    taps.queues.append(qname(sarra_home, sub))
+    posts = taps(ex, "v02.post.#")
+    subscriber = procs.start_tool("subscribe", "foreground", sub, log=tmp_path / "sub.log")
+
+    for kind, (local, _url) in servers.items():
+        (local / "unicodé" / "deeper").mkdir(parents=True)
+        for rel in ("a.txt", "with space #1.bin", "unicodé/ü.bin", "unicodé/deeper/z"):
+            (local / rel).write_bytes(os.urandom(2000 + len(rel)))
+    # a directory whose page is no index (nginx serves index.html): skipped, said
+    (servers["http"][0] / "odd").mkdir()
+    (servers["http"][0] / "odd" / "index.html").write_text("<html><p>hello</p></html>\n")
+    odd = {"http/odd/index.html"}
+
+    pollers = {}
+    for kind, (_local, url) in servers.items():
+        poll_config(sarra_home, f"p{kind}_{unique}", ex, url, kind, "file_age_min 2\n")
+        pollers[kind] = start_poll(procs, f"p{kind}_{unique}", tmp_path / f"{kind}.log")
+    # and one whose login is refused: an error, tried again later, never fatal
+    wrong = f"ftp://nobody@127.0.0.1:{ftpd.port}/"
+    poll_config(sarra_home, f"pbad_{unique}", ex, wrong, "x")
+    bad = start_poll(procs, f"pbad_{unique}", tmp_path / "bad.log")
+
+    def mirrored() -> bool:
+        if subscriber.poll() is not None:
+            raise AssertionError((tmp_path / "sub.log").read_text()[-3000:])
+        return all(compare_trees(local, dst / kind) == [] for kind, (local, _) in
+                   servers.items() if kind != "http") and \
+            set(compare_trees(servers["http"][0], dst / "http")) <= {
+                "only in a: odd", "only in a: odd/index.html"}
+    wait_for(mirrored, timeout=40, interval=0.3, what="the four trees mirrored")
+    first = Counter(m.relpath for m in posts.settle(2.5))
+    expected = {f"{k}/{r}" for k in KINDS
+                for r in ("a.txt", "with space #1.bin", "unicodé/ü.bin", "unicodé/deeper/z")}
+    assert set(first) - odd == expected and set(first.values()) == {1}, first
+    for m in posts.messages:
+        assert m.sum[0] == "z" and m.headers["sum"] == "z,s"
+        assert m.base_url == servers[m.relpath.split("/")[0]][1]
+    log = (tmp_path / "http.log").read_text()
+    assert "odd/: listing skipped this round" in log and "| <html><p>hello</p></html>" in log
+
+    # a change (another size) is announced again; an unchanged file never;
+    # a file still growing, once it stops (file_age_min 2)
+    grown = {}
+    for kind, (local, _url) in servers.items():
+        (local / "a.txt").write_bytes(b"changed" * 50)
+    for kind, (local, _url) in servers.items():
+        grown[kind] = local / "growing.dat"
+    pieces = {kind: b"" for kind in servers}
+    for _ in range(6):                     # each piece grows every file: 3 s in all
+        for kind, path in grown.items():
+            chunk = os.urandom(700)
+            with open(path, "ab") as f:
+                f.write(chunk)
+            pieces[kind] += chunk
+        time.sleep(0.5)
+    wait_for(mirrored, timeout=40, interval=0.3, what="the changes mirrored")
+    second = Counter(m.relpath for m in posts.settle(3.5)) - first
+    assert dict(second) == {f"{k}/{n}": 1 for k in KINDS for n in ("a.txt", "growing.dat")}
+    for kind in KINDS:
+        assert (dst / kind / "growing.dat").read_bytes() == pieces[kind]
+
+    # a restart announces nothing already announced
+    for kind, proc in pollers.items():
+        assert stop_process(proc, signal.SIGTERM, timeout=20) == 0
+    again = [start_poll(procs, f"p{kind}_{unique}", tmp_path / f"{kind}.2.log")
+             for kind in servers]
+    for kind in KINDS:
+        wait_for(lambda k=kind: any("first round" in line
+                                    for line in iter_lines(tmp_path / f"{k}.2.log")),
+                 timeout=15, interval=0.2, what="a round after the restart")
+    assert len(posts.settle(2)) == sum(first.values()) + sum(second.values())
+    assert all("0 announced" in next(line for line in iter_lines(tmp_path / f"{k}.2.log")
+                                     if "first round" in line) for k in KINDS)
+
+    badlog = (tmp_path / "bad.log").read_text()
+    assert bad.poll() is None and "login refused" in badlog and "next round in" in badlog
+    for proc in again + [bad]:
+        stop_process(proc, signal.SIGTERM, timeout=20)
+    stop(subscriber)
+    assert_logs_clean(*tmp_path.glob("*.log"))
+    for path in tmp_path.glob("*.log"):
+        assert ftpd.password not in path.read_text(errors="replace")
