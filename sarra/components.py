@@ -173,13 +173,13 @@ def lease_name(cfg, url: str, tool: str) -> str:
 def poll_flow(cfg) -> Flow:
     """dd_poll: listings of remote directories -> posts of what is new or
     changed there, by the one instance holding the lease."""
-    url = cfg.resolve_url("post_broker") or cfg.resolve_url("broker")
-    if not url:
+    urls = cfg.resolve_urls("post_broker") or cfg.resolve_urls("broker")
+    if not urls:
         raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
-    lease = Lease(make_broker(url, heartbeat=cfg.broker_heartbeat,
+    lease = Lease(make_broker(urls, heartbeat=cfg.broker_heartbeat,
                               connection_name=f"sarra poll/{cfg.key} lease"),
-                  lease_name(cfg, url, "poll"), what="polling")
-    return _daemon(cfg, PollSource(cfg, lease), poster=_poster(cfg, url))
+                  lease_name(cfg, urls[0], "poll"), what="polling")
+    return _daemon(cfg, PollSource(cfg, lease), poster=_poster(cfg, urls))
 
 
 def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
