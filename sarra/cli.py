@@ -283,7 +283,8 @@ globals().update({f"main_{t.name}": _entry(t.name) for t in tools.TOOLS})
 # -- the operator's command: every configuration at once -----------------------
 
 OPERATOR_ACTIONS = ("start", "stop", "restart", "status", "list", "log", "declare",
-                    "cleanup", "sanity", "quarantine", "check", "metrics") + manage.MANAGE_ACTIONS
+                    "cleanup", "sanity", "quarantine", "check", "metrics") + manage.MANAGE_ACTIONS + \
+    ("convert",)
 QUARANTINE_VERBS = ("list", "retry", "drop")
 OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
        sarra quarantine [list|retry|drop] [TOOL/CONFIG | TOOL ...] [--id ID|all ...]
@@ -291,6 +292,7 @@ OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
        sarra show TOOL/CONFIG [--option value ...]
        sarra add TOOL/CONFIG [FILE] | sarra add TOOL FILE
        sarra edit|remove|enable|disable TOOL/CONFIG
+       sarra convert [DIR ...] [--from sr3|v2] [--dry-run]
 
 Acts on every configuration in {config_dir}/<tool>/*.conf, or on those
 named (TOOL alone: all of that tool's). ACTION is one of:
@@ -319,6 +321,8 @@ Managing configurations (one TOOL/CONFIG each):
   edit      $EDITOR on a copy, saved only if it loads
   remove    delete its file (not while it runs)
   disable   rename it CONFIG.conf.off: skipped by start, sanity...; enable undoes
+  convert   [DIR ...] [--from sr3|v2] [--dry-run]: sr3 (~/.config/sr3) and v2
+            (~/.config/sarra) configurations as sarra's, each line changed told
 Exit status: 0 when all went well (status: all running), 1 otherwise, 2 on a
 bad configuration or usage (check: as monitoring plugins, 3 on those)."""
 
@@ -440,6 +444,9 @@ def operate(argv: list[str]) -> int:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     if action in manage.MANAGE_ACTIONS:
         return manage.command(action, rest)
+    if action == "convert":
+        from .convert import command as convert
+        return convert(rest)
     if action in ("check", "metrics"):
         return _watch_over(action, rest)
     try:

@@ -116,7 +116,7 @@ def _check(tool: str, name: str, source: str) -> None:
     load_config(tool, name, [], tools.tool(tool).presets, source=source)
 
 
-def _install(tool: str, name: str, text: str, replace: bool, shown: str) -> str:
+def install(tool: str, name: str, text: str, replace: bool, shown: str) -> str:
     """Write ``text`` as the configuration, checked first (beside the final
     file, so its includes are found as they will be); the final name only
     once it loads. An error names ``shown`` (where the text is) and its line."""
@@ -164,7 +164,7 @@ def add(item: str, source: str | None) -> str:
         text = Path(source).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", source) from None
-    return _install(tool, name, text, replace=False, shown=source)
+    return install(tool, name, text, replace=False, shown=source)
 
 
 def editor() -> list[str]:
@@ -198,7 +198,7 @@ def edit(item: str) -> tuple[str, bool]:
         os.unlink(draft)
         return path, False
     try:
-        _install(tool, name, after, replace=True, shown=draft)
+        install(tool, name, after, replace=True, shown=draft)
     except ConfigError as exc:
         raise ConfigError(f"{exc}; not saved: {tool}/{name} is unchanged, your text is in "
                           f"{draft}") from None

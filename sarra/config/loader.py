@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from .credentials import Credentials, mask, strip_password, url_user
 from . import variables as var
 from .options import (IGNORED, NOT_YET, OPTIONS, PLUGIN_KEYWORDS, PLUGINS, HOOKS_INSTEAD,
-                      LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events,
+                      LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events, plugin_for,
                       is_bool_word, known_names, lookup, parse_value, split_urls)
 from .paths import TOOLS, config_dir, config_file
 
@@ -366,9 +366,7 @@ class _Loader:
         if not words:
             raise ConfigError("needs a value", file, line, keyword)
         name = words[0]
-        what = PLUGINS.get(name) or PLUGINS.get(name.rsplit(".", 1)[-1]
-                                                if name.startswith("sarracenia.flowcb.")
-                                                else "")
+        what = plugin_for(name)
         here = (file, line)
         if what is None:
             raise ConfigError(f"'{name}' is an sr3 callback or v2 plugin that sarra does "

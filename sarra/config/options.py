@@ -574,6 +574,22 @@ PLUGINS: dict[str, tuple] = {
     "msg_to_clusters": ("builtin", "the msg_to_clusters option"),
     "accept.toclusters": ("builtin", "the msg_to_clusters option"),
 }
+FLOWCB = "sarracenia.flowcb."
+
+
+def plugin_for(name: str) -> tuple | None:
+    """What sarra does for the sr3 callback or v2 plugin ``name`` (PLUGINS),
+    also under sr3's full names: sarracenia.flowcb.log.Log is log,
+    sarracenia.flowcb.nodupe.NoDupe nodupe. None: sarra has none."""
+    if name in PLUGINS:
+        return PLUGINS[name]
+    if not name.startswith(FLOWCB):
+        return None
+    rest = name[len(FLOWCB):]
+    module, _, last = rest.rpartition(".")
+    return PLUGINS.get(rest) or (PLUGINS.get(module) if last[:1].isupper() else None)
+
+
 # the hooks sarra has, for the message that refuses any other plugin
 HOOKS_INSTEAD = ("sarra runs its own hooks, not sr3 callbacks or v2 plugins: on_message, "
                  "on_file or on_post with log [FILE], size MIN MAX (accept by size), "
