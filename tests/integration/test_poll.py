@@ -153,3 +153,49 @@ def test_poll_announces_new_and_changed_files_once_and_a_subscriber_mirrors_them
     assert_logs_clean(*tmp_path.glob("*.log"))
     for path in tmp_path.glob("*.log"):
         assert ftpd.password not in path.read_text(errors="replace")
+
+
+def test_two_instances_announce_each_file_once_and_the_survivor_takes_over(
+        sarra_home, unique, taps, tmp_path, ftpd):
+    """``instances 2`` started by ``sarra start``: one holds the lease on the
+    broker (RabbitMQ's single active consumer) and polls; killed, the other
+    takes over within seconds, without announcing again what was confirmed."""
+    from sarra.service import pid_file, read_pid_file
+    from tests.helpers import run_tool
+    sarra_home.add_credentials(ftpd.credentials)
+    mine = ftpd.root / f"lease-{unique}"
+    mine.mkdir()
+    ex = f"xlease_{unique}"
+    posts = taps(ex, "v02.post.#")
+    name = f"plea_{unique}"
+    poll_config(sarra_home, name, ex, f"{ftpd.url}{mine.name}/", ".", "instances 2\n")
+    for i in range(5):
+        (mine / f"f{i}").write_bytes(os.urandom(100 + i))
+    run_tool("sarra", "start", f"poll/{name}", timeout=60)
+    logs = [sarra_home.state_dir / "log" / f"poll_{name}_{n:02d}.log" for n in (1, 2)]
+
+    def holder() -> int | None:
+        found = [n for n, log in enumerate(logs, 1)
+                 if any("lease" in line and "taken" in line for line in iter_lines(log))]
+        return found[0] if len(found) == 1 else None
+    wait_for(holder, timeout=20, interval=0.2, what="one instance to hold the lease")
+    active = holder()
+    assert Counter(m.relpath for m in posts.wait_count(5, 20)) == \
+        {f"f{i}": 1 for i in range(5)}
+    posts.settle(2)                 # the waiting instance announces nothing
+    assert len(posts.messages) == 5
+
+    pid, _ = read_pid_file(pid_file("poll", name, active))
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    for i in range(5, 8):
+        (mine / f"f{i}").write_bytes(os.urandom(100 + i))
+    other = logs[2 - active]
+    wait_for(lambda: any("taken" in line for line in iter_lines(other)), timeout=15,
+             interval=0.1, what="the other instance to take the lease")
+    posts.wait_count(8, 15)
+    took = time.monotonic() - killed
+    assert Counter(m.relpath for m in posts.settle(2)) == \
+        {f"f{i}": 1 for i in range(8)}
+    assert took < 10, f"the takeover took {took:.1f}s"
+    run_tool("sarra", "stop", f"poll/{name}", timeout=60)
