@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.helpers import (AMQP_HOST, AMQP_PORT, AMQP_URL, SETUP_HINT, find_program,
-                           port_open, stop_process, tail, wait_for)
+                           port_open, tail, wait_for)
 
 
 # --------------------------------------------------------------------------- RabbitMQ
@@ -118,102 +118,24 @@ def rabbitmq_ctl(amqp_url) -> RabbitCtl:
 
 # --------------------------------------------------------------------------- sshd
 
-from dataclasses import dataclass  # noqa: E402
-
-from tests.helpers import free_port  # noqa: E402
-
-
-@dataclass
-class SshdServer:
-    """A private sshd (SFTP: internal-sftp) on a 127.0.0.1 port; key login only."""
-
-    host: str
-    port: int
-    user: str          # the user running the tests: the only one that can log in
-    keyfile: Path      # private key accepted by the server (no passphrase)
-    log: Path          # sshd's own log (-e)
-    proc: subprocess.Popen
-
-    @property
-    def url(self) -> str:
-        """'sftp://USER@127.0.0.1:PORT' (append an absolute path: '/tmp/x/')."""
-        return f"sftp://{self.user}@{self.host}:{self.port}"
-
-    @property
-    def credentials(self) -> str:
-        """The credentials.conf line for this server (the key as ssh_keyfile)."""
-        return f"{self.url}/ ssh_keyfile={self.keyfile}"
-
-
-_SSHD_CONFIG = """\
-Port {port}
-ListenAddress 127.0.0.1
-HostKey {tmp}/ssh_host_ed25519_key
-PidFile {tmp}/sshd.pid
-AuthorizedKeysFile {tmp}/authorized_keys
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-StrictModes no
-MaxStartups 100:30:200
-MaxSessions 100
-Subsystem sftp internal-sftp
-LogLevel INFO
-"""
-
-
-def _keygen(path: Path) -> None:
-    res = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sarra-test",
-                          "-f", str(path)], capture_output=True, text=True, timeout=30,
-                         stdin=subprocess.DEVNULL)
-    if res.returncode != 0:
-        pytest.fail(f"ssh-keygen failed: {res.stderr}", pytrace=False)
+from tools.localsshd import SshdServer, find_sshd, start_sshd  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory) -> SshdServer:
-    """One sshd for the session, started here (``sshd -D -e`` with a private
-    config: host key, client key pair and authorized_keys generated into a
-    temp dir, ``ListenAddress 127.0.0.1`` on a free port, no PAM, no
+    """One sshd for the session (tools/localsshd.py: ``sshd -D -e`` with a
+    private config; host key, client key pair and authorized_keys generated
+    into a temp dir, ``ListenAddress 127.0.0.1`` on a free port, no PAM, no
     passwords). Log in as ``sshd.user`` with ``sshd.keyfile``: add
     ``sshd.credentials`` to credentials.conf. Stopped at the end of the session."""
-    import getpass
-    binary = find_program("sshd")
-    if binary is None or shutil.which("ssh-keygen") is None:
-        pytest.fail(f"sshd or ssh-keygen not found: {SETUP_HINT} (openssh-server)",
-                    pytrace=False)
-    tmp = tmp_path_factory.mktemp("sshd")
-    _keygen(tmp / "ssh_host_ed25519_key")
-    _keygen(tmp / "client_key")
-    shutil.copy(tmp / "client_key.pub", tmp / "authorized_keys")
-    if os.geteuid() == 0:
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)   # privilege separation dir
-    for _attempt in range(3):        # free_port may lose a race
-        port = free_port()
-        conf = tmp / "sshd_config"
-        conf.write_text(_SSHD_CONFIG.format(port=port, tmp=tmp), encoding="utf-8")
-        log = tmp / "sshd.log"
-        with open(log, "ab") as out:
-            proc = subprocess.Popen([binary, "-D", "-e", "-f", str(conf)], stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        try:
-            wait_for(lambda: proc.poll() is not None or port_open("127.0.0.1", port, 0.5),
-                     timeout=15, interval=0.05, what=f"sshd on 127.0.0.1:{port}")
-        except AssertionError:
-            proc.kill()
-            proc.wait(10)
-            raise
-        if proc.poll() is None:
-            break
-    else:
-        pytest.fail(f"sshd did not start:\n{tail(log.read_text(errors='replace'))}",
-                    pytrace=False)
-    yield SshdServer("127.0.0.1", port, getpass.getuser(), tmp / "client_key", log, proc)
-    stop_process(proc, timeout=10)
-
+    if find_sshd() is None:
+        pytest.fail(f"sshd not found: {SETUP_HINT} (openssh-server)", pytrace=False)
+    try:
+        server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
 
 
 # --------------------------------------------------------------------------- vsftpd

@@ -184,6 +184,8 @@ def test_two_instances_announce_each_file_once_and_the_survivor_takes_over(
         {f"f{i}": 1 for i in range(5)}
     posts.settle(2)                 # the waiting instance announces nothing
     assert len(posts.messages) == 5
+    status = run_tool("sarra", "status", f"poll/{name}", timeout=60).stdout
+    assert f"poll/{name}: running (2/2 instances)" in status, status
 
     pid, _ = read_pid_file(pid_file("poll", name, active))
     os.kill(pid, signal.SIGKILL)
