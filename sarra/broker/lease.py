@@ -39,6 +39,7 @@ class Lease:
         self._token = None           # the delivery tag of the token we keep
         self._connected = False
         self._next_try = 0.0
+        self._said = ""              # the last reason given for not contending
 
     def connect(self) -> None:
         """Connect, declare the lease's queue, put a token in and contend."""
@@ -50,6 +51,7 @@ class Lease:
         self.broker.flush()
         self.broker.consume(self.name, prefetch=10)
         self._connected = True
+        self._said = ""
 
     def held(self, wait: float = 0.0) -> bool:
         """Whether this process holds the lease, after waiting up to ``wait``
@@ -80,8 +82,12 @@ class Lease:
         if self._token is not None:
             log.warning("lease %s lost (%s): the %s stops until it is held again",
                         self.name, exc, self.what)
+        elif str(exc) != self._said:         # each new reason once, not every 2 s
+            log.warning("lease %s cannot be contended for (%s): no %s until it can",
+                        self.name, exc, self.what)
         else:
             log.debug("lease %s: %s", self.name, exc)
+        self._said = str(exc)
         self._token = None
         self._connected = False
         self._next_try = time.monotonic() + RECONNECT

@@ -103,7 +103,7 @@ class PollSource:
             raise ConfigError(f"post_base_url {self.base_url}: its path is not above the "
                               f"polled directories ({', '.join(self.dirs)})",
                               option="post_base_url")
-        self.interval = cfg.sleep or 300.0
+        self.interval = cfg.sleep if cfg.sleep > 0 else 1.0
         self.lister = LISTERS.get(self.scheme)(timeout=cfg.timeout,
                                                credentials=cfg.credentials, **listing)
         self.lease = lease
@@ -112,6 +112,7 @@ class PollSource:
         self.round: Iterator[Message] | None = None
         self.next_round = 0.0
         self.failures = 0
+        self.errors = 0          # paths of the current round that could not be listed
         self.ready: list[Message] = []
         self.batch: list[Message] = []
         self.rounds = 0
@@ -149,8 +150,10 @@ class PollSource:
                     break
             else:
                 self._round_done()
-        except TransferError as exc:
-            self._failed(exc)
+        except Exception as exc:   # noqa: BLE001 - a bug in a listing must not stop the poller
+            log.debug("the round failed", exc_info=True)
+            self.round = None
+            self._failed(f"{exc.__class__.__name__}: {exc}")
         return self.batch, []
 
     def ack(self, tags: list) -> None:
@@ -196,7 +199,10 @@ class PollSource:
 
     def _round_done(self) -> None:
         self.round = None
-        self.failures = 0
+        if self.errors:
+            self._failed(f"{self.errors} of the {len(self.dirs)} paths could not be listed")
+        else:
+            self.failures = 0
         if not self.ready and not self.batch:
             self.state.commit()      # what is waiting, what was forgotten (else: at ack)
         s, self.rounds = self.stats, self.rounds + 1
@@ -211,23 +217,34 @@ class PollSource:
             log.debug("round %d: %s", self.rounds, text)
         self.stats = dict.fromkeys(self.stats, 0)
 
-    def _failed(self, exc: TransferError) -> None:
-        self.round = None
+    def _failed(self, why: str) -> None:
+        """A round that could not list everything: the next one sooner than
+        ``sleep`` (1 s, doubling at each failure up to ``sleep``, at least
+        BACKOFF_MAX)."""
         self.failures += 1
         delay = min(2.0 ** (self.failures - 1), max(self.interval, BACKOFF_MAX))
         self.next_round = time.monotonic() + delay
-        log.error("polling %s: %s; next round in %gs", self.origin, exc, delay)
+        log.error("polling %s: %s; next round in %gs", self.origin, why, delay)
 
     def _round(self) -> Iterator[Message]:
+        """The posts of one round. A directory whose listing is not
+        understood is skipped (a warning); a path the server cannot list
+        (refused login, lost connection, no such directory) is an error, and
+        the round goes on with the next path."""
+        self.errors = 0
         for top in self.dirs:
             stack = [top]
-            while stack:
-                directory = stack.pop()
-                try:
-                    yield from self._directory(directory, stack)
-                except ListingError as exc:
-                    self.stats["skipped"] += 1
-                    log.warning("%s: listing skipped this round: %s", directory, exc)
+            try:
+                while stack:
+                    directory = stack.pop()
+                    try:
+                        yield from self._directory(directory, stack)
+                    except ListingError as exc:
+                        self.stats["skipped"] += 1
+                        log.warning("%s: listing skipped this round: %s", directory, exc)
+            except TransferError as exc:
+                self.errors += 1
+                log.error("%s: %s", top, exc)
 
     def _directory(self, directory: str, stack: list[str]) -> Iterator[Message]:
         now = time.time()

@@ -323,7 +323,22 @@ def test_a_round_that_fails_posts_what_it_gave_and_tries_again_later(poll_cfg, c
     src = source(poll_cfg(), Failing(tree))
     msgs, _ = src.get(0.05)
     assert [m.relpath for m in msgs] == ["pub/a"]          # given before the failure
-    assert "connection lost; next round in 1s" in caplog.text
+    assert "/pub/: connection lost" in caplog.text
+    assert "1 of the 1 paths could not be listed; next round in 1s" in caplog.text
     src.ack([])
     assert src.get(0.05) == ([], [])                       # backing off
     src.close()
+
+
+def test_a_lease_that_cannot_be_reached_is_not_held_and_says_why_once(caplog, monkeypatch):
+    from sarra.broker import lease as lease_module
+    from sarra.errors import BrokerError
+
+    class Refusing(MemoryBroker):
+        def connect(self):
+            raise BrokerError("ACCESS_REFUSED to queue q_u.poll.t.lease", recoverable=False)
+    monkeypatch.setattr(lease_module, "RECONNECT", 0.0)
+    lease = Lease(Refusing("memory://refused/"), "q_u.poll.t.lease", what="polling")
+    assert [lease.held(0.01) for _ in range(3)] == [False, False, False]
+    said = [r for r in caplog.records if "cannot be contended for" in r.getMessage()]
+    assert len(said) == 1 and "ACCESS_REFUSED" in said[0].getMessage()
