@@ -29,6 +29,23 @@ class Stream(Protocol):
     def close(self) -> None: ...
 
 
+def host_port(hostport: str, default: int, scheme: str) -> tuple[str, int]:
+    """(host, port) of a URL's ``host[:port]`` or ``[v6 address][:port]``;
+    TransferError (503, not recoverable) when there is no host or a bad port."""
+    if hostport.startswith("["):
+        host, _, tail = hostport[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else ""
+    else:
+        host, _, port = hostport.partition(":")
+    if not host:
+        raise TransferError(f"{scheme} URL without a host", code=503, recoverable=False)
+    try:
+        return host, int(port) if port else default
+    except ValueError:
+        raise TransferError(f"bad port '{port}' in {scheme} URL", code=503,
+                            recoverable=False) from None
+
+
 class Transfer(Protocol):
     """One per URL scheme; opened once per flow and reused. ``remove``
     deletes the file at ``url`` (the ``delete`` option): True when it was

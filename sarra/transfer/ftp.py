@@ -42,7 +42,7 @@ from typing import Callable
 from urllib.parse import unquote
 
 from ..errors import TransferError
-from .base import RATE_MIN, Limits, copy
+from .base import RATE_MIN, Limits, copy, host_port
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +63,7 @@ class _Place:
         user, colon, password = userinfo.partition(":")
         self.user = unquote(user) if at and user else None
         self.password = unquote(password) if at and colon else None
-        host, _, port = hostport.rpartition(":") if hostport.count(":") == 1 \
-            else (hostport, "", "")
-        self.host = host.strip("[]")
-        if not self.host:
-            raise TransferError("ftp URL without a host", code=503, recoverable=False)
-        try:
-            self.port = int(port) if port else DEFAULT_PORT
-        except ValueError:
-            raise TransferError(f"bad port '{port}' in ftp URL", code=503,
-                                recoverable=False) from None
+        self.host, self.port = host_port(hostport, DEFAULT_PORT, self.scheme)
         # what credentials.conf is searched with (never holds a password)
         self.account = f"{self.scheme}://{user + '@' if at and user else ''}{hostport}/"
         self.path = safe_path("/" + path)
@@ -106,8 +97,10 @@ class _Conn:
     def __init__(self, ftp: ftplib.FTP, features: set[str]):
         self.ftp, self.features = ftp, features
         self.dirs: set[str] = set()
+        self.closed = False
 
     def close(self) -> None:
+        self.closed = True
         try:
             self.ftp.close()
         except Exception:       # closing a dead connection: nothing to do
@@ -275,6 +268,8 @@ class FtpTransfer:
         return key, self._connect(place), True
 
     def _release(self, key: tuple, conn: _Conn) -> None:
+        if conn.closed:         # dropped mid-transfer: its answers are out of step
+            return
         with self._lock:
             self._pool.setdefault(key, []).append(conn)
             self._pool.move_to_end(key)
@@ -382,8 +377,11 @@ class FtpTransfer:
                 try:
                     sent = copy(src, _Sink(sock), None, list(summers or []), bufsize, tick,
                                 throttle, self._put_limits)
-                finally:
+                except BaseException:
                     _close_data(sock)
+                    conn.close()     # the server's answer to the cut STOR is pending
+                    raise
+                _close_data(sock)
                 conn.ftp.voidresp()
                 if verify is not None:
                     verify(sent)
@@ -394,7 +392,7 @@ class FtpTransfer:
                 if tmp != place.path:
                     self._rename(conn, tmp, place.path)
             except BaseException:
-                if tmp != place.path:
+                if tmp != place.path and not conn.closed:
                     _quietly(conn, f"DELE {tmp}")
                 raise
             return sent

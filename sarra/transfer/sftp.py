@@ -1,7 +1,8 @@
 """SFTP transfers. Schemes: sftp. Capabilities: byte ranges (seek, with
 windowed prefetch), upload (``put``: an inflight name, renamed into place
 with posix-rename, directories created, chmod and utime), remove, rename,
-symlink, mkdir, rmdir; directory listings for dd_poll (``scan``). Requires: paramiko (the only module importing it).
+symlink, mkdir, rmdir; directory listings for dd_poll (``scan``).
+Requires: paramiko (the only module importing it).
 
 URLs are ``sftp://user@host[:port]/path``: the path is absolute on the
 server, and ``/~/path`` is relative to the user's home directory. Paths are
@@ -42,7 +43,7 @@ from urllib.parse import unquote
 import paramiko
 
 from ..errors import TransferError
-from .base import RATE_MIN, Limits, copy
+from .base import RATE_MIN, Limits, copy, host_port
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class _Place:
         user, colon, password = userinfo.partition(":")
         self.user = unquote(user) if at and user else None
         self.password = unquote(password) if at and colon else None
-        self.host, self.port = _host_port(hostport)
+        self.host, self.port = host_port(hostport, 22, "sftp")
         # what credentials.conf is searched with (never holds a password)
         self.account = f"sftp://{user + '@' if at and user else ''}{hostport}/"
         path = "/" + path
@@ -75,21 +76,6 @@ class _Place:
     def label(self, path: str | None = None) -> str:
         who = f"{self.user}@" if self.user else ""
         return f"{who}{self.host}:{self.port}:{self.path if path is None else path}"
-
-
-def _host_port(hostport: str) -> tuple[str, int]:
-    if hostport.startswith("["):                      # [v6 address]:port
-        host, _, tail = hostport[1:].partition("]")
-        port = tail[1:] if tail.startswith(":") else ""
-    else:
-        host, _, port = hostport.partition(":")
-    if not host:
-        raise TransferError("sftp URL without a host", code=503, recoverable=False)
-    try:
-        return host, int(port) if port else 22
-    except ValueError:
-        raise TransferError(f"bad port '{port}' in sftp URL", code=503,
-                            recoverable=False) from None
 
 
 # what says the connection itself is gone or hung (rather than one request refused)

@@ -359,6 +359,15 @@ def test_ftp_put_writes_an_inflight_name_then_renames(ftp_server, tmp_path, capl
     with pytest.raises(TransferError, match="line break") as info:
         ftp.open(f"{base}/x\r\nDELE c")
     assert info.value.recoverable is False
+
+    class Cut:                   # a put cut off mid-way (too slow, say)
+        def consume(self, _n):
+            raise TransferError("cut off")
+    with pytest.raises(TransferError, match="cut off"):
+        ftp.put(str(src), f"{base}/cut.bin", inflight=f"{base}/cut.bin.tmp", throttle=Cut())
+    assert not (mine / "cut.bin").exists()
+    assert ftp.put(str(src), f"{base}/after.bin") == len(data)   # a fresh connection
+    assert (mine / "after.bin").read_bytes() == data
     ftp.close()
 
 
