@@ -342,3 +342,16 @@ def test_a_lease_that_cannot_be_reached_is_not_held_and_says_why_once(caplog, mo
     assert [lease.held(0.01) for _ in range(3)] == [False, False, False]
     said = [r for r in caplog.records if "cannot be contended for" in r.getMessage()]
     assert len(said) == 1 and "ACCESS_REFUSED" in said[0].getMessage()
+
+
+def test_poll_posts_round_trip_in_v02_and_v03(poll_cfg):
+    from sarra.codec import decode, encode
+    src = source(poll_cfg(), Listing({"/pub/": [Entry("a b#ü.txt", 5, T)]}))
+    [msg] = take(src)
+    src.close()
+    for prefix in ("v02.post", "v03.post"):
+        topic, headers, body, ctype = encode(msg, prefix)
+        back = decode(topic, headers, body, ctype, "xs_u")
+        assert (back.base_url, back.relpath, back.headers["sum"]) == \
+            ("ftp://u@h/", "pub/a b#ü.txt", "z,s"), prefix
+        assert back.parts.file_size == 5 and back.headers["mtime"] == msg.headers["mtime"]
