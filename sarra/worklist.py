@@ -40,6 +40,8 @@ class Job:
     claim: str | None = None     # the quarantine entry an operator gave back (flow.quarantine)
     key: str | None = None       # its key while in hand (flow.quarantine: deaths)
     deaths: int = 0              # processes that died with it in hand
+    posted: int = 0              # posts published about it in this batch (counted once
+                                 # confirmed: a batch redone is not counted twice)
 
     @property
     def from_retry(self) -> bool:

@@ -416,8 +416,12 @@ class AmqpBroker:
             with self._guard("wait for confirms"):
                 self._settle(lambda: not self._pending, timeout)
         if self._nacked:
+            # a nack: the broker could not take the message on (on a cluster,
+            # the leader of a quorum queue it was routed to was lost): the
+            # flow publishes the batch again once reconnected
             n, self._nacked = len(self._nacked), []
-            raise BrokerError(f"{self.name}: broker refused {n} messages (nack)")
+            raise BrokerError(f"{self.name}: broker refused {n} messages (nack); they are "
+                              f"published again", recoverable=True)
 
     @property
     def unconfirmed(self) -> int:

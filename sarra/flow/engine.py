@@ -286,6 +286,11 @@ class Flow:
         if self.retry is not None:
             self.retry.save()   # before the broker is told (ack): a crash loses nothing
         for j in wl:
+            if j.posted:        # now confirmed (flush above)
+                if self.worker is not None:
+                    self.events["reposted"] += j.posted
+                else:
+                    self.stats["posted"] += j.posted
             oc = j.outcome
             if oc and (oc.code or oc.tally):
                 self.stats[oc.code or oc.tally] += 1
@@ -518,7 +523,7 @@ class Flow:
         m = j.msg
         if self.worker is None:
             if self._vetted(wl, j, m) and self._publish(self.poster.publish, m):
-                self.stats["posted"] += 1
+                j.posted += 1
         elif j.code == 201 or (j.code == 304 and self._repost_304(m)):
             if self._whole(j):   # a block: the file is announced once it is whole
                 self._publish(lambda _m: self._send_repost(wl, j), m)
@@ -527,7 +532,7 @@ class Flow:
         out = self.repost(j.msg, j.completed)
         if self._vetted(wl, j, out):
             self.poster.publish(out)
-            self.events["reposted"] += 1
+            j.posted += 1
 
     def _vetted(self, wl: Worklist, j: Job, out: Message) -> bool:
         """The on_post chain on ``out``, the post about ``j``: True to publish.

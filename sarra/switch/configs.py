@@ -57,7 +57,12 @@ def _announced_here(switch: Switch) -> list[tuple[str, object]]:
     log messages into the xreport_in of the broker it reads."""
     return [("post_broker", _feeder(switch)), ("post_exchange", XPUBLIC),
             ("post_base_dir", switch.data_dir), ("post_base_url", switch.base_url),
-            ("report_exchange", XREPORT_IN), ("expire", EXPIRE)]
+            ("report_exchange", XREPORT_IN), ("expire", EXPIRE), *_queue_type(switch)]
+
+
+def _queue_type(switch: Switch) -> list[tuple[str, object]]:
+    """The switch's queue type, written where it is not the default."""
+    return [("queue_type", switch.queue_type)] if switch.queue_type != "classic" else []
 
 
 def switch_sara(switch: Switch) -> str:
@@ -84,6 +89,7 @@ def log_router(switch: Switch) -> str:
         ("cluster", switch.cluster),
         ("post_exchange", f"{XREPORT},xr_${{SOURCE}}"),
         ("expire", EXPIRE),
+        *_queue_type(switch),
     ])
 
 
@@ -112,6 +118,7 @@ def link_logs(switch: Switch, link: Link) -> str:
         ("post_broker", link.broker),
         ("post_exchange", XREPORT_IN),
         ("expire", EXPIRE),
+        *_queue_type(switch),
     ])
 
 
@@ -126,7 +133,7 @@ def component_configs(switch: Switch) -> dict[str, str]:
 
 def broker_urls(switch: Switch) -> list[tuple[str, str]]:
     """(URL, what logs in with it) for every account the components use."""
-    out = [(_feeder(switch), "sara/switch, shovel/logs")]
+    out = [(url, "sara/switch, shovel/logs") for url in switch.feeder_urls]
     out += [(link.broker, f"sara/from-{link.cluster}, shovel/logs-to-{link.cluster}")
             for link in switch.links]
     return out

@@ -5,6 +5,7 @@ The only module of sarra that imports yaml (PyYAML). Example (etc/switch.yaml)::
     cluster: lab1                      # this switch's name
     broker: amqp://admin@localhost/    # administrator URL; password in credentials.conf
     feeder: amqp://feeder@localhost/   # the account the switch's own components use
+                                       # (on a cluster: a list, one URL per node)
     data_dir: /var/lib/sarra/data      # the tree the switch serves
     base_url: http://localhost:8090/   # how subscribers reach data_dir
     users:                             # name: role
@@ -36,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from ..config.credentials import Credentials, DEFAULT_PORTS
+from ..config.options import parse_duration
 from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,10 +46,12 @@ XPUBLIC = "xpublic"          # validated posts of the switch (feeder writes, all
 XREPORT = "xreport"          # validated log messages of the switch
 XSARRA = "xsarra"            # every source's posts (e2e bindings from xs_<source>)
 XREPORT_IN = "xreport_in"    # everybody's log messages (e2e bindings from xs_<user>)
+STREAM = "xpublic_stream"    # xpublic's posts kept for days (the ``stream`` key), replayable
 
 ROLES = ("admin", "feeder", "source", "subscriber", "link")
 KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
-        "management_url", "instances")
+        "management_url", "instances", "queue_type", "stream")
+QUEUE_TYPES = ("classic", "quorum")     # of the switch's own queues
 LINK_KEYS = ("cluster", "broker", "exchange", "to_clusters", "from_clusters")
 REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
 
@@ -118,13 +122,16 @@ class Switch:
 
     cluster: str
     broker: str                    # administrator URL, without password
-    feeder: str                    # the switch's own account URL, without password
+    feeder: str                    # the switch's own account URL(s, comma-separated:
+                                   # a cluster's nodes), without password
     data_dir: str
     base_url: str
     users: dict[str, str]          # as written: name -> role
     links: list[Link] = field(default_factory=list)
     management_url: str = ""       # RabbitMQ management API, e.g. http://host:15672/api
     instances: int = 1             # of the switch's dd_sara (dd_audit configs)
+    queue_type: str = "classic"    # of its components' queues (quorum: on a cluster)
+    stream: int = 0                # seconds xpublic's posts stay in STREAM (0: no stream)
     path: str = ""
 
     @property
@@ -139,7 +146,12 @@ class Switch:
 
     @property
     def feeder_user(self) -> str:
-        return urlsplit(self.feeder).username or ""
+        return urlsplit(self.feeder_urls[0]).username or ""
+
+    @property
+    def feeder_urls(self) -> list[str]:
+        """The feeder's URL, or one per node of the switch's cluster."""
+        return self.feeder.split(",")
 
     def accounts(self) -> dict[str, str]:
         """Every account of the switch, name -> role: the users plus the
@@ -154,7 +166,9 @@ class Switch:
         return {"cluster": self.cluster, "broker": self.broker, "feeder": self.feeder,
                 "data_dir": self.data_dir, "base_url": self.base_url,
                 "users": dict(self.users), "links": [_link_data(k) for k in self.links],
-                "management_url": self.management_url, "instances": self.instances}
+                "management_url": self.management_url, "instances": self.instances,
+                "queue_type": self.queue_type,
+                **({"stream": f"{self.stream}s"} if self.stream else {})}
 
     def with_users(self, users: dict[str, str]) -> "Switch":
         """A validated copy with other users (the file is not touched)."""
@@ -397,17 +411,18 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
     for name, role in users.items():
         check_user(name, role, path)
     broker = _url(data, "broker", path, ("amqp", "amqps"), user=True)
-    feeder = _url(data, "feeder", path, ("amqp", "amqps"), user=True)
+    feeders = _feeders(data, path)
+    feeder = feeders[0]
     _account(broker, ACCOUNT_NAME, path, "broker")
-    _account(feeder, ACCOUNT_NAME, path, "feeder")
     _vhost(broker, path, "broker")
     data_dir = _text(data, "data_dir", path)
     if not os.path.isabs(data_dir):
         raise ConfigError(f"'{data_dir}' is not an absolute path", path, option="data_dir")
-    if (_account_url(feeder, "") != _account_url(broker, "")
+    if (_account_url(broker, "") not in [_account_url(f, "") for f in feeders]
             or vhost_of(feeder) != vhost_of(broker)):
         raise ConfigError(f"'{feeder}' is not on the broker of '{broker}' (same host, port "
-                          "and vhost)", path, option="feeder")
+                          "and vhost; on a cluster, one of the feeder's URLs is the "
+                          "broker's node)", path, option="feeder")
     base_url = _url(data, "base_url", path, ("http", "https"), user=False)
     management = data.get("management_url")
     if management is None:
@@ -419,16 +434,60 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
     if isinstance(instances, bool) or not isinstance(instances, int) or instances < 1:
         raise ConfigError(f"{instances!r} is not a number of instances (1 or more)", path,
                           option="instances")
-    switch = Switch(cluster=cluster, broker=broker, feeder=feeder,
+    queue_type = data.get("queue_type", "classic")
+    if queue_type not in QUEUE_TYPES:
+        raise ConfigError(f"{shown(queue_type)}: one of {', '.join(QUEUE_TYPES)} (the type "
+                          "of the switch's own queues)", path, option="queue_type")
+    switch = Switch(cluster=cluster, broker=broker, feeder=",".join(feeders),
                     data_dir=data_dir, base_url=base_url, users=dict(users),
                     links=_links(data.get("links"), cluster, path),
-                    management_url=management.rstrip("/"), instances=instances, path=path)
+                    management_url=management.rstrip("/"), instances=instances,
+                    queue_type=queue_type, stream=_retention(data.get("stream"), path),
+                    path=path)
     for name, fixed in ((switch.admin_user, "admin"), (switch.feeder_user, "feeder")):
         role = switch.users.get(name)
         if role is not None and role != fixed and not (fixed == "feeder" and role == "admin"):
             raise ConfigError(f"'{name}' is the {fixed} account of the switch, not a {role}",
                               path, option=f"users.{name}")
     return switch
+
+
+def _feeders(data: dict, path: str) -> list[str]:
+    """``feeder``: one URL, or a list (YAML, or comma-separated) of one URL
+    per node of the switch's cluster, the same account and vhost on each."""
+    value = data.get("feeder")
+    if isinstance(value, str) and "," in value:
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, list):
+        value = [value]
+    if not value:
+        raise ConfigError("must be a URL, or a list of URLs (a cluster's nodes)", path,
+                          option="feeder")
+    urls = [_url({"feeder": v}, "feeder", path, ("amqp", "amqps"), user=True)
+            for v in value]
+    for url in urls:
+        _account(url, ACCOUNT_NAME, path, "feeder")
+        if urlsplit(url).username != urlsplit(urls[0]).username or \
+                vhost_of(url) != vhost_of(urls[0]):
+            raise ConfigError(f"'{url}': every URL of the feeder names the same account "
+                              "and vhost (the nodes of one cluster)", path, option="feeder")
+    return urls
+
+
+def _retention(value: object, path: str) -> int:
+    """``stream``: how long xpublic's posts stay in the switch's stream
+    (a duration: 7d, 12h; none: no stream), in whole seconds."""
+    if value is None:
+        return 0
+    try:
+        seconds = parse_duration(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (how long the stream keeps posts: 7d, 12h)", path,
+                          option="stream") from None
+    if seconds < 60:
+        raise ConfigError(f"{shown(value)}: a stream keeps posts for a minute or more "
+                          "(7d, 12h)", path, option="stream")
+    return int(seconds)
 
 
 def default_management_url(broker: str) -> str:

@@ -13,17 +13,18 @@ starts with ``^`` and every user-name pattern ends at a separator or at
 
     source u      configure ^q_u\\..*
                   write     ^q_u\\..*|^xs_u(_.*)?$
-                  read      ^q_u\\..*|^x[rs]_u(_.*)?$|^xpublic$
+                  read      ^q_u\\..*|^x[rs]_u(_.*)?$|^xpublic(_stream)?$
     subscriber u  configure ^q_u\\..*
                   write     ^q_u\\..*|^xs_u$
-                  read      ^q_u\\..*|^x[rs]_u$|^xpublic$
+                  read      ^q_u\\..*|^x[rs]_u$|^xpublic(_stream)?$
     link u        configure ^q_u\\..*
                   write     ^q_u\\..*|^xreport_in$
-                  read      ^q_u\\..*|^xpublic$
+                  read      ^q_u\\..*|^xpublic(_stream)?$
     feeder, admin .* .* .*
 
 Write on a queue is what RabbitMQ checks to bind it; read on an exchange is
-what it checks to bind a queue to it; no user may configure an exchange
+what it checks to bind a queue to it; read on a queue, to consume it (every
+user may read the switch's stream, xpublic_stream, as it may xpublic); no user may configure an exchange
 (dd_audit declares them all). A link is a neighbouring switch: it reads
 xpublic (the posts it takes on) and writes log messages about this
 switch's data back into xreport_in (its consumers' downloads), and
@@ -36,7 +37,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from .description import XPUBLIC, XREPORT, XREPORT_IN, XSARRA, Switch
+from .description import STREAM, XPUBLIC, XREPORT, XREPORT_IN, XSARRA, Switch
 
 POST_KEY = "v02.post.#"       # a source's posts: xs_<u> -> xsarra
 REPORT_KEY = "v02.report.#"   # everybody's log messages: xs_<u> -> xreport_in
@@ -65,14 +66,15 @@ def permissions(role: str, user: str) -> Permissions:
     if role in ("admin", "feeder"):
         return Permissions(*ALL)
     queues = rf"^q_{user}\..*"
+    public = rf"^{XPUBLIC}({STREAM[len(XPUBLIC):]})?$"      # xpublic, xpublic_stream
     if role == "source":
         return Permissions(queues, rf"{queues}|^xs_{user}(_.*)?$",
-                           rf"{queues}|^x[rs]_{user}(_.*)?$|^{XPUBLIC}$")
+                           rf"{queues}|^x[rs]_{user}(_.*)?$|{public}")
     if role == "subscriber":
         return Permissions(queues, rf"{queues}|^xs_{user}$",
-                           rf"{queues}|^x[rs]_{user}$|^{XPUBLIC}$")
+                           rf"{queues}|^x[rs]_{user}$|{public}")
     if role == "link":
-        return Permissions(queues, rf"{queues}|^{XREPORT_IN}$", rf"{queues}|^{XPUBLIC}$")
+        return Permissions(queues, rf"{queues}|^{XREPORT_IN}$", rf"{queues}|{public}")
     raise ValueError(f"unknown role {role!r}")
 
 
@@ -131,6 +133,15 @@ class Plan:
     accounts: dict[str, Account]
     exchanges: dict[str, str | None]     # name -> owning user (None: the switch's)
     bindings: dict[Binding, str]         # binding -> owning user
+    stream: int = 0                      # STREAM's retention in seconds (0: none)
+
+
+STREAM_KEY = "#"            # the stream keeps every post of xpublic
+
+
+def stream_arguments(seconds: int) -> dict[str, str]:
+    """The arguments of the switch's stream (x-max-age: RabbitMQ's units)."""
+    return {"x-queue-type": "stream", "x-max-age": f"{seconds}s"}
 
 
 def build_plan(switch: Switch, passwords: dict[str, str]) -> Plan:
@@ -148,7 +159,7 @@ def build_plan(switch: Switch, passwords: dict[str, str]) -> Plan:
         if role == "source":
             bindings[Binding(xs, XSARRA, POST_KEY)] = name
         bindings[Binding(xs, XREPORT_IN, REPORT_KEY)] = name
-    return Plan(accounts, exchanges, bindings)
+    return Plan(accounts, exchanges, bindings, switch.stream)
 
 
 @dataclass
@@ -159,6 +170,8 @@ class BrokerState:
     exchanges: dict[str, dict]             # name -> {type, durable, auto_delete, internal}
     bindings: set[Binding]                 # e2e bindings whose destination is in ROUTERS
     vhost: bool = True                     # whether the switch's vhost exists
+    stream: dict | None = None             # STREAM's queue ({type, arguments}), if any
+    stream_bound: bool = False             # whether xpublic is bound to STREAM
 
 
 @dataclass(frozen=True)
@@ -252,6 +265,7 @@ def differences(plan: Plan, state: BrokerState, vhost: str = "/") -> list[Differ
                 f"auto_delete={info.get('auto_delete')} internal={info.get('internal')}; "
                 "expected a durable topic exchange (delete it, then declare)", owner=owner,
                 conflict=True))
+    out.extend(_stream_differences(plan, state))
     for binding, owner in sorted(plan.bindings.items(), key=lambda kv: str(kv[0])):
         if binding not in state.bindings:
             out.append(Difference(f"missing binding {binding}", ("bind", binding),
@@ -265,3 +279,27 @@ def differences(plan: Plan, state: BrokerState, vhost: str = "/") -> list[Differ
         out.append(Difference(f"extra binding {binding}", action,
                               f"unbound {binding}", owner))
     return out
+
+
+def _stream_differences(plan: Plan, state: BrokerState) -> list[Difference]:
+    """The switch's stream (the description's ``stream`` retention): there,
+    a stream with that x-max-age, and bound to xpublic. An existing queue
+    of another kind or retention is a conflict: RabbitMQ does not change a
+    queue's arguments (delete it, then declare)."""
+    if not plan.stream:
+        return []
+    want = stream_arguments(plan.stream)
+    if state.stream is None:
+        return [Difference(f"missing stream {STREAM} (xpublic's posts for {plan.stream}s)",
+                           ("put_stream", want), f"declared stream {STREAM} "
+                           f"(x-max-age {want['x-max-age']}) bound to {XPUBLIC}")]
+    got = state.stream.get("arguments") or {}
+    if state.stream.get("type") != "stream" or got.get("x-max-age") != want["x-max-age"]:
+        return [Difference(
+            f"queue {STREAM} is a {state.stream.get('type')} queue with x-max-age "
+            f"{got.get('x-max-age')}; expected a stream with x-max-age {want['x-max-age']} "
+            f"(delete it, then declare)", conflict=True)]
+    if not state.stream_bound:
+        return [Difference(f"stream {STREAM} is not bound to {XPUBLIC}",
+                           ("bind_stream", STREAM), f"bound {XPUBLIC} -> {STREAM}")]
+    return []

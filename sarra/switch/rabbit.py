@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 from ..broker.management import JsonClient
 from ..errors import BrokerError
-from .description import Switch
-from .plan import (ROUTERS, Account, Binding, BrokerState, Difference,
+from .description import STREAM, XPUBLIC, Switch
+from .plan import (ROUTERS, STREAM_KEY, Account, Binding, BrokerState, Difference,
                    Permissions, build_plan, differences, owned_by)
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,13 @@ class ManagementApi:
         bindings: set[Binding] = set()
         for exchange in ROUTERS:
             bindings |= self.bindings_to(exchange)
-        return BrokerState(self.users(), self.permissions(), self.exchanges(), bindings)
+        stream = self.request("GET", f"queues/{self._vhost}/{_q(STREAM)}", missing_ok=True)
+        bound = stream is not None and any(
+            row.get("routing_key") == STREAM_KEY for row in self.request(
+                "GET", f"bindings/{self._vhost}/e/{_q(XPUBLIC)}/q/{_q(STREAM)}",
+                missing_ok=True) or [])
+        return BrokerState(self.users(), self.permissions(), self.exchanges(), bindings,
+                           stream=stream, stream_bound=bound)
 
     # -- changing --------------------------------------------------------
     def put_vhost(self, name: str) -> None:
@@ -136,6 +142,16 @@ class ManagementApi:
         for row in self.request("GET", path, missing_ok=True) or []:
             if row.get("routing_key") == binding.key:
                 self.request("DELETE", f"{path}/{_q(row['properties_key'])}", missing_ok=True)
+
+    def put_stream(self, arguments: dict) -> None:
+        """Declare the switch's stream and bind xpublic to it."""
+        self.request("PUT", f"queues/{self._vhost}/{_q(STREAM)}",
+                     {"durable": True, "auto_delete": False, "arguments": arguments})
+        self.bind_stream(STREAM)
+
+    def bind_stream(self, name: str) -> None:
+        self.request("POST", f"bindings/{self._vhost}/e/{_q(XPUBLIC)}/q/{_q(name)}",
+                     {"routing_key": STREAM_KEY, "arguments": {}})
 
     def delete_permissions(self, name: str) -> None:
         self.request("DELETE", f"permissions/{self._vhost}/{_q(name)}", missing_ok=True)

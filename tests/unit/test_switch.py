@@ -221,7 +221,7 @@ def test_feeder_and_admin_get_everything():
         assert permissions(role, "x") == Permissions(".*", ".*", ".*")
     assert permissions("source", "alice").write == r"^q_alice\..*|^xs_alice(_.*)?$"
     assert permissions("subscriber", "carol").read == \
-        r"^q_carol\..*|^x[rs]_carol$|^xpublic$"
+        r"^q_carol\..*|^x[rs]_carol$|^xpublic(_stream)?$"
     with pytest.raises(ValueError):
         permissions("reader", "x")
 
@@ -331,7 +331,7 @@ def test_wrong_permissions_are_spelled_out(tmp_path):
     state.permissions["alice"] = Permissions(".*", permissions("source", "alice").write, "")
     (diff,) = differences(plan, state)
     assert diff.problem == (r"user alice: configure '.*' instead of '^q_alice\..*'; "
-                            r"read '' instead of '^q_alice\..*|^x[rs]_alice(_.*)?$|^xpublic$'")
+                            r"read '' instead of '^q_alice\..*|^x[rs]_alice(_.*)?$|^xpublic(_stream)?$'")
     assert diff.action[0] == "put_permissions"
 
 
