@@ -29,6 +29,9 @@ from .registry import load_dotted
 from .throttle import Throttle
 from .tools import BY_NAME, TOOLS
 
+# what a daemon's foreground run calls after each batch (its progress line on a terminal)
+OnBatch = Callable[[Flow], None] | None
+
 # each tool's defaults (sarra/tools.py); a config file or the command line overrides them
 PRESETS: dict[str, dict] = {t.name: t.presets for t in TOOLS}
 
@@ -159,9 +162,9 @@ def post_flow(cfg, targets: list[str], connect_attempts: int = 0,
                  connect_attempts=connect_attempts, on_batch=on_batch)
 
 
-def watch_flow(cfg) -> Flow:
+def watch_flow(cfg, on_batch: OnBatch = None) -> Flow:
     """dd_watch: changes in watched trees -> posts."""
-    return _daemon(cfg, WatchSource(cfg), poster=_announcer(cfg))
+    return _daemon(cfg, WatchSource(cfg), poster=_announcer(cfg), on_batch=on_batch)
 
 
 def lease_name(cfg, url: str, tool: str) -> str:
@@ -170,7 +173,7 @@ def lease_name(cfg, url: str, tool: str) -> str:
     return f"q_{broker_user(url)}.{tool}.{cfg.key}.lease"
 
 
-def poll_flow(cfg) -> Flow:
+def poll_flow(cfg, on_batch: OnBatch = None) -> Flow:
     """dd_poll: listings of remote directories -> posts of what is new or
     changed there, by the one instance holding the lease."""
     urls = cfg.resolve_urls("post_broker") or cfg.resolve_urls("broker")
@@ -179,10 +182,10 @@ def poll_flow(cfg) -> Flow:
     lease = Lease(make_broker(urls, heartbeat=cfg.broker_heartbeat,
                               connection_name=f"sarra poll/{cfg.key} lease"),
                   lease_name(cfg, urls[0], "poll"), what="polling")
-    return _daemon(cfg, PollSource(cfg, lease), poster=_poster(cfg, urls))
+    return _daemon(cfg, PollSource(cfg, lease), poster=_poster(cfg, urls), on_batch=on_batch)
 
 
-def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
+def subscribe_flow(cfg, tool: str = "subscribe", on_batch: OnBatch = None) -> Flow:
     """dd_subscribe: posts -> downloads -> log messages (and optional re-posts).
     With download off, what is accepted is posted on as it came."""
     source = BrokerSource(cfg, tool)
@@ -193,33 +196,33 @@ def subscribe_flow(cfg, tool: str = "subscribe") -> Flow:
         worker = Downloader(cfg, tick=ticks, throttle=throttle(cfg, "bytes"))
     return _ticked(ticks, _daemon(cfg, source, worker=worker, poster=poster,
                                   reporter=_reporter(cfg, source),
-                                  retry=_retry_queue(tool, cfg)))
+                                  retry=_retry_queue(tool, cfg), on_batch=on_batch))
 
 
-def sara_flow(cfg) -> Flow:
+def sara_flow(cfg, on_batch: OnBatch = None) -> Flow:
     """dd_sara: a switch acquiring what its sources post (on the exchanges
     ``source_from_exchange`` vouches for), re-announcing it with its own base URL."""
-    return subscribe_flow(cfg, "sara")
+    return subscribe_flow(cfg, "sara", on_batch)
 
 
-def shovel_flow(cfg, tool: str = "shovel") -> Flow:
+def shovel_flow(cfg, tool: str = "shovel", on_batch: OnBatch = None) -> Flow:
     """dd_shovel: messages (posts or log messages) copied to another exchange or
     broker as they are; ``post_exchange xr_${SOURCE}`` routes log messages home
     (with ``cluster``: only those about data that entered the network here)."""
     source = BrokerSource(cfg, tool)
     url = cfg.resolve_urls("post_broker") or cfg.resolve_urls("broker")
-    return _daemon(cfg, source, poster=_poster(cfg, url))
+    return _daemon(cfg, source, poster=_poster(cfg, url), on_batch=on_batch)
 
 
-def winnow_flow(cfg) -> Flow:
+def winnow_flow(cfg, on_batch: OnBatch = None) -> Flow:
     """dd_winnow: posts of the same products from several feeds (``exchange``
     names them, comma-separated) -> each distinct file posted once."""
     if cfg.nodupe_ttl <= 0:
         raise ConfigError("dd_winnow needs a duplicate cache lifetime", option="nodupe_ttl")
-    return shovel_flow(cfg, "winnow")
+    return shovel_flow(cfg, "winnow", on_batch)
 
 
-def sender_flow(cfg) -> Flow:
+def sender_flow(cfg, on_batch: OnBatch = None) -> Flow:
     """dd_sender: posts of files on this switch -> each file pushed to
     ``destination`` (SFTP) -> log messages (201 Copied), and with post_broker,
     posts announcing the remote copies at ``post_base_url``."""
@@ -229,7 +232,7 @@ def sender_flow(cfg) -> Flow:
     worker = Sender(cfg, tick=ticks, throttle=throttle(cfg, "bytes"))
     return _ticked(ticks, _daemon(cfg, source, worker=worker, poster=poster,
                                   reporter=_reporter(cfg, source),
-                                  retry=_retry_queue("sender", cfg)))
+                                  retry=_retry_queue("sender", cfg), on_batch=on_batch))
 
 
 LOG_IDLE_EXIT = 1.0     # dd_log without --follow stops after this long with nothing new

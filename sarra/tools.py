@@ -76,6 +76,16 @@ class Tool:
 
 
 _FACTORY = "sarra.components:"
+# the line each daemon logs per file by default (log_events): each file received
+# or sent, or each post; dd_post sums up instead (log_events after_post: each)
+WORKED, POSTED = "after_work", "after_post"
+# options read but not acted upon (each tool's man page lists them; --help names them
+# at the end): what only the posting tools use, what only the tools that write files
+FOR_POSTERS = ("blocksize", "source", "sum", "to_clusters")
+COPIERS = FOR_POSTERS + ("base_dir", "bufsize", "default_dir_mode", "default_mode",
+                         "hostname", "inflight", "post_base_dir", "post_base_url",
+                         "preserve_mode", "preserve_time", "report_back", "report_exchange",
+                         "retry_delay", "retry_max", "retry_ttl", "strip")
 
 TOOLS = (
     Tool("post", "post files and trees (v02 or v03 messages)", _FACTORY + "post_flow",
@@ -83,30 +93,42 @@ TOOLS = (
          unused=("base_dir", "default_mode", "default_dir_mode", "inflight", "nodupe_ttl",
                  "nodupe_basis", "strip")),
     Tool("watch", "post a directory tree as it changes", _FACTORY + "watch_flow",
-         presets={"accept_unmatch": True}, announces=True),
+         presets={"accept_unmatch": True, "log_events": POSTED}, announces=True,
+         unused=("recursive", "base_dir", "default_mode", "default_dir_mode", "strip")),
     Tool("poll", "announce what remote servers hold (HTTP index pages, SFTP, FTP, FTPS)",
          _FACTORY + "poll_flow", presets={"accept_unmatch": True, "sleep": "5m"},
          unused=("post_base_dir", "base_dir", "blocksize", "bufsize", "preserve_mode",
                  "default_mode", "default_dir_mode", "inflight", "strip")),
     Tool("subscribe", "download what a broker announces into a local tree",
-         _FACTORY + "subscribe_flow", presets={"accept_unmatch": False, "mirror": False},
-         consumes=True, places=True),
+         _FACTORY + "subscribe_flow", presets={"accept_unmatch": False, "mirror": False,
+                                                   "log_events": WORKED},
+         consumes=True, places=True, unused=FOR_POSTERS + ("base_dir",)),
     Tool("sara", "a switch acquiring what its sources post, re-announced",
          _FACTORY + "sara_flow",
          presets={"accept_unmatch": True, "mirror": True, "post_exchange": "xpublic",
-                  "report_exchange": "xreport_in"}, consumes=True, places=True),
+                  "report_exchange": "xreport_in", "log_events": WORKED},
+         consumes=True, places=True, unused=FOR_POSTERS + ("base_dir",)),
     Tool("sender", "push announced files to a remote server (SFTP, FTP, FTPS)", _FACTORY + "sender_flow",
-         presets={"accept_unmatch": False, "mirror": True}, consumes=True, places=True),
+         presets={"accept_unmatch": False, "mirror": True, "log_events": WORKED},
+         consumes=True, places=True,
+         unused=FOR_POSTERS + ("download", "inplace", "on_part", "overwrite")),
     Tool("shovel", "copy messages to another exchange or broker (links, log routing)",
-         _FACTORY + "shovel_flow", presets={"accept_unmatch": True, "report_back": False},
-         consumes=True),
+         _FACTORY + "shovel_flow", presets={"accept_unmatch": True, "report_back": False,
+                                           "log_events": POSTED},
+         consumes=True, unused=COPIERS),
     Tool("winnow", "one post per distinct file from redundant feeds", _FACTORY + "winnow_flow",
-         presets={"accept_unmatch": True, "report_back": False, "nodupe_ttl": "20m"},
-         consumes=True),
+         presets={"accept_unmatch": True, "report_back": False, "nodupe_ttl": "20m",
+                  "log_events": POSTED},
+         consumes=True, unused=COPIERS),
     Tool("log", "show where a source's files went (its log messages)", _FACTORY + "log_flow",
          command=READER,
          presets={"accept_unmatch": True, "topic_prefix": "v02.report", "expire": "1d"},
-         consumes=True, help_defaults={"exchange": "xr_<user of broker>"}),
+         consumes=True, help_defaults={"exchange": "xr_<user of broker>"},
+         unused=COPIERS + ("accept_unmatch", "cluster", "message_rate_max", "msg_to_clusters",
+                           "nodupe_basis", "nodupe_ttl", "on_file", "on_message", "on_part",
+                           "on_post", "persistent", "post_broker", "post_exchange",
+                           "post_exchange_split", "post_exchange_suffix", "post_topic_prefix",
+                           "source_from_exchange", "timeout")),
     Tool("audit", "set up a switch's broker, web server and configurations", None,
          command=SWITCH),
 )

@@ -200,23 +200,30 @@ def parse_nodupe(raw: str | None) -> float:
 
 
 # sr3's logEvents, and the hook stage at which sarra's log hook writes each
-# (None: sarra logs it anyway, the housekeeping line every heartbeat)
+# (None: sarra logs it anyway: the housekeeping line every heartbeat, the
+# start and stop lines, each rejection unless log_reject is off, and what
+# came in each batch in the heartbeat's counts)
 LOG_EVENTS = {"after_accept": "on_message", "after_work": "on_file",
-              "after_post": "on_post", "post": "on_post", "on_housekeeping": None}
+              "after_post": "on_post", "post": "on_post", "on_housekeeping": None,
+              "on_start": None, "on_stop": None, "reject": None, "gather": None}
+# 'all': every point
+ALL_EVENTS = ("after_accept", "after_work", "after_post", "on_housekeeping")
 
 
 def parse_log_events(raw: str | None) -> str | None:
-    """sr3's logEvents: event names, comma-separated ('none' or '' for none)."""
+    """sr3's logEvents: event names, comma-separated ('none' or '' for none;
+    'all' for every point)."""
     if raw is None:
         raise ValueError("needs a value")
     words = [w for w in re.split(r"[|,\s]+", raw.strip().lstrip("+")) if w]
     if [w.lower() for w in words] in ([], ["none"], ["off"]):
         return None
+    words = [e for w in words for e in (ALL_EVENTS if w == "all" else (w,))]
     bad = [w for w in words if w not in LOG_EVENTS]
     if bad:
         raise ValueError(f"event(s) {', '.join(bad)} not logged by sarra: it logs "
-                         f"{', '.join(LOG_EVENTS)} (on_housekeeping always; errors and "
-                         "warnings always; log_reject on for rejected messages)")
+                         f"{', '.join(LOG_EVENTS)} or all (on_housekeeping, on_start, "
+                         "on_stop always; errors and warnings always; reject: log_reject)")
     return ",".join(dict.fromkeys(words))
 
 
@@ -492,10 +499,11 @@ _DECLARED = [
     _O("format", "choice", "table", "how dd_log shows log messages: a table, or JSON "
        "lines", tools=("log",), choices=("table", "json")),
     _O("log_events", "str", None, "a line in the log for each message at these points "
-       "(sr3's logEvents): after_accept (accepted), after_work (its work done), "
-       "after_post (posted); on_housekeeping is always logged; comma-separated, "
-       "+EVENTS adds, -EVENTS removes", ("logEvents",), convert=lambda raw:
-       parse_log_events(raw)),
+       "(sr3's logEvents): after_accept (accepted), after_work (its work done: each file "
+       "received or sent), after_post (posted), all; on_housekeeping, on_start, on_stop "
+       "and reject are always logged (reject: unless log_reject is off); comma-separated, "
+       "+EVENTS adds, -EVENTS removes, none for none", ("logEvents",),
+       convert=lambda raw: parse_log_events(raw)),
     _O("log_reject", "bool", True, "log each message rejected, with the reason (INFO; "
        "off: rejections are counted, not logged)", ("logReject",)),
     _O("var_time_offset", "duration", 0.0, "added to the time of every date and time "

@@ -56,4 +56,5 @@ def test_converted_sr3_configuration_runs_a_flow(sarra_home, unique, procs, taps
         assert (dst / f).read_text() == (src / "obs" / f.split("/")[-1]).read_text()
     log_text = stop(proc)
     assert "on_file: " in log_text and "f1.txt" in log_text          # callback log
+    assert "\x1b[K" not in log_text and "\r" not in log_text    # no progress line off a tty
     assert_logs_clean(proc.log)

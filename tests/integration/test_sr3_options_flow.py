@@ -5,6 +5,7 @@ on one of exchange00..exchangeNN, the same one for the same content."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 from sarra.flow.publish import split_index
 from tests.helpers import wait_for
@@ -66,3 +67,58 @@ def test_post_exchange_split_spreads_posts_by_checksum(sarra_home, unique, taps,
             assert split_index(m, 3) == i
     assert where["twin.txt"] == where["f03.txt"]            # same content, same exchange
     assert len(set(where.values())) == 3, where              # all three used
+
+
+def test_foreground_on_a_terminal_shows_a_progress_line(sarra_home, unique, taps, tmp_path):
+    """dd_subscribe foreground with its standard error on a terminal (a pty):
+    a line redrawn in place after each batch, cleared before each log line;
+    the per-file log line (log_events' default, after_work) is whole."""
+    import os
+    import pty
+    import select
+    import signal
+    import subprocess
+
+    from tests.helpers import tool_command, tool_env
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    for n in range(3):
+        (src / f"p{n}.txt").write_text(f"progress {n}\n" * 100)
+    ex, xr, name = f"xt_{unique}", f"xr_{unique}", f"tty_{unique}"
+    sub_config(sarra_home, name, ex, dst, xr)
+    declare(name)
+    taps.queues.append(qname(sarra_home, name))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(tool_command("subscribe", "foreground", name), env=tool_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
+                            start_new_session=True)
+    os.close(slave)
+    seen = b""
+
+    def read(until: bytes, timeout: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while until not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    return
+    try:
+        read(b"bound to", 30)
+        dd_post(ex, f"file:{src}/", src, src)
+        read(b"3 files (", 30)
+        proc.send_signal(signal.SIGTERM)
+        read(b"summary:", 20)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = seen.decode("utf-8", "replace")
+    assert "\r3 files (0.0 MB) in " in text and "\x1b[K" in text, text[-2000:]
+    lines = text.replace("\r\n", "\n").split("\n")
+    filed = [ln for ln in lines if "on_file: p" in ln]
+    assert len(filed) == 3, text[-2000:]
+    assert all(ln.startswith(("\r\x1b[K20", "20")) for ln in filed), filed   # whole lines

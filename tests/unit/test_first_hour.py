@@ -16,6 +16,7 @@ from sarra.config import help_text, load_config, parse_argv
 from sarra.errors import BrokerError, ConfigError
 from sarra.flow.publish import Publisher
 from sarra.message import Message
+from sarra.tools import TOOLS
 
 SECRET = "S3cr3tPw"
 
@@ -51,7 +52,7 @@ def test_dd_log_help_gives_its_own_defaults():
     assert "[default: xr_<user of broker>]" in option_help(text, "exchange")
     assert "[default: 1d]" in option_help(text, "expire")
     assert "[default: v02.report]" in option_help(text, "topic_prefix")
-    assert "[default: on]" in option_help(text, "accept_unmatch")
+    assert "--accept_unmatch " not in text          # dd_log(1): read, without effect
     assert "dd_log cleanup [--option value ...] [CONFIG]" in text
     assert "actions: cleanup" in text
     for daemon_only in ("instances", "heartbeat", "log_rotate", "attempts"):
@@ -230,3 +231,20 @@ def test_a_missing_exchange_says_declare_creates_exchanges(caplog):
                            "user may not create it: exchanges are created by 'declare'")
     assert "dd_audit" in text and "404 NOT_FOUND" in text
     assert text in caplog.text          # a warning too
+
+
+# ------------------------------------------------- each tool's --help, its own options
+
+@pytest.mark.parametrize("tool", [t.name for t in TOOLS if t.name != "audit"])
+def test_help_lists_only_the_options_the_tool_uses(tool):
+    """What --help names 'without effect' (and leaves out of its list) is what
+    the tool's man page lists as 'Accepted but without effect'."""
+    from tests.unit.test_examples import MAN, _bold_words, _man_sections
+    text = help_text(tool)
+    page = (MAN / f"dd_{tool}.1").read_text(encoding="utf-8")
+    listed = set(_bold_words(_man_sections(page)[f"Accepted but without effect in dd_{tool}"]))
+    last = text.strip().splitlines()[-1]
+    assert last.startswith(f"read but without effect in dd_{tool}: ")
+    assert set(last.split(": ", 1)[1].split(", ")) == listed
+    for name in listed:
+        assert f"--{name} " not in text, f"dd_{tool} --help lists {name}"

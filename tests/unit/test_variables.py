@@ -313,9 +313,21 @@ def test_a_plugin_sarra_lacks_stops_the_load_saying_what_to_use(confdir, text):
 
 
 def test_log_events_sarra_does_not_log_are_an_error(confdir):
-    with pytest.raises(ConfigError, match="on_start not logged by sarra") as err:
-        load(confdir, "logEvents after_accept,on_start\n")
+    with pytest.raises(ConfigError, match="on_frob not logged by sarra") as err:
+        load(confdir, "logEvents after_accept,on_frob\n")
     assert err.value.line == 1 and err.value.option == "logEvents"
+
+
+def test_sr3s_other_event_names_and_all(confdir):
+    cfg, _ = load(confdir, "logEvents after_accept,on_start,on_stop,reject,gather\n")
+    assert cfg.on_message == ["log"] and cfg.on_file == []     # the others: logged anyway
+    cfg, _ = load(confdir, "logEvents all\n")
+    assert (cfg.on_message, cfg.on_file, cfg.on_post) == (["log"], ["log"], ["log"])
+    from sarra.tools import tool
+    cfg, _ = load(confdir, "", presets=tool("subscribe").presets)   # dd_subscribe's default:
+    assert cfg.log_events == "after_work" and cfg.on_file == ["log"]   # each file received
+    cfg, _ = load(confdir, "logEvents none\n", presets=tool("subscribe").presets)
+    assert cfg.on_file == [] and cfg.on_message == []
 
 
 def test_batch_is_read_with_a_warning(confdir):
