@@ -304,12 +304,13 @@ def test_the_readme_as_written(user_switch, machines, nginx):
     """README.md's "Using it": one machine, the user's, on the same switch."""
     node = user_switch
     _alice_password(node, "secret")                 # the README's
-    user = machines("user", paths=["/srv/data", "/data/obs"])
+    user = machines("user", paths=["/srv/data", "/data/obs", "/tmp/sarra-try"])
     tree = make_tree(user.path("/srv/data/2026-11-25"), 4, depth=1, size=1000, seed=3)
     user.path("/srv/data/outgoing").mkdir()
     data = nginx(user.path("/srv/data"), workers=1)
     user.subs.update({"@switch.example.com/": f"@127.0.0.1:{node.amqp_port}/",
-                      "http://data.example.com/": data.url})
+                      "http://data.example.com/": data.url,
+                      "@127.0.0.1/": f"@127.0.0.1:{node.amqp_port}/"})   # guest's, on this node
     runner = GuideRunner(parse_guide(README, machine="user"), {"user": user})
     skipped = [(st.text.strip(), st.reason) for st in runner.steps if st.kind == "skip"]
     assert skipped == [
@@ -317,7 +318,28 @@ def test_the_readme_as_written(user_switch, machines, nginx):
          "the demo runs on its own (600 files, the shared broker); not part of this tour"),
         (".venv/bin/python -m pytest -q tests", "the test suite itself, which runs this file")]
 
-    post = runner.index("dd_post --post_broker")
+    # "Try the tools on this machine": guest, xs_guest, file: URLs, dd_log on xs_guest
+    mine = runner.index("dd_post --post_broker amqp://guest@")
+    runner.run_until(mine + 1)
+    assert "posted 2 of 2 files" in runner.results[mine].stdout, runner.results[mine].output
+    assert "reached no queue" not in runner.results[mine].output
+    copy = user.path("/tmp/sarra-try/copy")
+    wait_for(lambda: sorted(p.name for p in copy.rglob("*.txt")) == ["numbers.txt", "today.txt"],
+             timeout=20, what="the copies")
+    result = runner.run_next()             # ls, sarra status, dd_log
+    assert "numbers.txt" in result.stdout and "today.txt" in result.stdout, result.output
+    assert (copy / "files" / "numbers.txt").read_text() == \
+        user.path("/tmp/sarra-try/files/numbers.txt").read_text()
+    assert "subscribe/try: running (1/1 instances)" in result.stdout, result.output
+    table = result.stdout[result.stdout.index("POSTED (UTC)"):]
+    rows = log_table(table)
+    assert sorted((r["code"], r["relpath"]) for r in rows) == \
+        [("201", "files/numbers.txt"), ("201", "files/sub/today.txt")], result.output
+    assert all(r["who"].startswith("guest@") for r in rows)
+    result = runner.run_next()
+    assert "deleted queue" in result.stdout and "removed " in result.stdout, result.output
+
+    post = runner.index("dd_post --post_broker amqp://alice@")
     runner.run_until(post + 1)
     assert f"posted {len(tree)} of {len(tree)} files" in runner.results[post].output
     result = runner.run_next()
