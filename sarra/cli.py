@@ -85,7 +85,10 @@ def run(tool: str, argv: list[str]) -> int:
             return 0
         inherited = json.loads(os.environ.pop(service.OVERRIDES_ENV, "[]"))
         inv.overrides = [tuple(kv) for kv in inherited] + inv.overrides
-        cfg = load_config(tool, inv.config, inv.overrides, tools.tool(tool).presets)
+        run_now = inv.action == "foreground" or tools.tool(tool).command in (tools.PATHS,
+                                                                            tools.READER)
+        cfg = load_config(tool, inv.config, inv.overrides, tools.tool(tool).presets,
+                          refresh=run_now)    # a run fetches the fragments it includes
         if tool == "watch" and cfg.instances != 1:
             raise ConfigError("dd_watch runs one instance per configuration (more would "
                               "post every change more than once)", option="instances")

@@ -24,9 +24,10 @@ from typing import Any
 from .. import __version__, tools
 from ..errors import ConfigError
 from .credentials import Credentials, mask, strip_password, url_user
+from . import remote
 from . import variables as var
 from .options import (IGNORED, NOT_YET, OPTIONS, PLUGIN_KEYWORDS, PLUGINS, HOOKS_INSTEAD,
-                      LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events, plugin_for,
+                      LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events, parse_bool, plugin_for,
                       is_bool_word, known_names, lookup, parse_value, split_urls)
 from .paths import TOOLS, config_dir, config_file
 
@@ -79,11 +80,12 @@ class Config:
     def __init__(self, tool: str, name: str | None, values: dict[str, Any],
                  origins: dict[str, str], masks: list[Mask], files: list[str],
                  credentials: Credentials, secrets_: dict[str, str],
-                 notes: list[str] | None = None):
+                 notes: list[str] | None = None, remote: dict[str, str] | None = None):
         self.tool, self.name = tool, name
         self.masks, self.files, self.credentials = masks, files, credentials
         self._values, self._origins, self._secrets = values, origins, secrets_
         self.notes = notes or []       # what the reader should hear of (warnings)
+        self.remote = remote or {}     # URL -> text of the fragments included from URLs
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -199,8 +201,12 @@ def _split_line(text: str) -> tuple[str, str | None] | None:
 class _Loader:
     """Accumulates values while reading defaults, files and overrides."""
 
-    def __init__(self, tool: str, name: str | None, cli_broker: str | None):
+    def __init__(self, tool: str, name: str | None, cli_broker: str | None,
+                 refresh: bool = False, cli_http: bool = False):
         self.tool, self.name, self.cli_broker = tool, name, cli_broker
+        self.refresh, self.cli_http = refresh, cli_http   # include from a URL: fetch now?
+        self.remote: dict[str, str] = {}     # URL -> the fragment's text, as loaded
+        self.fragment: str | None = None     # the URL whose fragment is being read
         self.values: dict[str, Any] = {}
         self.origins: dict[str, str] = {}
         self.secrets: dict[str, str] = {}
@@ -266,6 +272,8 @@ class _Loader:
             return self.broker_user()
         if name == "POST_BROKER_USER":
             return url_user(next(iter(split_urls(self.values.get("post_broker"))), None))
+        if self.fragment is not None:     # data from elsewhere reads nothing of ours
+            return None
         return os.environ.get(name)
 
     def broker_user(self) -> str | None:
@@ -319,6 +327,9 @@ class _Loader:
                                "before this line")
                 return value
             value = self.variable(inner) if kind == var.NAME else None
+            if value is None and self.fragment is not None:
+                raise fail(f"${{{inner}}}: a fragment included from a URL reads no "
+                           "environment variable")
             if value is None:
                 raise fail(f"unknown variable ${{{inner}}}")
             return value
@@ -329,6 +340,12 @@ class _Loader:
               line: int | None) -> None:
         """Apply one ``keyword value`` from ``file`` (or the command line)."""
         origin = f"{file}:{line}" if line else file
+        if self.fragment is not None and (keyword in remote.FRAGMENT_FORBIDS or
+                                          _canonical(keyword) in remote.FRAGMENT_FORBIDS):
+            raise ConfigError(f"not in a fragment included from a URL ({self.fragment}): "
+                              "it may not include files, declare variables or name hooks "
+                              "(they run code); put this line in the configuration itself",
+                              file, line, keyword)
         if keyword in SPECIAL_KEYWORDS:
             self.special(keyword, raw, file, line)
             return
@@ -485,6 +502,9 @@ class _Loader:
 
     # -- files ----------------------------------------------------------
     def include(self, target: str, file: str, line: int | None) -> None:
+        if remote.is_url(target):
+            self.include_url(target.strip(), file, line)
+            return
         target = os.path.expanduser(target)
         if file == COMMAND_LINE:
             bases = [os.getcwd(), config_dir()]
@@ -499,6 +519,35 @@ class _Loader:
         raise ConfigError(f"included file '{target}' not found (looked in "
                           f"{', '.join(bases)})", file, line, "include")
 
+    def include_url(self, url: str, file: str, line: int | None) -> None:
+        """``include https://...``: the fragment there (remote.get: fetched for a
+        run, else the cached copy; the cached copy with a warning when the
+        server cannot be read), read as a file whose name is the URL."""
+        if url.lower().startswith("http://") and not (self.values["include_http"]
+                                                      or self.cli_http):
+            raise ConfigError(f"{url}: an include over http (unencrypted, anyone on the way "
+                              "may change it) needs include_http on; use https",
+                              file, line, "include")
+        if url in self.stack:
+            raise ConfigError(f"include loop: {' -> '.join(self.stack + [url])}",
+                              file, line, "include")
+        try:
+            got = remote.get(url, self.refresh, self.values["timeout"])
+        except remote.FetchError as exc:
+            raise ConfigError(f"cannot include {url}: {exc} (and no copy of it is cached "
+                              f"in {os.path.dirname(remote.cache_path(url))})",
+                              file, line, "include") from None
+        if got.problem:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(got.fetched))
+            self.notes.append(f"{file}:{line}: include {url}: {got.problem}: using the copy "
+                              f"cached {when}")
+        self.remote[url] = got.text
+        self.fragment = url
+        try:
+            self.read_text(got.text, url)
+        finally:
+            self.fragment = None
+
     def read_file(self, path: str, parent: str | None = None,
                   parent_line: int | None = None) -> None:
         real = os.path.realpath(path)
@@ -511,8 +560,12 @@ class _Loader:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read: {exc}", path) from None
+        self.read_text(text, path, real)
+
+    def read_text(self, text: str, path: str, real: str | None = None) -> None:
+        """The lines of ``text``, read from ``path`` (a file, or a URL)."""
         self.files.append(path)
-        self.stack.append(real)
+        self.stack.append(real or path)
         try:
             for number, raw_line in enumerate(text.splitlines(), 1):
                 parsed = _split_line(raw_line)
@@ -528,10 +581,13 @@ class _Loader:
 
 def load_config(tool: str, name: str | None,
                 overrides: list[tuple[str, str]] | tuple = (),
-                presets: dict | None = None, source: str | None = None) -> Config:
+                presets: dict | None = None, source: str | None = None,
+                refresh: bool = False) -> Config:
     """Read the configuration ``name`` of ``tool`` (None: config-less mode);
     ``source``: read that file as configuration ``name`` (``sarra edit``
-    checks a copy being edited, beside the file, so its includes are found).
+    checks a copy being edited, beside the file, so its includes are found);
+    ``refresh``: fetch the fragments included from URLs again (a run does),
+    rather than read their cached copies.
 
     Order: defaults < presets < default.conf < the config file < overrides.
     """
@@ -539,7 +595,9 @@ def load_config(tool: str, name: str | None,
         raise ConfigError(f"unknown tool '{tool}' (tools: {', '.join(TOOLS)})")
     cli_broker = next((v for k, v in overrides
                        if _canonical(k.lstrip("-")) == "broker"), None)
-    loader = _Loader(tool, name, cli_broker)
+    cli_http = any(_canonical(k.lstrip("-")) == "include_http" and is_bool_word(v)
+                   and parse_bool(v) for k, v in overrides)   # before the files are read
+    loader = _Loader(tool, name, cli_broker, refresh, cli_http)
     for key, value in (presets or {}).items():
         loader.preset(key, value)
     default = os.path.join(config_dir(), "default.conf")
@@ -556,7 +614,7 @@ def load_config(tool: str, name: str | None,
         loader.apply(key.lstrip("-"), value, COMMAND_LINE, None)
     loader.finish()
     return Config(tool, name, loader.values, loader.origins, loader.masks,
-                  loader.files, Credentials(), loader.secrets, loader.notes)
+                  loader.files, Credentials(), loader.secrets, loader.notes, loader.remote)
 
 
 def configuration_names(tool: str) -> list[str]:

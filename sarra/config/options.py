@@ -512,6 +512,13 @@ _DECLARED = [
     _O("sundew_compat_regex_first_match_is_zero", "bool", False, "${0} in directory "
        "and rename is the first group of the accept pattern (Sundew's numbering), "
        "not the whole match", tools=PLACERS),
+    # -- configuration fragments included from URLs (include https://...)
+    _O("include_http", "bool", False, "allow 'include http://...' (unencrypted: anyone on "
+       "the way may change the fragment); https only otherwise", ("includeHttp",)),
+    _O("include_refresh", "duration", 3600.0, "how often a running instance fetches the "
+       "fragments it included from URLs again (a changed one is cached for the next "
+       "start, and the log says so; 0 = only at start)", ("includeRefresh",),
+       tools=DAEMON_TOOLS),
     # -- hooks: package.module:Class or 'exec COMMAND ARGS...'
     _O("on_message", "list", [], "hook before work (PASS/SKIP); repeatable",
        repeat=True),

@@ -19,6 +19,7 @@ import time
 from collections import deque
 
 from ..broker.management import QueueDepth
+from ..config import remote
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class Housekeeper:
         self.started = time.time()
         self.written = False               # once connected and at work (start waits for it)
         self.queue = QueueWatch.of(flow)
+        self._included_at = now            # when the fragments included from URLs were read
+        self.included = dict(flow.cfg.remote)       # URL -> the text this run loaded
 
     def _snapshot(self) -> tuple[float, int, int, int]:
         return (time.monotonic(), sum(self.flow.stats.values()), self.flow.bytes,
@@ -60,6 +63,20 @@ class Housekeeper:
                 self.flow.worker.clean_stale(self.heartbeat)
             if self.flow.nodupe is not None:
                 self.flow.nodupe.purge()
+        refresh = self.flow.cfg.include_refresh
+        if not final and self.included and refresh and now - self._included_at >= refresh:
+            self._included_at = now
+            self.refresh_includes()
+
+    def refresh_includes(self) -> None:
+        """The fragments this run included from URLs, fetched again: one that
+        changed is cached for the next start, and the log says so (once)."""
+        for url in remote.refresh_due(self.included, self.flow.cfg.timeout):
+            log.warning("include %s changed since this instance started: its new text is "
+                        "cached, a restart applies it (sarra restart %s/%s)", url,
+                        self.flow.cfg.tool, self.flow.cfg.key)
+            cached = remote.cached(url)
+            self.included[url] = cached.text if cached else self.included[url]
 
     def progress(self) -> None:
         """The metrics file, when due, from within long work (a transfer's
