@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,25 @@ class Machine:
     def logs(self, name: str) -> str:
         return "".join(p.read_text(errors="replace")
                        for p in sorted((self.root / "state").rglob(f"*_{name}_*.log*")))
+
+
+def side_by_side(action, machines) -> None:
+    """``action(machine)`` for every machine at once (each mostly waits for
+    processes); the first failure is raised once all are done."""
+    errors: list[BaseException] = []
+
+    def run(m):
+        try:
+            action(m)
+        except BaseException as exc:     # noqa: BLE001 - raised again below
+            errors.append(exc)
+    threads = [threading.Thread(target=run, args=(m,)) for m in machines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def password(user: str) -> str:
@@ -160,7 +180,8 @@ def net(rabbit_node, tmp_path_factory):
             out = m.run("audit", "configs", switches[name]).stdout
             assert f"sara/from-{upstream[name]}.conf" in out, out
             m.run("sarra", "declare", timeout=120)
-            m.run("sarra", "start", timeout=120)
+        # each start waits for its instances: the three machines at once
+        side_by_side(lambda m: m.run("sarra", "start", timeout=120), machines.values())
         for user, switch in (("carol", "labB"), ("dave", "labC")):
             p = people[user] = Machine(tmp_path / user)
             p.credential(url(nodes[switch], user, with_password=True))
@@ -177,8 +198,7 @@ def net(rabbit_node, tmp_path_factory):
             assert p.run("log", "mine", "--format", "json").stdout == ""  # subscribed
         yield {"nodes": nodes, "switches": machines, "people": people, "tmp": tmp_path}
     finally:
-        for m in [*machines.values(), *people.values()]:
-            m.stop_all()
+        side_by_side(Machine.stop_all, [*machines.values(), *people.values()])
         for web in webs:
             web.stop()
 
