@@ -1,9 +1,10 @@
 """FTP and FTPS transfers. Schemes: ftp, ftps. Capabilities: byte ranges
 (``REST`` then ``RETR``, the transfer aborted after the range), upload
 (``put``: an inflight name, renamed into place with RNFR/RNTO, directories
-created with MKD, ``SITE CHMOD`` and the modification time where the server
-allows them), remove, rename, mkdir, rmdir; directory listings for dd_poll
-(``listing``: MLSD when the server offers it, LIST otherwise). No symbolic
+created with MKD; the modes of files and directories by ``SITE CHMOD`` and
+the modification time where the server allows them), remove, rename,
+mkdir, rmdir; directory listings for dd_poll (``listing``: MLSD when the
+server offers it, LIST otherwise). No symbolic
 links (FTP has none). Requires: the standard library's ftplib (the only
 module importing it).
 
@@ -369,9 +370,9 @@ class FtpTransfer:
             if src.tell():   # the pooled connection died mid-way: summers saw bytes
                 raise TransferError(f"put {place.label()}: connection lost while sending")
             tmp = safe_path(_Place(inflight).path) if inflight else place.path
-            self._makedirs(conn, posixpath.dirname(tmp))
+            self._makedirs(conn, place, posixpath.dirname(tmp), dir_mode)
             if posixpath.dirname(tmp) != posixpath.dirname(place.path):
-                self._makedirs(conn, posixpath.dirname(place.path))
+                self._makedirs(conn, place, posixpath.dirname(place.path), dir_mode)
             try:
                 sock = conn.ftp.transfercmd(f"STOR {tmp}")
                 try:
@@ -449,7 +450,7 @@ class FtpTransfer:
         def mv(conn: _Conn, place: _Place) -> bool:
             if not _exists(conn, place.path):
                 return False
-            self._makedirs(conn, posixpath.dirname(new_path))
+            self._makedirs(conn, place, posixpath.dirname(new_path), dir_mode)
             self._rename(conn, place.path, new_path)
             return True
         return self._run(url, "rename", mv)
@@ -462,7 +463,7 @@ class FtpTransfer:
         """Create the remote directory (and its parents); False if it existed."""
         def md(conn: _Conn, place: _Place) -> bool:
             existed = _is_dir(conn, place.path)
-            self._makedirs(conn, place.path)
+            self._makedirs(conn, place, place.path, dir_mode)
             return not existed
         return self._run(url, "mkdir", md)
 
@@ -479,17 +480,20 @@ class FtpTransfer:
                 return False
         return self._run(url, "rmdir", rd)
 
-    @staticmethod
-    def _makedirs(conn: _Conn, path: str) -> None:
+    def _makedirs(self, conn: _Conn, place: _Place, path: str, mode: int) -> None:
+        """Make ``path`` and its missing parents, each given ``mode`` by SITE
+        CHMOD where the server allows it."""
         if path in ("", "/", ".") or path in conn.dirs:
             return
         if not _is_dir(conn, path):
-            FtpTransfer._makedirs(conn, posixpath.dirname(path))
+            self._makedirs(conn, place, posixpath.dirname(path), mode)
             try:
                 conn.ftp.mkd(path)
             except ftplib.error_perm:
                 if not _is_dir(conn, path):    # made meanwhile by another writer?
                     raise
+            else:
+                self._optional(conn, place, "SITE CHMOD", f"SITE CHMOD {mode:o} {path}")
         conn.dirs.add(path)
 
 
