@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.proc import free_port, port_open, stop_process, tail
+from tools.testca import make_test_ca
 
 FTP_USER = "ftp"          # the system user vsftpd runs anonymous sessions as
 PASV_SPAN = 40            # passive ports per server
@@ -113,31 +114,6 @@ class FtpServer:
 
     def stop(self) -> None:
         stop_process(self.proc, timeout=10)
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    res = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True,
-                         timeout=60, stdin=subprocess.DEVNULL)
-    if res.returncode != 0:
-        raise RuntimeError(f"openssl {' '.join(args)}: {tail(res.stderr)}")
-
-
-def make_test_ca(tmp: Path) -> Path:
-    """A test CA (ca.crt) and a server certificate for 127.0.0.1 and
-    localhost signed by it (server.crt, server.key) in ``tmp``; returns ca.crt."""
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-subj", "/CN=sarra test CA", "-keyout", "ca.key", "-out", "ca.crt",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=tmp)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-             "-keyout", "server.key", "-out", "server.csr", cwd=tmp)
-    (tmp / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                                 "extendedKeyUsage=serverAuth\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
-             cwd=tmp)
-    os.chmod(tmp / "server.key", 0o600)
-    return tmp / "ca.crt"
 
 
 def start_vsftpd(tmp: Path, root: Path, tls: bool = False,

@@ -5,7 +5,10 @@ option). Requires: requests.
 
 Proxies from the environment are ignored (``trust_env = False``): switches
 talk to each other directly, and looking the variables up costs a third of
-the per-file time. Credentials for a URL come from credentials.conf.
+the per-file time. Credentials for a URL come from credentials.conf. HTTPS
+certificates are verified against the system's CAs, or the ``ca_file=``
+detail of the server's credentials.conf line; one that does not verify is
+not worth retrying.
 Downloads (and DELETE) only: RabbitMQ's management API (dd_audit) has its own client,
 sarra/broker/management.py.
 """
@@ -72,7 +75,10 @@ class HttpTransfer:
             headers["Range"] = f"bytes={offset}-{end}"
         try:
             resp = self._session.get(wire_url(url), headers=headers, stream=True,
-                                     timeout=self._timeout, auth=self._auth(url))
+                                     timeout=self._timeout, auth=self._auth(url),
+                                     verify=self._verify(url))
+        except requests.exceptions.SSLError as exc:
+            raise _untrusted("GET", url, exc) from exc
         except requests.RequestException as exc:
             raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
         if resp.status_code >= 400:
@@ -93,7 +99,9 @@ class HttpTransfer:
         dav_methods DELETE); 404: it was not there."""
         try:
             resp = self._session.delete(wire_url(url), timeout=self._timeout,
-                                        auth=self._auth(url))
+                                        auth=self._auth(url), verify=self._verify(url))
+        except requests.exceptions.SSLError as exc:
+            raise _untrusted("DELETE", url, exc) from exc
         except requests.RequestException as exc:
             raise TransferError(f"DELETE {url}: {exc.__class__.__name__}: {exc}") from exc
         resp.close()
@@ -110,8 +118,21 @@ class HttpTransfer:
         full = self._credentials.lookup(url)
         return _basic_auth(full) if full != url else None
 
+    def _verify(self, url: str) -> str | bool:
+        """What an HTTPS certificate is verified against: the ca_file of the
+        server's credentials.conf line, else the system's CAs."""
+        if self._credentials is None or url[:6].lower() != "https:":
+            return True
+        return self._credentials.details(url).get("ca_file") or True
+
     def close(self) -> None:
         self._session.close()
+
+
+def _untrusted(method: str, url: str, exc: Exception) -> TransferError:
+    return TransferError(f"{method} {url}: the server's certificate does not verify "
+                         f"(ca_file in credentials.conf names a CA to trust): {exc}",
+                         recoverable=False)
 
 
 def _basic_auth(url: str):

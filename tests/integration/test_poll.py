@@ -36,13 +36,16 @@ def poll_config(sarra_home, name: str, exchange: str, poll_url: str, path: str,
         f"{extra}"))
 
 
-def start_poll(procs, name: str, log: Path):
-    proc = procs.start_tool("poll", "foreground", name, log=log)
-    wait_for(lambda: proc.poll() is not None or any("polling " in line
-                                                   for line in iter_lines(log)),
-             timeout=20, interval=0.05, what=f"the poller {name} to start")
-    assert proc.poll() is None, Path(log).read_text()
-    return proc
+def start_polls(procs, names_logs: list[tuple[str, Path]]) -> list:
+    """Start pollers (all at once), then wait until each is polling."""
+    started = [procs.start_tool("poll", "foreground", name, log=log)
+               for name, log in names_logs]
+    for proc, (name, log) in zip(started, names_logs):
+        wait_for(lambda p=proc, lg=log: p.poll() is not None or any(
+            "polling " in line for line in iter_lines(lg)),
+            timeout=30, interval=0.05, what=f"the poller {name} to start")
+        assert proc.poll() is None, Path(log).read_text()
+    return started
 
 
 @pytest.fixture
@@ -84,14 +87,15 @@ def test_poll_announces_new_and_changed_files_once_and_a_subscriber_mirrors_them
     (servers["http"][0] / "odd" / "index.html").write_text("<html><p>hello</p></html>\n")
     odd = {"http/odd/index.html"}
 
-    pollers = {}
     for kind, (_local, url) in servers.items():
-        poll_config(sarra_home, f"p{kind}_{unique}", ex, url, kind, "file_age_min 2\n")
-        pollers[kind] = start_poll(procs, f"p{kind}_{unique}", tmp_path / f"{kind}.log")
+        poll_config(sarra_home, f"p{kind}_{unique}", ex, url, kind, "file_age_min 1.2\n")
     # and one whose login is refused: an error, tried again later, never fatal
     wrong = f"ftp://nobody@127.0.0.1:{ftpd.port}/"
     poll_config(sarra_home, f"pbad_{unique}", ex, wrong, "x")
-    bad = start_poll(procs, f"pbad_{unique}", tmp_path / "bad.log")
+    *started, bad = start_polls(procs, [(f"p{k}_{unique}", tmp_path / f"{k}.log")
+                                        for k in servers] +
+                                [(f"pbad_{unique}", tmp_path / "bad.log")])
+    pollers = dict(zip(servers, started))
 
     def mirrored() -> bool:
         if subscriber.poll() is not None:
@@ -101,7 +105,7 @@ def test_poll_announces_new_and_changed_files_once_and_a_subscriber_mirrors_them
             set(compare_trees(servers["http"][0], dst / "http")) <= {
                 "only in a: odd", "only in a: odd/index.html"}
     wait_for(mirrored, timeout=40, interval=0.3, what="the four trees mirrored")
-    first = Counter(m.relpath for m in posts.settle(2.5))
+    first = Counter(m.relpath for m in posts.settle(1.5))
     expected = {f"{k}/{r}" for k in KINDS
                 for r in ("a.txt", "with space #1.bin", "unicodé/ü.bin", "unicodé/deeper/z")}
     assert set(first) - odd == expected and set(first.values()) == {1}, first
@@ -112,36 +116,36 @@ def test_poll_announces_new_and_changed_files_once_and_a_subscriber_mirrors_them
     assert "odd/: listing skipped this round" in log and "| <html><p>hello</p></html>" in log
 
     # a change (another size) is announced again; an unchanged file never;
-    # a file still growing, once it stops (file_age_min 2)
+    # a file still growing, once it stops (file_age_min 1.2)
     grown = {}
     for kind, (local, _url) in servers.items():
         (local / "a.txt").write_bytes(b"changed" * 50)
     for kind, (local, _url) in servers.items():
         grown[kind] = local / "growing.dat"
     pieces = {kind: b"" for kind in servers}
-    for _ in range(6):                     # each piece grows every file: 3 s in all
+    for _ in range(5):                     # each piece grows every file: 2 s in all
         for kind, path in grown.items():
             chunk = os.urandom(700)
             with open(path, "ab") as f:
                 f.write(chunk)
             pieces[kind] += chunk
-        time.sleep(0.5)
+        time.sleep(0.4)
     wait_for(mirrored, timeout=40, interval=0.3, what="the changes mirrored")
-    second = Counter(m.relpath for m in posts.settle(3.5)) - first
+    second = Counter(m.relpath for m in posts.settle(2)) - first
     assert dict(second) == {f"{k}/{n}": 1 for k in KINDS for n in ("a.txt", "growing.dat")}
     for kind in KINDS:
         assert (dst / kind / "growing.dat").read_bytes() == pieces[kind]
 
     # a restart announces nothing already announced
-    for kind, proc in pollers.items():
-        assert stop_process(proc, signal.SIGTERM, timeout=20) == 0
-    again = [start_poll(procs, f"p{kind}_{unique}", tmp_path / f"{kind}.2.log")
-             for kind in servers]
+    for proc in pollers.values():
+        proc.send_signal(signal.SIGTERM)
+    assert [proc.wait(20) for proc in pollers.values()] == [0] * len(pollers)
+    again = start_polls(procs, [(f"p{k}_{unique}", tmp_path / f"{k}.2.log") for k in servers])
     for kind in KINDS:
         wait_for(lambda k=kind: any("first round" in line
                                     for line in iter_lines(tmp_path / f"{k}.2.log")),
                  timeout=15, interval=0.2, what="a round after the restart")
-    assert len(posts.settle(2)) == sum(first.values()) + sum(second.values())
+    assert len(posts.settle(1.5)) == sum(first.values()) + sum(second.values())
     assert all("0 announced" in next(line for line in iter_lines(tmp_path / f"{k}.2.log")
                                      if "first round" in line) for k in KINDS)
 

@@ -1,7 +1,9 @@
 """The transfer contract: one set of tests run against every URL scheme.
 
 Each test gets ``backend`` (parametrised: ``file`` on the local disk,
-``http`` through a private nginx, ``sftp`` through a private sshd, ``ftp``
+``http`` through a private nginx, ``https`` through one with TLS (a
+certificate from a test CA, named by ``ca_file`` in credentials.conf),
+``sftp`` through a private sshd, ``ftp``
 and ``ftps`` through private vsftpd servers) serving
 the same tree of files, and reads it through the scheme's transfer as the
 subscriber does (``SCHEMES.get(scheme)(timeout=..., credentials=...)``,
@@ -27,7 +29,7 @@ from sarra.errors import TransferError
 from sarra.transfer import SCHEMES, scheme_of
 from tests.helpers import free_port
 
-BACKENDS = ["file", "http", "sftp", "ftp", "ftps"]
+BACKENDS = ["file", "http", "https", "sftp", "ftp", "ftps"]
 NAMES = ["plain.bin", "with space/a b#c.bin", "unicodé/ü.bin", "empty.bin"]
 SIZE = 300_000          # several prefetch requests, several copy buffers
 
@@ -74,6 +76,27 @@ def tree(tmp_path) -> dict[str, bytes]:
     return content
 
 
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory) -> Path:
+    """A test CA and a certificate for 127.0.0.1 it signed (tools/testca.py)."""
+    from tools.testca import make_test_ca
+    return make_test_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def https_site(nginx, test_ca):
+    """Factory: ``https_site(root) -> (base URL, CA file)``, nginx serving
+    ``root`` over TLS too (and its index pages)."""
+    def start(root: Path) -> tuple[str, Path]:
+        port = free_port()
+        tls = (f"listen 127.0.0.1:{port} ssl; ssl_certificate {test_ca.parent}/server.crt; "
+               f"ssl_certificate_key {test_ca.parent}/server.key; "
+               "location / { autoindex on; }")
+        nginx(root, workers=1, extra=tls)
+        return f"https://127.0.0.1:{port}/", test_ca
+    return start
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request, tree, tmp_path) -> Backend:
     root = tmp_path / "served"
@@ -83,6 +106,9 @@ def backend(request, tree, tmp_path) -> Backend:
         base = f"file:{root}/"
     elif kind == "http":
         base = request.getfixturevalue("nginx")(root, workers=1).url
+    elif kind == "https":
+        base, ca = request.getfixturevalue("https_site")(root)
+        creds = Credentials.from_text(f"{base} ca_file={ca}")
     elif kind == "sftp":
         sshd = request.getfixturevalue("sshd")
         creds = Credentials.from_text(sshd.credentials)
@@ -410,3 +436,27 @@ def test_ftps_verifies_the_certificate(ftpsd, tmp_path):
         no_ca.replace("ftps://", "ftp://")))
     with pytest.raises(TransferError, match="login refused"):
         plain.open(f"ftp://anonymous@127.0.0.1:{ftpsd.port}/c-{tmp_path.name}")
+
+
+# -- HTTPS only -----------------------------------------------------------------
+
+def test_https_index_pages_are_listed_and_the_certificate_verified(https_site, tmp_path):
+    """dd_poll's HTTP listing over TLS: with the test CA (ca_file) the entries
+    of the index page; without it, a certificate refused, not worth retrying."""
+    from sarra.poll import LISTERS, Entry
+    root = tmp_path / "site"
+    (root / "d" / "sub").mkdir(parents=True)
+    (root / "d" / "a b#1.txt").write_bytes(b"12345")
+    base, ca = https_site(root)
+    lister = LISTERS.get("https")(timeout=5, credentials=Credentials.from_text(
+        f"{base} ca_file={ca}"))
+    found = {e.name: e for e in lister.entries(base + "d/")}
+    assert set(found) == {"a b#1.txt", "sub"}
+    assert found["a b#1.txt"][:2] == ("a b#1.txt", 5) and found["sub"].is_dir
+    assert isinstance(found["sub"], Entry)
+    lister.close()
+    bare = LISTERS.get("https")(timeout=5, credentials=Credentials.from_text(""))
+    with pytest.raises(TransferError, match="certificate does not verify") as info:
+        list(bare.entries(base + "d/"))
+    assert info.value.recoverable is False
+    bare.close()
