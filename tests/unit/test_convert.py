@@ -112,13 +112,7 @@ def home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def sarra(capsys, *args):
-    rc = cli.operate([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def test_convert_a_tree_report_and_twice_the_same(home, capsys):
+def test_convert_a_tree_report_and_twice_the_same(home, sarra_cli):
     sr3 = _tree(home / "home" / ".config" / "sr3", {
         "default.conf": "messageRateMax 50\n",
         "credentials.conf": "amqp://bob:Pw9secret@h/\n",
@@ -130,7 +124,7 @@ def test_convert_a_tree_report_and_twice_the_same(home, capsys):
         "sarra/broken.conf": "broker amqp://u@h/\nprefetch lots\n",
         "flow/f.conf": "broker amqp://u@h/\n",
     })
-    rc, out, err = sarra(capsys, "convert")
+    rc, out, err = sarra_cli("convert")
     conf = home / "conf"
     assert rc == 1, out + err               # sarra/broken.conf and flow/ could not be
     assert f"sr3 tree {sr3}:" in out
@@ -150,38 +144,38 @@ def test_convert_a_tree_report_and_twice_the_same(home, capsys):
     assert (conf / "subscribe" / "old.conf.off").is_file()      # disabled, stays so
     assert list((conf / "sara").iterdir()) == []            # nothing of broken.conf
     before = {p: p.read_text() for p in conf.rglob("*") if p.is_file()}
-    rc, out2, err = sarra(capsys, "convert")
+    rc, out2, err = sarra_cli("convert")
     assert {p: p.read_text() for p in conf.rglob("*") if p.is_file()} == before
     assert "unchanged (already converted)" in out2 and "    written" not in out2
     (conf / "subscribe" / "obs.conf").write_text("broker amqp://u@h/\n")   # changed since
-    rc, out3, err = sarra(capsys, "convert")
+    rc, out3, err = sarra_cli("convert")
     assert "exists with another text (changed since it was converted?): kept" in out3
     assert (conf / "subscribe" / "obs.conf").read_text() == "broker amqp://u@h/\n"
 
 
-def test_a_v2_tree_in_place_keeps_its_originals(home, capsys, monkeypatch):
+def test_a_v2_tree_in_place_keeps_its_originals(home, sarra_cli, monkeypatch):
     v2 = _tree(home / "home" / ".config" / "sarra", {"subscribe/dd.conf": V2_SUBSCRIBER})
     monkeypatch.setenv("SARRA_CONFIG_DIR", str(v2))       # sarra's directory is v2's
-    rc, out, err = sarra(capsys, "convert", "--dry-run")
+    rc, out, err = sarra_cli("convert", "--dry-run")
     assert rc == 0 and "not written (--dry-run)" in out
     assert (v2 / "subscribe" / "dd.conf").read_text() == V2_SUBSCRIBER
-    rc, out, err = sarra(capsys, "convert")
+    rc, out, err = sarra_cli("convert")
     assert rc == 0, out + err
     assert f"v2 tree {v2}:" in out and "line 4: on_message msg_log -> on_message log" in out
     assert (v2 / "subscribe" / "dd.conf.orig").read_text() == V2_SUBSCRIBER
     assert "on_message log" in (v2 / "subscribe" / "dd.conf").read_text()
     assert cli.configurations([]) == [("subscribe", "dd")]     # .orig is no configuration
-    rc, out, err = sarra(capsys, "convert")
+    rc, out, err = sarra_cli("convert")
     assert rc == 0 and "unchanged (already converted)" in out
 
 
-def test_convert_a_directory_named_and_bad_arguments(home, capsys):
+def test_convert_a_directory_named_and_bad_arguments(home, sarra_cli):
     tree = _tree(home / "elsewhere", {"subscribe/x.conf": "broker amqp://u@h/\ncallback log\n"})
-    rc, out, err = sarra(capsys, "convert", tree, "--from", "sr3")
+    rc, out, err = sarra_cli("convert", tree, "--from", "sr3")
     assert rc == 0 and f"sr3 tree {tree}:" in out and "added: topic_prefix v03" in out
-    rc, out, err = sarra(capsys, "convert", home / "nowhere")
+    rc, out, err = sarra_cli("convert", home / "nowhere")
     assert rc == 2 and "not a directory" in err
-    rc, out, err = sarra(capsys, "convert", tree, "--from", "sr2")
+    rc, out, err = sarra_cli("convert", tree, "--from", "sr2")
     assert rc == 2 and "--from needs sr3 or v2" in err
-    rc, out, err = sarra(capsys, "convert")
+    rc, out, err = sarra_cli("convert")
     assert rc == 2 and "neither ~/.config/sr3 nor ~/.config/sarra exists" in err

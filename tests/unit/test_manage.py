@@ -14,18 +14,9 @@ SECRET = "Xy7secretPw"
 
 
 @pytest.fixture
-def confdir(tmp_path, monkeypatch):
-    conf = tmp_path / "conf"
-    (conf / "subscribe").mkdir(parents=True)
-    monkeypatch.setenv("SARRA_CONFIG_DIR", str(conf))
-    monkeypatch.setenv("SARRA_STATE_DIR", str(tmp_path / "state"))
-    return conf
-
-
-def sarra(capsys, *args):
-    rc = cli.operate([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
+def confdir(confdir):
+    (confdir / "subscribe").mkdir()
+    return confdir
 
 
 def script(tmp_path, name, body):
@@ -35,7 +26,7 @@ def script(tmp_path, name, body):
     return str(path)
 
 
-def test_show_gives_each_value_and_where_it_comes_from(confdir, capsys):
+def test_show_gives_each_value_and_where_it_comes_from(confdir, sarra_cli):
     (confdir / "default.conf").write_text("timeout 12\n")
     (confdir / "subscribe" / "common.inc").write_text("prefetch 40\n")
     (confdir / "subscribe" / "obs.conf").write_text(
@@ -44,7 +35,7 @@ def test_show_gives_each_value_and_where_it_comes_from(confdir, capsys):
         "include common.inc\n"
         "directory /data/obs\n"
         "accept .*/swob/.*\n")
-    rc, out, err = sarra(capsys, "show", "subscribe/obs", "--expire", "2h")
+    rc, out, err = sarra_cli("show", "subscribe/obs", "--expire", "2h")
     assert rc == 0, err
     rows = {line.split()[0]: line for line in out.splitlines() if not line.startswith("#")}
     assert rows["broker"].split()[1] == "amqp://alice@switch.example.com/"
@@ -63,91 +54,91 @@ def test_show_gives_each_value_and_where_it_comes_from(confdir, capsys):
     assert all(not rows[n].endswith("# default") for n in names[:first_default])
 
 
-def test_show_of_a_missing_or_mistyped_configuration(confdir, capsys):
+def test_show_of_a_missing_or_mistyped_configuration(confdir, sarra_cli):
     (confdir / "subscribe" / "obs.conf").write_text("broker amqp://u@h/\n")
-    rc, _out, err = sarra(capsys, "show", "subscribe/osb")
+    rc, _out, err = sarra_cli("show", "subscribe/osb")
     assert rc == 2 and "no such configuration (did you mean 'obs'?" in err
-    rc, _out, err = sarra(capsys, "show", "subscrib/obs")
+    rc, _out, err = sarra_cli("show", "subscrib/obs")
     assert rc == 2 and "did you mean 'subscribe'?" in err
-    rc, _out, err = sarra(capsys, "show", "subscribe/obs", "--prefetsh", "3")
+    rc, _out, err = sarra_cli("show", "subscribe/obs", "--prefetsh", "3")
     assert rc == 2 and "did you mean '--prefetch'?" in err
 
 
-def test_add_copies_a_file_or_an_example_and_checks_it(confdir, tmp_path, capsys):
+def test_add_copies_a_file_or_an_example_and_checks_it(confdir, tmp_path, sarra_cli):
     good = tmp_path / "mine.conf"
     good.write_text("broker amqp://u@h/\nexchange xpublic\naccept .*\n")
-    rc, out, err = sarra(capsys, "add", "subscribe", good)
+    rc, out, err = sarra_cli("add", "subscribe", good)
     assert rc == 0, err
     assert (confdir / "subscribe" / "mine.conf").read_text() == good.read_text()
-    rc, out, err = sarra(capsys, "add", "subscribe/other", good)
+    rc, out, err = sarra_cli("add", "subscribe/other", good)
     assert rc == 0 and (confdir / "subscribe" / "other.conf").is_file()
-    rc, out, err = sarra(capsys, "add", "subscribe/mine", good)
+    rc, out, err = sarra_cli("add", "subscribe/mine", good)
     assert rc == 2 and "exists already" in err
     bad = tmp_path / "bad.conf"
     bad.write_text("broker amqp://u@h/\nprefetch many\n")
-    rc, out, err = sarra(capsys, "add", "subscribe/bad", bad)
+    rc, out, err = sarra_cli("add", "subscribe/bad", bad)
     assert rc == 2 and f"{bad}:2: option 'prefetch': 'many' is not an integer" in err
     assert sorted(os.listdir(confdir / "subscribe")) == ["mine.conf", "other.conf"]
-    rc, out, err = sarra(capsys, "add", "subscribe/obs-flat")          # the etc/ example
+    rc, out, err = sarra_cli("add", "subscribe/obs-flat")          # the etc/ example
     assert rc == 0, err
     assert "swob-ml" in (confdir / "subscribe" / "obs-flat.conf").read_text()
-    rc, out, err = sarra(capsys, "add", "subscribe/obs-flt")
+    rc, out, err = sarra_cli("add", "subscribe/obs-flt")
     assert rc == 2 and "no example subscribe/obs-flt (did you mean 'subscribe/obs-flat'?)" in err
 
 
-def test_edit_saves_what_loads_and_keeps_aside_what_does_not(confdir, tmp_path, capsys,
+def test_edit_saves_what_loads_and_keeps_aside_what_does_not(confdir, tmp_path, sarra_cli,
                                                              monkeypatch):
     conf = confdir / "subscribe" / "obs.conf"
     conf.write_text("broker amqp://u@h/\nexchange xpublic\n")
     original = conf.read_text()
     monkeypatch.setenv("EDITOR", script(tmp_path, "bad.sh", 'echo "prefetch lots" >> "$1"\n'))
-    rc, out, err = sarra(capsys, "edit", "subscribe/obs")
+    rc, out, err = sarra_cli("edit", "subscribe/obs")
     draft = tmp_path / "state" / "subscribe" / "obs" / "obs.conf.edit"
     assert rc == 2
     assert f"{draft}:3: option 'prefetch': 'lots' is not an integer; not saved" in err
     assert conf.read_text() == original
     assert draft.read_text() == original + "prefetch lots\n"
     monkeypatch.setenv("EDITOR", script(tmp_path, "good.sh", 'echo "prefetch 9" >> "$1"\n'))
-    rc, out, err = sarra(capsys, "edit", "subscribe/obs")
+    rc, out, err = sarra_cli("edit", "subscribe/obs")
     assert rc == 0 and f"saved {conf}" in out, err
     assert conf.read_text() == original + "prefetch 9\n" and not draft.exists()
     monkeypatch.setenv("EDITOR", "true")
-    rc, out, err = sarra(capsys, "edit", "subscribe/obs")
+    rc, out, err = sarra_cli("edit", "subscribe/obs")
     assert rc == 0 and "no change" in out
     monkeypatch.setenv("EDITOR", script(tmp_path, "fail.sh", 'echo "x" >> "$1"; exit 3\n'))
-    rc, out, err = sarra(capsys, "edit", "subscribe/obs")
+    rc, out, err = sarra_cli("edit", "subscribe/obs")
     assert rc == 2 and "the editor exited 3" in err
     assert conf.read_text() == original + "prefetch 9\n"
     monkeypatch.setenv("EDITOR", str(tmp_path / "no-such-editor"))
-    rc, out, err = sarra(capsys, "edit", "subscribe/obs")
+    rc, out, err = sarra_cli("edit", "subscribe/obs")
     assert rc == 2 and "cannot run the editor" in err
-    rc, out, err = sarra(capsys, "edit", "subscribe/none")
+    rc, out, err = sarra_cli("edit", "subscribe/none")
     assert rc == 2 and "no such configuration" in err
 
 
-def test_disable_enable_remove(confdir, capsys):
+def test_disable_enable_remove(confdir, sarra_cli, capsys):
     conf = confdir / "subscribe" / "obs.conf"
     conf.write_text("broker amqp://u@h/\nexchange xpublic\n")
     (confdir / "subscribe" / "other.conf").write_text("broker amqp://u@h/\n")
-    rc, out, err = sarra(capsys, "disable", "subscribe/obs")
+    rc, out, err = sarra_cli("disable", "subscribe/obs")
     assert rc == 0 and not conf.exists() and (confdir / "subscribe" / "obs.conf.off").is_file()
     assert cli.configurations([]) == [("subscribe", "other")]   # start, sanity... skip it
-    rc, out, err = sarra(capsys, "list")
+    rc, out, err = sarra_cli("list")
     assert f"subscribe/obs: {conf}.off (disabled: sarra enable subscribe/obs)" in out
     assert f"subscribe/other: {confdir}/subscribe/other.conf (1 instance)" in out
-    rc, out, err = sarra(capsys, "start", "subscribe/obs")
+    rc, out, err = sarra_cli("start", "subscribe/obs")
     assert rc == 2 and "(it is disabled: sarra enable subscribe/obs enables it)" in err
     assert cli.run("subscribe", ["start", "obs"]) == 2
     assert "it is disabled" in capsys.readouterr().err
-    rc, out, err = sarra(capsys, "disable", "subscribe/obs")
+    rc, out, err = sarra_cli("disable", "subscribe/obs")
     assert rc == 2 and "disabled already" in err
-    rc, out, err = sarra(capsys, "enable", "subscribe/obs")
+    rc, out, err = sarra_cli("enable", "subscribe/obs")
     assert rc == 0 and conf.is_file()
-    rc, out, err = sarra(capsys, "enable", "subscribe/obs")
+    rc, out, err = sarra_cli("enable", "subscribe/obs")
     assert rc == 2 and "enabled already" in err
-    rc, out, err = sarra(capsys, "remove", "subscribe/obs")
+    rc, out, err = sarra_cli("remove", "subscribe/obs")
     assert rc == 0 and not conf.exists() and f"removed {conf}" in out
-    rc, out, err = sarra(capsys, "remove", "subscribe/obs")
+    rc, out, err = sarra_cli("remove", "subscribe/obs")
     assert rc == 2 and "no such configuration" in err
-    rc, out, err = sarra(capsys, "remove", "subscribe")
+    rc, out, err = sarra_cli("remove", "subscribe")
     assert rc == 2 and "name the configuration, subscribe/NAME" in err

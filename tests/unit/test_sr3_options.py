@@ -17,15 +17,6 @@ from sarra.message import Message
 from sarra.transfer.file import FileTransfer
 
 
-@pytest.fixture
-def confdir(tmp_path, monkeypatch):
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    monkeypatch.setenv("SARRA_CONFIG_DIR", str(conf))
-    monkeypatch.setenv("SARRA_STATE_DIR", str(tmp_path / "state"))
-    return conf
-
-
 def _tree(tmp_path):
     real = tmp_path / "real"
     (real / "d").mkdir(parents=True)
