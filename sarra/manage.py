@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import service, tools
-from .config import load_config, paths
+from .config import load_config, mask, paths
 from .config.loader import (COMMAND_LINE, DISABLED, config_hint, did_you_mean,
                             disabled_names, scan_options, show_value)
 from .config.options import OPTIONS
@@ -27,13 +27,18 @@ EXAMPLE_DIRS = (Path(__file__).resolve().parents[1] / "etc",
                 Path("/usr/share/doc/sarra/examples"))
 
 
-def split_item(item: str, actions: tuple = ()) -> tuple[str, str]:
+# the tools whose configurations these actions manage: the daemons', dd_log's,
+# and dd_post's (dd_post -c NAME)
+MANAGED = tools.CONFIGURED + ("post",)
+
+
+def split_item(item: str) -> tuple[str, str]:
     """(tool, name) of ``TOOL/NAME`` (a trailing .conf dropped); ConfigError
     naming what is wrong."""
     tool, slash, name = item.partition("/")
-    if tool not in tools.CONFIGURED:
-        raise ConfigError(f"'{item}' is not TOOL/CONFIG{did_you_mean(tool, tools.CONFIGURED)}"
-                          f" (tools with configurations: {', '.join(tools.CONFIGURED)})",
+    if tool not in MANAGED:
+        raise ConfigError(f"'{item}' is not TOOL/CONFIG{did_you_mean(tool, MANAGED)}"
+                          f" (tools with configurations: {', '.join(MANAGED)})",
                           option="config")
     if not slash or not name or "/" in name:
         raise ConfigError(f"'{item}': name the configuration, {tool}/NAME", option="config")
@@ -78,8 +83,7 @@ def show(tool: str, name: str, overrides: list[tuple[str, str]]) -> list[str]:
         value = cfg.get(option.name)
         where = _where(cfg.origin(option.name), main)
         if option.kind == "list" and value:
-            rows += [(option.name, show_value(option, [v]).strip("[]'"), where)
-                     for v in value]
+            rows += [(option.name, mask(str(v)), where) for v in value]   # one a line
         else:
             rows.append((option.name, "none" if value is None else show_value(option, value),
                          where))
@@ -92,7 +96,7 @@ def show(tool: str, name: str, overrides: list[tuple[str, str]]) -> list[str]:
         where = _where(f"{m.file}:{m.line}", main) if m.line else COMMAND_LINE
         placed = f"directory {m.directory}, mirror {'on' if m.mirror else 'off'}" \
             if m.kind == "accept" else ""
-        lines.append(f"{m.kind} {show_value(OPTIONS['directory'], m.pattern)}  # {where}"
+        lines.append(f"{m.kind} {mask(m.pattern)}  # {where}"
                      + (f" ({placed})" if placed else ""))
     for note in cfg.notes:
         lines.append(f"# warning: {note}")
@@ -105,7 +109,7 @@ def example_files() -> dict[str, Path]:
     """The etc/ examples: 'tool/name' -> file."""
     found: dict[str, Path] = {}
     for folder in EXAMPLE_DIRS:
-        for tool in tools.CONFIGURED:
+        for tool in MANAGED:
             for f in sorted((folder / tool).glob("*.conf")) if (folder / tool).is_dir() else ():
                 found.setdefault(f"{tool}/{f.stem}", f)
     return found
@@ -209,8 +213,13 @@ def edit(item: str) -> tuple[str, bool]:
 # ---------------------------------------------- remove, enable, disable
 
 def _stopped_first(tool: str, name: str, what: str) -> None:
-    cfg = load_config(tool, name, [], tools.tool(tool).presets)
-    if tools.tool(tool).daemon and service.running(tool, name, cfg.instances):
+    try:
+        instances = load_config(tool, name, [], tools.tool(tool).presets).instances
+    except ConfigError:          # a broken one may be removed: its pid files say
+        numbers = [int(p[-6:-4]) for p in service.pid_files(tool, name)
+                   if p[-6:-4].isdigit()]          # <tool>_<config>_NN.pid
+        instances = max(numbers, default=1)
+    if tools.tool(tool).daemon and service.running(tool, name, instances):
         raise ConfigError(f"{tool}/{name} is running: stop it before you {what} it "
                           f"(sarra stop {tool}/{name})", paths.config_file(tool, name))
 

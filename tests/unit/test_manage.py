@@ -142,3 +142,23 @@ def test_disable_enable_remove(confdir, sarra_cli, capsys):
     assert rc == 2 and "no such configuration" in err
     rc, out, err = sarra_cli("remove", "subscribe")
     assert rc == 2 and "name the configuration, subscribe/NAME" in err
+
+
+def test_a_broken_configuration_can_be_removed_or_disabled(confdir, sarra_cli):
+    conf = confdir / "subscribe" / "broken.conf"
+    conf.write_text("broker amqp://u@h/\nprefetch lots\n")
+    rc, out, err = sarra_cli("disable", "subscribe/broken")
+    assert rc == 0, err
+    rc, out, err = sarra_cli("enable", "subscribe/broken")
+    rc, out, err = sarra_cli("remove", "subscribe/broken")
+    assert rc == 0 and not conf.exists(), err
+
+
+def test_dd_posts_configurations_are_managed_too(confdir, sarra_cli, tmp_path):
+    mine = tmp_path / "daily.conf"
+    mine.write_text("post_broker amqp://u@h/\npost_base_url http://h/\npath /srv/data\n")
+    rc, out, err = sarra_cli("add", "post", mine)
+    assert rc == 0 and (confdir / "post" / "daily.conf").is_file(), err
+    rc, out, err = sarra_cli("show", "post/daily")
+    assert rc == 0 and ["path", "/srv/data", "#", "daily.conf:3"] in \
+        [line.split() for line in out.splitlines()], out + err
