@@ -324,7 +324,7 @@ _DECLARED = [
     _O("post_exchange_suffix", "str", None, "publish to xs_<user>_<suffix>",
        ("post_exchangeSuffix", "postExchangeSuffix")),
     _O("post_exchange_split", "int", 0, "spread posts over N exchanges, "
-       "<post_exchange>00 to <post_exchange>NN, each file always to the same one "
+       "<post_exchange>00, 01... up to N-1, each file always to the same one "
        "(chosen by its checksum: redundant posts of a file reach one dd_winnow); "
        "0 or 1: one exchange", ("post_exchangeSplit", "postExchangeSplit")),
     _O("post_topic_prefix", "str", "v02.post", "topic prefix of published "
@@ -480,8 +480,8 @@ _DECLARED = [
     _O("overwrite", "bool", False, "download even when the local file has "
        "the same checksum", tools=PLACERS),
     _O("delete", "bool", False, "delete the file at its source once its download is "
-       "verified (its checksum matched; file: removed, sftp: removed on the server, "
-       "http(s): an HTTP DELETE)", tools=("subscribe", "sara")),
+       "verified (its checksum matched; file: removed, sftp, ftp, ftps: removed on the "
+       "server, http(s): an HTTP DELETE)", tools=("subscribe", "sara")),
     _O("download", "bool", True, "fetch the files (off: consume messages only)",
        tools=PLACERS),
     # -- operation
