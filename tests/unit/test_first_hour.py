@@ -21,15 +21,6 @@ from sarra.tools import TOOLS
 SECRET = "S3cr3tPw"
 
 
-@pytest.fixture
-def confdir(tmp_path, monkeypatch):
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    monkeypatch.setenv("SARRA_CONFIG_DIR", str(conf))
-    monkeypatch.setenv("SARRA_STATE_DIR", str(tmp_path / "state"))
-    return conf
-
-
 def write(confdir, tool, name, text="broker amqp://u@h/\n"):
     path = confdir / tool / f"{name}.conf"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,15 +20,6 @@ from sarra.plugins import load_hook
 NOW = calendar.timegm((2026, 3, 1, 0, 30, 15, 0, 0, 0))
 
 
-@pytest.fixture
-def confdir(tmp_path, monkeypatch):
-    conf = tmp_path / "conf"
-    conf.mkdir()
-    monkeypatch.setenv("SARRA_CONFIG_DIR", str(conf))
-    monkeypatch.setenv("SARRA_STATE_DIR", str(tmp_path / "state"))
-    return conf
-
-
 def write(confdir, tool, name, text):
     path = confdir / tool / f"{name}.conf"
     path.parent.mkdir(parents=True, exist_ok=True)
