@@ -27,7 +27,7 @@ import pika.exceptions as px
 
 from ..config.paths import config_dir
 from ..errors import BrokerError, ConfigError
-from .base import Delivery, Outgoing
+from .base import Delivery, Outgoing, QueueLocked
 
 log = logging.getLogger(__name__)
 
@@ -227,20 +227,23 @@ class AmqpBroker:
 
     def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
                       message_ttl_s: float = 0, queue_type: str = "classic",
-                      single_active: bool = False) -> int:
+                      exclusive: bool = False) -> int:
         """Declare a queue of ``queue_type``: classic, quorum (replicated over
         the cluster's nodes) or stream (an append-only log read from an
         offset; its retention is the switch's business: dd_audit).
-        ``single_active``: RabbitMQ's single active consumer (one consumer at
-        a time gets the messages, the next one when it goes:
-        sarra/broker/lease.py)."""
+        ``exclusive``: this connection's only, deleted when it closes (one
+        another connection holds raises QueueLocked: sarra/broker/lease.py)."""
         args = queue_arguments(durable, expire_s, message_ttl_s, queue_type)
-        if single_active:
-            args["x-single-active-consumer"] = True
         ch = self._channel()
-        with self._guard(f"declare queue {name}"):
-            ok = ch.queue_declare(name, durable=durable, auto_delete=False,
-                                  arguments=args or None)
+        try:
+            with self._guard(f"declare queue {name}"):
+                ok = ch.queue_declare(name, durable=durable, exclusive=exclusive,
+                                      auto_delete=False, arguments=args or None)
+        except BrokerError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, px.ChannelClosedByBroker) and cause.reply_code == 405:
+                raise QueueLocked(str(exc)) from cause
+            raise
         return ok.method.message_count
 
     def bind(self, queue: str, exchange: str, key: str) -> None:

@@ -17,6 +17,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class QueueLocked(BrokerError):
+    """``declare_queue(exclusive=True)`` of a queue another connection holds
+    exclusively (RabbitMQ's 405 RESOURCE_LOCKED): not ours, for now."""
+
+    def __init__(self, message: str):
+        super().__init__(message, recoverable=False)
+
+
 @dataclass
 class Delivery:
     """One message as it came off a queue."""
@@ -52,7 +60,7 @@ class Broker(Protocol):
     def declare_exchange(self, name: str, passive: bool = False) -> None: ...
     def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
                       message_ttl_s: float = 0, queue_type: str = "classic",
-                      single_active: bool = False) -> int: ...
+                      exclusive: bool = False) -> int: ...
     def bind(self, queue: str, exchange: str, key: str) -> None: ...
     def delete_queue(self, name: str) -> None: ...
     def consume(self, queue: str, prefetch: int, offset: Any = None) -> None: ...

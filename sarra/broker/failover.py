@@ -84,9 +84,9 @@ class FailoverBroker:
 
     def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
                       message_ttl_s: float = 0, queue_type: str = "classic",
-                      single_active: bool = False) -> int:
+                      exclusive: bool = False) -> int:
         return self.node.declare_queue(name, durable, expire_s, message_ttl_s, queue_type,
-                                       single_active)
+                                       exclusive)
 
     def bind(self, queue: str, exchange: str, key: str) -> None:
         self.node.bind(queue, exchange, key)

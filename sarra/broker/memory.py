@@ -3,9 +3,9 @@
 URL scheme ``memory://NAME/``: every driver opened on the same NAME shares
 exchanges and queues. Capabilities: topic exchanges, durable queues that
 outlive a consumer, prefetch windows, redelivery of unacknowledged messages
-when a consumer closes, single active consumer (the first consumer still
-there gets everything), publisher confirms (immediate), the default
-exchange ('' routes to the queue named by the topic). Nothing else.
+when a consumer closes, exclusive queues (one driver's, until it closes;
+another's declaration is refused with QueueLocked), publisher confirms
+(immediate). Nothing else.
 """
 import dataclasses
 import itertools
@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any
 
 from ..errors import BrokerError
-from .base import Delivery, Outgoing, topic_matches
+from .base import Delivery, Outgoing, QueueLocked, topic_matches
 
 _SPACES: dict[str, "_Space"] = {}
 _SPACES_LOCK = threading.Lock()
@@ -28,8 +28,7 @@ class _Space:
         self.bindings: list[tuple[str, str, str]] = []  # (exchange, key, queue)
         self.tags = itertools.count(1)
         self.refuse: set[str] = set()  # exchanges tests mark as forbidden
-        self.single_active: set[str] = set()   # queues with one active consumer at a time
-        self.consumers: dict[str, list] = {}   # queue -> its consumers, in order
+        self.owners: dict[str, "MemoryBroker"] = {}   # exclusive queue -> its driver
 
 
 def space(name: str) -> _Space:
@@ -71,9 +70,9 @@ class MemoryBroker:
                 if self._queue in sp.queues:
                     sp.queues[self._queue].appendleft(
                         dataclasses.replace(d, tag=None, redelivered=True))
-            for consumers in sp.consumers.values():
-                if self in consumers:
-                    consumers.remove(self)
+            for name in [n for n, owner in sp.owners.items() if owner is self]:
+                del sp.owners[name]           # an exclusive queue goes with its owner
+                sp.queues.pop(name, None)
             sp.lock.notify_all()
         self._space = None
 
@@ -86,14 +85,17 @@ class MemoryBroker:
 
     def declare_queue(self, name: str, durable: bool = True, expire_s: float = 0,
                       message_ttl_s: float = 0, queue_type: str = "classic",
-                      single_active: bool = False) -> int:
+                      exclusive: bool = False) -> int:
         if queue_type != "classic":
             raise BrokerError(f"the memory broker has classic queues only, not {queue_type}",
                               recoverable=False)
         sp = self._sp()
         with sp.lock:
-            if single_active:
-                sp.single_active.add(name)
+            owner = sp.owners.get(name)
+            if owner is not None and owner is not self:
+                raise QueueLocked(f"queue {name} is another connection's (exclusive)")
+            if exclusive:
+                sp.owners[name] = self
             return len(sp.queues.setdefault(name, deque()))
 
     def bind(self, queue: str, exchange: str, key: str) -> None:
@@ -120,7 +122,6 @@ class MemoryBroker:
         with sp.lock:
             if queue not in sp.queues:
                 raise BrokerError(f"queue {queue} does not exist")
-            sp.consumers.setdefault(queue, []).append(self)
         self._queue, self._prefetch = queue, max(1, prefetch)
 
     def get(self, timeout: float) -> list[Delivery]:
@@ -130,22 +131,14 @@ class MemoryBroker:
             q = sp.queues.get(self._queue or "")
             if q is None:
                 raise BrokerError("not consuming")
-            if not q or not self._active(sp):
+            if not q:
                 sp.lock.wait(timeout)
-            while q and len(self._unacked) < self._prefetch and self._active(sp):
+            while q and len(self._unacked) < self._prefetch:
                 d = q.popleft()
                 d.tag = next(sp.tags)
                 self._unacked[d.tag] = d
                 out.append(d)
         return out
-
-    def _active(self, sp: _Space) -> bool:
-        """Whether this consumer gets the queue's messages (always, unless
-        the queue has a single active consumer and it is another one)."""
-        if self._queue not in sp.single_active:
-            return True
-        consumers = sp.consumers.get(self._queue) or []
-        return bool(consumers) and consumers[0] is self
 
     def ack(self, tags: list[Any]) -> None:
         for tag in tags:
@@ -155,13 +148,10 @@ class MemoryBroker:
         sp = self._sp()
         body = msg.body.encode() if isinstance(msg.body, str) else msg.body
         with sp.lock:
-            if msg.exchange == "":        # the default exchange: to the queue of that name
-                targets = {msg.topic} if msg.topic in sp.queues else set()
-            elif msg.exchange in sp.refuse or msg.exchange not in sp.exchanges:
+            if msg.exchange in sp.refuse or msg.exchange not in sp.exchanges:
                 raise BrokerError(f"exchange {msg.exchange} refused the message")
-            else:
-                targets = {q for ex, key, q in sp.bindings
-                           if ex == msg.exchange and topic_matches(key, msg.topic)}
+            targets = {q for ex, key, q in sp.bindings
+                       if ex == msg.exchange and topic_matches(key, msg.topic)}
             for qname in targets:
                 sp.queues[qname].append(Delivery(msg.exchange, msg.topic, dict(msg.headers),
                                                  body, msg.content_type, None))

@@ -103,9 +103,9 @@ class Tap:
     """A private queue bound to an exchange, to watch what flows there
     (log messages on the report exchange, posts on the post exchange)."""
 
-    def __init__(self, exchange: str, key: str, name: str):
+    def __init__(self, exchange: str, key: str, name: str, url: str = AMQP_URL):
         self.exchange, self.queue = exchange, name
-        self.broker = open_broker(AMQP_URL)
+        self.broker = open_broker(url)
         self.broker.declare_exchange(exchange)
         self.broker.declare_queue(name, durable=False, expire_s=300)
         self.broker.bind(name, exchange, key)

@@ -466,3 +466,26 @@ def test_dropped_connection_is_a_recoverable_error_and_connect_resumes(
     broker.connect()  # resumes consuming the same queue
     send(broker, ex, ["resumed"])
     assert bodies(take(broker, 1)) == [b"resumed"]
+
+
+def test_an_exclusive_queue_is_one_connections_until_it_closes(backend):
+    """What sarra/broker/lease.py stands on: another connection's declaration
+    is refused (QueueLocked) while the owner's is open, and succeeds once it
+    has closed; the owner may declare it again (the lease's check)."""
+    from sarra.broker.base import QueueLocked
+    name = backend.queue("lease")
+    owner, other = backend.open(), backend.open()
+    owner.declare_queue(name, durable=False, exclusive=True)
+    owner.declare_queue(name, durable=False, exclusive=True)
+    with pytest.raises(QueueLocked):
+        other.declare_queue(name, durable=False, exclusive=True)
+    with pytest.raises(QueueLocked):          # and again: the driver is still usable
+        other.declare_queue(name, durable=False, exclusive=True)
+    owner.close()
+
+    def taken() -> bool:      # (the broker deletes it as the connection ends)
+        try:
+            return other.declare_queue(name, durable=False, exclusive=True) == 0
+        except QueueLocked:
+            return False
+    wait_for(taken, timeout=5, interval=0.05, what="the queue freed by its owner's close")

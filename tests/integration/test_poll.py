@@ -160,19 +160,29 @@ def test_poll_announces_new_and_changed_files_once_and_a_subscriber_mirrors_them
 
 
 def test_two_instances_announce_each_file_once_and_the_survivor_takes_over(
-        sarra_home, unique, taps, tmp_path, ftpd):
-    """``instances 2`` started by ``sarra start``: one holds the lease on the
-    broker (RabbitMQ's single active consumer) and polls; killed, the other
-    takes over within seconds, without announcing again what was confirmed."""
+        sarra_home, unique, tmp_path, ftpd, rabbit_node):
+    """``instances 2`` started by ``sarra start``, as a source user of a
+    switch (dd_audit's permissions: it may declare q_<user>.* queues and
+    write to xs_<user>, nothing else): one holds the lease on the broker
+    (an exclusive queue) and polls; killed, the other takes over within
+    seconds, without announcing again what was confirmed."""
     from sarra.service import pid_file, read_pid_file
     from tests.helpers import run_tool
-    sarra_home.add_credentials(ftpd.credentials)
+    from tests.integration.flowkit import Tap
+    node = rabbit_node("b")
+    user = f"src{unique}"
+    node.ctl("add_user", user, "pw-" + unique)
+    node.ctl("set_permissions", "-p", "/", user, rf"^q_{user}\..*",
+             rf"^q_{user}\..*|^xs_{user}(_.*)?$", rf"^q_{user}\..*|^x[rs]_{user}(_.*)?$")
+    ex = f"xs_{user}"
+    posts = Tap(ex, "v02.post.#", f"q_tap_{unique}", url=node.url())   # (declares ex, as guest)
+    sarra_home.add_credentials(ftpd.credentials, node.url(user, "pw-" + unique))
     mine = ftpd.root / f"lease-{unique}"
     mine.mkdir()
-    ex = f"xlease_{unique}"
-    posts = taps(ex, "v02.post.#")
     name = f"plea_{unique}"
-    poll_config(sarra_home, name, ex, f"{ftpd.url}{mine.name}/", ".", "instances 2\n")
+    sarra_home.write_config("poll", name, (
+        f"post_broker {node.url(user, None)}\npoll_url {ftpd.url}{mine.name}/\n"
+        "sleep 1\ninstances 2\n"))
     for i in range(5):
         (mine / f"f{i}").write_bytes(os.urandom(100 + i))
     run_tool("sarra", "start", f"poll/{name}", timeout=60)
@@ -185,7 +195,7 @@ def test_two_instances_announce_each_file_once_and_the_survivor_takes_over(
     wait_for(holder, timeout=20, interval=0.2, what="one instance to hold the lease")
     active = holder()
     assert Counter(m.relpath for m in posts.wait_count(5, 20)) == \
-        {f"f{i}": 1 for i in range(5)}
+        {f"{mine.name}/f{i}": 1 for i in range(5)}
     posts.settle(2)                 # the waiting instance announces nothing
     assert len(posts.messages) == 5
     status = run_tool("sarra", "status", f"poll/{name}", timeout=60).stdout
@@ -202,6 +212,8 @@ def test_two_instances_announce_each_file_once_and_the_survivor_takes_over(
     posts.wait_count(8, 15)
     took = time.monotonic() - killed
     assert Counter(m.relpath for m in posts.settle(2)) == \
-        {f"f{i}": 1 for i in range(8)}
+        {f"{mine.name}/f{i}": 1 for i in range(8)}
     assert took < 10, f"the takeover took {took:.1f}s"
     run_tool("sarra", "stop", f"poll/{name}", timeout=60)
+    posts.close()
+    node.ctl("delete_user", user)

@@ -275,7 +275,9 @@ def test_post_base_url_and_poll_url_are_checked(poll_cfg):
     src.close()
 
 
-def test_only_the_lease_holder_polls_and_another_takes_over(poll_cfg):
+def test_only_the_lease_holder_polls_and_another_takes_over(poll_cfg, monkeypatch):
+    from sarra.broker import lease as lease_module
+    monkeypatch.setattr(lease_module, "TRY_EVERY", 0.0)
     tree = {"/pub/": [Entry("a", 1, T)]}
     cfg = poll_cfg()
     lists = [Listing(tree), Listing(tree)]
@@ -283,7 +285,7 @@ def test_only_the_lease_holder_polls_and_another_takes_over(poll_cfg):
                for i in range(2)]
     got = [take(s) for s in sources]
     assert [len(g) for g in got] == [1, 0] and lists[1].calls == 0
-    sources[0].close()                                    # the holder goes: its token too
+    sources[0].close()                                    # the holder goes: its queue too
     tree["/pub/"].append(Entry("b", 1, T))
     assert [m.relpath for m in take(sources[1])] == ["pub/b"]
     sources[1].close()
