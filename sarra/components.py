@@ -163,8 +163,23 @@ def post_flow(cfg, targets: list[str], connect_attempts: int = 0,
 
 
 def watch_flow(cfg, on_batch: OnBatch = None) -> Flow:
-    """dd_watch: changes in watched trees -> posts."""
-    return _daemon(cfg, WatchSource(cfg), poster=_announcer(cfg), on_batch=on_batch)
+    """dd_watch: changes in watched trees -> posts (with vip, by the one
+    instance holding the lease)."""
+    lease = None
+    if cfg.vip is not None:
+        lease = _lease(cfg, "watch", "watching")
+    return _daemon(cfg, WatchSource(cfg, lease=lease), poster=_announcer(cfg),
+                   on_batch=on_batch)
+
+
+def _lease(cfg, tool: str, what: str) -> Lease:
+    """The configuration's lease, on the broker it posts to."""
+    urls = cfg.resolve_urls("post_broker") or cfg.resolve_urls("broker")
+    if not urls:
+        raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
+    return Lease(make_broker(urls, heartbeat=cfg.broker_heartbeat,
+                             connection_name=f"sarra {tool}/{cfg.key} lease"),
+                 lease_name(cfg, urls[0], tool), what=what)
 
 
 def lease_name(cfg, url: str, tool: str) -> str:
@@ -176,12 +191,8 @@ def lease_name(cfg, url: str, tool: str) -> str:
 def poll_flow(cfg, on_batch: OnBatch = None) -> Flow:
     """dd_poll: listings of remote directories -> posts of what is new or
     changed there, by the one instance holding the lease."""
+    lease = _lease(cfg, "poll", "polling")
     urls = cfg.resolve_urls("post_broker") or cfg.resolve_urls("broker")
-    if not urls:
-        raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
-    lease = Lease(make_broker(urls, heartbeat=cfg.broker_heartbeat,
-                              connection_name=f"sarra poll/{cfg.key} lease"),
-                  lease_name(cfg, urls[0], "poll"), what="polling")
     return _daemon(cfg, PollSource(cfg, lease), poster=_poster(cfg, urls), on_batch=on_batch)
 
 

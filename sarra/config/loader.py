@@ -27,6 +27,7 @@ from .credentials import Credentials, mask, strip_password, url_user
 from . import remote
 from . import variables as var
 from .options import (IGNORED, NOT_YET, OPTIONS, PLUGIN_KEYWORDS, PLUGINS, HOOKS_INSTEAD,
+                      REFUSED_ELSEWHERE,
                       LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events, parse_bool, plugin_for,
                       is_bool_word, known_names, lookup, parse_value, split_urls)
 from .paths import TOOLS, config_dir, config_file
@@ -360,6 +361,9 @@ class _Loader:
             raise ConfigError(f"unknown option{_suggest(keyword)}", file, line,
                               keyword)
         option, adjust = found
+        if option.name in REFUSED_ELSEWHERE and not option.applies_to(self.tool):
+            raise ConfigError(f"not an option of dd_{self.tool}: "
+                              f"{REFUSED_ELSEWHERE[option.name]}", file, line, keyword)
         if raw is not None:
             raw = self.expand(raw, option.name, file, line)
         if option.name in HOOK_STAGES and raw and raw.split()[0] in PLUGINS \

@@ -494,7 +494,9 @@ _DECLARED = [
        choices=("debug", "info", "warning", "error", "critical")),
     _O("hostname", "str", None, "host name written in log messages "
        "(default: this host)", tools=CONSUMERS),
-    _O("vip", "str", None, "work only while this host holds this IP address"),
+    _O("vip", "str", None, "one instance works at a time, on any machine, and another "
+       "takes over when it dies: a lease held on the broker (sr3's floating IP address "
+       "is not needed: any value)", tools=("watch", "poll")),
     _O("follow", "bool", False, "keep reading new log messages", tools=("log",)),
     _O("format", "choice", "table", "how dd_log shows log messages: a table, or JSON "
        "lines", tools=("log",), choices=("table", "json")),
@@ -533,7 +535,13 @@ OPTIONS: dict[str, Option] = {o.name: o for o in _DECLARED}
 
 # declared (so that configurations written for the whole feature set load)
 # but not acted upon yet: setting one draws a warning, never silence
-NOT_YET = frozenset(("vip",))
+NOT_YET: frozenset = frozenset()
+# options refused where they do not apply, with what to do instead
+REFUSED_ELSEWHERE: dict[str, str] = {
+    "vip": "sarra needs no floating IP: instances sharing a queue (on any machine) "
+           "split the work and take over from each other; dd_watch and dd_poll take a "
+           "lease on the broker (vip in their configurations)",
+}
 
 
 def _invert(raw: str | None) -> str:

@@ -15,7 +15,12 @@ drains them and decides what is ready to announce:
 * what was announced (path, size, mtime, sum) is kept in a small database
   in the state directory; the changes of a batch are committed only when
   its posts are confirmed (``ack``), so a restart re-announces what was
-  not confirmed and nothing that did not change.
+  not confirmed and nothing that did not change;
+* with a lease (``vip``: sarra/broker/lease.py), only the instance holding
+  it watches; another that takes it over starts as a restart does, from
+  the record the last holder committed (the state directory is the
+  configuration's: instances on two machines share it as they share the
+  tree), so it announces what came meanwhile and nothing twice.
 """
 import fnmatch
 import logging
@@ -72,8 +77,9 @@ class WatchSource:
     broker = None
     done = False           # a watch never ends by itself
 
-    def __init__(self, cfg, tool: str = "watch"):
+    def __init__(self, cfg, tool: str = "watch", lease=None):
         self.cfg = cfg
+        self.lease = lease
         if not cfg.path:
             raise ConfigError("nothing to watch: give one or more 'path DIR'", option="path")
         self.roots = [os.path.abspath(p) for p in cfg.path]
@@ -98,7 +104,12 @@ class WatchSource:
 
     # -- life cycle ----------------------------------------------------------
     def connect(self) -> None:
-        """Start watching (once: a broker reconnect does not restart it)."""
+        """Start watching (once: a broker reconnect does not restart it);
+        with a lease, once it is held (``get``)."""
+        if self.lease is None:
+            self._start()
+
+    def _start(self) -> None:
         if self.watcher is None:
             self.state = WatchState(self.state_file)
             self.watcher = start_watcher(self.roots, self.changes, self.cfg.force_polling,
@@ -115,6 +126,11 @@ class WatchSource:
         return self.watcher is not None and self.watcher.name == "polling"
 
     def close(self) -> None:
+        self._stop()
+        if self.lease is not None:
+            self.lease.close()
+
+    def _stop(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
@@ -122,6 +138,24 @@ class WatchSource:
             self.state.rollback()   # what was not confirmed is announced again next time
             self.state.close()
             self.state = None
+        self.changes = queue.Queue()
+        self.pending, self.ready, self.batch = {}, [], []
+
+    def _active(self, timeout: float) -> bool:
+        """Whether this instance watches now: it holds the lease (or there is
+        none). Taking the lease starts the watch as a restart would; losing
+        it stops it, what was not confirmed left to the next holder."""
+        if self.lease is None:
+            return True
+        if self.lease.held(0.0 if self.watcher is not None else min(timeout, 1.0)):
+            if self.watcher is None:
+                self._start()
+            return True
+        if self.watcher is not None:
+            log.warning("the lease is lost: not watching; what was not confirmed is left "
+                        "to the instance that holds it")
+            self._stop()
+        return False
 
     def _catch_up(self) -> None:
         """Compare the tree with what was announced before: on a first run
@@ -152,6 +186,8 @@ class WatchSource:
 
     # -- the Flow's source interface --------------------------------------------
     def get(self, timeout: float) -> tuple[list[Message], list[Malformed]]:
+        if not self._active(timeout):
+            return [], []
         deadline = time.monotonic() + timeout
         out: list[Message] = []
         while True:
@@ -167,7 +203,8 @@ class WatchSource:
 
     def ack(self, tags: list) -> None:
         """The batch is confirmed by the broker: make its record permanent."""
-        self.state.commit()
+        if self.state is not None:
+            self.state.commit()
         self.batch = []
 
     def rewind(self) -> None:

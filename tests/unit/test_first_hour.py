@@ -65,7 +65,7 @@ def test_dd_post_help_lists_only_what_dd_post_uses():
     assert "post_broker is not set" in option_help(text, "broker")
     last = text.strip().splitlines()[-1]
     assert last.startswith("read but without effect in dd_post: base_dir,")
-    assert "inflight" in last and "vip" in last
+    assert "inflight" in last and "vip" not in text     # refused in dd_post: no floating IP
     assert "delete" not in text        # a subscriber's option: not dd_post's at all
 
 
