@@ -28,8 +28,9 @@ from . import remote
 from . import variables as var
 from .options import (IGNORED, NOT_YET, OPTIONS, PLUGIN_KEYWORDS, PLUGINS, HOOKS_INSTEAD,
                       REFUSED_ELSEWHERE,
-                      LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events, parse_bool, plugin_for,
-                      is_bool_word, known_names, lookup, parse_value, split_urls)
+                      LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events,
+                      is_bool_word, known_names, lookup, parse_bool, parse_value, plugin_for,
+                      split_urls)
 from .paths import TOOLS, config_dir, config_file
 
 COMMAND_LINE = "command line"
@@ -527,8 +528,8 @@ class _Loader:
         """``include https://...``: the fragment there (remote.get: fetched for a
         run, else the cached copy; the cached copy with a warning when the
         server cannot be read), read as a file whose name is the URL."""
-        if url.lower().startswith("http://") and not (self.values["include_http"]
-                                                      or self.cli_http):
+        allow_http = bool(self.values["include_http"] or self.cli_http)
+        if url.lower().startswith("http://") and not allow_http:
             raise ConfigError(f"{url}: an include over http (unencrypted, anyone on the way "
                               "may change it) needs include_http on; use https",
                               file, line, "include")
@@ -536,7 +537,7 @@ class _Loader:
             raise ConfigError(f"include loop: {' -> '.join(self.stack + [url])}",
                               file, line, "include")
         try:
-            got = remote.get(url, self.refresh, self.values["timeout"])
+            got = remote.get(url, self.refresh, self.values["timeout"], allow_http)
         except remote.FetchError as exc:
             raise ConfigError(f"cannot include {url}: {exc} (and no copy of it is cached "
                               f"in {os.path.dirname(remote.cache_path(url))})",

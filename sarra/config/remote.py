@@ -55,11 +55,25 @@ class Fragment:
     problem: str | None = None   # why the fetch failed, when it did
 
 
-def fetch(url: str, timeout: float = 30.0) -> str:
+class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed, but not from https to http unless allowed."""
+
+    def __init__(self, allow_http: bool):
+        super().__init__()
+        self.allow_http = allow_http
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not self.allow_http and not newurl.lower().startswith("https://"):
+            raise FetchError(f"redirected to {newurl}, not https (include_http on allows it)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch(url: str, timeout: float = 30.0, allow_http: bool = False) -> str:
     """The text at ``url`` (UTF-8, at most MAX_BYTES); FetchError otherwise."""
     request = urllib.request.Request(url, headers={"User-Agent": "sarra-include"})
+    opener = urllib.request.build_opener(_NoDowngrade(allow_http))
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:   # noqa: S310 - checked scheme
+        with opener.open(request, timeout=timeout) as resp:
             body = resp.read(MAX_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise FetchError(f"HTTP {exc.code} {exc.reason}") from None
@@ -98,7 +112,7 @@ def cached(url: str) -> Fragment | None:
     return Fragment(url, text, fetched, cached=True)
 
 
-def get(url: str, refresh: bool, timeout: float = 30.0) -> Fragment:
+def get(url: str, refresh: bool, timeout: float = 30.0, allow_http: bool = False) -> Fragment:
     """The fragment at ``url``: fetched (and cached) when ``refresh`` or when
     there is no cached copy; the cached copy, with ``problem`` said, when the
     fetch fails. FetchError: it failed and nothing is cached."""
@@ -106,7 +120,7 @@ def get(url: str, refresh: bool, timeout: float = 30.0) -> Fragment:
     if copy is not None and not refresh:
         return copy
     try:
-        text = fetch(url, timeout)
+        text = fetch(url, timeout, allow_http)
     except FetchError as exc:
         if copy is None:
             raise
@@ -116,14 +130,15 @@ def get(url: str, refresh: bool, timeout: float = 30.0) -> Fragment:
     return Fragment(url, text, time.time(), cached=False)
 
 
-def refresh_due(urls: dict[str, str], timeout: float = 30.0) -> list[str]:
+def refresh_due(urls: dict[str, str], timeout: float = 30.0,
+                allow_http: bool = False) -> list[str]:
     """Fetch each URL again (``urls``: url -> the text the run loaded); the
     URLs whose text changed (their new copy cached for the next start).
     A URL that cannot be read now is left as it was."""
     changed = []
     for url, loaded in urls.items():
         try:
-            text = fetch(url, timeout)
+            text = fetch(url, timeout, allow_http)
         except FetchError:
             continue
         if text != loaded:

@@ -71,10 +71,11 @@ class Housekeeper:
     def refresh_includes(self) -> None:
         """The fragments this run included from URLs, fetched again: one that
         changed is cached for the next start, and the log says so (once)."""
-        for url in remote.refresh_due(self.included, self.flow.cfg.timeout):
+        cfg = self.flow.cfg
+        for url in remote.refresh_due(self.included, cfg.timeout, bool(cfg.include_http)):
             log.warning("include %s changed since this instance started: its new text is "
                         "cached, a restart applies it (sarra restart %s/%s)", url,
-                        self.flow.cfg.tool, self.flow.cfg.key)
+                        cfg.tool, cfg.key)
             cached = remote.cached(url)
             self.included[url] = cached.text if cached else self.included[url]
 

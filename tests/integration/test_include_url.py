@@ -109,3 +109,17 @@ def test_a_fragment_cannot_pull_anything_from_here(served, sarra_home, line, wha
         load_config("subscribe", "inc", refresh=True)
     assert what in str(err.value)
     assert err.value.file == url and err.value.line == 2
+
+
+def test_a_redirect_does_not_lead_from_https_to_http(nginx, tmp_path, sarra_home):
+    """Redirects are followed, but to http only when http is allowed: an https
+    include cannot be downgraded by its server (or by someone on the way)."""
+    from sarra.config.remote import FetchError, fetch
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "common.inc").write_text("prefetch 4\n")
+    server = nginx(web, workers=1, extra="location = /moved { return 301 /common.inc; }")
+    moved = server.url.rstrip("/") + "/moved"
+    assert fetch(moved, allow_http=True) == "prefetch 4\n"
+    with pytest.raises(FetchError, match=r"redirected to http://.*/common.inc, not https"):
+        fetch(moved, allow_http=False)
