@@ -26,7 +26,7 @@ from ..errors import ConfigError, TransferError
 from ..message import Message, format_time
 from ..parts import Parts
 from ..poll import LISTERS, ListingError
-from ..poll.base import ANNOUNCE, WAIT, Entry, Key, refusal, verdict
+from ..poll.base import SKIP, WAIT, Entry, Key, refusal, verdict
 from ..poll.state import PollState
 from ..transfer import scheme_of
 from .announce import common_headers
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 100            # posts handed to the flow at a time
 BACKOFF_MAX = 300.0    # seconds: the longest wait after failed rounds
+TOLD_MAX = 1000        # refused names remembered as already warned of
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -116,6 +117,7 @@ class PollSource:
         self.ready: list[Message] = []
         self.batch: list[Message] = []
         self.rounds = 0
+        self.told: set[tuple[str, str]] = set()     # refused names already warned of
         self.stats = dict.fromkeys(("listed", "announced", "unchanged", "waiting", "refused",
                                     "skipped"), 0)
 
@@ -252,7 +254,7 @@ class PollSource:
             why = refusal(e.name)
             if why is not None:
                 self.stats["refused"] += 1
-                log.warning("%s: a name of the listing refused: %s", directory, why)
+                self._refused(directory, why)
                 continue
             path = directory + e.name
             if e.is_dir:
@@ -266,20 +268,32 @@ class PollSource:
                 yield msg
         self.state.forget_unseen(directory)
 
+    def _refused(self, directory: str, why: str) -> None:
+        """A warning for each name refused, once (then at debug level)."""
+        said = (directory, why)
+        if said in self.told:
+            log.debug("%s: a name of the listing refused: %s", directory, why)
+            return
+        if len(self.told) >= TOLD_MAX:
+            self.told.clear()
+        self.told.add(said)
+        log.warning("%s: a name of the listing refused (never posted): %s", directory, why)
+
     def _consider(self, path: str, e: Entry, now: float) -> Message | None:
         key = Key.of(e)
         action, waiting = verdict(key, self.state.announced(path), self.state.waiting(path),
                                   now, self.cfg.file_age_min)
-        if action == WAIT:
-            self.stats["waiting"] += 1
-            self.state.wait(path, waiting)
-            return None
-        if action != ANNOUNCE:
+        if action == SKIP:
             self.stats["unchanged"] += 1
             return None
         msg = self._message(path, e)
         if self.cfg.masks and not choose(msg, self.cfg.masks,
                                          self.cfg.accept_unmatch is not False, None)[0]:
+            self.state.wait(path, None)      # rejected: nothing to wait for
+            return None
+        if action == WAIT:
+            self.stats["waiting"] += 1
+            self.state.wait(path, waiting)
             return None
         self.state.announce(path, key)
         self.stats["announced"] += 1

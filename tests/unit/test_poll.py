@@ -357,3 +357,19 @@ def test_poll_posts_round_trip_in_v02_and_v03(poll_cfg):
         assert (back.base_url, back.relpath, back.headers["sum"]) == \
             ("ftp://u@h/", "pub/a b#ü.txt", "z,s"), prefix
         assert back.parts.file_size == 5 and back.headers["mtime"] == msg.headers["mtime"]
+
+
+def test_waiting_files_refused_names_and_rejected_ones(poll_cfg, caplog):
+    """file_age_min: a file waits (recorded on disk) until listed unchanged that
+    long; a rejected one never waits; a refused name is warned of once."""
+    tree = {"/pub/": [Entry("a", 1, T), Entry("x.tmp", 1, T), Entry("..", 1, T)]}
+    src = source(poll_cfg(("file_age_min", "0.3"), ("reject", r".*\.tmp")), Listing(tree))
+    assert take(src) == []
+    assert src.state.waiting("/pub/a") is not None and src.state.waiting("/pub/x.tmp") is None
+    import time
+    time.sleep(0.35)
+    assert [m.relpath for m in take(src)] == ["pub/a"]
+    assert src.state.waiting("/pub/a") is None
+    warned = [r for r in caplog.records if "refused (never posted)" in r.getMessage()]
+    assert len(warned) == 1 and "'..'" in warned[0].getMessage()
+    src.close()
