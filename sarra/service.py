@@ -566,3 +566,16 @@ def tail(path: str, lines: int) -> list[str]:
             return f.read().decode("utf-8", "replace").splitlines()[-lines:]
     except OSError:
         return []
+
+
+def last_figures(tool: str, config: str, instances: int, within: float) -> list[dict]:
+    """What each instance (1 to ``instances``) last wrote in its metrics file,
+    running or not, when it wrote it in the last ``within`` seconds (the
+    web console: a dead flow's last hour is still shown)."""
+    now = time.time()
+    out = []
+    for n in range(1, max(instances, 1) + 1):
+        m = read_metrics(metrics_file(tool, config, n))
+        if m and now - m.get("time", 0) < within:
+            out.append(m)
+    return out

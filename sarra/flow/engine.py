@@ -40,6 +40,7 @@ from .retry import RetryQueue
 log = logging.getLogger(__name__)
 
 LAGS_KEPT = 1024     # lags of the recent batches kept (for the p95 of the metrics)
+RECENT_KEPT = 20     # the last outcomes of each kind kept (the web console's lists)
 
 
 class Flow:
@@ -60,7 +61,8 @@ class Flow:
     is the time the last batch was handled minus the pubtime of its last
     message from the source (``lags``: the recent ones, with their time),
     ``last_activity`` when a batch was last handled, ``connected`` whether
-    the broker is."""
+    the broker is; ``recent`` the last RECENT_KEPT jobs that ended ``ok``
+    and ``failed``, each (time, relpath, code, reason)."""
 
     def __init__(self, cfg, source: Source, worker: Worker | None = None,
                  poster: Poster | None = None, reporter: Reporter | None = None,
@@ -89,6 +91,8 @@ class Flow:
         self.lag: float | None = None
         self.lags: deque = deque(maxlen=LAGS_KEPT)   # (time, lag) of the recent batches
         self.last_activity: float | None = None
+        self.recent: dict[str, deque] = {"ok": deque(maxlen=RECENT_KEPT),
+                                         "failed": deque(maxlen=RECENT_KEPT)}
         self.connected = False
         self.stopping = False
         # what source_from_exchange trusts as published by feeders
@@ -285,6 +289,7 @@ class Flow:
             pub.flush()
         if self.retry is not None:
             self.retry.save()   # before the broker is told (ack): a crash loses nothing
+        now = time.time()
         for j in wl:
             if j.posted:        # now confirmed (flush above)
                 if self.worker is not None:
@@ -292,6 +297,8 @@ class Flow:
                 else:
                     self.stats["posted"] += j.posted
             oc = j.outcome
+            if j.state in self.recent and oc is not None:
+                self.recent[j.state].append((now, j.msg.relpath, oc.code, oc.reason))
             if oc and (oc.code or oc.tally):
                 self.stats[oc.code or oc.tally] += 1
             elif j.state == "rejected":

@@ -10,6 +10,11 @@ in the flow's way, unknown when the user may not read it). Written every
 METRICS_EVERY seconds from the loop, from long transfers too (``progress``)
 and between attempts to reach a lost broker: a file not written for long
 means a loop that hangs. Its keys of earlier versions keep their meaning.
+
+Since 0.1 it also holds the last hour of the instance's work, minute by
+minute (``History``: what the web console plots; a restarted instance
+takes the history its predecessor left), and its latest outcomes
+(``recent``: the deliveries and failures the console lists).
 """
 import json
 import logging
@@ -28,6 +33,40 @@ WINDOW = 60.0            # seconds over which the rates and trends are measured
 LAG_P95_OVER = 300.0     # seconds of batches the lag's p95 is taken over
 QUEUE_EVERY = 10.0       # seconds between two reads of the broker queue's depth
 QUEUE_REFUSED_EVERY = 300.0   # ... when the API refused (the user may not read it)
+HISTORY_STEP = 60.0      # seconds of work in one entry of the history
+HISTORY_SPAN = 3600.0    # seconds of history kept (the last hour)
+
+
+class History:
+    """The work of an instance minute by minute: entries ``[start, messages,
+    bytes, failures, lag]`` (start: seconds since the epoch, a multiple of
+    HISTORY_STEP; lag: the largest lag of its batches, None: no batch),
+    the last HISTORY_SPAN seconds of them."""
+
+    def __init__(self, kept=(), now: float | None = None):
+        now = time.time() if now is None else now
+        self.entries: list[list] = [list(e) for e in kept if _entry_ok(e)
+                                    and now - e[0] < HISTORY_SPAN]
+
+    def add(self, now: float, messages: int, nbytes: int, failures: int,
+            lag: float | None) -> None:
+        start = now - now % HISTORY_STEP
+        if not self.entries or self.entries[-1][0] != start:
+            self.entries.append([start, 0, 0, 0, None])
+        e = self.entries[-1]
+        e[1] += messages
+        e[2] += nbytes
+        e[3] += failures
+        if lag is not None:
+            e[4] = round(max(e[4] or 0.0, lag), 3)
+        while self.entries and now - self.entries[0][0] >= HISTORY_SPAN:
+            self.entries.pop(0)
+
+
+def _entry_ok(e) -> bool:
+    return isinstance(e, list) and len(e) == 5 and \
+        all(isinstance(x, (int, float)) for x in e[:4]) and \
+        (e[4] is None or isinstance(e[4], (int, float)))
 
 
 class Housekeeper:
@@ -44,6 +83,9 @@ class Housekeeper:
         self.queue = QueueWatch.of(flow)
         self._included_at = now            # when the fragments included from URLs were read
         self.included = dict(flow.cfg.remote)       # URL -> the text this run loaded
+        before = read_metrics(metrics_path) or {}
+        self.history = History(before.get("history") or ())
+        self._noted = (time.time(), self._last)   # what the history has counted
 
     def _snapshot(self) -> tuple[float, int, int, int]:
         return (time.monotonic(), sum(self.flow.stats.values()), self.flow.bytes,
@@ -119,6 +161,11 @@ class Housekeeper:
                 "last_activity": flow.last_activity, **lag_figures(flow.lags, now)}
         if self.queue is not None:
             data.update(self.queue.figures())
+        self._note_history(now, snap)
+        data["history"] = self.history.entries
+        data["recent"] = {state: [[round(t, 3), relpath, code, reason]
+                                  for t, relpath, code, reason in jobs]
+                          for state, jobs in flow.recent.items()}
         tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as f:
@@ -129,6 +176,14 @@ class Housekeeper:
         self.written = True
         if self.queue is not None and not final:
             self.queue.start()
+
+    def _note_history(self, now: float, snap: tuple) -> None:
+        """What was done since the last write, in the history's current minute."""
+        at, last = self._noted
+        lags = [lag for t, lag in list(self.flow.lags) if t > at]
+        self.history.add(now, snap[1] - last[1], snap[2] - last[2], snap[3] - last[3],
+                         max(lags) if lags else None)
+        self._noted = (now, snap)
 
     def log_line(self) -> None:
         msg_rate, byte_rate = self._rates(self._last)
