@@ -7,6 +7,7 @@ first message) and returns the complete Flow.
 import os
 import re
 from typing import Callable
+from urllib.parse import urlsplit
 
 from . import service
 from .broker import make_broker
@@ -15,6 +16,8 @@ from .config import broker_user, paths
 from .errors import ConfigError
 from .flow.engine import Flow
 from .flow.gather import BrokerSource, PathSource
+from .flow.ledger import FILE as LEDGER_FILE
+from .flow.ledger import Ledger
 from .flow.logview import LogPrinter
 from .flow.nodupe import DuplicateCache
 from .flow.publish import Outlet, Publisher, Reporter
@@ -257,7 +260,20 @@ def log_flow(cfg) -> Flow:
     if not cfg.is_set("exchange"):
         cfg.override("exchange", f"xr_{broker_user(cfg.resolve_url('broker'))}")
     source = BrokerSource(cfg, "log", idle_exit=None if cfg.follow else LOG_IDLE_EXIT)
-    return _flow(cfg, source, poster=LogPrinter(cfg.format), connect_attempts=1)
+    ledger = None
+    if cfg.ledger_max_age > 0:
+        ledger = Ledger(ledger_path(cfg.key), cfg.ledger_max_age,
+                        urlsplit(cfg.broker or "").hostname or "")
+    return _flow(cfg, source, poster=LogPrinter(cfg.format, ledger=ledger, show=not cfg.file),
+                 connect_attempts=1)
+
+
+def ledger_path(config: str, make: bool = True) -> str:
+    """The ledger of dd_log's configuration ``config`` (sarra/flow/ledger.py);
+    its directory made when ``make``."""
+    if make:
+        return paths.state_path("log", config, LEDGER_FILE)
+    return os.path.join(paths.state_dir(), "log", config, LEDGER_FILE)
 
 
 def flow_for(tool: str, cfg, **options) -> Flow:

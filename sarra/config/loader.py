@@ -43,7 +43,7 @@ HOOK_STAGES = ("on_message", "on_part", "on_file", "on_post")
 PLACEMENT = ("directory", "mirror", "strip", "flatten", "rename")
 # options that change how a run shows things, not what it consumes: an ad hoc
 # run keeps its queue whatever they are
-DISPLAY_ONLY = frozenset(("follow", "format", "debug", "log_level"))
+DISPLAY_ONLY = frozenset(("follow", "format", "debug", "log_level", "file"))
 
 SHORT_OPTIONS = {"-b": "broker", "-ex": "exchange", "-u": "post_base_url",
                  "-pb": "post_broker", "-pbu": "post_base_url",

@@ -500,6 +500,12 @@ _DECLARED = [
     _O("follow", "bool", False, "keep reading new log messages", tools=("log",)),
     _O("format", "choice", "table", "how dd_log shows log messages: a table, or JSON "
        "lines", tools=("log",), choices=("table", "json")),
+    _O("ledger_max_age", "duration", 604800.0, "how long dd_log keeps the log messages "
+       "it read in its ledger (by when it read them; 0: keeps no ledger)",
+       tools=("log",)),
+    _O("file", "str", None, "answer from the ledger: every log message about this file "
+       "(a relpath, a file name, or a pattern with * ? [...]), after reading what waits",
+       tools=("log",)),
     _O("log_events", "str", None, "a line in the log for each message at these points "
        "(sr3's logEvents): after_accept (accepted), after_work (its work done: each file "
        "received or sent), after_post (posted), all; on_housekeeping, on_start, on_stop "
