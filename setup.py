@@ -75,6 +75,8 @@ setup(
     ],
     python_requires=">=3.10",
     packages=find_packages(include=["sarra", "sarra.*"]),
+    # the web console's page, script and style (sarra web): served from the package
+    package_data={"sarra.web": ["static/*.html", "static/*.js", "static/*.css"]},
     install_requires=INSTALL_REQUIRES,
     # build (+ wheel, which setuptools < 70.1 needs for bdist_wheel): the
     # packaging tests build the sdist and the wheel with `python -m build --no-isolation`

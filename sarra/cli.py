@@ -18,6 +18,7 @@ from .components import flow_for
 from .config import help_text, load_config, parse_argv, paths
 from .config.loader import config_hint, configuration_names, did_you_mean
 from .flow import quarantine
+from .flow.logview import ledger_lines
 from .errors import BrokerError, ConfigError, SarraError
 
 log = logging.getLogger("sarra")
@@ -162,12 +163,27 @@ def _post(cfg, targets: list[str]) -> int:
 
 def _log(cfg) -> int:
     """dd_log: who got which of the user's files, when, with what status
-    (components.log_flow)."""
+    (components.log_flow); with ``file``, what its ledger knows of that
+    file, once it has read what waits."""
+    if cfg.file and cfg.ledger_max_age <= 0:
+        raise ConfigError("answers from the ledger, and ledger_max_age 0 keeps none",
+                          option="file")
     flow = flow_for("log", cfg)
     try:
         flow.run()
     except KeyboardInterrupt:
         pass
+    except BrokerError as exc:
+        if not cfg.file:
+            raise
+        log.warning("the log messages waiting could not be read (%s): the ledger answers "
+                    "with what it had", exc)
+    if cfg.file:
+        rows = flow.poster.ledger.find(cfg.file)
+        print("\n".join(ledger_lines(rows, cfg.format)))
+        print(f"({len(rows)} log message{'s' if len(rows) != 1 else ''} about {cfg.file} in "
+              f"{flow.poster.ledger.path})", file=sys.stderr)
+        return 0 if rows else 1
     if cfg.format == "table":
         print(f"({flow.poster.shown} log messages from {', '.join(flow.source.exchanges())})",
               file=sys.stderr)
@@ -269,7 +285,7 @@ globals().update({f"main_{t.name}": _entry(t.name) for t in tools.TOOLS})
 # -- the operator's command: every configuration at once -----------------------
 
 OPERATOR_ACTIONS = ("start", "stop", "restart", "status", "list", "log", "declare",
-                    "cleanup", "sanity", "quarantine", "check", "metrics") + manage.MANAGE_ACTIONS + \
+                    "cleanup", "sanity", "quarantine", "check", "metrics", "web") + manage.MANAGE_ACTIONS + \
     ("convert",)
 QUARANTINE_VERBS = ("list", "retry", "drop")
 OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
@@ -279,6 +295,7 @@ OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
        sarra add TOOL/CONFIG [FILE] | sarra add TOOL FILE
        sarra edit|remove|enable|disable TOOL/CONFIG
        sarra convert [DIR ...] [--from sr3|v2] [--dry-run]
+       sarra web [--listen HOST:PORT] [--remote]
 
 Acts on every configuration in {config_dir}/<tool>/*.conf, or on those
 named (TOOL alone: all of that tool's). ACTION is one of:
@@ -299,6 +316,9 @@ named (TOOL alone: all of that tool's). ACTION is one of:
   check     one line for monitoring (Nagios plugin): the worst health, with
             performance data; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
   metrics   the figures of every instance in the Prometheus text format
+  web       the console: a page showing every configuration, /metrics, the
+            configuration builder (--listen, default 127.0.0.1:8990; another
+            address than loopback needs --remote and a login in credentials.conf)
 Managing configurations (one TOOL/CONFIG each):
   show      the effective configuration: each value and where it comes from
             (file:line, include, default.conf, command line, default)
@@ -435,6 +455,8 @@ def operate(argv: list[str]) -> int:
         return convert(rest)
     if action in ("check", "metrics"):
         return _watch_over(action, rest)
+    if action == "web":
+        return _web(rest)
     try:
         chosen = configurations(rest, action)
     except ConfigError as exc:
@@ -463,16 +485,17 @@ def operate(argv: list[str]) -> int:
     return worst
 
 
-def _judged(selection: list[str]) -> tuple[list[dict], list[str]]:
+def _judged(selection: list[str], tell: bool = True) -> tuple[list[dict], list[str]]:
     """``service.describe`` of each configuration selected, judged by its own
     thresholds; and the configurations that could not be read (told on
-    standard error). ConfigError: a selection that names nothing."""
+    standard error when ``tell``). ConfigError: a selection that names nothing."""
     results, errors = [], []
     for tool, name in configurations(selection):
         try:
             cfg = load_config(tool, name, [], tools.tool(tool).presets)
         except ConfigError as exc:
-            print(f"sarra: {tool}/{name}: {exc}", file=sys.stderr)
+            if tell:
+                print(f"sarra: {tool}/{name}: {exc}", file=sys.stderr)
             errors.append(f"{tool}/{name}")
             continue
         results.append(service.describe(tool, name, cfg.instances,
@@ -499,6 +522,59 @@ def _watch_over(action: str, selection: list[str]) -> int:
     from .metrics import exposition      # prometheus_client: only here
     sys.stdout.write(exposition(results))
     return 2 if errors else 0
+
+
+def _web(args: list[str]) -> int:
+    """``sarra web``: the console (sarra/web/server.py) until interrupted."""
+    from .components import ledger_path
+    from .flow.housekeeping import HISTORY_SPAN
+    from .flow.ledger import find_in
+    from .metrics import exposition
+    from .web.server import DEFAULT_LISTEN, Console, Sources, make_server, parse_listen
+    listen, remote, rest = DEFAULT_LISTEN, False, list(args)
+    while rest:
+        word = rest.pop(0)
+        if word == "--listen" and rest:
+            listen = rest.pop(0)
+        elif word == "--remote":
+            remote = True
+        else:
+            print(f"sarra web: unexpected '{word}' (sarra web [--listen HOST:PORT] "
+                  "[--remote])", file=sys.stderr)
+            return 2
+
+    def files(results: list[dict]) -> dict[str, list[dict]]:
+        return {f"{d['tool']}/{d['config']}": service.last_figures(
+            d["tool"], d["config"], d["instances"], HISTORY_SPAN) for d in results}
+
+    def ledger(pattern: str) -> list[dict]:
+        return find_in([(f"log/{n}", ledger_path(n, make=False))
+                        for n in configuration_names("log")], pattern)
+
+    sources = Sources(judged=lambda: _judged([], tell=False), files=files,
+                      exposition=exposition, ledger=ledger)
+    try:
+        console = Console(sources, *parse_listen(listen), remote=remote)
+        server = make_server(console)
+    except ConfigError as exc:
+        print(f"sarra web: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"sarra web: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"sarra web: listening on http://{console.hostport()}/"
+          + (f" (login: {', '.join(console.users)})" if console.users else ""), flush=True)
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def main_dd() -> None:

@@ -242,3 +242,15 @@ class Credentials:
         """The details (ssh_keyfile, ca_file, passive, tls...) of the entry for ``url``."""
         entry = self._find(url)
         return dict(entry.details) if entry else {}
+
+    def users(self, url: str) -> list[str]:
+        """The users that have a password for ``url``'s scheme, host and port
+        (``sarra web``: who may log in to the console)."""
+        try:
+            wanted = _key(url)
+        except ValueError:
+            return []
+        return [e.key.user for e in self._entries if e.key.user is not None
+                and (e.key.scheme, e.key.host, e.key.port) ==
+                (wanted.scheme, wanted.host, wanted.port)
+                and _split_userinfo(e.url)[2] is not None]

@@ -173,3 +173,32 @@ def ftpsd(tmp_path_factory) -> FtpServer:
     server = _vsftpd(tmp_path_factory, tls=True)
     yield server
     server.stop()
+
+
+# --------------------------------------------------------------------------- a browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by selenium through Debian's
+    chromedriver (its path given: selenium-manager downloads nothing); one
+    for the session, 1280x1000."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.path.exists(path):
+            pytest.fail(f"{path} not found: {SETUP_HINT} (chromium, chromium-driver)",
+                        pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()

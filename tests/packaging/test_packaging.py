@@ -75,6 +75,8 @@ def _norm(name: str) -> str:
 
 # the systemd units, kept in debian/ only (the .rpm installs the same files)
 UNITS = ["sarra.service", "sarra-sanity.service", "sarra-sanity.timer"]
+# the web console's page, script and style: package data (setup.py), served by sarra web
+WEB_STATIC = [f"sarra/web/static/{n}" for n in ("index.html", "app.js", "app.css")]
 # Debian 12 packages too old for the range setup.py asks for, and why. The .deb
 # depends on them without a version (it must install on bookworm).
 BOOKWORM_TOO_OLD: dict[str, str] = {}
@@ -160,6 +162,7 @@ def test_sdist_has_docs_man_pages_examples_and_packaging(dists):
                for rel in _repo_files(kind) if f"{kind}/{rel}" not in names]
     missing += [f for f in ["README.md", "setup.py", "pyproject.toml", "MANIFEST.in",
                             "sarra/cli.py", "packaging/sarra.spec", "debian/control",
+                            *WEB_STATIC,
                             "debian/rules", "debian/changelog"]
                 + [f"debian/{u}" for u in UNITS] if f not in names]
     assert not missing, f"missing from {dists['sdist'].name}: {missing}"
@@ -177,6 +180,9 @@ def test_wheel_has_every_console_script_and_bounded_dependencies(dists):
     parser.read_string(entry_points)
     scripts = dict(parser["console_scripts"])
     assert sorted(scripts) == sorted(TOOLS), "console scripts: expected exactly " + str(TOOLS)
+    with zipfile.ZipFile(dists["wheel"]) as whl:
+        missing = [f for f in WEB_STATIC if f not in whl.namelist()]
+    assert not missing, f"the web console's files are not in the wheel: {missing}"
     assert "dd" not in scripts, "`dd` would shadow coreutils' dd"
     assert scripts["sarra"] == "sarra.cli:main_dd"
     requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines()
@@ -413,6 +419,7 @@ def test_deb_installs_tools_man_pages_examples_guides_and_units(deb):
     expected += [f"{_unit_dir(files)}/{u}" for u in UNITS]
     expected += [f"/usr/lib/python3/dist-packages/{p.relative_to(REPO)}"
                  for p in (REPO / "sarra").rglob("*.py")]
+    expected += [f"/usr/lib/python3/dist-packages/{p}" for p in WEB_STATIC]
     missing = [f for f in expected if f not in plain]
     assert not missing, f"missing from {deb['deb'].name}: {missing}"
     for t in TOOLS:
