@@ -10,7 +10,9 @@ refused (530) as a bad password is. Anonymous sessions run as the system's
 ``ftp`` user, chrooted into ``root`` (which must stay unwritable by it,
 vsftpd refuses a writable chroot): ``writable(path)`` makes a directory of
 the tree the ftp user may upload, rename and delete in. vsftpd does not
-offer MLSD (only LIST) and refuses SITE CHMOD to anonymous sessions.
+offer MLSD (only LIST) and refuses SITE CHMOD to anonymous sessions. ASCII
+mode converts line ends, as on many servers: a client that leaves a
+connection in ASCII mode corrupts the binary files it then fetches.
 Runs as root (vsftpd's own requirement, for the chroot).
 """
 from __future__ import annotations
@@ -68,6 +70,8 @@ tcp_wrappers=NO
 max_clients=200
 max_per_ip=200
 idle_session_timeout=600
+ascii_download_enable=YES
+ascii_upload_enable=YES
 {tls}"""
 
 _TLS = """\

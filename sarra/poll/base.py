@@ -38,6 +38,8 @@ def refusal(name: str) -> str | None:
         return f"'{name}' holds a '/'"
     if any(c in name for c in "\r\n\x00"):
         return f"{name!r} holds a line break or a NUL"
+    if any("\udc80" <= c <= "\udcff" for c in name):
+        return f"{name!r} is not UTF-8"
     return None
 
 

@@ -342,10 +342,10 @@ class FtpTransfer:
         def ls(conn: _Conn, place: _Place) -> str:
             restart()
             if "MLST" in conn.features:
-                conn.ftp.retrlines(f"MLSD {place.path}", line)
+                _lines(conn.ftp, f"MLSD {place.path}", line)
                 return "mlsd"
             conn.ftp.cwd(place.path)       # LIST of a path with blanks is not portable
-            conn.ftp.retrlines("LIST", line)
+            _lines(conn.ftp, "LIST", line)
             return "list"
         return self._run(url, "listing", ls)
 
@@ -495,6 +495,21 @@ class FtpTransfer:
             else:
                 self._optional(conn, place, "SITE CHMOD", f"SITE CHMOD {mode:o} {path}")
         conn.dirs.add(path)
+
+
+def _lines(ftp: ftplib.FTP, cmd: str, line: Callable[[str], None]) -> None:
+    """``cmd``'s data as lines (without their ends) given to ``line``, in
+    ASCII mode, then binary again (what the pooled connection's downloads
+    need). Bytes that are not UTF-8 are kept as surrogate escapes (a name in
+    another encoding is then refused by dd_poll, not a crash)."""
+    ftp.voidcmd("TYPE A")
+    with ftp.transfercmd(cmd) as sock, sock.makefile("rb") as data:
+        for raw in data:
+            line(raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape"))
+        if isinstance(sock, ssl.SSLSocket):
+            sock.unwrap()
+    ftp.voidresp()
+    ftp.voidcmd("TYPE I")
 
 
 def _features(ftp: ftplib.FTP) -> set[str]:

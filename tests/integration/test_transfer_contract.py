@@ -423,6 +423,28 @@ def test_ftp_errors_say_whether_to_retry(ftp_server, tmp_path):
     good.close()
 
 
+def test_ftp_listing_then_downloads_on_the_same_connection(ftp_server, tmp_path):
+    """dd_poll's listing (in ASCII mode) leaves the pooled connection in
+    binary mode: a file of line ends comes byte for byte (the server
+    converts them in ASCII mode)."""
+    mine = ftp_server.root / f"l-{tmp_path.name}"
+    mine.mkdir()
+    data = b"one\ntwo\r\nthree\n" * 1000
+    (mine / "lines.txt").write_bytes(data)
+    ftp = SCHEMES.get(ftp_server.scheme)(timeout=10,
+                                         credentials=Credentials.from_text(ftp_server.credentials))
+    lines: list[str] = []
+    assert ftp.listing(f"{ftp_server.url}{mine.name}/", lines.append) == "list"
+    assert len(lines) == 1 and lines[0].endswith(" lines.txt")
+    stream = ftp.open(f"{ftp_server.url}{mine.name}/lines.txt")
+    got = b""
+    while chunk := stream.read(65536):
+        got += chunk
+    stream.close()
+    assert got == data and len(ftp._pool) == 1
+    ftp.close()
+
+
 def test_ftps_verifies_the_certificate(ftpsd, tmp_path):
     """Without the test CA (ca_file), the server's certificate is refused,
     not worth retrying; plain FTP to the FTPS-only server is refused too."""
