@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import (AMQP_URL, SETUP_HINT, ProcessRegistry, _kill_started, find_program,
                            kill_processes_with_env)
 from tools.localnginx import NginxServer, start_nginx
-from tools.localrabbit import RabbitNode, find_script, start_rabbit
+from tools.localrabbit import RabbitNode, find_script, start_cluster, start_rabbit
 
 _INTEGRATION_DIRS = (Path(__file__).parent / "integration", Path(__file__).parent / "guides")
 
@@ -172,6 +172,28 @@ def rabbit_node(tmp_path_factory) -> Callable[[str], RabbitNode]:
     yield get
     closing = [threading.Thread(target=node.close) for node in nodes.values()]
     for thread in closing:      # each takes seconds, mostly waiting: all at once
+        thread.start()
+    for thread in closing:
+        thread.join()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory) -> list[RabbitNode]:
+    """Three private RabbitMQ nodes on loopback joined into one cluster
+    (tools/localrabbit.start_cluster), started on first use and shared by
+    the session: the cluster tests and the admin guide's cluster section.
+    A test that kills nodes leaves them to the next one's
+    tests.clusterkit.all_running."""
+    if find_script("rabbitmq-server") is None:
+        pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
+    try:
+        nodes = start_cluster(tmp_path_factory.mktemp("cluster"),
+                              f"sarra_cl{secrets.token_hex(2)}_", 3)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield nodes
+    closing = [threading.Thread(target=node.close) for node in nodes]
+    for thread in closing:
         thread.start()
     for thread in closing:
         thread.join()

@@ -26,6 +26,7 @@ from dataclasses import replace
 import pika
 
 from tests.guides.conftest import log_table, rabbit_queues
+from tests.clusterkit import all_running, api
 from tests.guides.runner import GuideRunner, parse_guide
 from tests.helpers import REPO_ROOT, compare_trees, free_port, make_tree, port_open, wait_for
 
@@ -51,8 +52,9 @@ WINNOW = ("## Reduce redundant feeds", "## Installing")
 INSTALLING = ("## Installing", "## RabbitMQ")
 RABBITMQ = ("## RabbitMQ", "## Queues")
 WATCHING = ("## Watching directories", "## Operating a switch's configurations")
-OPERATING = ("## Operating a switch's configurations", "## Not implemented yet")
-SPANS = {GUIDE: [SET_UP, LINK, WINNOW, INSTALLING, RABBITMQ, WATCHING, OPERATING]}
+OPERATING = ("## Operating a switch's configurations", "## Running a switch on a cluster")
+CLUSTER = ("## Running a switch on a cluster", "## Not implemented yet")
+SPANS = {GUIDE: [SET_UP, LINK, WINNOW, INSTALLING, RABBITMQ, WATCHING, OPERATING, CLUSTER]}
 START, STOP = SET_UP
 
 # what the shims of the switch recorded, in order (sudo records itself, then
@@ -449,3 +451,57 @@ def test_rabbitmq_permissions_by_hand_as_the_admin_guide_says(rabbit_node, machi
         cleanup.queue_delete("q_alice.subscribe.obs.1.2")
         admin.close()
         node.ctl("delete_user", "alice", check=False)
+
+
+def test_a_switch_on_a_cluster_as_the_admin_guide_says(cluster, machines, nginx):
+    """"Running a switch on a cluster" on the session's three clustered nodes
+    (joining them is the one step not run): the switch declared and started
+    with quorum queues and its stream, bob subscribed with the three nodes;
+    alice's files reach bob's mirror, then his replay of the stream."""
+    all_running(cluster)
+    # the guide's node names on the cluster's ports (node1's API, and AMQP)
+    nodes = {f"node{i}.example.com": f"127.0.0.1:{n.amqp_port}" for i, n in enumerate(cluster, 1)}
+    on_switch = {**nodes, "node1.example.com:15672": f"127.0.0.1:{cluster[0].http_port}",
+                 **{f"{k}:5672": v for k, v in nodes.items()}}
+    switch = machines("cluster", cwd=REPO_ROOT, rabbit=cluster[0], paths=["/var/lib/sarra"],
+                      subs=on_switch)
+    web = nginx(switch.path("/var/lib/sarra/data"), workers=1)
+    switch.subs["http://switch.example.com/"] = web.url
+    bob = machines("bob", paths=["/data"], subs=nodes)
+    runner = GuideRunner(parse_guide(GUIDE, *CLUSTER), {"cluster": switch, "bob": bob})
+    assert [why.split(":")[0] for _where, why in runner.skipped] == ["joining machines"]
+
+    alice = machines("alice", paths=["/srv/data"])
+    files = make_tree(alice.path("/srv/data/2026-12-03"), 5, depth=1, size=3000)
+    data = nginx(alice.path("/srv/data"), workers=1)
+    alice.subs.update({"node1.example.com": nodes["node1.example.com"],
+                       "http://data.example.com/": data.url})
+    alice.write_file("~/.config/sarra/credentials.conf",
+                     "amqp://alice:Al1ce-Secret@node1.example.com/\n")
+
+    runner.run_until(runner.index("dd_subscribe start replay"))
+    declared = runner.results[runner.index("dd_audit declare")].stdout
+    assert "declared stream xpublic_stream (x-max-age 604800s) bound to xpublic" in declared
+    sara = (switch.home / ".config" / "sarra" / "sara" / "switch.conf").read_text()
+    assert "queue_type" in sara and "quorum" in sara and sara.count("127.0.0.1:") >= 3
+    quorum = [q["name"] for q in api(cluster[0], "queues") if q.get("type") == "quorum"]
+    assert any(q.startswith("q_feeder.sara.switch") for q in quorum), quorum
+    assert any(q.startswith("q_bob.subscribe.all") for q in quorum), quorum
+
+    posted = alice.sh("chmod 600 ~/.config/sarra/credentials.conf && "
+                      "dd_post --post_broker amqp://alice@node1.example.com/ "
+                      "--post_base_url http://data.example.com/ --post_base_dir /srv/data "
+                      "/srv/data/2026-12-03")
+    assert "posted 5 of 5 files" in posted.output, posted.output
+    src = alice.path("/srv/data/2026-12-03")
+    wait_for(lambda: not compare_trees(src, bob.path("/data/labq") / "alice" / "2026-12-03"),
+             timeout=60, what="alice's files in bob's mirror")
+    runner.run_to_end()
+    wait_for(lambda: not compare_trees(src, bob.path("/data/replay") / "alice" / "2026-12-03"),
+             timeout=60, what="alice's files in bob's replay of the stream")
+    for machine in (switch, bob, alice):
+        assert machine.unused_substitutions() == [], (machine.name,
+                                                      machine.unused_substitutions())
+        for log in (machine.home / ".cache" / "sarra" / "log").glob("*.log"):
+            text = log.read_text(errors="replace")
+            assert "[ERROR]" not in text, f"{machine.name} {log.name}:\n{text}"

@@ -1,5 +1,7 @@
 """sarra on a RabbitMQ cluster: three private nodes on loopback, clustered
-(tools/localrabbit.start_cluster), started once for this module.
+(tools/localrabbit.start_cluster), started once for the session (the
+``cluster`` fixture, tests/conftest.py: the admin guide's cluster section
+runs on it too).
 
 - a subscriber given the three nodes, on a quorum queue, while the node it
   is connected to and then the leader of its queue are SIGKILLed mid-flow
@@ -16,66 +18,24 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pika
-import pytest
-import requests
 
 from tests.helpers import kill_process, make_tree, run_tool, wait_for
 from tests.integration.flowkit import (assert_logs_clean, files_under, slow_http, stop,
                                        tmp_files, wait_same_tree)
-from tools.localrabbit import RabbitNode, start_cluster
+from tests.clusterkit import alive, all_running, api
+from tools.localrabbit import RabbitNode
 
 __all__ = ["slow_http"]
 SIZE = 4096
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    nodes = start_cluster(tmp_path_factory.mktemp("cluster"), f"sarra_cl{int(time.time()) % 10000}_",
-                          3)
-    yield nodes
-    closing = [threading.Thread(target=node.close) for node in nodes]
-    for thread in closing:
-        thread.start()
-    for thread in closing:
-        thread.join()
-
-
-def all_running(nodes) -> None:
-    """Every node started and counted running by the cluster."""
-    from tests.helpers import port_open
-    for node in nodes:
-        if node.proc is None or node.proc.poll() is not None:
-            node.start()
-
-    def running():
-        if not all(port_open("127.0.0.1", n.amqp_port, 0.5) for n in nodes):
-            return False
-        try:
-            listed = api(nodes[0], "nodes")
-        except requests.RequestException:
-            return False            # its management API is starting
-        return len(listed) == len(nodes) and all(n["running"] for n in listed)
-    wait_for(running, timeout=90, interval=0.5, what="every node of the cluster running")
-
-
 def node_urls(nodes: list[RabbitNode], password: bool = False) -> list[str]:
     return [n.url(password="guest" if password else None) for n in nodes]
-
-
-def api(node: RabbitNode, path: str):
-    got = requests.get(f"{node.management_url}/{path}", auth=("guest", "guest"), timeout=10)
-    got.raise_for_status()
-    return got.json()
-
-
-def alive(nodes):
-    return [n for n in nodes if n.proc is not None and n.proc.poll() is None]
 
 
 def queue_info(nodes, queue: str) -> dict:
