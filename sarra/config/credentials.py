@@ -25,7 +25,8 @@ from .paths import config_dir
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671, "http": 80, "https": 443,
-                 "sftp": 22, "ftp": 21, "ftps": 21}
+                 "sftp": 22, "ftp": 21, "ftps": 21,
+                 "mqtt": 1883, "mqtts": 8883, "ws": 80, "wss": 443}
 
 # scheme://user:password@  (password up to the last '@' before '/' or blank)
 _USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):[^/\s]*@")

@@ -5,7 +5,7 @@ import random
 import time
 
 from .. import codec
-from ..broker import ensure_exchange, make_broker, topic_matches
+from ..broker import consumer_options, ensure_exchange, make_broker, topic_matches
 from ..broker.amqp import queue_arguments
 from ..config import broker_user, paths
 from ..errors import ConfigError, MessageError
@@ -66,7 +66,8 @@ class BrokerSource:
             raise ConfigError("no broker to consume from", option="broker")
         self.url = self.urls[0]
         self.user = broker_user(self.url)
-        self.broker = make_broker(self.urls, heartbeat=cfg.broker_heartbeat)
+        self.broker = make_broker(self.urls, heartbeat=cfg.broker_heartbeat,
+                                  **consumer_options(self.url, cfg.instances))
         self.done = False
         self._idle_exit = idle_exit
         self._busy_at = time.monotonic()

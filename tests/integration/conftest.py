@@ -202,3 +202,26 @@ def browser():
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+# --------------------------------------------------------------------------- mosquitto
+
+from tools.localmosquitto import MosquittoBroker, find_mosquitto, start_mosquitto  # noqa: E402
+
+MQTT_USERS = {"alice": "alice-mqtt-pw", "bob": "bob-mqtt-pw"}
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory) -> MosquittoBroker:
+    """One private mosquitto for the session (tools/localmosquitto.py): an
+    MQTT and a websockets listener on free loopback ports, accounts
+    ``MQTT_USERS`` from a password file, persistence on. ``mosquitto.url(user)``,
+    ``ws_url(user)``; ``mosquitto.credentials`` for credentials.conf."""
+    if find_mosquitto() is None:
+        pytest.fail(f"mosquitto not found: {SETUP_HINT} (mosquitto)", pytrace=False)
+    try:
+        broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"), MQTT_USERS)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield broker
+    broker.close()

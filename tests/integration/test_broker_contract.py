@@ -1,8 +1,10 @@
 """The broker contract: one set of tests run against every driver.
 
 Each test gets ``backend`` (parametrised: the in-process memory driver and
-the pika driver on the local RabbitMQ) and ``broker``, a connected driver of
-that backend. Names are unique per test; queues, exchanges (RabbitMQ) and
+the pika driver on the local RabbitMQ; the tests marked ``@every_backend``
+also the MQTT driver on a private mosquitto: MQTT has no exchanges, no
+queue counts and no passive declarations, so the others do not apply to it)
+and ``broker``, a connected driver of that backend. Names are unique per test; queues, exchanges (RabbitMQ) and
 memory spaces are removed at teardown. What RabbitMQ does is the reference:
 a memory driver that disagrees with it is the one to fix.
 
@@ -24,6 +26,8 @@ from sarra.errors import BrokerError
 from tests.helpers import wait_for
 
 BACKENDS = ["memory", "amqp"]
+# the tests whose meaning holds on MQTT too (sessions for queues)
+every_backend = pytest.mark.parametrize("backend", BACKENDS + ["mqtt"], indirect=True)
 
 
 class Backend:
@@ -61,6 +65,13 @@ class Backend:
         if self.kind == "memory":
             memory.reset(self.unique)
             return
+        if self.kind == "mqtt":         # end the queues' sessions
+            broker = make_broker(self.url)
+            broker.connect()
+            for name in self.queues:
+                broker.delete_queue(name)
+            broker.close()
+            return
         conn = pika.BlockingConnection(pika.URLParameters(self.url))
         try:
             for name in self.queues:
@@ -75,6 +86,8 @@ class Backend:
 def backend(request, unique) -> Backend:
     if request.param == "amqp":
         url = request.getfixturevalue("amqp_url")
+    elif request.param == "mqtt":
+        url = request.getfixturevalue("mosquitto").url("alice", password=True)
     else:
         url = f"memory://{unique}/"
     b = Backend(request.param, url, unique)
@@ -200,6 +213,7 @@ def test_declare_queue_returns_the_message_count(backend, broker):
     assert broker.declare_queue(other, durable=False) == 0
 
 
+@every_backend
 def test_publish_consume_get_returns_a_complete_delivery(backend, broker):
     ex, q = routed_queue(backend, broker, "v02.post.#")
     headers = {"sum": "d,0123abcd", "parts": "1,4096,1,0,0", "source": "alice",
@@ -275,6 +289,7 @@ def test_topic_routing_matches_rabbitmq(backend, broker):
 
 # --------------------------------------------------------------------------- consuming
 
+@every_backend
 def test_prefetch_window_bounds_unacknowledged_messages(backend, broker):
     ex, q = routed_queue(backend, broker)
     sent = numbered(20)
@@ -289,6 +304,7 @@ def test_prefetch_window_bounds_unacknowledged_messages(backend, broker):
     assert broker.get(0.3) == []
 
 
+@every_backend
 def test_unacknowledged_messages_come_back_after_close_acknowledged_ones_do_not(backend, broker):
     ex, q = routed_queue(backend, broker)
     sent = numbered(4)
@@ -311,6 +327,7 @@ def test_unacknowledged_messages_come_back_after_close_acknowledged_ones_do_not(
     assert [(d.tag, d.redelivered) for d in got] == [(t, False) for t in tags]
 
 
+@every_backend
 def test_close_then_connect_the_same_driver_gives_unacknowledged_messages_again(
         backend, broker):
     ex, q = routed_queue(backend, broker)
@@ -347,6 +364,7 @@ def test_acking_a_batch_of_tags_settles_them_all(backend, broker):
     assert bodies(take(second, 1)) == [b"end"]
 
 
+@every_backend
 def test_acking_a_tag_twice_or_an_empty_list_does_no_harm(backend, broker):
     ex, q = routed_queue(backend, broker)
     send(broker, ex, numbered(2))
@@ -389,6 +407,7 @@ def test_publish_to_missing_exchange_raises_and_the_driver_publishes_again(backe
     assert bodies(take(broker, 2)) == [b"kept1", b"kept2"]
 
 
+@every_backend
 def test_unicode_and_255_byte_header_values_round_trip(backend, broker):
     ex, q = routed_queue(backend, broker)
     headers = {
@@ -408,6 +427,7 @@ def test_unicode_and_255_byte_header_values_round_trip(backend, broker):
     assert d.body == "corps: é ü ファイル".encode()
 
 
+@every_backend
 def test_one_mebibyte_body_round_trips(backend, broker):
     ex, q = routed_queue(backend, broker)
     body = os.urandom(1 << 20)
@@ -489,3 +509,76 @@ def test_an_exclusive_queue_is_one_connections_until_it_closes(backend):
         except QueueLocked:
             return False
     wait_for(taken, timeout=5, interval=0.05, what="the queue freed by its owner's close")
+
+
+# --------------------------------------------------------------------------- MQTT only
+
+@pytest.fixture
+def mqtt_backend(mosquitto, unique) -> Backend:
+    b = Backend("mqtt", mosquitto.url("alice", password=True), unique)
+    yield b
+    b.teardown()
+
+
+def test_mqtt_session_keeps_messages_across_a_broker_restart(mqtt_backend, mosquitto):
+    """A persistent session: what was not acknowledged, and what was
+    published while the subscriber was away, comes when it is back; the
+    outage is a recoverable error; a wrong password is a refusal that names
+    the user and never the password."""
+    backend = mqtt_backend
+    broker = backend.open()
+    ex, q = routed_queue(backend, broker)
+    broker.consume(q, 10)
+    send(broker, ex, numbered(3))
+    got = take(broker, 3)
+    broker.ack([got[0].tag])
+    mosquitto.stop()
+    with pytest.raises(BrokerError) as info:
+        wait_for(lambda: broker.get(0.2) and False, timeout=5, what="the outage to surface")
+    assert info.value.recoverable is True
+    mosquitto.start()
+    send(backend.open(), ex, ["while away"])
+    reconnecting(broker.connect, lambda: None, "reconnect", attempts=5)
+    again = take(broker, 3)
+    assert sorted(bodies(again)) == [b"m001", b"m002", b"while away"]
+    assert {d.body: d.redelivered for d in again} == {b"m001": True, b"m002": True,
+                                                      b"while away": False}
+    broker.ack([d.tag for d in again])
+    assert broker.get(0.3) == []
+    wrong = make_broker(mosquitto.url("alice").replace("alice@", "alice:not-it@"))
+    with pytest.raises(BrokerError) as refused:
+        wrong.connect()
+    assert refused.value.recoverable is False
+    assert "alice" in str(refused.value) and "not-it" not in str(refused.value)
+
+
+def test_mqtt_instances_share_one_queue(mqtt_backend, monkeypatch):
+    """Two instances of one configuration consume one queue ($share/<queue>/):
+    each message goes to one of them, and both take part."""
+    backend = mqtt_backend
+    drivers = []
+    for number in ("1", "2"):
+        monkeypatch.setenv("SARRA_INSTANCE", number)
+        d = backend.open(instances=2)
+        ex, q = backend.exchange(), f"q_contract.{backend.unique}.shared"
+        d.declare_queue(q)
+        d.bind(q, ex, "v02.post.#")
+        d.consume(q, 50)
+        drivers.append(d)
+    backend.queues.append(q)
+    sent = numbered(40)
+    send(backend.open(), ex, sent)
+    got: list[list[bytes]] = [[], []]
+
+    def all_in() -> bool:
+        for i, d in enumerate(drivers):
+            batch = d.get(0.05)
+            got[i] += bodies(batch)
+            d.ack([x.tag for x in batch])
+        return len(got[0]) + len(got[1]) >= len(sent)
+
+    wait_for(all_in, timeout=10, interval=0, what="the 40 messages")
+    assert sorted(got[0] + got[1]) == encoded(sent)
+    assert got[0] and got[1]
+    for d in drivers:
+        assert d.get(0.2) == []

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 # library -> the modules (paths from the repository) that may import it
 CONFINED = {
     "pika": {"sarra/broker/amqp.py"},
+    "paho": {"sarra/broker/mqtt.py"},
     "requests": {"sarra/transfer/http.py",          # downloads
                  "sarra/broker/management.py"},     # RabbitMQ's management API
     "paramiko": {"sarra/transfer/sftp.py"},
