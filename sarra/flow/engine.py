@@ -62,7 +62,10 @@ class Flow:
     message from the source (``lags``: the recent ones, with their time),
     ``last_activity`` when a batch was last handled, ``connected`` whether
     the broker is; ``recent`` the last RECENT_KEPT jobs that ended ``ok``
-    and ``failed``, each (time, relpath, code, reason)."""
+    and ``failed``, each (time, relpath, code, reason); ``by_source`` the
+    messages that ended ``ok`` by their ``source`` header and kind (``post``,
+    and for log messages passed on ``log_ok`` or ``log_failed`` by their
+    code: a switch's sources, what they post and what is reported back)."""
 
     def __init__(self, cfg, source: Source, worker: Worker | None = None,
                  poster: Poster | None = None, reporter: Reporter | None = None,
@@ -93,6 +96,7 @@ class Flow:
         self.last_activity: float | None = None
         self.recent: dict[str, deque] = {"ok": deque(maxlen=RECENT_KEPT),
                                          "failed": deque(maxlen=RECENT_KEPT)}
+        self.by_source: Counter = Counter()     # (kind, source) -> messages ended ok
         self.connected = False
         self.stopping = False
         # what source_from_exchange trusts as published by feeders
@@ -299,6 +303,8 @@ class Flow:
             oc = j.outcome
             if j.state in self.recent and oc is not None:
                 self.recent[j.state].append((now, j.msg.relpath, oc.code, oc.reason))
+                if j.state == "ok" and "source" in j.msg.headers:
+                    self.by_source[(source_kind(j.msg), j.msg.headers["source"])] += 1
             if oc and (oc.code or oc.tally):
                 self.stats[oc.code or oc.tally] += 1
             elif j.state == "rejected":
@@ -651,6 +657,14 @@ class Flow:
     def _report_one(self, j: Job) -> None:
         if self._publish(self.reporter.report, j.msg, j.code, j.outcome.reason):
             self.reported[j.code] += 1
+
+
+def source_kind(m: Message) -> str:
+    """What a message is to its source: a post, a log message of success
+    (a code below 400: done, or nothing needed doing) or one of failure."""
+    if m.report is None:
+        return "post"
+    return "log_ok" if m.report.code < 400 else "log_failed"
 
 
 def exchange_user(exchange: str) -> str | None:

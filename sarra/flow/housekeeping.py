@@ -86,6 +86,7 @@ class Housekeeper:
         before = read_metrics(metrics_path) or {}
         self.history = History(before.get("history") or ())
         self._noted = (time.time(), self._last)   # what the history has counted
+        self._sources: deque = deque(maxlen=16)     # (time, by_source) of recent writes
 
     def _snapshot(self) -> tuple[float, int, int, int]:
         return (time.monotonic(), sum(self.flow.stats.values()), self.flow.bytes,
@@ -163,6 +164,7 @@ class Housekeeper:
             data.update(self.queue.figures())
         self._note_history(now, snap)
         data["history"] = self.history.entries
+        data["sources"] = self._source_figures(snap[0])
         data["recent"] = {state: [[round(t, 3), relpath, code, reason]
                                   for t, relpath, code, reason in jobs]
                           for state, jobs in flow.recent.items()}
@@ -176,6 +178,21 @@ class Housekeeper:
         self.written = True
         if self.queue is not None and not final:
             self.queue.start()
+
+    def _source_figures(self, at: float) -> dict:
+        """kind -> source -> [messages since the start, per minute over the
+        last WINDOW seconds] (engine.py: ``Flow.by_source``)."""
+        counts = dict(self.flow.by_source)
+        self._sources.append((at, counts))
+        while at - self._sources[0][0] > WINDOW:
+            self._sources.popleft()
+        then, before = self._sources[0]
+        span = max(at - then, METRICS_EVERY)
+        out: dict[str, dict] = {}
+        for (kind, source), n in sorted(counts.items()):
+            out.setdefault(kind, {})[source] = [
+                n, round(60.0 * (n - before.get((kind, source), 0)) / span, 2)]
+        return out
 
     def _note_history(self, now: float, snap: tuple) -> None:
         """What was done since the last write, in the history's current minute."""

@@ -3,11 +3,18 @@ configuration ``sarra/service.py:describe`` found (its state, health,
 instances, rates, lag, broker queue and retry backlog), the last hour of
 its work per minute summed over its instances, and its latest deliveries
 and failures, both from the instances' metrics files
-(sarra/flow/housekeeping.py: ``history``, ``recent``). A pure function of
-those dictionaries and the time."""
+(sarra/flow/housekeeping.py: ``history``, ``recent``); and the switch's
+view, its sources with their posts per minute and the log messages routed
+back to them (``switch``). A pure function of those dictionaries and the
+time."""
 from ..flow.housekeeping import HISTORY_SPAN, HISTORY_STEP
 
 RECENT_SHOWN = 20      # deliveries and failures listed per configuration
+# the switch's view: the posts its dd_sara take from the sources, and the log
+# messages its log router (dd_shovel) routes back to them; not those of the
+# shovels towards neighbours (logs-to-<cluster>), which the log router counts too
+SWITCH_KINDS = {"sara": ("post",), "shovel": ("log_ok", "log_failed")}
+NOT_COUNTED = ("shovel/logs-to-",)
 
 
 def snapshot(results: list[dict], files: dict[str, list[dict]], now: float,
@@ -18,7 +25,33 @@ def snapshot(results: list[dict], files: dict[str, list[dict]], now: float,
     ``errors``: the configurations that could not be read."""
     return {"time": now, "errors": list(errors),
             "configurations": [configuration(d, files.get(f"{d['tool']}/{d['config']}", []),
-                                             now) for d in results]}
+                                             now) for d in results],
+            "sources": switch(files)}
+
+
+def switch(files: dict[str, list[dict]]) -> list[dict]:
+    """Each source seen by the switch's components, with ``post``,
+    ``log_ok`` and ``log_failed``: [messages since their instances started,
+    per minute over the last minute], added up over the configurations and
+    instances that count them (SWITCH_KINDS)."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for name, metrics in sorted(files.items()):
+        kinds = SWITCH_KINDS.get(name.split("/", 1)[0], ())
+        if not kinds or name.startswith(NOT_COUNTED):
+            continue
+        for m in metrics:
+            for kind in kinds:
+                for source, figures in ((m.get("sources") or {}).get(kind) or {}).items():
+                    try:
+                        total, per_minute = float(figures[0]), float(figures[1])
+                    except (TypeError, ValueError, IndexError, KeyError):
+                        continue
+                    acc = found.setdefault(str(source), {}).setdefault(kind, [0.0, 0.0])
+                    acc[0] += total
+                    acc[1] += per_minute
+    return [{"source": source, **{k: kinds.get(k, [0.0, 0.0])
+                                  for k in ("post", "log_ok", "log_failed")}}
+            for source, kinds in sorted(found.items())]
 
 
 def configuration(d: dict, metrics: list[dict], now: float) -> dict:

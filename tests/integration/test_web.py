@@ -5,7 +5,9 @@ shows it running with a rate, then failing once its nginx is stopped, its
 last hour plotted, its deliveries and failures listed; /metrics counts
 what was moved; dd_log's ledger answers where each file went (dd_log
 --file, and the page's look-up). The builder writes a configuration that
-dd_subscribe then runs, and refuses hostile submissions. Who may use the
+dd_subscribe then runs, and refuses hostile submissions. A small switch
+(dd_sara and its log router) shows its source's posts and the deliveries
+reported back. Who may use the
 console: loopback, or basic auth from credentials.conf; a --listen that
 cannot bind exits 2."""
 from __future__ import annotations
@@ -24,9 +26,10 @@ from urllib.parse import urlsplit
 from prometheus_client.parser import text_string_to_metric_families
 from selenium.webdriver.common.by import By
 
-from tests.helpers import run_tool, start_tool, tool_command, tool_env, wait_for
-from tests.integration.flowkit import (BROKER, assert_logs_clean, declare, dd_post, qname,
-                                       sub_config, taps, wait_same_tree)
+from tests.helpers import compare_trees, run_tool, start_tool, tool_command, tool_env, wait_for
+from tests.integration.flowkit import (BROKER, assert_logs_clean, declare, dd_post,
+                                       delete_queues, exchanges, qname, sub_config, taps,
+                                       wait_same_tree)
 
 __all__ = ["taps"]
 
@@ -323,3 +326,56 @@ def test_who_may_use_the_console_and_listen_errors(sarra_home, tmp_path):
     proc.terminate()
     assert proc.wait(10) == 0
     assert "s3cr" not in log.read_text()
+
+
+def test_console_shows_the_switchs_sources_posts_and_deliveries(sarra_home, unique, nginx,
+                                                                  tmp_path, browser):
+    """A small switch: a dd_sara takes what guest posts on its own user
+    exchange (xs_guest_<suffix>: labelled guest), its log messages go to the
+    log router (dd_shovel), both started by ``sarra start``; the console
+    lists the source guest with its posts and the deliveries reported."""
+    src, data = tmp_path / "src", tmp_path / "data"
+    src.mkdir()
+    data.mkdir()
+    for i in range(4):
+        (src / f"s{i}.dat").write_bytes(os.urandom(900 + i))
+    source_web, switch_web = nginx(src, workers=1), nginx(data, workers=1)
+    xs, xin = f"xs_guest_{unique}", f"xwin_{unique}"
+    xpublic, xreport = f"xwpub_{unique}", f"xwrep_{unique}"
+    exchanges(xs, xin, xpublic, xreport)
+    sara, router = f"sw_{unique}", f"lr_{unique}"
+    sarra_home.write_config("sara", sara, (
+        f"broker {BROKER}\nexchange {xs}\nsource_from_exchange on\ncluster lab1\n"
+        f"directory {data}/${{SOURCE}}\npost_broker {BROKER}\npost_exchange {xpublic}\n"
+        f"post_base_dir {data}\npost_base_url {switch_web.url}\n"
+        f"report_exchange {xin}\nexpire 10m\n"))
+    sarra_home.write_config("shovel", router, (
+        f"broker {BROKER}\nexchange {xin}\ntopic_prefix v02.report\n"
+        f"source_from_exchange on\npost_exchange {xreport}\nexpire 10m\n"))
+    try:
+        for tool, name in (("sara", sara), ("shovel", router)):
+            run_tool(tool, "declare", name, timeout=60)
+        started = sarra("start", f"sara/{sara}", f"shovel/{router}")
+        assert started.returncode == 0, started.stdout + started.stderr
+        url = start_web(tmp_path / "web.log")
+        browser.get(url)
+        res = run_tool("post", "--post_broker", BROKER, "--post_exchange", xs,
+                       "--post_base_url", source_web.url, "--post_base_dir", src, src,
+                       timeout=60)
+        assert "posted 4 of 4 files" in res.stdout
+        wait_for(lambda: compare_trees(src, data / "guest") == [], timeout=30,
+                 what="the switch's copy of guest's files")
+
+        def guest_row():
+            return browser.execute_script("""
+                const r = document.querySelector('#sources tr[data-source="guest"]');
+                return r && !document.getElementById('switch').hidden ?
+                    [...r.children].map(td => td.textContent) : null;""")
+        row = wait_for(lambda: (r := guest_row()) and r[2] == "4" and r[4] == "4" and
+                       float(r[1]) > 0 and float(r[3]) > 0 and r, timeout=30,
+                       what=f"guest with 4 posts and 4 deliveries (shown: {guest_row()})")
+        assert row[0] == "guest" and row[6] == "0"
+    finally:
+        sarra("stop", f"sara/{sara}", f"shovel/{router}")
+        delete_queues(*(f.read_text().strip() for f in sarra_home.state_dir.rglob("*.qname")))
+        exchanges(xs, xin, xpublic, xreport, delete=True)

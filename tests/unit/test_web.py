@@ -149,3 +149,25 @@ def test_the_ledger_answers_by_path_name_and_pattern_and_forgets_with_age(tmp_pa
     ledger.close()
     got = find_in([("log/mine", path), ("log/none", str(tmp_path / "absent"))], "a.txt")
     assert [r["ledger"] for r in got] == ["log/mine", "log/mine"]
+
+
+def test_the_switch_view_adds_up_the_sources_of_its_sara_and_log_router():
+    from sarra.flow.engine import source_kind
+    assert source_kind(Message("20261125120003", "http://h/", "a")) == "post"
+    assert source_kind(_log_message("a", 304)) == "log_ok"
+    assert source_kind(_log_message("a", 499)) == "log_failed"
+    files = {
+        "sara/switch": [{"sources": {"post": {"alice": [10, 6.0]}}},
+                        {"sources": {"post": {"alice": [5, 3.0], "bob": [1, 0.0]},
+                                     "log_ok": {"alice": [99, 9.0]}}}],   # not a sara's
+        "shovel/logs": [{"sources": {"log_ok": {"alice": [12, 4.0]},
+                                     "log_failed": {"bob": [2, 1.0], "x": "junk"},
+                                     "post": {"carol": [7, 7.0]}}}],      # not a router's
+        "shovel/logs-to-east": [{"sources": {"log_ok": {"alice": [50, 5.0]}}}],
+        "subscribe/obs": [{"sources": {"post": {"alice": [3, 1.0]}}}],
+    }
+    assert status.switch(files) == [
+        {"source": "alice", "post": [15.0, 9.0], "log_ok": [12.0, 4.0],
+         "log_failed": [0.0, 0.0]},
+        {"source": "bob", "post": [1.0, 0.0], "log_ok": [0.0, 0.0], "log_failed": [2.0, 1.0]}]
+    assert status.switch({"subscribe/obs": files["subscribe/obs"]}) == []

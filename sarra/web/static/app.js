@@ -120,10 +120,23 @@ function show(data) {
   const all = state => data.configurations.flatMap(
     c => c.recent[state].map(r => Object.assign({name: c.name}, r)))
     .sort((a, b) => b.time - a.time);
+  sources(data.sources);
   outcomes(document.querySelector("#deliveries tbody"), all("ok"));
   outcomes(document.querySelector("#failures tbody"), all("failed"));
   document.getElementById("updated").textContent = "updated " + utc(data.time) + " UTC";
   document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
+}
+
+// the switch's view: who posts what (its dd_sara), who gets it (the log
+// messages its log router sends back to each source)
+function sources(list) {
+  document.getElementById("switch").hidden = !list.length;
+  document.querySelector("#sources tbody").replaceChildren(...list.map(s => el("tr",
+    {"data-source": s.source}, el("td", {class: "name"}, s.source),
+    el("td", {class: "rate"}, num(s.post[1], 1)), el("td", {class: "posts"}, s.post[0]),
+    el("td", {class: "rate"}, num(s.log_ok[1], 1)), el("td", {class: "ok"}, s.log_ok[0]),
+    el("td", {class: "rate"}, num(s.log_failed[1], 1)),
+    el("td", {class: "bad"}, s.log_failed[0]))));
 }
 
 async function poll() {
@@ -149,7 +162,7 @@ async function lookUp(event) {
   if (!answer.ok) { note.textContent = data.error; tbody.replaceChildren(); return; }
   note.textContent = data.rows.length + " log message" + (data.rows.length === 1 ? "" : "s") +
     " about " + data.file;
-  tbody.replaceChildren(...data.rows.map(r => el("tr", {class: r.code < 300 ? "ok" : "bad"},
+  tbody.replaceChildren(...data.rows.map(r => el("tr", {class: r.code < 400 ? "ok" : "bad"},
     el("td", {}, utc(r.time)), el("td", {class: "file"}, r.relpath), el("td", {}, r.code),
     el("td", {}, r.user + "@" + r.host), el("td", {}, r.cluster || "-"),
     el("td", {}, num(r.duration, 3) + "s"),
