@@ -31,6 +31,7 @@ from ..poll.state import PollState
 from ..transfer import scheme_of
 from .announce import common_headers
 from .filter import choose
+from .recorded import RecordedBatches
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,9 @@ def remote_sum(method: str, name: str) -> str:
     return method
 
 
-class PollSource:
-    """The gather stage of dd_poll (a contracts.Source)."""
+class PollSource(RecordedBatches):
+    """The gather stage of dd_poll (a contracts.Source; ack and rewind:
+    RecordedBatches)."""
     broker = None
     done = False           # a poll never ends by itself
 
@@ -157,17 +159,6 @@ class PollSource:
             self.round = None
             self._failed(f"{exc.__class__.__name__}: {exc}")
         return self.batch, []
-
-    def ack(self, tags: list) -> None:
-        """The batch is confirmed by the broker: make its record permanent."""
-        self.state.commit()
-        self.batch = []
-
-    def rewind(self) -> None:
-        """The batch was not confirmed: hand it out again (its record stays
-        uncommitted until then)."""
-        self.ready = self.batch + self.ready
-        self.batch = []
 
     def close(self) -> None:
         self._abandon()

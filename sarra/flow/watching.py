@@ -39,6 +39,7 @@ from ..watch.state import Posted, WatchState
 from .announce import delete_message, file_messages, relpath_for
 from .contracts import Malformed
 from .filter import choose
+from .recorded import RecordedBatches
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,9 @@ def _number(text: str) -> float | None:
         return None
 
 
-class WatchSource:
-    """The gather stage of dd_watch (a contracts.Source)."""
+class WatchSource(RecordedBatches):
+    """The gather stage of dd_watch (a contracts.Source; ack and rewind:
+    RecordedBatches)."""
     broker = None
     done = False           # a watch never ends by itself
 
@@ -200,18 +202,6 @@ class WatchSource:
             self._drain(min(deadline, self._next_due()) - now)
         self.batch = out
         return out, []
-
-    def ack(self, tags: list) -> None:
-        """The batch is confirmed by the broker: make its record permanent."""
-        if self.state is not None:
-            self.state.commit()
-        self.batch = []
-
-    def rewind(self) -> None:
-        """The batch was not confirmed: hand it out again (its record stays
-        uncommitted until then)."""
-        self.ready = self.batch + self.ready
-        self.batch = []
 
     # -- taking changes in ------------------------------------------------------
     def _drain(self, wait: float) -> None:

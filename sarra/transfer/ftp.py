@@ -432,15 +432,8 @@ class FtpTransfer:
 
     def remove(self, url: str) -> bool:
         """Remove the remote file; False when it was not there."""
-        def rm(conn: _Conn, place: _Place) -> bool:
-            try:
-                conn.ftp.delete(place.path)
-                return True
-            except ftplib.error_perm:
-                if _exists(conn, place.path):
-                    raise
-                return False
-        return self._run(url, "remove", rm)
+        return self._run(url, "remove", lambda conn, place: _unless_absent(
+            conn.ftp.delete, place.path, lambda p: _exists(conn, p)))
 
     def rename(self, url: str, new_url: str, dir_mode: int = 0o755) -> bool:
         """Rename the remote file to ``new_url`` (same server), replacing
@@ -471,13 +464,7 @@ class FtpTransfer:
         """Remove the (empty) remote directory; False when it was not there."""
         def rd(conn: _Conn, place: _Place) -> bool:
             conn.dirs.discard(place.path)
-            try:
-                conn.ftp.rmd(place.path)
-                return True
-            except ftplib.error_perm:
-                if _is_dir(conn, place.path):
-                    raise
-                return False
+            return _unless_absent(conn.ftp.rmd, place.path, lambda p: _is_dir(conn, p))
         return self._run(url, "rmdir", rd)
 
     def _makedirs(self, conn: _Conn, place: _Place, path: str, mode: int) -> None:
@@ -536,6 +523,19 @@ def _exists(conn: _Conn, path: str) -> bool:
         return True
     except ftplib.error_perm:
         return _is_dir(conn, path)
+
+
+def _unless_absent(call: Callable[[str], object], path: str,
+                   present: Callable[[str], bool]) -> bool:
+    """``call(path)``; False when it was refused because ``path`` is not
+    there (an FTP 550 says no more than 'refused')."""
+    try:
+        call(path)
+        return True
+    except ftplib.error_perm:
+        if present(path):
+            raise
+        return False
 
 
 def _quietly(conn: _Conn, cmd: str) -> None:
