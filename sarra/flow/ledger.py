@@ -53,8 +53,10 @@ class Ledger:
         self._db.execute(
             "INSERT OR IGNORE INTO log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (pubtime_seconds(msg.pubtime), time.time() if now is None else now,
-             msg.base_url, msg.relpath, r.code, r.user, r.host, r.duration, r.message,
-             msg.headers.get("source"), msg.headers.get("from_cluster") or self.switch))
+             *map(_text, (msg.base_url, msg.relpath)), r.code,
+             *map(_text, (r.user, r.host)), r.duration,
+             *map(_text, (r.message, msg.headers.get("source"),
+                          msg.headers.get("from_cluster") or self.switch))))
 
     def commit(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -82,6 +84,13 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _text(value):
+    """A text SQLite can hold: a lone surrogate (a hostile message's) escaped."""
+    if not isinstance(value, str):
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def find_in(ledgers: list[tuple[str, str]], pattern: str) -> list[dict]:

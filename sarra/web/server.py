@@ -170,7 +170,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, code: int, data) -> None:
-        self._send(code, json.dumps(data, ensure_ascii=False).encode("utf-8"),
+        # ASCII: a file name from a hostile message may hold a lone surrogate
+        self._send(code, json.dumps(data).encode("ascii"),
                    "application/json; charset=utf-8")
 
     def _error(self, code: int, why: str, extra: dict | None = None) -> None:
@@ -261,7 +262,13 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(data, dict) or not isinstance(data.get("form"), dict):
             self._error(400, "the body is {\"form\": {...}, \"write\": true|false}")
             return
-        built = builder.build(data["form"], write=data.get("write") is True)
+        try:
+            built = builder.build(data["form"], write=data.get("write") is True)
+        except Exception as exc:     # a request never stops the server
+            log.error("/api/build: %s", exc)
+            log.debug("traceback", exc_info=True)
+            self._error(500, f"internal error: {type(exc).__name__}")
+            return
         if built.written:
             log.info("the builder wrote %s", built.written)
         self._json(200, built.to_json())

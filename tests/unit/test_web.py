@@ -171,3 +171,14 @@ def test_the_switch_view_adds_up_the_sources_of_its_sara_and_log_router():
          "log_failed": [0.0, 0.0]},
         {"source": "bob", "post": [1.0, 0.0], "log_ok": [0.0, 0.0], "log_failed": [2.0, 1.0]}]
     assert status.switch({"subscribe/obs": files["subscribe/obs"]}) == []
+
+
+def test_hostile_file_names_are_kept_and_shown(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite3"), max_age=0)
+    ledger.add(_log_message("obs/\udcff-bad.txt", 201))
+    ledger.commit()
+    assert [r["relpath"] for r in ledger.find("*bad.txt")] == ["obs/\\udcff-bad.txt"]
+    metrics = [{"recent": {"ok": [[NOW, "obs/\udcff-bad.txt", 201, "Downloaded"]]}}]
+    import json
+    text = json.dumps(status.recent(metrics))          # as the server sends it (ASCII)
+    assert text.isascii() and json.loads(text)["ok"][0]["relpath"] == "obs/\udcff-bad.txt"
