@@ -285,8 +285,8 @@ globals().update({f"main_{t.name}": _entry(t.name) for t in tools.TOOLS})
 # -- the operator's command: every configuration at once -----------------------
 
 OPERATOR_ACTIONS = ("start", "stop", "restart", "status", "list", "log", "declare",
-                    "cleanup", "sanity", "quarantine", "check", "metrics", "web") + manage.MANAGE_ACTIONS + \
-    ("convert",)
+                    "cleanup", "sanity", "quarantine", "check", "metrics", "web") \
+    + manage.MANAGE_ACTIONS + ("convert",)
 QUARANTINE_VERBS = ("list", "retry", "drop")
 OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
        sarra quarantine [list|retry|drop] [TOOL/CONFIG | TOOL ...] [--id ID|all ...]
@@ -534,7 +534,10 @@ def _web(args: list[str]) -> int:
     listen, remote, rest = DEFAULT_LISTEN, False, list(args)
     while rest:
         word = rest.pop(0)
-        if word == "--listen" and rest:
+        if word == "--listen":
+            if not rest:
+                print("sarra web: --listen needs HOST:PORT", file=sys.stderr)
+                return 2
             listen = rest.pop(0)
         elif word == "--remote":
             remote = True
