@@ -259,8 +259,8 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
         print(f"declared exchange {flow.poster.exchange}")
         return 0
     if cleanup:
-        from .broker import open_broker
-        broker = open_broker(src.urls)
+        from .broker import consumer_options, open_broker
+        broker = open_broker(src.urls, **consumer_options(src.url, cfg.instances))
         broker.delete_queue(src.queue)
         broker.close()
         shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)

@@ -267,9 +267,9 @@ class MqttBroker:
         if self._sub is not None and self._consuming and self._consuming[0] == queue_name:
             self._subscribe(self._sub, [topic_filter], queue_name)
             return
-        # not consuming it: the queue's session takes the subscription and
-        # keeps what comes until ``consume`` (a message that arrives before
-        # we leave comes again, marked as a duplicate)
+        # not consuming it ('declare'): the queue's session takes the
+        # subscription and keeps what comes until ``consume`` (a message that
+        # arrives before we leave comes again, marked as a duplicate)
         link = self._open(self._client_id(queue_name), clean=False,
                           session_s=self._session_expiry(queue_name), receive_max=1)
         try:
@@ -278,11 +278,13 @@ class MqttBroker:
             link.close()
 
     def delete_queue(self, name: str) -> None:
-        """End the queue's session (a clean start with its client id)."""
+        """End the queue's sessions (a clean start with each client id)."""
         if self._sub is not None and self._consuming and self._consuming[0] == name:
             self._sub.close()
             self._sub, self._consuming = None, None
-        self._open(self._client_id(name), clean=True).close()
+        numbers = range(1, self._instances + 1) if self._shared else [None]
+        for number in numbers:
+            self._open(self._client_id(name, number), clean=True).close()
         self._filters.pop(name, None)
 
     # -- consuming -------------------------------------------------------
@@ -290,10 +292,14 @@ class MqttBroker:
     def _shared(self) -> bool:
         return self._v5 and self._instances > 1
 
-    def _client_id(self, queue_name: str) -> str:
-        """The queue's session: one per instance in a shared subscription,
-        else the queue's own (a foreground run takes it over from a daemon)."""
-        return f"{queue_name}_{instance():02d}" if self._shared else queue_name
+    def _client_id(self, queue_name: str, number: int | None = None) -> str:
+        """The queue's session: one per instance in a shared subscription
+        (a foreground run, or 'declare', is instance 1: a session of its own
+        would keep its share of the messages while it is gone), else the
+        queue's own (a foreground run takes it over from a daemon)."""
+        if not self._shared:
+            return queue_name
+        return f"{queue_name}_{max(1, instance()) if number is None else number:02d}"
 
     def _session(self, queue_name: str, prefetch: int) -> None:
         if self._sub is not None:
