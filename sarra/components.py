@@ -10,7 +10,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from . import service
-from .broker import make_broker
+from .broker import MQTT_SCHEMES, make_broker
 from .broker.lease import Lease
 from .config import broker_user, paths
 from .errors import ConfigError
@@ -180,6 +180,10 @@ def _lease(cfg, tool: str, what: str) -> Lease:
     urls = cfg.resolve_urls("post_broker") or cfg.resolve_urls("broker")
     if not urls:
         raise ConfigError("no post_broker (or broker) to post to", option="post_broker")
+    if any(u.split(":", 1)[0].lower() in MQTT_SCHEMES for u in urls):
+        raise ConfigError(f"dd_{tool} holds its lease (one instance at a time) on an AMQP "
+                          f"broker: post to RabbitMQ (amqp://, amqps://), not MQTT",
+                          option="post_broker")
     return Lease(make_broker(urls, heartbeat=cfg.broker_heartbeat,
                              connection_name=f"sarra {tool}/{cfg.key} lease"),
                  lease_name(cfg, urls[0], tool), what=what)

@@ -373,3 +373,10 @@ def test_waiting_files_refused_names_and_rejected_ones(poll_cfg, caplog):
     warned = [r for r in caplog.records if "refused (never posted)" in r.getMessage()]
     assert len(warned) == 1 and "'..'" in warned[0].getMessage()
     src.close()
+
+
+def test_dd_poll_posts_through_rabbitmq_only(poll_cfg):
+    """The lease is an exclusive queue, which MQTT brokers do not have: said at start."""
+    from sarra.components import poll_flow
+    with pytest.raises(ConfigError, match="not MQTT"):
+        poll_flow(poll_cfg(("post_broker", "mqtt://u@h/")))
