@@ -239,6 +239,22 @@ def test_venv_imports_the_installed_wheel_and_its_dependencies_fit(venv, tmp_pat
     assert "OUT OF RANGE" not in out, out
 
 
+def test_the_installed_console_serves_its_page_from_the_package(venv, tmp_path):
+    """sarra web from the wheel: the page, its script and style are read from
+    the installed package (package data), not from the source tree."""
+    py = str(venv / "bin" / "python")
+    code = ("import sarra.web.server as s\n"
+            "print(s.__file__)\n"
+            "for n in ('index.html', 'app.js', 'app.css'):\n"
+            "    print(n, len(s._resource(n)))\n")
+    out = _ok(_run([py, "-c", code], cwd=tmp_path, env=_venv_env(tmp_path)), "the page")
+    lines = out.strip().splitlines()
+    assert lines[0].startswith(str(venv)), f"sarra imported from {lines[0]}, not the venv"
+    sizes = dict(line.split() for line in lines[1:])
+    for name in ("index.html", "app.js", "app.css"):
+        assert int(sizes[name]) == (REPO / "sarra" / "web" / "static" / name).stat().st_size
+
+
 @pytest.mark.parametrize("tool", TOOLS)
 def test_every_tool_answers_help_and_version_from_the_venv(venv, tool, tmp_path):
     exe = venv / "bin" / tool
