@@ -21,7 +21,7 @@ import time
 from typing import Iterator
 
 from ..transfer import SCHEMES
-from .base import Entry, ListingError
+from .base import HEAD_LINES, Entry, ListingError
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def parse_lines(kind: str, lines, where: str) -> Iterator[Entry]:
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
-        if len(head) < 5:
+        if len(head) < HEAD_LINES:
             head.append(line)
         entry = parse(line) if kind == "mlsd" else parse(line, now)
         if entry is None:

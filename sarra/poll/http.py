@@ -15,13 +15,14 @@ A page with no link, or whose links carry no date, is not a listing
 (ListingError with its first lines).
 """
 import calendar
+import codecs
 import re
 from html.parser import HTMLParser
 from typing import Iterator
 from urllib.parse import unquote
 
 from ..transfer import SCHEMES
-from .base import Entry, ListingError
+from .base import HEAD_LINES, Entry, ListingError
 
 CHUNK = 1 << 16
 
@@ -156,8 +157,8 @@ class HttpLister:
                 if not chunk:
                     break
                 text = decode(chunk)
-                if len(head) < 5:
-                    head += text.splitlines()[:5 - len(head)]
+                if len(head) < HEAD_LINES:
+                    head += text.splitlines()[:HEAD_LINES - len(head)]
                 parser.feed(text)
                 yield from _drain(parser)
             parser.feed(decode(b"", final=True))
@@ -183,7 +184,6 @@ class _Decoder:
     """UTF-8 across chunk boundaries (a bad byte becomes U+FFFD)."""
 
     def __init__(self) -> None:
-        import codecs
         self._d = codecs.getincrementaldecoder("utf-8")("replace")
 
     def __call__(self, data: bytes, final: bool = False) -> str:
