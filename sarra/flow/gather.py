@@ -3,13 +3,14 @@ import logging
 import os
 import random
 import time
+from datetime import datetime, timezone
 
 from .. import codec
 from ..broker import consumer_options, ensure_exchange, make_broker, topic_matches
 from ..broker.amqp import queue_arguments
 from ..config import broker_user, paths
 from ..errors import ConfigError, MessageError
-from ..message import Message
+from ..message import Message, pubtime_seconds
 from .announce import file_messages
 from .contracts import Malformed
 from .stream import OFFSET_HEADER, Position, parse_replay_from
@@ -88,6 +89,7 @@ class BrokerSource:
         if not self.stream:
             queue_arguments(cfg.durable, cfg.expire, cfg.message_ttl, cfg.queue_type)
         self._offsets: dict = {}        # delivery tag -> stream offset
+        self._since = None              # a replay from a time: said how far back it went
 
     def connect(self) -> None:
         self.broker.connect()
@@ -98,6 +100,7 @@ class BrokerSource:
             offset = self.position.resume(self._replay_from)
             log.info("reading stream %s from %s", self.queue,
                      "offset %d" % offset if isinstance(offset, int) else offset)
+            self._since = offset if isinstance(offset, datetime) else None
         if not self.stream:
             self.declare()
         self.broker.consume(self.queue, self.cfg.prefetch, offset)
@@ -154,7 +157,25 @@ class BrokerSource:
             msg.delivery_tag, msg.received, msg.redelivered = d.tag, now, d.redelivered
             msg.raw = d
             good.append(msg)
+        if self._since is not None and good:
+            self._first_replayed(good[0])
         return good, bad
+
+    def _first_replayed(self, msg: Message) -> None:
+        """A replay from a time: say when its first message was published,
+        and that nothing older is kept when that is well after the time asked."""
+        since, self._since = self._since, None
+        published = pubtime_seconds(msg.pubtime)
+        if published is None:
+            return
+        when = datetime.fromtimestamp(published, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if published - since.timestamp() > 60:
+            log.warning("replay_from %s: the oldest message stream %s holds was published "
+                        "at %s: nothing older is there (past the stream's retention, or "
+                        "never posted)",
+                        since.strftime("%Y-%m-%dT%H:%M:%SZ"), self.queue, when)
+        else:
+            log.info("replaying stream %s from the message published at %s", self.queue, when)
 
     def _from_stream(self, deliveries: list) -> list:
         """Stream deliveries: note each offset; settle at once those not for

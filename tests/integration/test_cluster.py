@@ -173,6 +173,8 @@ def test_a_subscriber_replays_the_stream_and_resumes_after_what_it_settled(
              interval=0.005, what="60 files")
     kill_process(first, signal.SIGKILL)
     first.wait(10)
+    # 1h ago is before the stream's first post: the log says where it began
+    assert "the oldest message stream" in first.log.read_text(), first.log.read_text()[-2000:]
     settled = int((sarra_home.state_dir / "subscribe" / "replay" /
                    "stream.00.offset").read_text())
     before = {f: (dst / f).stat().st_mtime_ns for f in files_under(dst)

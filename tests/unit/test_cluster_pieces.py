@@ -175,3 +175,15 @@ def test_a_garbled_position_file_falls_back_to_replay_from(tmp_path, caplog):
     path.write_text("not a number")
     assert Position(str(path)).resume("last") == "last"
     assert "not an offset" in caplog.text
+
+
+def test_a_replay_from_that_is_no_time_nor_offset_exits_2_naming_the_option(tmp_path):
+    from tests.helpers import run_tool
+    conf = tmp_path / "config"
+    (conf / "subscribe").mkdir(parents=True)
+    (conf / "subscribe" / "r.conf").write_text(
+        "broker amqp://guest@127.0.0.1/\nstream xpublic_stream\nreplay_from yesterday\n")
+    res = run_tool("subscribe", "foreground", "r", check=False, timeout=30,
+                   env={"SARRA_CONFIG_DIR": str(conf), "SARRA_STATE_DIR": str(tmp_path / "s")})
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert "replay_from" in res.stderr and "'yesterday'" in res.stderr, res.stderr
