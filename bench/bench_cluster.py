@@ -119,6 +119,14 @@ def declare_exchange(node, name: str) -> None:
     conn.close()
 
 
+def finish(setup: Setup, proc, name: str, dst: Path) -> None:
+    """Stop a subscriber, delete its queue and state, and its copies."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    setup.run("subscribe", "cleanup", name)
+    shutil.rmtree(dst)
+
+
 def one_round(setup: Setup, src: Path, n: int, base_url: str, tmp: Path, k: int) -> dict:
     ex = f"xbench_{setup.name}_{k}"
     declare_exchange(setup.nodes[0], ex)
@@ -132,10 +140,7 @@ def one_round(setup: Setup, src: Path, n: int, base_url: str, tmp: Path, k: int)
     proc.send_signal(signal.SIGCONT)
     wait_until(lambda: count_files(dst) >= n, [proc], f"{n} files", 0.01)
     drain_s = time.perf_counter() - t0
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-    setup.run("subscribe", "cleanup", name)
-    shutil.rmtree(dst)
+    finish(setup, proc, name, dst)
     # end to end: posting and downloading at once
     dst = tmp / f"dst2_{setup.name}_{k}"
     proc = setup.subscriber(name, ex, dst)
@@ -144,10 +149,7 @@ def one_round(setup: Setup, src: Path, n: int, base_url: str, tmp: Path, k: int)
     setup.post(ex, base_url, src, src)
     wait_until(lambda: count_files(dst) >= n, [proc], f"{n} files", 0.01)
     e2e_s = time.perf_counter() - t0
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(30)
-    setup.run("subscribe", "cleanup", name)
-    shutil.rmtree(dst)
+    finish(setup, proc, name, dst)
     return {"post": n / post_s, "drain": n / drain_s, "e2e": n / e2e_s,
             "ingest": broker_ingest(setup.nodes[0].url(), n, setup.queue_type)}
 
