@@ -75,7 +75,10 @@ def _convert(exc: Exception, url: str | None = None) -> BrokerError:
     if isinstance(exc, (px.ChannelClosedByBroker, px.ConnectionClosedByBroker)):
         code = exc.reply_code
         text = f"broker closed the {'channel' if isinstance(exc, px.ChannelClosedByBroker) else 'connection'}: {code} {exc.reply_text}"
-        return BrokerError(text, recoverable=code in RECOVERABLE_CODES)
+        # a stream or quorum queue with no replica on this node (a cluster
+        # after a node was lost): another node, or this one later, may serve it
+        elsewhere = code == 406 and "replica on the local node" in (exc.reply_text or "")
+        return BrokerError(text, recoverable=code in RECOVERABLE_CODES or elsewhere)
     if isinstance(exc, (px.AMQPConnectionError, px.ConnectionWrongStateError,
                         px.ChannelWrongStateError, px.StreamLostError, OSError)):
         return BrokerError(f"connection lost: {exc!r}", recoverable=True)

@@ -165,7 +165,7 @@ def test_a_subscriber_replays_the_stream_and_resumes_after_what_it_settled(
     p = post(cluster, node, ex, server.url, src, old, procs=procs, log=tmp_path / "post.log")
     assert p.wait(60) == 0
     sarra_home.write_config("subscribe", "replay", (
-        f"broker {node.url(password=None)}\nstream {stream}\nreplay_from 1h\n"
+        f"broker {','.join(node_urls(cluster))}\nstream {stream}\nreplay_from 1h\n"
         "prefetch 10\nreport_back off\nmirror on\ninflight .tmp\n"
         f"directory {dst}\naccept .*\n"))
     first = procs.start_tool("subscribe", "foreground", "replay", log=tmp_path / "r1.log")
@@ -246,8 +246,11 @@ def test_a_switch_on_the_cluster_quorum_queues_a_node_lost_and_logs_home(
     ch = conn.channel()
     ch.queue_declare("q_alice.test.logs", durable=True)
     ch.queue_bind("q_alice.test.logs", "xr_alice", "#")
+    # bob gives the three nodes: one that holds no replica of the stream
+    # (nodes killed earlier in the session) sends him to the next
+    bob_nodes = ",".join(f"amqp://bob@127.0.0.1:{n.amqp_port}/" for n in cluster)
     sarra_home.write_config("subscribe", "bob", (
-        f"broker amqp://bob@127.0.0.1:{one.amqp_port}/\nstream xpublic_stream\n"
+        f"broker {bob_nodes}\nstream xpublic_stream\n"
         "replay_from first\nmirror on\ninflight .tmp\n"
         f"directory {mirror}\naccept .*\n"))
     everyone = [procs.start_tool(t, "foreground", n, log=tmp_path / f"{n}.log")
