@@ -39,6 +39,7 @@ dependencies.
 from __future__ import annotations
 
 import configparser
+import ast
 import os
 import re
 import shlex
@@ -764,7 +765,14 @@ def test_root_python_imports_sarra_from_the_root_and_its_dependencies_from_debia
     assert lines[0] == "/usr", f"not the system's python: {out}"
     assert lines[1] == f"{root}/usr/lib/python3/dist-packages/sarra/__init__.py", \
         f"sarra imported from {lines[1]}, not from the root"
-    assert lines[2] == "[]", f"modules of the installed sarra that do not import: {lines[2]}"
+    # a driver of an optional extra (setup.py extras_require: paho-mqtt, which
+    # bookworm has too old for the .deb to depend on) does not import without
+    # it; the registry says what to install (sarra/broker/__init__.py); any
+    # other module must import
+    optional = ("paho",)
+    bad = [b for b in ast.literal_eval(lines[2])
+           if not any(f"No module named '{name}'" in b for name in optional)]
+    assert bad == [], f"modules of the installed sarra that do not import: {bad}"
     for line in lines[3:]:
         name, path = line.split(" ", 1)
         assert path.startswith("/usr/lib/python3/dist-packages/"), \
