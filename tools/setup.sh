@@ -172,23 +172,35 @@ PACKAGING_DEBS=(debhelper dh-python python3-all python3-setuptools pybuild-plugi
                 python3-paramiko python3-pika python3-prometheus-client python3-psutil python3-requests
                 python3-watchdog python3-xxhash python3-yaml)
 deb_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
-MISSING_DEBS=()
-if have dpkg-query; then
-    for pkg in "${PACKAGING_DEBS[@]}"; do
-        deb_installed "$pkg" || MISSING_DEBS+=("$pkg")
-    done
-fi
-if [ ${#MISSING_DEBS[@]} -eq 0 ]; then
-    say "packaging tools present"
-elif [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
-    say "WARNING: not root (no sudo): the packaging tests will skip what needs ${MISSING_DEBS[*]}"
-else
-    say "installing packaging tools with apt-get: ${MISSING_DEBS[*]}"
-    apt_install --no-install-recommends "${MISSING_DEBS[@]}"
-    for pkg in "${MISSING_DEBS[@]}"; do
-        deb_installed "$pkg" || die "$pkg still missing after apt-get install"
-    done
-fi
+
+# ensure_debs WHAT IF_NOT_ROOT PKG...: install the Debian packages missing
+# (not started); without root or sudo, IF_NOT_ROOT says whether that is a
+# warning (the tests that need them fail) or an error.
+ensure_debs() {
+    local what=$1 if_not_root=$2 missing=() pkg
+    shift 2
+    if have dpkg-query; then
+        for pkg in "$@"; do
+            deb_installed "$pkg" || missing+=("$pkg")
+        done
+    fi
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "$what present"
+    elif [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+        if [ "$if_not_root" = warn ]; then
+            say "WARNING: not root (no sudo): the packaging tests will skip what needs ${missing[*]}"
+        else
+            die "${missing[*]} missing and not root (no sudo): install them with apt-get"
+        fi
+    else
+        say "installing $what with apt-get (not started): ${missing[*]}"
+        apt_install --no-install-recommends "${missing[@]}"
+        for pkg in "${missing[@]}"; do
+            deb_installed "$pkg" || die "$pkg still missing after apt-get install"
+        done
+    fi
+}
+ensure_debs "packaging tools" warn "${PACKAGING_DEBS[@]}"
 
 # ---------------------------------------------------------------- openssh-server
 # The SFTP tests start their own sshd (private config and keys in a temp dir, a
@@ -210,22 +222,6 @@ fi
 #   vsftpd: FTP/FTPS (dd_poll, the FTP transfer); mosquitto: MQTT;
 #   chromium + chromedriver: the web console in a real browser; openssl: test CAs.
 SERVER_DEBS=(vsftpd mosquitto chromium chromium-driver openssl)
-MISSING_DEBS=()
-if have dpkg-query; then
-    for pkg in "${SERVER_DEBS[@]}"; do
-        deb_installed "$pkg" || MISSING_DEBS+=("$pkg")
-    done
-fi
-if [ ${#MISSING_DEBS[@]} -eq 0 ]; then
-    say "vsftpd, mosquitto, chromium, chromedriver, openssl present"
-elif [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
-    die "${MISSING_DEBS[*]} missing and not root (no sudo): install them with apt-get"
-else
-    say "installing test servers with apt-get (not started): ${MISSING_DEBS[*]}"
-    apt_install --no-install-recommends "${MISSING_DEBS[@]}"
-    for pkg in "${MISSING_DEBS[@]}"; do
-        deb_installed "$pkg" || die "$pkg still missing after apt-get install"
-    done
-fi
+ensure_debs "vsftpd, mosquitto, chromium, chromedriver, openssl" die "${SERVER_DEBS[@]}"
 
 say "ready"
