@@ -169,6 +169,16 @@ def rabbit_node(tmp_path_factory) -> Callable[[str], RabbitNode]:
             node.start()        # left stopped by an earlier test
         return node
 
+    def several(*names: str) -> list[RabbitNode]:
+        """``get`` for several names, the new nodes started side by side."""
+        threads = [threading.Thread(target=get, args=(n,)) for n in names if n not in nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return [get(n) for n in names]
+
+    get.several = several       # type: ignore[attr-defined]
     yield get
     closing = [threading.Thread(target=node.close) for node in nodes.values()]
     for thread in closing:      # each takes seconds, mostly waiting: all at once

@@ -260,7 +260,7 @@ def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, ngin
     with the description and passwords of the link section, then the link
     section's commands on both; a post of alice on lab1 for lab2 reaches
     lab2's tree, and lab2's acquisition is in alice's log on lab1."""
-    one, two = rabbit_node("link-lab1"), rabbit_node("link-lab2")
+    one, two = rabbit_node.several("link-lab1", "link-lab2")
     http1, http2 = free_port(), free_port()
     amqp1, amqp2 = f"127.0.0.1:{one.amqp_port}", f"127.0.0.1:{two.amqp_port}"
     switch = machines("switch", cwd=REPO_ROOT, rabbit=one, nginx=True,

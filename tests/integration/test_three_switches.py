@@ -137,7 +137,7 @@ def net(rabbit_node, tmp_path_factory):
     every machine's components stopped at teardown."""
     tmp_path = tmp_path_factory.mktemp("switches")
     webs = []
-    nodes = {"labA": rabbit_node("a"), "labB": rabbit_node("b"), "labC": rabbit_node("c")}
+    nodes = dict(zip(("labA", "labB", "labC"), rabbit_node.several("a", "b", "c")))
     upstream = {"labB": "labA", "labC": "labB", "labA": "labC"}   # who takes from whom
     beyond = {"labB": ["labB", "labC"], "labC": ["labC"], "labA": ["labA"]}
     users = {"labA": {"alice": "source", "bob": "source"},
