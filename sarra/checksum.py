@@ -2,7 +2,10 @@
 
 Content methods (the value is a digest of the bytes): ``d`` md5, ``s``
 sha512, ``x`` XXH3-128 (sarra's fast method, lower hex; needs the
-``xxhash`` package, imported only here and only when ``x`` is used).
+``xxhash`` package, imported only here and only when ``x`` is used), and
+the WIS2 methods sarra has no letter for, named as WIS2 names them
+(``sha256``, ``sha384``, ``sha3-256``, ``sha3-384``, ``sha3-512``: a sarra
+extension of the v02 ``sum`` header, doc/protocol.md §4.1).
 Name methods (the value is computed from a string, not the content):
 ``n`` md5 of the basename, ``R``/``m``/``r`` sha512 of the basename, ``L``
 sha512 of the link target. ``0`` is a random 4-digit string, ``a`` an
@@ -21,7 +24,9 @@ from typing import Any, Callable
 from .errors import ChecksumError
 from .registry import Registry
 
-CONTENT_METHODS = frozenset("dsx")      # the value is a digest of the bytes
+# WIS2's methods without a v02 letter: the sum header names them in full
+NAMED_METHODS = ("sha256", "sha384", "sha3-256", "sha3-384", "sha3-512")
+CONTENT_METHODS = frozenset(("d", "s", "x") + NAMED_METHODS)   # digests of the bytes
 NAME_METHODS = frozenset("nRLmr")       # the value is a digest of a string
 OTHER_METHODS = frozenset("0az")        # random, arbitrary, checksum-on-download
 KNOWN_METHODS = CONTENT_METHODS | NAME_METHODS | OTHER_METHODS
@@ -44,6 +49,7 @@ _HASHES = Registry("checksum method", {
     "d": "hashlib:md5",
     "s": "hashlib:sha512",
     "x": "sarra.checksum:_xxh3_128",
+    **{name: f"hashlib:{name.replace('-', '_')}" for name in NAMED_METHODS},
 }, ChecksumError, requires={"x": "xxhash"})
 
 
@@ -53,7 +59,7 @@ def known(method: str) -> bool:
 
 
 class Summer:
-    """Incremental content checksum for one of ``d``, ``s``, ``x``."""
+    """Incremental content checksum for one of CONTENT_METHODS."""
 
     __slots__ = ("method", "_hash")
 

@@ -71,7 +71,9 @@ def _poster(cfg, urls: list[str], mandatory: bool = False) -> Publisher | None:
         exchange = f"{exchange}_{cfg.post_exchange_suffix}"
     return Publisher(make_broker(urls, heartbeat=cfg.broker_heartbeat), exchange,
                      cfg.post_topic_prefix, cfg.persistent, home=cfg.cluster,
-                     mandatory=mandatory, split=cfg.post_exchange_split)
+                     mandatory=mandatory, split=cfg.post_exchange_split,
+                     post_format=cfg.post_format, topic=cfg.post_topic,
+                     wis2=dict(metadata_id=cfg.wis2_metadata_id, data_id=cfg.wis2_data_id))
 
 
 def _announcer(cfg, mandatory: bool = False) -> Publisher | Outlet:

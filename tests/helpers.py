@@ -323,3 +323,21 @@ def iter_lines(path: str | os.PathLike) -> Iterable[str]:
             yield from f
     except FileNotFoundError:
         return
+
+
+_WIS2_VALIDATOR: list = []
+
+
+def wis2_validator():
+    """A jsonschema validator of the official WNM 1.1.0 schema (the copy in
+    tests/vectors/wis2, its digest checked by tests/unit/test_wis2.py)."""
+    if not _WIS2_VALIDATOR:
+        import json
+
+        import jsonschema
+        path = Path(__file__).resolve().parent / "vectors" / "wis2" / \
+            "wis2-notification-message-bundled.json"
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        _WIS2_VALIDATOR.append(jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER))
+    return _WIS2_VALIDATOR[0]

@@ -1,8 +1,10 @@
-"""Message formats: v02 (text body + headers) and v03 (JSON body).
+"""Message formats: v02 (text body + headers), v03 (JSON body) and wis2
+(WIS2 notification messages, GeoJSON).
 
-``decode`` recognises the format of a received message; ``encode`` picks
-it from the topic prefix the message is published under. Formats are a
-registry (name -> "module:Class") so another one can be added by name.
+``decode`` recognises the format of a received message; ``encode`` uses
+the ``post_format`` asked for, or picks it from the topic prefix the
+message is published under. Formats are a registry (name ->
+"module:Class") so another one can be added by name.
 """
 import json
 import logging
@@ -11,6 +13,8 @@ from typing import Any, Protocol
 from ..errors import MessageError
 from ..message import Message, parse_time
 from ..registry import Registry
+from .wis2 import CONTENT_TYPE as WIS2_CONTENT_TYPE
+from .wis2 import looks_like as looks_like_wis2
 from .v02 import (MAX_SHORTSTR, body_text, check_name, header_value, topic_for,
                   unescape_field)
 
@@ -23,6 +27,7 @@ JSON_CONTENT_TYPE = "application/json"
 FORMATS = Registry("message format", {
     "v02": "sarra.codec.v02:V02Format",
     "v03": "sarra.codec.v03:V03Format",
+    "wis2": "sarra.codec.wis2:Wis2Format",
 }, MessageError)
 
 
@@ -39,9 +44,15 @@ class Format(Protocol):
 
 
 def format_of(topic: str, body: str, content_type: str | None = None) -> str:
-    """'v03' for a JSON body (object or transitional array), a v03 topic or
-    an application/json content type; 'v02' otherwise."""
+    """'wis2' for a WIS2 notification message (a JSON object with
+    conformsTo, or a Feature with links; or the application/geo+json
+    content type); 'v03' for another JSON body (object or transitional
+    array), a v03 topic or an application/json content type; 'v02'
+    otherwise."""
     start = body.lstrip()[:1]
+    kind = content_type.split(";")[0].strip() if content_type else ""
+    if (start == "{" and looks_like_wis2(body)) or kind == WIS2_CONTENT_TYPE:
+        return "wis2"
     if start in ("{", "[") or (topic or "").startswith("v03"):
         return "v03"
     if content_type and content_type.split(";")[0].strip() == JSON_CONTENT_TYPE:
@@ -99,8 +110,16 @@ def salvage(topic: str, headers: dict | None, body: bytes | str) -> Message | No
     return Message(pubtime, base_url, relpath, hdrs, topic=topic or "")
 
 
-def encode(msg: Message, topic_prefix: str = "v02.post") -> tuple[str, dict[str, str], str, str]:
-    """(topic, headers, body, content_type): v03 when the prefix starts
-    with 'v03', else v02 (a log message's 'post' word becomes 'report')."""
-    fmt: Any = FORMATS.get("v03" if topic_prefix.startswith("v03") else "v02")
-    return fmt.encode(msg, topic_prefix)
+def encode(msg: Message, topic_prefix: str = "v02.post", post_format: str | None = None,
+           topic: str | None = None, **wis2: Any) -> tuple[str, dict[str, str], str, str]:
+    """(topic, headers, body, content_type) in ``post_format``; without
+    one, v03 when the prefix starts with 'v03', else v02 (a log message's
+    'post' word becomes 'report'). ``topic``: every message's whole topic
+    (``post_topic``), instead of the prefix and the relpath's directories.
+    ``wis2``: the WNM's settings (``metadata_id``, ``data_id``)."""
+    name = post_format or ("v03" if topic_prefix.startswith("v03") else "v02")
+    fmt: Any = FORMATS.get(name)
+    if name == "wis2":
+        return fmt.encode(msg, topic_prefix, topic, **wis2)
+    out = fmt.encode(msg, topic_prefix)
+    return (topic, *out[1:]) if topic else out

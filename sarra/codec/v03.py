@@ -27,7 +27,7 @@ import math
 import time
 from typing import Any
 
-from ..checksum import sum_name
+from ..checksum import NAMED_METHODS, sum_name
 from ..errors import ChecksumError, MessageError
 from ..message import MAX_DURATION, Message, Report, format_time, parse_time
 from ..parts import Parts
@@ -41,9 +41,10 @@ METHOD_NAMES = {
     "a": "arbitrary", "z": "cod", "L": "link", "R": "remove", "m": "mkdir",
     "r": "rmdir",
 }
+METHOD_NAMES.update((name, name) for name in NAMED_METHODS)   # sum 'sha256,...'
 METHOD_LETTERS = {name: letter for letter, name in METHOD_NAMES.items()}
 METHOD_LETTERS["xxh3_128"] = "x"
-DIGEST_LETTERS = frozenset("dsxnLRmr")    # values are hex in v02, base64 in v03
+DIGEST_LETTERS = frozenset("dsxnLRmr") | frozenset(NAMED_METHODS)  # hex in v02, base64 in v03
 OP_LETTERS = frozenset("LRmr")
 BLOCK_METHODS = {"inplace": "i", "partitioned": "p", "i": "i", "p": "p"}
 BLOCK_NAMES = {"i": "inplace", "p": "partitioned"}

@@ -131,7 +131,10 @@ def split_urls(value: str | None) -> list[str]:
 _SUM_NAMES = {"md5": "d", "sha512": "s", "md5name": "n", "random": "0",
               "xxh128": "x", "cod,md5": "z,d", "cod,sha512": "z,s",
               "cod,xxh128": "z,x"}
-_SUM_LETTERS = ("d", "s", "n", "0", "x", "z,d", "z,s", "z,x")
+# WIS2's methods that have no letter are named in full (sarra/checksum.py)
+_WIS2_SUMS = ("sha256", "sha384", "sha3-256", "sha3-384", "sha3-512")
+_SUM_LETTERS = ("d", "s", "n", "0", "x", "z,d", "z,s", "z,x") + _WIS2_SUMS + tuple(
+    f"z,{name}" for name in _WIS2_SUMS)
 
 
 def parse_sum(raw: str | None) -> str:
@@ -144,6 +147,29 @@ def parse_sum(raw: str | None) -> str:
         raise ValueError(f"unknown checksum '{raw}' (use one of "
                          f"{', '.join(_SUM_LETTERS + tuple(_SUM_NAMES))})")
     return text
+
+
+def parse_topic(raw: str | None) -> str:
+    """A whole topic: AMQP words, or MQTT levels ('/' becomes '.')."""
+    if raw is None or not raw.strip().strip("./"):
+        raise ValueError("needs a topic")
+    words = raw.strip().strip("/").replace("/", ".").split(".")
+    if any(w in ("", "#", "*", "+") for w in words):
+        raise ValueError(f"'{raw}' is not a topic (empty words or wildcards)")
+    return ".".join(words)
+
+
+_DATA_ID_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def parse_data_id(raw: str | None) -> str:
+    """A wis2_data_id template: text with {relpath} and {basename}."""
+    if raw is None or not raw.strip():
+        raise ValueError("needs a template ({relpath}, {basename})")
+    unknown = [f for f in _DATA_ID_FIELD.findall(raw) if f not in ("relpath", "basename")]
+    if unknown:
+        raise ValueError(f"unknown field {{{unknown[0]}}} (use {{relpath}} or {{basename}})")
+    return raw.strip()
 
 
 _EVENTS = ("create", "delete", "link", "modify")
@@ -330,6 +356,19 @@ _DECLARED = [
     _O("post_topic_prefix", "str", "v02.post", "topic prefix of published "
        "messages (v03...: publish v03)", ("post_topicPrefix",
                                           "postTopicPrefix")),
+    _O("post_format", "choice", None, "wire form of posts: v02, v03 or wis2 (WIS2 "
+       "notification messages, doc/protocol.md §16); unset: v03 when "
+       "post_topic_prefix starts with v03, else v02", ("postFormat",),
+       choices=("v02", "v03", "wis2")),
+    _O("post_topic", "str", None, "the whole topic of every post (words separated "
+       "by '.' or '/'), instead of post_topic_prefix and the file's directories: "
+       "a WIS2 topic below post_exchange, e.g. a.wis2.<centre>.data.core.<...>",
+       ("postTopic",), convert=parse_topic),
+    _O("wis2_metadata_id", "str", None, "post_format wis2: the metadata_id of every "
+       "WNM (the WCMP2 record of the dataset, urn:wmo:md:<centre>:<name>)"),
+    _O("wis2_data_id", "str", "{relpath}", "post_format wis2: each WNM's data_id, "
+       "a template of {relpath} (the file's path, no leading /) and {basename}",
+       convert=parse_data_id),
     _O("post_base_url", "url", None, "base URL written into posts",
        ("post_baseUrl", "postBaseUrl", "url")),
     _O("post_base_dir", "str", None, "local prefix removed from paths to form "
@@ -340,7 +379,8 @@ _DECLARED = [
        "sftp://, ftp:// or ftps://user@host[:port]/directory/ (password or ssh_keyfile from "
        "credentials.conf)", ("sendTo",), tools=("sender",)),
     _O("sum", "str", "s", "checksum for posts: d s n 0 x z,d z,s z,x "
-       "(or md5 sha512 md5name random xxh128)", ("identity",),
+       "(or md5 sha512 md5name random xxh128), or WIS2's sha256 sha384 sha3-256 "
+       "sha3-384 sha3-512", ("identity",),
        convert=parse_sum),
     _O("persistent", "bool", True, "publish persistent messages"),
     _O("outlet", "choice", "post", "where posts go: post (the broker), json (a v03 "

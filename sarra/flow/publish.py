@@ -54,8 +54,13 @@ class Publisher:
     name) is not published there."""
 
     def __init__(self, broker, exchange: str, topic_prefix: str, persistent: bool = True,
-                 home: str | None = None, mandatory: bool = False, split: int = 0):
+                 home: str | None = None, mandatory: bool = False, split: int = 0,
+                 post_format: str | None = None, topic: str | None = None,
+                 wis2: dict | None = None):
         self.broker = broker
+        # the wire form (None: from the topic prefix), the fixed topic
+        # (post_topic) and the WNM settings (codec.encode)
+        self.style = dict(post_format=post_format, topic=topic, **(wis2 or {}))
         # mandatory: each post must reach a queue; those that reached none are
         # counted by exchange after each flush (dd_post warns of them)
         self.mandatory = mandatory
@@ -124,7 +129,7 @@ class Publisher:
         return found
 
     def publish(self, msg: Message, exchange: str | None = None) -> None:
-        topic, headers, body, content_type = codec.encode(msg, self.topic_prefix)
+        topic, headers, body, content_type = codec.encode(msg, self.topic_prefix, **self.style)
         targets = [(exchange, False)] if exchange else self._resolve(msg)
         for ex, named in targets:       # before anything is published
             if named and not self._exists(ex):

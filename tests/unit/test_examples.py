@@ -343,12 +343,12 @@ def _man_sections(text: str) -> dict[str, str]:
 def _documented(text: str) -> set[str]:
     """Options given a paragraph of their own: ``--name`` in the tag of a .TP."""
     tags = re.findall(r"^\.TP\n(.*)$", text, re.M)
-    return {name for tag in tags for name in re.findall(r"\\-\\-([a-z_]+)", tag)}
+    return {name for tag in tags for name in re.findall(r"\\-\\-([a-z][a-z0-9_]*)", tag)}
 
 
 def _bold_words(text: str) -> set[str]:
     """Names set in bold at the start of a line (.B name, .BR name ,)."""
-    return {w for w in re.findall(r"^\.BR? ([a-z_]+)", text, re.M) if not w.startswith("dd_")}
+    return {w for w in re.findall(r"^\.BR? ([a-z][a-z0-9_]*)", text, re.M) if not w.startswith("dd_")}
 
 
 def _options_text(text: str) -> str:
@@ -362,9 +362,9 @@ def _options_text(text: str) -> str:
 
 def _named(text: str) -> set[str]:
     """Options named in bold: .B/.BR/.BI name, .RB/.IB ( name, \\fBname."""
-    words = re.findall(r"^\.B[RI]? \"?([a-z_]+)", text, re.M)
-    words += re.findall(r"^\.[RI]B \S+ ([a-z_]+)", text, re.M)
-    words += re.findall(r"\\fB([a-z_]+)", text)
+    words = re.findall(r"^\.B[RI]? \"?([a-z][a-z0-9_]*)", text, re.M)
+    words += re.findall(r"^\.[RI]B \S+ ([a-z][a-z0-9_]*)", text, re.M)
+    words += re.findall(r"\\fB([a-z][a-z0-9_]*)", text)
     return {w for w in words if w in OPTIONS}
 
 
