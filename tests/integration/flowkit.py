@@ -111,11 +111,13 @@ class Tap:
         self.broker.bind(name, exchange, key)
         self.broker.consume(name, 1000)
         self.messages: list = []
+        self.raw: list = []         # the deliveries, as they came
 
     def poll(self, timeout: float = 0.2) -> list:
         """Read what has arrived (up to ``timeout`` seconds of waiting), decoded."""
         deliveries = self.broker.get(timeout)
         for d in deliveries:
+            self.raw.append(d)
             self.messages.append(decode(d.topic, d.headers, d.body, d.content_type, d.exchange))
         if deliveries:
             self.broker.ack([d.tag for d in deliveries])
