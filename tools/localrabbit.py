@@ -14,6 +14,9 @@ It shares epmd (port 4369) with the system node and nothing else. The
     node.stop(); node.start()               # the whole node: a broker outage
     node.close()                            # stop, for good
 
+    node = start_rabbit(Path("/tmp/m"), "sarra_m", mqtt=True)  # + MQTT, web-MQTT
+    node.mqtt_url("bob", "pw"), node.ws_url("bob", "pw")   # mqtt://..., ws://.../ws
+
     nodes = start_cluster(Path("/tmp/c"), "sarra_c", 3)   # one cluster of 3
     nodes[1].kill()                         # SIGKILL: a node lost
 """
@@ -49,6 +52,15 @@ log.console = false
 log.file.level = warning
 """
 
+# rabbitmq_mqtt and rabbitmq_web_mqtt (enabled in the node's enabled_plugins
+# file before it starts): MQTT and MQTT over websockets (path /ws) on loopback
+_MQTT_CONF = """\
+mqtt.listeners.tcp.1 = 127.0.0.1:{mqtt}
+mqtt.allow_anonymous = false
+web_mqtt.tcp.ip = 127.0.0.1
+web_mqtt.tcp.port = {ws}
+"""
+
 
 @dataclass
 class RabbitNode:
@@ -61,6 +73,8 @@ class RabbitNode:
     dist_port: int
     management: bool = True
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    mqtt_port: int = 0          # the MQTT plugins' ports (0: not enabled)
+    web_mqtt_port: int = 0
 
     @property
     def nodename(self) -> str:
@@ -73,6 +87,15 @@ class RabbitNode:
     def url(self, user: str = "guest", password: str | None = "guest", vhost: str = "") -> str:
         auth = f"{user}:{password}" if password is not None else user
         return f"amqp://{auth}@127.0.0.1:{self.amqp_port}/{vhost}"
+
+    def mqtt_url(self, user: str, password: str | None = None) -> str:
+        auth = f"{user}:{password}" if password is not None else user
+        return f"mqtt://{auth}@127.0.0.1:{self.mqtt_port}"
+
+    def ws_url(self, user: str, password: str | None = None) -> str:
+        """MQTT over websockets (rabbitmq_web_mqtt's path, /ws)."""
+        auth = f"{user}:{password}" if password is not None else user
+        return f"ws://{auth}@127.0.0.1:{self.web_mqtt_port}/ws"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
@@ -127,7 +150,8 @@ class RabbitNode:
     def wait_started(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while not (port_open("127.0.0.1", self.amqp_port, 0.3)
-                   and (not self.management or port_open("127.0.0.1", self.http_port, 0.3))):
+                   and (not self.management or port_open("127.0.0.1", self.http_port, 0.3))
+                   and (not self.mqtt_port or port_open("127.0.0.1", self.mqtt_port, 0.3))):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 text = (self.home / "server.out").read_text(errors="replace")
                 self.close()
@@ -171,14 +195,19 @@ class RabbitNode:
 
 
 def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = None,
-             extra_conf: str = "") -> RabbitNode:
+             extra_conf: str = "", mqtt: bool = False) -> RabbitNode:
     """A node's directory, configuration and cookie; not started."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     node = RabbitNode(name, home, free_port(), free_port(), free_port(), management)
+    plugins = ["rabbitmq_management"] if management else []
+    if mqtt:
+        node.mqtt_port, node.web_mqtt_port = free_port(), free_port()
+        extra_conf += _MQTT_CONF.format(mqtt=node.mqtt_port, ws=node.web_mqtt_port)
+        plugins += ["rabbitmq_mqtt", "rabbitmq_web_mqtt"]
     (home / "rabbitmq.conf").write_text(_CONF.format(amqp=node.amqp_port, http=node.http_port)
                                         + extra_conf)
-    (home / "enabled_plugins").write_text("[rabbitmq_management]." if management else "[].")
+    (home / "enabled_plugins").write_text(f"[{','.join(plugins)}].")
     (home / "rabbitmq-env.conf").write_text("")
     cookie = home / ".erlang.cookie"
     if not cookie.exists():
@@ -187,9 +216,11 @@ def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = 
     return node
 
 
-def start_rabbit(home: Path, name: str, management: bool = True) -> RabbitNode:
-    """A started private node named ``name`` whose files live in ``home``."""
-    node = _prepare(home, name, management)
+def start_rabbit(home: Path, name: str, management: bool = True,
+                 mqtt: bool = False) -> RabbitNode:
+    """A started private node named ``name`` whose files live in ``home``
+    (``mqtt``: with the MQTT and web-MQTT plugins on ports of their own)."""
+    node = _prepare(home, name, management, mqtt=mqtt)
     node.start()
     return node
 

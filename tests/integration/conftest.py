@@ -225,3 +225,56 @@ def mosquitto(tmp_path_factory) -> MosquittoBroker:
         pytest.fail(str(exc), pytrace=False)
     yield broker
     broker.close()
+
+
+# --------------------------------------------------------------------------- RabbitMQ's MQTT
+
+RABBIT_MQTT_USERS = {"alice": "alice-rmq-pw", "bob": "bob-rmq-pw"}
+
+
+def mqtt_permissions(user: str) -> tuple[dict, dict]:
+    """A switch source's permissions (sarra/switch/plan.py:permissions) and
+    what its MQTT clients add (doc/protocol.md §15.4): its MQTT sessions'
+    queues (mqtt-subscription-<client id>qos1, the client id a queue name
+    of its own), amq.topic (where the plugin publishes and binds), and
+    topic permissions there: it writes its own exchange's topics
+    (xs_<user>.*) and reads its own and xpublic's."""
+    from sarra.switch.plan import permissions
+
+    perms = permissions("source", user).as_dict()
+    extra = rf"|^mqtt-subscription-q_{user}\..*"
+    perms = {"configure": perms["configure"] + extra,
+             "write": perms["write"] + extra + r"|^amq\.topic$",
+             "read": perms["read"] + extra + r"|^amq\.topic$"}
+    topics = {"exchange": "amq.topic", "write": rf"^xs_{user}\.",
+              "read": rf"^x[rs]_{user}\.|^xpublic\."}
+    return perms, topics
+
+
+@pytest.fixture(scope="session")
+def rabbit_mqtt(tmp_path_factory):
+    """One private RabbitMQ node for the session with rabbitmq_mqtt and
+    rabbitmq_web_mqtt on loopback ports of their own (tools/localrabbit.py:
+    ``node.mqtt_url(user)``, ``node.ws_url(user)``, ``node.url(user)``),
+    and the users ``RABBIT_MQTT_USERS``, each with a switch source's
+    permissions and its MQTT additions (``mqtt_permissions``)."""
+    import requests          # the test side's HTTP client (not sarra's)
+
+    from tools.localrabbit import find_script, start_rabbit
+    if find_script("rabbitmq-server") is None:
+        pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
+    try:
+        node = start_rabbit(tmp_path_factory.mktemp("rabbit_mqtt"),
+                            f"sarra_mqtt_{secrets.token_hex(3)}", mqtt=True)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    api, auth = node.management_url, ("guest", "guest")
+    for user, password in RABBIT_MQTT_USERS.items():
+        perms, topics = mqtt_permissions(user)
+        for path, body in ((f"users/{user}", {"password": password, "tags": ""}),
+                           (f"permissions/%2F/{user}", perms),
+                           (f"topic-permissions/%2F/{user}", topics)):
+            res = requests.put(f"{api}/{path}", json=body, auth=auth, timeout=30)
+            assert res.status_code in (201, 204), (path, res.status_code, res.text)
+    yield node
+    node.close()

@@ -61,7 +61,6 @@ def test_wnms_posted_over_mqtt_are_mirrored_verified_and_a_bad_one_is_refused(
 
     # before the posts: a WNM the schema refuses, and one whose integrity is wrong
     raw = open_broker(url)
-    raw.connect()
     other = f"a.wis2.{CENTRE}.data.core.weather.other"
     bad_method = json.loads(wnm(server.url + "obs/x", b"x"))
     bad_method["properties"]["integrity"]["method"] = "crc32"
