@@ -19,6 +19,7 @@ from tests.helpers import (AMQP_URL, SETUP_HINT, ProcessRegistry, _kill_started,
                            kill_processes_with_env)
 from tools.localnginx import NginxServer, start_nginx
 from tools.localrabbit import RabbitNode, find_script, start_cluster, start_rabbit
+from tools.testca import TestCA, make_ca
 
 _INTEGRATION_DIRS = (Path(__file__).parent / "integration", Path(__file__).parent / "guides")
 
@@ -108,29 +109,48 @@ def _no_leaked_processes():
 # --------------------------------------------------------------------------- servers
 # (failures, not skips, when missing: run ``bash tools/setup.sh`` first)
 
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory) -> TestCA:
+    """The session's test CA (tools/testca.py): ``.ca_file`` (ca.crt, what a
+    client trusts), ``.cert``/``.key`` (the server certificate it signed for
+    127.0.0.1 and localhost: every rabbit_node node's TLS listeners and the
+    https nginx servers use it), ``.issue(name, hosts)`` for another one."""
+    try:
+        return make_ca(tmp_path_factory.mktemp("test_ca"))
+    except (OSError, RuntimeError) as exc:
+        pytest.fail(f"no test CA (openssl): {exc}: {SETUP_HINT}", pytrace=False)
+
+
 # --------------------------------------------------------------------------- nginx
 
 @pytest.fixture
-def nginx(tmp_path_factory) -> Callable[..., NginxServer]:
-    """Factory: ``nginx(root_dir, workers='auto', extra='') -> NginxServer``.
+def nginx(tmp_path_factory, request) -> Callable[..., NginxServer]:
+    """Factory: ``nginx(root_dir, workers='auto', extra='', https=False) -> NginxServer``.
 
     Starts a real nginx (master + workers, ``daemon off``) on a free
     127.0.0.1 port serving ``root_dir`` (autoindex off, sendfile on, Range
     supported); every file it writes lives in a private temp dir outside the
     test's tmp_path. ``extra`` is raw nginx text inserted in the server block
-    (e.g. locations). All instances are stopped at teardown.
+    (e.g. locations). With ``https=True`` it serves https only, with the
+    session test CA's server certificate (``test_ca``; its ``url`` starts
+    with https://). All instances are stopped at teardown.
     """
     binary = find_program("nginx")
     if binary is None:
         pytest.fail(f"nginx not found: {SETUP_HINT}", pytrace=False)
     servers: list[NginxServer] = []
 
-    def start(root_dir, workers: str | int = "auto", extra: str = "") -> NginxServer:
+    def start(root_dir, workers: str | int = "auto", extra: str = "",
+              https: bool = False) -> NginxServer:
         root = Path(root_dir).resolve()
         root.mkdir(parents=True, exist_ok=True)
         tmp = tmp_path_factory.mktemp("nginx")
+        tls = request.getfixturevalue("test_ca") if https else None
         try:
-            server = start_nginx(tmp, root, workers, extra, binary)
+            server = start_nginx(tmp, root, workers, extra, binary, tls)
         except RuntimeError as exc:
             pytest.fail(str(exc), pytrace=False)
         servers.append(server)
@@ -145,12 +165,16 @@ def nginx(tmp_path_factory) -> Callable[..., NginxServer]:
 
 
 @pytest.fixture(scope="session")
-def rabbit_node(tmp_path_factory) -> Callable[[str], RabbitNode]:
+def rabbit_node(tmp_path_factory, test_ca) -> Callable[[str], RabbitNode]:
     """Factory: ``rabbit_node(name) -> RabbitNode``, a private RabbitMQ node
     (own AMQP and management ports on 127.0.0.1, own data; guest/guest)
     started on first use and shared by the session under that name: a
     second and third switch for the tests of links. A test that stops one
-    (``node.stop()``) starts it again. All are stopped at the end."""
+    (``node.stop()``) starts it again. All are stopped at the end.
+
+    Every node has TLS listeners too, with ``test_ca``'s server
+    certificate: ``node.amqps_url(user, password)`` (port
+    ``node.amqps_port``) and ``node.management_https_url``."""
     if find_script("rabbitmq-server") is None:
         pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
     nodes: dict[str, RabbitNode] = {}
@@ -162,7 +186,8 @@ def rabbit_node(tmp_path_factory) -> Callable[[str], RabbitNode]:
                 # a unique Erlang node name: one left running by an interrupted
                 # run does not stand in the way
                 node = nodes[name] = start_rabbit(tmp_path_factory.mktemp(f"rabbit_{name}"),
-                                                  f"sarra_{name}_{secrets.token_hex(3)}")
+                                                  f"sarra_{name}_{secrets.token_hex(3)}",
+                                                  tls=test_ca)
             except RuntimeError as exc:
                 pytest.fail(str(exc), pytrace=False)
         else:

@@ -1,5 +1,7 @@
 """A private nginx on a free loopback port serving one directory, with
 byte ranges and an access log. Used by the tests, the demo and the benchmarks.
+With ``tls`` (a tools/testca.TestCA), it serves https with the CA's server
+certificate (for 127.0.0.1 and localhost) instead of http.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.proc import free_port, port_open, tail
+from tools.testca import TestCA
 
 
 def find_nginx() -> str | None:
@@ -48,8 +51,8 @@ http {{
     log_format sarra_test '$remote_addr [$time_local] "$request" $status $body_bytes_sent "$http_range"';
     access_log {tmp}/access.log sarra_test;
     server {{
-        listen 127.0.0.1:{port};
-        server_name localhost;
+        listen 127.0.0.1:{port}{ssl};
+        server_name localhost;{tls}
         root {root};
         autoindex off;
 {extra}
@@ -66,7 +69,7 @@ _LOG_LINE = re.compile(r'^(?P<addr>\S+) \[(?P<time>[^\]]*)\] "(?P<method>\S+) (?
 class NginxServer:
     """One private nginx serving ``root`` at ``url``."""
 
-    url: str               # 'http://127.0.0.1:PORT/'
+    url: str               # 'http://127.0.0.1:PORT/' (https://... with tls)
     port: int
     root: Path
     access_log: Path       # one line per request: addr [time] "METHOD PATH PROTO" status bytes "range"
@@ -120,9 +123,16 @@ class NginxServer:
             pass
 
 
+_TLS = """
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;"""
+
+
 def start_nginx(tmp: Path, root: Path, workers: str | int = "auto", extra: str = "",
-                binary: str | None = None) -> NginxServer:
-    """Start nginx serving ``root``; its files live in ``tmp``. Raises RuntimeError."""
+                binary: str | None = None, tls: TestCA | None = None) -> NginxServer:
+    """Start nginx serving ``root``; its files live in ``tmp``; over https
+    with ``tls``'s server certificate when given. Raises RuntimeError."""
     binary = binary or find_nginx()
     if binary is None:
         raise RuntimeError("nginx not found: run `bash tools/setup.sh`")
@@ -136,13 +146,15 @@ def start_nginx(tmp: Path, root: Path, workers: str | int = "auto", extra: str =
             (tmp / d).mkdir(exist_ok=True)
         conf.write_text(_NGINX_CONF.format(
             user="user root;" if os.geteuid() == 0 else "",
-            workers=workers, tmp=tmp, port=port, root=root, extra=extra), encoding="utf-8")
+            workers=workers, tmp=tmp, port=port, root=root, extra=extra,
+            ssl=" ssl" if tls else "",
+            tls=_TLS.format(cert=tls.cert, key=tls.key) if tls else ""), encoding="utf-8")
         out = open(tmp / "nginx.stdout", "ab")
         cmd = [binary, "-c", str(conf), "-p", str(tmp) + "/", "-e", str(tmp / "error.log")]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         out.close()
-        server = NginxServer(url=f"http://127.0.0.1:{port}/", port=port, root=root,
+        server = NginxServer(url=f"{'https' if tls else 'http'}://127.0.0.1:{port}/", port=port, root=root,
                              access_log=tmp / "access.log", error_log=tmp / "error.log",
                              conf=conf, proc=proc, cmd=cmd)
         deadline = time.monotonic() + 15

@@ -11,6 +11,10 @@ It shares epmd (port 4369) with the system node and nothing else. The
 
     node = start_rabbit(Path("/tmp/x"), "sarra_b")
     node.amqp_port, node.management_url     # 5673-ish, http://127.0.0.1:NNNN/api
+
+    node = start_rabbit(Path("/tmp/x"), "sarra_b", tls=make_ca(Path("/tmp/ca")))
+    node.amqps_url("alice", "pw")           # amqps://alice:pw@127.0.0.1:NNNN/
+    node.management_https_url               # https://127.0.0.1:NNNN/api
     node.stop(); node.start()               # the whole node: a broker outage
     node.close()                            # stop, for good
 
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.proc import free_port, port_open, stop_process, tail
+from tools.testca import TestCA
 
 SCRIPTS = ("/usr/lib/rabbitmq/bin", "/usr/local/lib/rabbitmq/bin")
 
@@ -50,6 +55,24 @@ management.tcp.port = {http}
 loopback_users.guest = true
 log.console = false
 log.file.level = warning
+"""
+
+# a TLS listener beside the plain one, and the management API over https
+# too; clients are not asked for a certificate
+_TLS_CONF = """\
+listeners.ssl.default = 127.0.0.1:{amqps}
+ssl_options.cacertfile = {ca}
+ssl_options.certfile = {cert}
+ssl_options.keyfile = {key}
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+"""
+_TLS_MANAGEMENT_CONF = """\
+management.ssl.ip = 127.0.0.1
+management.ssl.port = {https}
+management.ssl.cacertfile = {ca}
+management.ssl.certfile = {cert}
+management.ssl.keyfile = {key}
 """
 
 # rabbitmq_mqtt and rabbitmq_web_mqtt (enabled in the node's enabled_plugins
@@ -72,6 +95,8 @@ class RabbitNode:
     http_port: int
     dist_port: int
     management: bool = True
+    amqps_port: int = 0         # 0: no TLS listener
+    https_port: int = 0         # the management API over TLS (0: none)
     proc: subprocess.Popen | None = field(default=None, repr=False)
     mqtt_port: int = 0          # the MQTT plugins' ports (0: not enabled)
     web_mqtt_port: int = 0
@@ -87,6 +112,26 @@ class RabbitNode:
     def url(self, user: str = "guest", password: str | None = "guest", vhost: str = "") -> str:
         auth = f"{user}:{password}" if password is not None else user
         return f"amqp://{auth}@127.0.0.1:{self.amqp_port}/{vhost}"
+
+    @property
+    def management_https_url(self) -> str:
+        if not self.https_port:
+            raise ValueError(f"{self.name} has no TLS management listener")
+        return f"https://127.0.0.1:{self.https_port}/api"
+
+    def amqps_url(self, user: str = "guest", password: str | None = "guest",
+                  vhost: str = "", host: str = "127.0.0.1") -> str:
+        """The node's TLS listener (its certificate names 127.0.0.1 and localhost)."""
+        if not self.amqps_port:
+            raise ValueError(f"{self.name} has no TLS listener (start it with tls=)")
+        auth = f"{user}:{password}" if password is not None else user
+        return f"amqps://{auth}@{host}:{self.amqps_port}/{vhost}"
+
+    def ports(self) -> list[int]:
+        """Every port the started node listens on (but Erlang distribution's)."""
+        return [p for p in (self.amqp_port, self.amqps_port, self.mqtt_port,
+                            self.http_port if self.management else 0,
+                            self.https_port if self.management else 0) if p]
 
     def mqtt_url(self, user: str, password: str | None = None) -> str:
         auth = f"{user}:{password}" if password is not None else user
@@ -149,9 +194,7 @@ class RabbitNode:
 
     def wait_started(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
-        while not (port_open("127.0.0.1", self.amqp_port, 0.3)
-                   and (not self.management or port_open("127.0.0.1", self.http_port, 0.3))
-                   and (not self.mqtt_port or port_open("127.0.0.1", self.mqtt_port, 0.3))):
+        while not all(port_open("127.0.0.1", port, 0.3) for port in self.ports()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 text = (self.home / "server.out").read_text(errors="replace")
                 self.close()
@@ -195,8 +238,11 @@ class RabbitNode:
 
 
 def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = None,
-             extra_conf: str = "", mqtt: bool = False) -> RabbitNode:
-    """A node's directory, configuration and cookie; not started."""
+             extra_conf: str = "", mqtt: bool = False,
+             tls: TestCA | None = None) -> RabbitNode:
+    """A node's directory, configuration and cookie; not started. With
+    ``tls``, a TLS listener (and management over https) with its server
+    certificate as well."""
     home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     node = RabbitNode(name, home, free_port(), free_port(), free_port(), management)
@@ -205,6 +251,13 @@ def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = 
         node.mqtt_port, node.web_mqtt_port = free_port(), free_port()
         extra_conf += _MQTT_CONF.format(mqtt=node.mqtt_port, ws=node.web_mqtt_port)
         plugins += ["rabbitmq_mqtt", "rabbitmq_web_mqtt"]
+    if tls is not None:
+        node.amqps_port = free_port()
+        files = {"ca": tls.ca_file, "cert": tls.cert, "key": tls.key}
+        extra_conf += _TLS_CONF.format(amqps=node.amqps_port, **files)
+        if management:
+            node.https_port = free_port()
+            extra_conf += _TLS_MANAGEMENT_CONF.format(https=node.https_port, **files)
     (home / "rabbitmq.conf").write_text(_CONF.format(amqp=node.amqp_port, http=node.http_port)
                                         + extra_conf)
     (home / "enabled_plugins").write_text(f"[{','.join(plugins)}].")
@@ -217,16 +270,19 @@ def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = 
 
 
 def start_rabbit(home: Path, name: str, management: bool = True,
-                 mqtt: bool = False) -> RabbitNode:
+                 mqtt: bool = False, tls: TestCA | None = None) -> RabbitNode:
     """A started private node named ``name`` whose files live in ``home``
-    (``mqtt``: with the MQTT and web-MQTT plugins on ports of their own)."""
-    node = _prepare(home, name, management, mqtt=mqtt)
+    (``mqtt``: with the MQTT and web-MQTT plugins on ports of their own;
+    ``tls``, a tools/testca.TestCA: a TLS listener on ``amqps_port``, and
+    the management API on ``https_port``, with that CA's server
+    certificate, beside the plain ones)."""
+    node = _prepare(home, name, management, mqtt=mqtt, tls=tls)
     node.start()
     return node
 
 
-def start_cluster(home: Path, prefix: str, count: int = 3,
-                  management: bool = True) -> list[RabbitNode]:
+def start_cluster(home: Path, prefix: str, count: int = 3, management: bool = True,
+                  tls: TestCA | None = None) -> list[RabbitNode]:
     """``count`` private nodes (``<prefix>1`` ... on loopback, one directory
     each under ``home``) forming one RabbitMQ cluster as they boot: the same
     Erlang cookie, and each node's configuration names the others (RabbitMQ's
@@ -238,7 +294,7 @@ def start_cluster(home: Path, prefix: str, count: int = 3,
     peers = "cluster_formation.peer_discovery_backend = classic_config\n" + "".join(
         f"cluster_formation.classic_config.nodes.{i} = {n}@localhost\n"
         for i, n in enumerate(names, 1))
-    nodes = [_prepare(home / n, n, management, cookie, peers) for n in names]
+    nodes = [_prepare(home / n, n, management, cookie, peers, tls=tls) for n in names]
     try:
         for node in nodes:
             node.launch()

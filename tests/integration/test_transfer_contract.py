@@ -76,24 +76,14 @@ def tree(tmp_path) -> dict[str, bytes]:
     return content
 
 
-@pytest.fixture(scope="session")
-def test_ca(tmp_path_factory) -> Path:
-    """A test CA and a certificate for 127.0.0.1 it signed (tools/testca.py)."""
-    from tools.testca import make_test_ca
-    return make_test_ca(tmp_path_factory.mktemp("ca"))
-
-
 @pytest.fixture
 def https_site(nginx, test_ca):
     """Factory: ``https_site(root) -> (base URL, CA file)``, nginx serving
-    ``root`` over TLS too (and its index pages)."""
+    ``root`` over TLS (and its index pages), its certificate from the
+    session's test CA (tests/conftest.py)."""
     def start(root: Path) -> tuple[str, Path]:
-        port = free_port()
-        tls = (f"listen 127.0.0.1:{port} ssl; ssl_certificate {test_ca.parent}/server.crt; "
-               f"ssl_certificate_key {test_ca.parent}/server.key; "
-               "location / { autoindex on; }")
-        nginx(root, workers=1, extra=tls)
-        return f"https://127.0.0.1:{port}/", test_ca
+        server = nginx(root, workers=1, extra="location / { autoindex on; }", https=True)
+        return server.url, test_ca.ca_file
     return start
 
 
