@@ -50,7 +50,7 @@ STREAM = "xpublic_stream"    # xpublic's posts kept for days (the ``stream`` key
 
 ROLES = ("admin", "feeder", "source", "subscriber", "link")
 KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
-        "management_url", "instances", "queue_type", "stream")
+        "management_url", "instances", "queue_type", "stream", "mqtt")
 QUEUE_TYPES = ("classic", "quorum")     # of the switch's own queues
 LINK_KEYS = ("cluster", "broker", "exchange", "to_clusters", "from_clusters")
 REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
@@ -132,6 +132,7 @@ class Switch:
     instances: int = 1             # of the switch's dd_sara (dd_audit configs)
     queue_type: str = "classic"    # of its components' queues (quorum: on a cluster)
     stream: int = 0                # seconds xpublic's posts stay in STREAM (0: no stream)
+    mqtt: bool = False             # MQTT clients too (RabbitMQ's MQTT plugins)
     path: str = ""
 
     @property
@@ -168,7 +169,8 @@ class Switch:
                 "users": dict(self.users), "links": [_link_data(k) for k in self.links],
                 "management_url": self.management_url, "instances": self.instances,
                 "queue_type": self.queue_type,
-                **({"stream": f"{self.stream}s"} if self.stream else {})}
+                **({"stream": f"{self.stream}s"} if self.stream else {}),
+                **({"mqtt": True} if self.mqtt else {})}
 
     def with_users(self, users: dict[str, str]) -> "Switch":
         """A validated copy with other users (the file is not touched)."""
@@ -438,12 +440,16 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
     if queue_type not in QUEUE_TYPES:
         raise ConfigError(f"{shown(queue_type)}: one of {', '.join(QUEUE_TYPES)} (the type "
                           "of the switch's own queues)", path, option="queue_type")
+    mqtt = data.get("mqtt", False)
+    if not isinstance(mqtt, bool):
+        raise ConfigError(f"{shown(mqtt)}: on or off (whether MQTT clients use the switch: "
+                          "RabbitMQ's MQTT plugins)", path, option="mqtt")
     switch = Switch(cluster=cluster, broker=broker, feeder=",".join(feeders),
                     data_dir=data_dir, base_url=base_url, users=dict(users),
                     links=_links(data.get("links"), cluster, path),
                     management_url=management.rstrip("/"), instances=instances,
                     queue_type=queue_type, stream=_retention(data.get("stream"), path),
-                    path=path)
+                    mqtt=mqtt, path=path)
     for name, fixed in ((switch.admin_user, "admin"), (switch.feeder_user, "feeder")):
         role = switch.users.get(name)
         if role is not None and role != fixed and not (fixed == "feeder" and role == "admin"):

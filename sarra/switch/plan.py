@@ -22,6 +22,17 @@ starts with ``^`` and every user-name pattern ends at a separator or at
                   read      ^q_u\\..*|^xpublic(_stream)?$
     feeder, admin .* .* .*
 
+With ``mqtt: on`` (RabbitMQ's MQTT plugins, doc/protocol.md §15.4) each
+source, subscriber and link may also configure, write and read its MQTT
+sessions' queues (``^mqtt-subscription-q_u\\.``: the client id is a queue
+name of its own) and write and read ``amq.topic``, where the plugin
+publishes and binds; topic permissions there hold its MQTT clients (and
+AMQP ones on amq.topic) to the same exchanges, by routing key::
+
+    source u      write ^xs_u(_[^.]*)?\\.      read ^x[rs]_u(_[^.]*)?\\.|^xpublic\\.
+    subscriber u  write ^xs_u\\.               read ^x[rs]_u\\.|^xpublic\\.
+    link u        write ^xreport_in\\.         read ^xpublic\\.
+
 Write on a queue is what RabbitMQ checks to bind it; read on an exchange is
 what it checks to bind a queue to it; read on a queue, to consume it (every
 user may read the switch's stream, xpublic_stream, as it may xpublic); no user may configure an exchange
@@ -51,6 +62,21 @@ HASHES = {"rabbit_password_hashing_sha256": hashlib.sha256,
           "rabbit_password_hashing_md5": hashlib.md5}
 
 
+MQTT_EXCHANGE = "amq.topic"   # where RabbitMQ's MQTT plugin publishes (mqtt.exchange)
+MQTT_PLUGINS = ("rabbitmq_mqtt", "rabbitmq_web_mqtt")
+MQTT_PROTOCOLS = {"mqtt": "rabbitmq_mqtt", "http/web-mqtt": "rabbitmq_web_mqtt"}
+
+
+@dataclass(frozen=True)
+class TopicPermissions:
+    """A user's topic permissions on MQTT_EXCHANGE (regexes of routing keys)."""
+    write: str
+    read: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"exchange": MQTT_EXCHANGE, "write": self.write, "read": self.read}
+
+
 @dataclass(frozen=True)
 class Permissions:
     configure: str
@@ -61,10 +87,34 @@ class Permissions:
         return {"configure": self.configure, "write": self.write, "read": self.read}
 
 
-def permissions(role: str, user: str) -> Permissions:
-    """The configure/write/read regexes of ``user`` with ``role``."""
+def permissions(role: str, user: str, mqtt: bool = False) -> Permissions:
+    """The configure/write/read regexes of ``user`` with ``role`` (``mqtt``:
+    with what its MQTT clients need)."""
     if role in ("admin", "feeder"):
         return Permissions(*ALL)
+    amqp = _permissions(role, user)
+    if not mqtt:
+        return amqp
+    sessions = rf"|^mqtt-subscription-q_{user}\..*"
+    exchange = rf"|^{re.escape(MQTT_EXCHANGE)}$"
+    return Permissions(amqp.configure + sessions, amqp.write + sessions + exchange,
+                       amqp.read + sessions + exchange)
+
+
+def topic_permissions(role: str, user: str) -> TopicPermissions | None:
+    """The topic permissions on MQTT_EXCHANGE of ``user`` with ``role``
+    (None: admin and feeder, whom nothing restricts)."""
+    public = rf"^{XPUBLIC}\."
+    if role == "source":
+        return TopicPermissions(rf"^xs_{user}(_[^.]*)?\.", rf"^x[rs]_{user}(_[^.]*)?\.|{public}")
+    if role == "subscriber":
+        return TopicPermissions(rf"^xs_{user}\.", rf"^x[rs]_{user}\.|{public}")
+    if role == "link":
+        return TopicPermissions(rf"^{XREPORT_IN}\.", public)
+    return None
+
+
+def _permissions(role: str, user: str) -> Permissions:
     queues = rf"^q_{user}\..*"
     public = rf"^{XPUBLIC}({STREAM[len(XPUBLIC):]})?$"      # xpublic, xpublic_stream
     if role == "source":
@@ -115,6 +165,7 @@ class Account:
     password: str = field(repr=False)
     tags: tuple[str, ...]
     perms: Permissions
+    topics: TopicPermissions | None = None    # on MQTT_EXCHANGE, with mqtt: on
 
 
 @dataclass(frozen=True)
@@ -134,6 +185,7 @@ class Plan:
     exchanges: dict[str, str | None]     # name -> owning user (None: the switch's)
     bindings: dict[Binding, str]         # binding -> owning user
     stream: int = 0                      # STREAM's retention in seconds (0: none)
+    mqtt: bool = False                   # MQTT clients too (the plugins' listeners)
 
 
 STREAM_KEY = "#"            # the stream keeps every post of xpublic
@@ -147,7 +199,8 @@ def stream_arguments(seconds: int) -> dict[str, str]:
 def build_plan(switch: Switch, passwords: dict[str, str]) -> Plan:
     """The accounts, exchanges and bindings ``switch`` needs."""
     accounts = {name: Account(name, role, passwords[name], TAGS[role],
-                              permissions(role, name))
+                              permissions(role, name, switch.mqtt),
+                              topic_permissions(role, name) if switch.mqtt else None)
                 for name, role in switch.accounts().items()}
     exchanges: dict[str, str | None] = {name: None for name in SWITCH_EXCHANGES}
     bindings: dict[Binding, str] = {}
@@ -159,7 +212,7 @@ def build_plan(switch: Switch, passwords: dict[str, str]) -> Plan:
         if role == "source":
             bindings[Binding(xs, XSARRA, POST_KEY)] = name
         bindings[Binding(xs, XREPORT_IN, REPORT_KEY)] = name
-    return Plan(accounts, exchanges, bindings, switch.stream)
+    return Plan(accounts, exchanges, bindings, switch.stream, switch.mqtt)
 
 
 @dataclass
@@ -172,6 +225,8 @@ class BrokerState:
     vhost: bool = True                     # whether the switch's vhost exists
     stream: dict | None = None             # STREAM's queue ({type, arguments}), if any
     stream_bound: bool = False             # whether xpublic is bound to STREAM
+    topic_permissions: dict[str, TopicPermissions] = field(default_factory=dict)
+    protocols: set[str] = field(default_factory=set)    # of the listeners (mqtt, amqp...)
 
 
 @dataclass(frozen=True)
@@ -232,7 +287,30 @@ def _account_differences(account: Account, state: BrokerState,
             problem = f"user {name}: {'; '.join(wrong)}"
         out.append(Difference(problem, ("put_permissions", account),
                               f"set permissions of {name} ({role})", name))
+    topics = state.topic_permissions.get(name)
+    if account.topics is not None and topics != account.topics:
+        problem = (f"user {name} has no topic permissions on {MQTT_EXCHANGE}" if topics is None
+                   else f"user {name}: topic permissions on {MQTT_EXCHANGE} write "
+                        f"'{topics.write}' read '{topics.read}' instead of write "
+                        f"'{account.topics.write}' read '{account.topics.read}'")
+        out.append(Difference(problem, ("put_topic_permissions", account),
+                              f"set topic permissions of {name} on {MQTT_EXCHANGE}", name))
     return out
+
+
+def _plugin_differences(plan: Plan, state: BrokerState) -> list[Difference]:
+    """``mqtt: on``: the MQTT plugins' listeners must be there. The
+    management API cannot enable a plugin: what to run on the broker's host."""
+    if not plan.mqtt:
+        return []
+    missing = [plugin for proto, plugin in MQTT_PROTOCOLS.items() if proto not in state.protocols]
+    if not missing:
+        return []
+    return [Difference(f"mqtt: on, but the broker has no listener of {', '.join(missing)} "
+                       f"(the management API cannot enable plugins): on the broker's host, run "
+                       f"'rabbitmq-plugins enable {' '.join(MQTT_PLUGINS)}' (MQTT on 1883, "
+                       f"8883 with TLS, MQTT over websockets on 15675, path /ws)",
+                       conflict=True)]
 
 
 def _looks_like_sarra(name: str, state: BrokerState) -> bool:
@@ -266,6 +344,7 @@ def differences(plan: Plan, state: BrokerState, vhost: str = "/") -> list[Differ
                 "expected a durable topic exchange (delete it, then declare)", owner=owner,
                 conflict=True))
     out.extend(_stream_differences(plan, state))
+    out.extend(_plugin_differences(plan, state))
     for binding, owner in sorted(plan.bindings.items(), key=lambda kv: str(kv[0])):
         if binding not in state.bindings:
             out.append(Difference(f"missing binding {binding}", ("bind", binding),

@@ -2,8 +2,10 @@
 
 Scheme: http(s)://<broker host>:15672/api (the ``rabbitmq_management``
 plugin; ``tools/setup.sh`` enables it). Capabilities: users with password
-and tags, the switch's vhost (``/`` by default) and permissions on it, topic
-exchanges, exchange-to-exchange bindings, queue listing and deletion.
+and tags, the switch's vhost (``/`` by default) and permissions on it
+(topic permissions on amq.topic too, for MQTT clients), which plugins
+listen (it cannot enable one: that is ``rabbitmq-plugins`` on the
+broker's host), topic exchanges, exchange-to-exchange bindings, queue listing and deletion.
 HTTP through sarra.broker.management.JsonClient (requests).
 
 The HTTP API rather than ``rabbitmqctl`` or AMQP: it works against a remote
@@ -21,8 +23,9 @@ from urllib.parse import quote
 from ..broker.management import JsonClient
 from ..errors import BrokerError
 from .description import STREAM, XPUBLIC, Switch
-from .plan import (ROUTERS, STREAM_KEY, Account, Binding, BrokerState, Difference,
-                   Permissions, build_plan, differences, owned_by)
+from .plan import (MQTT_EXCHANGE, ROUTERS, STREAM_KEY, Account, Binding, BrokerState,
+                   Difference, Permissions, TopicPermissions, build_plan, differences,
+                   owned_by)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,17 @@ class ManagementApi:
         rows = self.request("GET", f"vhosts/{self._vhost}/permissions") or []
         return {r["user"]: Permissions(r["configure"], r["write"], r["read"]) for r in rows}
 
+    def topic_permissions(self) -> dict[str, TopicPermissions]:
+        rows = self.request("GET", f"vhosts/{self._vhost}/topic-permissions",
+                            missing_ok=True) or []
+        return {r["user"]: TopicPermissions(r["write"], r["read"])
+                for r in rows if r.get("exchange") == MQTT_EXCHANGE}
+
+    def protocols(self) -> set[str]:
+        """The protocols of the broker's listeners (amqp, mqtt, http/web-mqtt...)."""
+        overview = self.request("GET", "overview") or {}
+        return {row.get("protocol", "") for row in overview.get("listeners") or []}
+
     def exchanges(self) -> dict[str, dict]:
         rows = self.request("GET", f"exchanges/{self._vhost}"
                                    "?columns=name,type,durable,auto_delete,internal")
@@ -113,7 +127,9 @@ class ManagementApi:
                 "GET", f"bindings/{self._vhost}/e/{_q(XPUBLIC)}/q/{_q(STREAM)}",
                 missing_ok=True) or [])
         return BrokerState(self.users(), self.permissions(), self.exchanges(), bindings,
-                           stream=stream, stream_bound=bound)
+                           stream=stream, stream_bound=bound,
+                           topic_permissions=self.topic_permissions(),
+                           protocols=self.protocols())
 
     # -- changing --------------------------------------------------------
     def put_vhost(self, name: str) -> None:
@@ -126,6 +142,10 @@ class ManagementApi:
     def put_permissions(self, account: Account) -> None:
         self.request("PUT", f"permissions/{self._vhost}/{_q(account.name)}",
                      account.perms.as_dict())
+
+    def put_topic_permissions(self, account: Account) -> None:
+        self.request("PUT", f"topic-permissions/{self._vhost}/{_q(account.name)}",
+                     account.topics.as_dict())
 
     def put_exchange(self, name: str) -> None:
         self.request("PUT", f"exchanges/{self._vhost}/{_q(name)}",
@@ -233,6 +253,7 @@ def remove_user(api: ManagementApi, name: str) -> list[str]:
             done.append(f"deleted queue {queue}")
     if name in api.permissions():
         api.delete_permissions(name)
+        api.request("DELETE", f"topic-permissions/{api._vhost}/{_q(name)}", missing_ok=True)
         done.append(f"removed the permissions of {name} on vhost {api.vhost}")
     if name in api.users():
         elsewhere = api.user_vhosts(name)

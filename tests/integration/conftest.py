@@ -230,25 +230,17 @@ def mosquitto(tmp_path_factory) -> MosquittoBroker:
 # --------------------------------------------------------------------------- RabbitMQ's MQTT
 
 RABBIT_MQTT_USERS = {"alice": "alice-rmq-pw", "bob": "bob-rmq-pw"}
-
-
-def mqtt_permissions(user: str) -> tuple[dict, dict]:
-    """A switch source's permissions (sarra/switch/plan.py:permissions) and
-    what its MQTT clients add (doc/protocol.md §15.4): its MQTT sessions'
-    queues (mqtt-subscription-<client id>qos1, the client id a queue name
-    of its own), amq.topic (where the plugin publishes and binds), and
-    topic permissions there: it writes its own exchange's topics
-    (xs_<user>.*) and reads its own and xpublic's."""
-    from sarra.switch.plan import permissions
-
-    perms = permissions("source", user).as_dict()
-    extra = rf"|^mqtt-subscription-q_{user}\..*"
-    perms = {"configure": perms["configure"] + extra,
-             "write": perms["write"] + extra + r"|^amq\.topic$",
-             "read": perms["read"] + extra + r"|^amq\.topic$"}
-    topics = {"exchange": "amq.topic", "write": rf"^xs_{user}\.",
-              "read": rf"^x[rs]_{user}\.|^xpublic\."}
-    return perms, topics
+RABBIT_MQTT_SWITCH = """\
+cluster: mqttlab
+broker: amqp://guest@127.0.0.1:{port}/
+feeder: amqp://feeder@127.0.0.1:{port}/
+data_dir: {data_dir}
+base_url: http://127.0.0.1:8090/
+mqtt: on
+users:
+  alice: source
+  bob: subscriber
+"""
 
 
 @pytest.fixture(scope="session")
@@ -256,25 +248,27 @@ def rabbit_mqtt(tmp_path_factory):
     """One private RabbitMQ node for the session with rabbitmq_mqtt and
     rabbitmq_web_mqtt on loopback ports of their own (tools/localrabbit.py:
     ``node.mqtt_url(user)``, ``node.ws_url(user)``, ``node.url(user)``),
-    and the users ``RABBIT_MQTT_USERS``, each with a switch source's
-    permissions and its MQTT additions (``mqtt_permissions``)."""
-    import requests          # the test side's HTTP client (not sarra's)
-
+    made a switch by dd_audit's declare from a description with ``mqtt:
+    on`` (``RABBIT_MQTT_SWITCH``): alice a source, bob a subscriber
+    (passwords ``RABBIT_MQTT_USERS``), with their MQTT permissions and
+    topic permissions (sarra/switch/plan.py)."""
+    from sarra.switch import load_switch
+    from sarra.switch.rabbit import ManagementApi, check, declare
     from tools.localrabbit import find_script, start_rabbit
     if find_script("rabbitmq-server") is None:
         pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
+    home = tmp_path_factory.mktemp("rabbit_mqtt")
     try:
-        node = start_rabbit(tmp_path_factory.mktemp("rabbit_mqtt"),
-                            f"sarra_mqtt_{secrets.token_hex(3)}", mqtt=True)
+        node = start_rabbit(home, f"sarra_mqtt_{secrets.token_hex(3)}", mqtt=True)
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
-    api, auth = node.management_url, ("guest", "guest")
-    for user, password in RABBIT_MQTT_USERS.items():
-        perms, topics = mqtt_permissions(user)
-        for path, body in ((f"users/{user}", {"password": password, "tags": ""}),
-                           (f"permissions/%2F/{user}", perms),
-                           (f"topic-permissions/%2F/{user}", topics)):
-            res = requests.put(f"{api}/{path}", json=body, auth=auth, timeout=30)
-            assert res.status_code in (201, 204), (path, res.status_code, res.text)
+    path = home / "switch.yaml"
+    path.write_text(RABBIT_MQTT_SWITCH.format(port=node.amqp_port, data_dir=home / "data"))
+    switch = load_switch(str(path))
+    passwords = {"guest": "guest", "feeder": secrets.token_hex(8), **RABBIT_MQTT_USERS}
+    with ManagementApi(node.management_url, "guest", "guest") as api:
+        done, conflicts = declare(switch, api, passwords)
+        assert conflicts == [] and check(switch, api, passwords) == [], (done, conflicts)
+        node.declared = done        # type: ignore[attr-defined]
     yield node
     node.close()

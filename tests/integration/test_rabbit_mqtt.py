@@ -70,6 +70,7 @@ def test_amqp_posts_reach_mqtt_subscribers_and_mqtt_posts_amqp_ones(
 
 def test_an_mqtt_client_is_held_to_its_users_topic_permissions(rabbit_mqtt):
     node = rabbit_mqtt
+    assert "set topic permissions of bob on amq.topic" in node.declared    # by dd_audit
     bob = open_broker(node.mqtt_url("bob", RABBIT_MQTT_USERS["bob"]))
     try:
         # reading alice's exchange: RabbitMQ 3.10 refuses the subscription by

@@ -114,6 +114,7 @@ def test_bad_yaml_line_number(tmp_path):
     (("links: []", "links: []\ninstances: two"), "instances"),
     (("users:   # who is who", "users: [alice]\nx:"), None),
     (("alice: source", "admin: source"), "users.admin"),
+    (("links: []", "links: []\nmqtt: sometimes"), "mqtt"),
 ])
 def test_bad_description_names_file_and_key(tmp_path, edit, option):
     path = write(tmp_path, GOOD.replace(*edit))
@@ -292,6 +293,41 @@ def test_differences_from_an_empty_broker(tmp_path):
 def test_no_difference_when_complete(tmp_path):
     plan = build_plan(load_switch(str(write(tmp_path, GOOD))), PASSWORDS)
     assert differences(plan, complete_state(plan)) == []
+
+
+def test_mqtt_on_adds_the_plugins_queues_amq_topic_and_topic_permissions(tmp_path):
+    switch = load_switch(str(write(tmp_path, GOOD + "mqtt: on\n")))
+    assert switch.mqtt and load_switch(str(write(tmp_path, GOOD))).mqtt is False
+    plan = build_plan(switch, PASSWORDS)
+    alice, carol = plan.accounts["alice"], plan.accounts["carol"]
+    for perms in (alice.perms, carol.perms):
+        assert allowed(perms.configure, "mqtt-subscription-q_alice.x.yqos1") == \
+            (perms is alice.perms)
+        assert allowed(perms.write, "amq.topic") and allowed(perms.read, "amq.topic")
+        assert not allowed(perms.configure, "amq.topic")
+    assert alice.perms.write.startswith(permissions("source", "alice").write)
+    assert plan.accounts["admin"].topics is None and plan.accounts["feeder"].topics is None
+    # by routing key on amq.topic: MQTT's <exchange>/<words> with '.'
+    assert allowed(alice.topics.write, "xs_alice.v03.post.obs")
+    assert allowed(alice.topics.write, "xs_alice_model.v03.post.obs")
+    assert not allowed(alice.topics.write, "xs_alicex.v03.post")
+    assert not allowed(alice.topics.write, "xpublic.v03.post")
+    assert allowed(carol.topics.read, "xpublic.v03.post.#")
+    assert allowed(carol.topics.read, "xr_carol.v02.report.#")
+    assert not allowed(carol.topics.read, "xs_alice.v03.#")
+    assert not allowed(carol.topics.write, "xs_carol_x.v03.post")
+
+    state = complete_state(plan)
+    problems = [d.problem for d in differences(plan, state)]
+    assert "user alice has no topic permissions on amq.topic" in problems
+    plugins = [d for d in differences(plan, state) if d.conflict]
+    assert len(plugins) == 1 and plugins[0].action is None
+    assert "run 'rabbitmq-plugins enable rabbitmq_mqtt rabbitmq_web_mqtt'" in plugins[0].problem
+    state.topic_permissions = {n: a.topics for n, a in plan.accounts.items() if a.topics}
+    state.protocols = {"amqp", "http", "mqtt", "http/web-mqtt"}
+    assert differences(plan, state) == []
+    state.protocols.discard("http/web-mqtt")
+    assert "no listener of rabbitmq_web_mqtt " in differences(plan, state)[0].problem
 
 
 def test_differences_listed(tmp_path):
