@@ -51,7 +51,8 @@ def _retry_queue(tool: str, cfg) -> RetryQueue:
     lowered): their failed messages are tried again, not stranded."""
     n = instance()
     path = paths.state_path(tool, cfg.key, f"retry.{n:02d}.jsonl")
-    queue = RetryQueue(path, cfg.retry_ttl, cfg.retry_delay, max_tries=cfg.retry_max)
+    queue = RetryQueue(path, cfg.retry_ttl, cfg.retry_delay, max_tries=cfg.retry_max,
+                       fsync=cfg.fsync)
     if n == 1:
         folder = os.path.dirname(path)
         for name in sorted(os.listdir(folder)):
@@ -134,7 +135,7 @@ def _daemon(cfg, source, **parts) -> Flow:
                                 cfg.nodupe_ttl, cfg.nodupe_basis)
     metrics = paths.state_path(cfg.tool, cfg.key, f"metrics.{instance():02d}.json")
     quarantine = Quarantine(paths.state_path(cfg.tool, cfg.key, "quarantine"),
-                            cfg.quarantine_deaths)
+                            cfg.quarantine_deaths, cfg.fsync)
     return _flow(cfg, source, nodupe=nodupe, metrics=metrics, quarantine=quarantine,
                  **parts)
 

@@ -457,6 +457,10 @@ _DECLARED = [
     _O("blocksize", "size", 1, "partition files in blocks of this size "
        "(1 = never partition, 0 = choose by file size)", ("blockSize",)),
     _O("instances", "int", 1, "processes sharing the queue", tools=DAEMON_TOOLS),
+    _O("fsync", "bool", True, "put what each batch wrote (downloaded files, their "
+       "renames, the retry and state files) on stable storage before its messages are "
+       "acknowledged: one file-system sync per batch (off: a scratch target)",
+       tools=CONSUMERS),
     _O("inplace", "bool", True, "assemble received parts into the file itself",
        ("inPlace",), tools=PLACERS),
     _O("message_rate_max", "float", 0.0, "messages per second, all instances of the "

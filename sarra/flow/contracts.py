@@ -88,6 +88,12 @@ class Worker(Protocol):
         TransferError/ChecksumError (``recoverable``: worth retrying),
         OSError (the local side)."""
 
+    def sync(self) -> None:
+        """Put what the work of the batch changed locally on stable storage
+        (the ``fsync`` option); the flow calls it before posting and
+        acknowledging. OSError: it may not be there (the batch's work is
+        then failed and tried again)."""
+
     def clean_stale(self, age: float) -> int:
         """Remove temporary files of ours older than ``age`` s; how many."""
 

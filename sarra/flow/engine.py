@@ -1,5 +1,5 @@
-"""The flow: gather -> filter -> on_message -> work -> on_part/on_file -> post (on_post)
--> log -> ack.
+"""The flow: gather -> filter -> on_message -> work -> sync -> on_part/on_file -> post
+(on_post) -> log -> ack.
 
 Every tool is this loop with different collaborators (flow/contracts.py):
 a Source, and optionally a Worker, a Poster, a Reporter, a retry queue and
@@ -8,7 +8,8 @@ copies); one without passes on what it accepted, as it came (dd_post,
 dd_watch, dd_shovel, dd_winnow, dd_log, a subscriber with download off).
 Each message of a batch is a Job in the Worklist (worklist.py), which
 carries everything known about it until the batch is acknowledged. A
-message is acknowledged only after its work is done and its post and log
+message is acknowledged only after its work is done, what the work wrote
+is on stable storage (once a batch: flow/durable.py), and its post and log
 message are confirmed by the broker; a lost connection means the batch
 comes again.
 """
@@ -280,6 +281,7 @@ class Flow:
         self.run_hooks("on_message", wl)
         if self.worker is not None:
             self.work(wl)
+            self.sync(wl)
         else:
             for j in wl.incoming:
                 wl.move(j, "ok", "accepted")
@@ -522,6 +524,20 @@ class Flow:
                 return
             log.info("%s: attempt %d failed (%s); trying again", m.relpath, attempt, err)
             time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+
+    def sync(self, wl: Worklist) -> None:
+        """What the batch's work wrote goes to stable storage before anything
+        is announced or acknowledged (flow/durable.py; the ``fsync``
+        option). If that fails, nothing written may be counted on: the jobs
+        that changed the tree are failed (500) and tried again."""
+        try:
+            self.worker.sync()
+        except OSError as exc:
+            wrote = [j for j in wl.ok if j.code in (201, 307)]
+            log.error("cannot put this batch's %d changes on stable storage (%s): "
+                      "tried again", len(wrote), exc)
+            for j in wrote:
+                wl.move(j, "failed", f"not on stable storage: {exc}", 500)
 
     def post(self, wl: Worklist) -> None:
         """Without a worker: every accepted message, as it came. With one:

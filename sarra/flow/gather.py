@@ -80,7 +80,7 @@ class BrokerSource:
         self.position: Position | None = None
         if self.stream or cfg.queue_type == "stream":
             self.position = Position(paths.state_path(
-                tool, cfg.key, f"stream.{paths.instance():02d}.offset"))
+                tool, cfg.key, f"stream.{paths.instance():02d}.offset"), cfg.fsync)
             self._share = _stream_share(cfg.instances)
             self._keys = self.binding_keys()
         elif cfg.replay_from is not None:

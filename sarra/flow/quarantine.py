@@ -32,6 +32,7 @@ from .. import codec
 from ..errors import MessageError
 from ..message import Message
 from ..worklist import Job
+from .durable import replace_synced
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 class Quarantine:
-    def __init__(self, folder: str, deaths_max: int = 3):
+    def __init__(self, folder: str, deaths_max: int = 3, fsync: bool = True):
         self.folder = folder
+        self.fsync = fsync
         self.deaths_max = deaths_max
         os.makedirs(folder, exist_ok=True)
         self._db = sqlite3.connect(os.path.join(os.path.dirname(folder), "inhand.sqlite3"),
@@ -141,12 +143,7 @@ class Quarantine:
             return None
         entry = {"id": ident, "time": time.time(), "stage": stage, "reason": reason,
                  "relpath": relpath, "message": record}
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            json.dump(entry, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        replace_synced(path, lambda f: json.dump(entry, f), self.fsync, "ascii")
         return ident
 
     def take_retries(self, limit: int) -> list[Job]:

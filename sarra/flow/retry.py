@@ -2,8 +2,8 @@
 
 One file per instance in the state directory, JSON lines of the message's
 fields plus the number of tries, when the next one is due and when the
-message first failed. Written (and fsynced) before the broker message is
-acknowledged, so a failure survives a crash or a restart. An entry taken
+message first failed. Written (and fsynced, with its directory: the
+``fsync`` option) before the broker message is acknowledged, so a failure survives a crash or a restart. An entry taken
 out for another try stays in the file until that try is settled
 (``settle``): a crash or a lost connection in between costs a repeat,
 never the message. Entries older than ``ttl`` are dropped, with an error.
@@ -18,6 +18,7 @@ from .. import codec
 from ..errors import MessageError
 from ..message import Message
 from ..worklist import Job
+from .durable import replace_synced
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ class RetryQueue:
     ``release`` (the batch comes again)."""
 
     def __init__(self, path: str, ttl: float = 0.0, base_delay: float = 5.0,
-                 max_delay: float = 600.0, max_tries: int = 0):
+                 max_delay: float = 600.0, max_tries: int = 0, fsync: bool = True):
         self.path = path
+        self.fsync = fsync
         self.ttl, self.max_tries = ttl, max_tries
         self.base_delay, self.max_delay = base_delay, max_delay
         self._items: list[Entry] = self._load()
@@ -94,13 +96,10 @@ class RetryQueue:
         return items
 
     def _write(self) -> None:
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        def write(f):
             for it in self._items:
                 f.write(it.to_json() + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        replace_synced(self.path, write, self.fsync)
 
     def __len__(self) -> int:
         """Entries queued, this batch's changes included."""
@@ -115,12 +114,7 @@ class RetryQueue:
         if other:
             self._items.extend(other)
             self._dirty = True
-            self.save()
-            fd = os.open(os.path.dirname(self.path) or ".", os.O_RDONLY)
-            try:
-                os.fsync(fd)        # the saved file's new name is on disk first
-            finally:
-                os.close(fd)
+            self.save()             # its directory synced: the new name is on disk first
             log.warning("%s: took over %d retry entries of %s (an instance that is no "
                         "more)", self.path, len(other), path)
         os.unlink(path)

@@ -83,6 +83,10 @@ class Sender:
     def close(self) -> None:
         self._transfer.close()
 
+    def sync(self) -> None:
+        """Nothing local to sync: what is sent is on the server's storage,
+        the server's to keep (a put is complete once the server took it)."""
+
     def clean_stale(self, age: float) -> int:
         """Nothing to sweep here: a failed put removes its remote temporary file."""
         return 0

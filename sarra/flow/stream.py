@@ -27,6 +27,7 @@ from typing import Any
 
 from ..config.variables import parse_signed_duration
 from ..errors import ConfigError
+from .durable import replace_synced
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ def parse_replay_from(raw: str | None, now: float | None = None) -> Any:
 class Position:
     """The settled position of one instance in a stream (see the module)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, fsync: bool = True):
         self.path = path
+        self.fsync = fsync
         self.settled: int | None = self._read()     # every offset <= this is done
         self._open: dict[int, bool] = {}            # delivered offset -> settled
         self._saved = self.settled
@@ -109,10 +111,5 @@ class Position:
         self.settled = top
 
     def _write(self, offset: int) -> None:
-        tmp = f"{self.path}.tmp"
-        with open(tmp, "w", encoding="ascii") as f:
-            f.write(f"{offset}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        replace_synced(self.path, lambda f: f.write(f"{offset}\n"), self.fsync, "ascii")
         self._saved = offset

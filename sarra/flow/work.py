@@ -27,6 +27,7 @@ from ..transfer import SCHEMES, copy, open_inflight, remove_quietly, scheme_of
 from ..transfer.base import Limits
 from .assembly import Record, State, file_end, older, version_of
 from .contracts import Done, Target
+from .durable import Pending
 from .filter import Placement, placed_relpath, resolve
 from .inflight import InflightFiles
 
@@ -70,6 +71,13 @@ class Downloader:
         for directory in dict.fromkeys([cfg.directory, *(m.directory for m in cfg.masks)]):
             check_directory(directory)
         self._ours = InflightFiles(lambda: _record_path(cfg))   # ours, for the sweep
+        # what the batch changed, synced before its messages are acknowledged
+        self.pending = Pending(cfg.fsync)
+
+    def sync(self) -> None:
+        """Put what the batch changed on stable storage (flow/durable.py):
+        the flow calls it once a batch, before posting and acknowledging."""
+        self.pending.sync()
 
     def close(self) -> None:
         for t in self._transfers.values():
@@ -125,7 +133,10 @@ class Downloader:
         if op == "mkdir":
             existed = os.path.isdir(local)
             tree.make_dirs(local, self.cfg.default_dir_mode)
-            return Done(202, "Accepted: directory exists") if existed else Done(201, "Created")
+            if existed:
+                return Done(202, "Accepted: directory exists")
+            self.pending.add(local)
+            return Done(201, "Created")
         if op == "rmdir":
             try:
                 os.rmdir(local)
@@ -133,6 +144,7 @@ class Downloader:
                 return Done(202, "Accepted: directory already absent")
             except OSError as exc:
                 raise MessageError(f"cannot remove directory: {exc.strerror}", "relpath")
+            self.pending.add(local)
             return Done(201, "Removed")
         raise MessageError(f"unknown operation {op}", "sum")
 
@@ -172,6 +184,9 @@ class Downloader:
                     final = tree.resolve(local)   # checked again, now
                     os.replace(tmp, final)   # still locked: a waiting writer starts over
                     self._ours.gone(tmp, final)
+                    self.pending.add(final)
+                else:
+                    self.pending.add(tmp)
             except BaseException:
                 if tmp != local:
                     remove_quietly(tmp)
@@ -245,6 +260,7 @@ class Downloader:
             finally:
                 os.close(fd)
             verify(msg, summer, got, p.length)
+            self.pending.add(tmp)
         else:   # a part file of its own, under its inflight name until verified
             part = local + part_suffix(p, msg.sum[0])
             part_tmp = inflight_name(part, self.cfg.inflight)
@@ -258,6 +274,7 @@ class Downloader:
                     if part_tmp != part:
                         os.replace(part_tmp, tree.resolve(part))
                         self._ours.gone(part_tmp)
+                    self.pending.add(part)
                 except BaseException:
                     remove_quietly(part_tmp)
                     self._ours.gone(part_tmp)
@@ -321,6 +338,7 @@ class Downloader:
                 final = tree.resolve(local)   # checked again, now
                 os.replace(tmp, final)
                 self._ours.gone(tmp, final)
+            self.pending.add(local)
             rec.remove()
         return Done(201, f"Downloaded: {label} completed the file", completed=True)
 
@@ -393,14 +411,14 @@ class Downloader:
             else:
                 os.utime(path, (atime, mtime))
 
-    @staticmethod
-    def _delete(local: str) -> Done:
+    def _delete(self, local: str) -> Done:
         try:
             if os.path.isdir(local) and not os.path.islink(local):
                 raise MessageError("a remove (R) names a directory", "sum")
             os.unlink(local)
         except FileNotFoundError:
             return Done(202, "Accepted: already absent")
+        self.pending.add(local)
         return Done(201, "Deleted")
 
     def _rename(self, tree: containment.Tree, local: str, new: str) -> Done:
@@ -412,6 +430,8 @@ class Downloader:
             raise MessageError("a rename (R with newname) names a directory", "sum")
         where = tree.make_dirs(os.path.dirname(new), self.cfg.default_dir_mode)
         name = os.path.basename(new)
+        self.pending.add(local)
+        self.pending.add(os.path.join(where, name))
         if not stat.S_ISLNK(st.st_mode):
             os.replace(local, os.path.join(where, name))
             return Done(201, "Renamed")
@@ -445,6 +465,7 @@ class Downloader:
                 raise
         finally:
             os.close(fd)
+        self.pending.add(os.path.join(where, name))
         return Done(201, "Linked")
 
 

@@ -9,7 +9,9 @@ acknowledged) with file: downloads: no servers.
 - a failing worker's message goes to the retry queue, acknowledged, and
   is tried again; a SKIP from a hook ends the message there.
 """
+import errno
 import itertools
+import os
 import threading
 import time
 import uuid
@@ -23,6 +25,7 @@ from sarra.checksum import sum_file
 from sarra.components import PRESETS, flow_for
 from sarra.config import load_config
 from sarra.errors import BrokerError
+from sarra.flow import durable
 from sarra.message import Message, format_time
 
 HERE = __name__
@@ -149,6 +152,57 @@ def test_a_batch_is_acknowledged_after_its_posts_and_logs_are_confirmed(lab, eve
     flushes = [i for i, e in enumerate(events) if e == ("flush",)]
     assert len([i for i in flushes if publishes[-1] < i < acks[0]]) == 2
     assert lab.waiting(_queue_of(flow)) == 0
+    flow.close()
+
+
+def _record_syncs(monkeypatch, seen: list, fails: bool = False) -> None:
+    """Each file-system sync of flow/durable.py noted in ``seen`` as
+    ('sync', device), then done for real (``fails``: it fails, EIO)."""
+    real = durable.syncfs
+
+    def syncfs(fd):
+        seen.append(("sync", os.fstat(fd).st_dev))
+        if fails:
+            raise OSError(errno.EIO, "syncfs: Input/output error")
+        return real(fd)
+    monkeypatch.setattr(durable, "syncfs", syncfs)
+
+
+def test_a_batch_is_on_stable_storage_before_anything_is_posted_or_acknowledged(
+        lab, events, monkeypatch):
+    _record_syncs(monkeypatch, events)
+    flow = lab.flow()
+    for n in range(4):
+        lab.post(f"s/{n % 2}/f{n}")        # two directories, one file system
+    events.clear()
+    assert flow.step(timeout=1.0) == 4
+    assert sorted(lab.logs()) == [(f"s/{n % 2}/f{n}", 201) for n in (0, 2, 1, 3)]
+    syncs = [i for i, e in enumerate(events) if e[0] == "sync"]
+    first_out = min(i for i, e in enumerate(events) if e[0] in ("publish", "ack"))
+    assert len(syncs) == 1 and syncs[0] < first_out      # one sync for the batch, first
+    assert events[-1] == ("ack", 4)
+    assert flow.worker.pending.syncs == 1 and len(flow.worker.pending) == 0
+    flow.close()
+
+
+def test_fsync_off_syncs_nothing(lab, events, monkeypatch):
+    _record_syncs(monkeypatch, events)
+    flow = lab.flow(("fsync", "off"))
+    lab.post("o/f")
+    assert flow.step(timeout=1.0) == 1
+    assert (lab.dst / "o" / "f").read_bytes() == b"data"
+    assert not [e for e in events if e[0] == "sync"] and events[-1] == ("ack", 1)
+    flow.close()
+
+
+def test_a_failed_sync_fails_what_the_batch_wrote_and_it_is_tried_again(
+        lab, events, monkeypatch):
+    _record_syncs(monkeypatch, events, fails=True)
+    flow = lab.flow()
+    lab.post("e/f")
+    assert flow.step(timeout=1.0) == 1
+    assert lab.logs() == [("e/f", 500)] and lab.reposts() == []
+    assert len(flow.retry) == 1            # saved before the acknowledgement
     flow.close()
 
 
