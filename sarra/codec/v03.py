@@ -385,12 +385,17 @@ def encode(msg: Message, topic_prefix: str = "v03") -> tuple[str, dict[str, str]
     if msg.report is not None:
         obj.pop("content", None)
         obj["report"] = _encode_report(msg, msg.report)
+    return topic_for(topic_prefix, msg.relpath), {}, dump(obj), CONTENT_TYPE
+
+
+def dump(obj: dict[str, Any]) -> str:
+    """A JSON message body (MessageError when it cannot be UTF-8 JSON)."""
     try:
         body = json.dumps(obj, ensure_ascii=False)
         body.encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise MessageError(f"cannot encode: {exc}", "json") from None
-    return topic_for(topic_prefix, msg.relpath), {}, body, CONTENT_TYPE
+    return body
 
 
 class V03Format:

@@ -38,6 +38,7 @@ from ..checksum import NAMED_METHODS, sum_name
 from ..errors import ChecksumError, MessageError
 from ..message import Message, parse_time
 from .v02 import check_headers, check_name, check_text, header_value, topic_for
+from .v03 import dump
 
 CONTENT_TYPE = "application/geo+json"
 CONFORMS = "http://wis.wmo.int/spec/wnm/1/conf/core"
@@ -102,15 +103,22 @@ def _check_geometry(geo: Any) -> None:
         raise _fail("geometry.type", f"{kind!r} is not Point or Polygon")
 
 
+def _check_strings(obj: dict[str, Any], where: str, required: tuple[str, ...],
+                   optional: tuple[str, ...]) -> None:
+    """The keys of ``obj`` that must be strings, and those that may be missing."""
+    for key in required:
+        if not isinstance(obj.get(key), str):
+            raise _fail(f"{where}.{key}", "missing or not a string")
+    for key in optional:
+        if key in obj and not isinstance(obj[key], str):
+            raise _fail(f"{where}.{key}", "not a string")
+
+
 def _check_properties(props: Any) -> None:
     if not isinstance(props, dict):
         raise _fail("properties", "missing or not an object")
-    for key in ("pubtime", "data_id"):
-        if not isinstance(props.get(key), str):
-            raise _fail(f"properties.{key}", "missing or not a string")
-    for key in ("metadata_id", "producer", "global-cache"):
-        if key in props and not isinstance(props[key], str):
-            raise _fail(f"properties.{key}", "not a string")
+    _check_strings(props, "properties", ("pubtime", "data_id"),
+                   ("metadata_id", "producer", "global-cache"))
     if not _is_time(props["pubtime"]):
         raise _fail("properties.pubtime", f"{props['pubtime'][:40]!r} is not an RFC 3339 time")
     for key in ("start_datetime", "end_datetime"):
@@ -153,12 +161,7 @@ def _check_links(links: Any) -> None:
         where = f"links[{i}]"
         if not isinstance(link, dict):
             raise _fail(where, "not an object")
-        for key in ("rel", "href"):
-            if not isinstance(link.get(key), str):
-                raise _fail(f"{where}.{key}", "missing or not a string")
-        for key in ("type", "hreflang", "title"):
-            if key in link and not isinstance(link[key], str):
-                raise _fail(f"{where}.{key}", "not a string")
+        _check_strings(link, where, ("rel", "href"), ("type", "hreflang", "title"))
         if "length" in link and (not isinstance(link["length"], int)
                                  or isinstance(link["length"], bool)):
             raise _fail(f"{where}.length", "not an integer")
@@ -375,12 +378,8 @@ def encode(msg: Message, topic_prefix: str = "", topic: str | None = None,
     obj = {"id": wnm_id, "conformsTo": [CONFORMS], "type": "Feature",
            "geometry": old.get("geometry", msg.extras.get("geometry")),
            "properties": props, "links": [link] + list(old.get("links") or [])}
-    try:
-        check(obj)
-        body = json.dumps(obj, ensure_ascii=False)
-        body.encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise MessageError(f"cannot encode: {exc}", "json") from None
+    check(obj)
+    body = dump(obj)
     if topic:
         return topic, {}, body, CONTENT_TYPE
     return topic_for(topic_prefix, msg.relpath), {}, body, CONTENT_TYPE
