@@ -16,6 +16,10 @@ the tree. The switch needs none served: a link is announced as one (sum L
 and its ``link`` header) and each subscriber makes it on its side, and
 dd_sara writes the files it acquires at their real paths (it resolves the
 directories of a relpath) and announces those.
+
+An https base_url gets a TLS server (``listen ... ssl``) with the
+certificate and key given, TLS 1.2 and 1.3 only (``TLS_SETTINGS``); a
+certificate given for an http base_url is refused, not ignored.
 """
 from __future__ import annotations
 
@@ -25,6 +29,13 @@ from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
 from .description import Switch
+
+# what a TLS server block holds besides its certificate: no protocol older
+# than TLS 1.2, the client's cipher choice among nginx's defaults (all
+# current AEAD suites), resumed sessions without tickets (no key to rotate)
+TLS_SETTINGS = ("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_prefer_server_ciphers off;",
+                "ssl_session_cache shared:sarra_tls:10m;", "ssl_session_timeout 1h;",
+                "ssl_session_tickets off;")
 
 _STANDALONE = """\
 # A whole nginx.conf: run it with  nginx -p PREFIX_DIR -c THIS_FILE
@@ -94,8 +105,13 @@ def server_block(switch: Switch, listen: str | None = None,
         if not (ssl_certificate and ssl_certificate_key):
             raise ConfigError("an https base_url needs --ssl_certificate and "
                               "--ssl_certificate_key", switch.path, option="base_url")
-        lines += [f"    ssl_certificate {ssl_certificate};",
-                  f"    ssl_certificate_key {ssl_certificate_key};"]
+        lines += [f"    ssl_certificate {_quoted(ssl_certificate)};",
+                  f"    ssl_certificate_key {_quoted(ssl_certificate_key)};",
+                  *(f"    {line}" for line in TLS_SETTINGS)]
+    elif ssl_certificate or ssl_certificate_key:
+        raise ConfigError(f"--ssl_certificate and --ssl_certificate_key are for an https "
+                          f"base_url, not {switch.base_url}: make it https://",
+                          switch.path, option="base_url")
     lines.append(f"    location {_quoted(path)} {{")
     if path == "/":
         lines.append(f"        root {_quoted(root)};")

@@ -456,6 +456,10 @@ def test_nginx_https_needs_certificates(tmp_path):
         site_config(switch)
     text = site_config(switch, ssl_certificate="/c.pem", ssl_certificate_key="/k.pem")
     assert "listen 443 ssl;" in text and "ssl_certificate_key /k.pem;" in text
+    assert "    ssl_protocols TLSv1.2 TLSv1.3;\n" in text
+    plain = load_switch(str(write(tmp_path, GOOD)))
+    with pytest.raises(ConfigError, match="for an https base_url"):
+        site_config(plain, ssl_certificate="/c.pem", ssl_certificate_key="/k.pem")
 
 
 # --------------------------------------------------------------------------- command line
