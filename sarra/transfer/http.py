@@ -3,6 +3,10 @@
 keep-alive Session per flow, remove (an HTTP DELETE, for the ``delete``
 option). Requires: requests.
 
+A plain-http GET goes on a kept ``http.client`` connection per server
+(sarra/transfer/httpconn.py: far less work per small file than requests);
+requests does the rest: https, redirections, DELETE.
+
 Proxies from the environment are ignored (``trust_env = False``): switches
 talk to each other directly, and looking the variables up costs a third of
 the per-file time. Credentials for a URL come from credentials.conf. HTTPS
@@ -12,12 +16,15 @@ not worth retrying.
 Downloads (and DELETE) only: RabbitMQ's management API (dd_audit) has its own client,
 sarra/broker/management.py.
 """
+import http.client
+from base64 import b64encode
 from urllib.parse import quote
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from ..errors import TransferError
+from .httpconn import Connections
 
 # characters left as they are in the path of a request URL: the reserved
 # ones a path may hold, and '%' (an escape already in the URL stays one)
@@ -67,12 +74,17 @@ class HttpTransfer:
         self._credentials = credentials
         self._session = requests.Session()
         self._session.trust_env = False
+        self._kept = Connections(timeout)
 
-    def open(self, url: str, offset: int = 0, length: int | None = None) -> _Body:
+    def open(self, url: str, offset: int = 0, length: int | None = None):
         headers = {"Accept-Encoding": "identity"}
         if offset or length:   # (no range for nothing: 'bytes=0--1' is refused)
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
+        if url[:7].lower() == "http://":
+            body = self._open_kept(url, headers, offset)
+            if body is not None:
+                return body
         try:
             resp = self._session.get(wire_url(url), headers=headers, stream=True,
                                      timeout=self._timeout, auth=self._auth(url),
@@ -81,18 +93,28 @@ class HttpTransfer:
             raise _untrusted("GET", url, exc) from exc
         except requests.RequestException as exc:
             raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
-        if resp.status_code >= 400:
-            resp.close()
-            retry = resp.status_code >= 500 or resp.status_code in (408, 429)
-            raise TransferError(f"GET {url}: HTTP {resp.status_code} {resp.reason}",
-                                code=499, recoverable=retry)
-        # a server without Range support answers 200 with the whole file:
-        # fine from offset 0 (the copy loop stops after ``length`` bytes)
-        if "Range" in headers and resp.status_code != 206 and offset:
-            resp.close()
-            raise TransferError(f"GET {url}: server ignored the byte range", code=499,
-                                recoverable=False)
+        _check_answer(url, resp.status_code, resp.reason, bool("Range" in headers and offset),
+                      resp.close)
         return _Body(resp, self._timeout)
+
+    def _open_kept(self, url: str, headers: dict, offset: int):
+        """A plain-http GET on a kept connection; None: for requests (a
+        redirection, or credentials in the URL itself)."""
+        host, slash, path = wire_url(url)[7:].partition("/")
+        if "@" in host:
+            return None
+        auth = self._auth(url)
+        if auth is not None:
+            headers = {**headers, "Authorization": _basic_header(*auth)}
+        try:
+            status, reason, body = self._kept.get(url, host, "/" + path, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
+        if 300 <= status < 400:
+            body.close()
+            return None                      # requests follows redirections
+        _check_answer(url, status, reason, bool("Range" in headers and offset), body.close)
+        return body
 
     def remove(self, url: str) -> bool:
         """An HTTP DELETE (a server that takes them: WebDAV's, nginx's
@@ -126,7 +148,34 @@ class HttpTransfer:
         return self._credentials.details(url).get("ca_file") or True
 
     def close(self) -> None:
+        self._kept.close()
         self._session.close()
+
+
+def _check_answer(url: str, status: int, reason: str, ranged: bool, close) -> None:
+    """TransferError (after ``close()``) for an error status, or a byte
+    range (``ranged``: asked from a non-zero offset) the server ignored."""
+    if status >= 400:
+        close()
+        retry = status >= 500 or status in (408, 429)
+        raise TransferError(f"GET {url}: HTTP {status} {reason}", code=499,
+                            recoverable=retry)
+    # a server without Range support answers 200 with the whole file:
+    # fine from offset 0 (the copy loop stops after ``length`` bytes)
+    if ranged and status != 206:
+        close()
+        raise TransferError(f"GET {url}: server ignored the byte range", code=499,
+                            recoverable=False)
+
+
+def _basic_header(user: str, password: str) -> str:
+    """HTTP basic authentication, as requests sends it (latin-1; else UTF-8)."""
+    raw = f"{user}:{password}"
+    try:
+        data = raw.encode("latin-1")
+    except UnicodeEncodeError:
+        data = raw.encode("utf-8")
+    return "Basic " + b64encode(data).decode("ascii")
 
 
 def _untrusted(method: str, url: str, exc: Exception) -> TransferError:

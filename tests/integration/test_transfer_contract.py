@@ -472,3 +472,37 @@ def test_https_index_pages_are_listed_and_the_certificate_verified(https_site, t
         list(bare.entries(base + "d/"))
     assert info.value.recoverable is False
     bare.close()
+
+
+def test_http_downloads_keep_one_connection_and_recover_a_dropped_one(nginx, tree, tmp_path):
+    """Plain-http GETs go on one kept connection (sarra/transfer/httpconn.py);
+    a body left unread drops it (the next answer is never the rest of the
+    last one); a connection the server closed meanwhile is opened anew for
+    the same request; a redirection is followed (requests)."""
+    root = tmp_path / "kept"
+    for rel, data in tree.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    web = nginx(root, workers=1, extra="location = /moved { return 302 /plain.bin; }")
+    t = SCHEMES.get("http")(timeout=10, credentials=None)
+    site = Backend.__new__(Backend)
+    site.kind, site.root, site.base_url, site.transfer = "http", root, web.url, t
+
+    def local_port():
+        (conn,) = t._kept._conns.values()
+        return conn.sock.getsockname()[1]
+    assert site.read("plain.bin") == tree["plain.bin"]
+    first = local_port()
+    assert site.read("with space/a b#c.bin") == tree["with space/a b#c.bin"]
+    assert site.read("plain.bin", 1000, 5000) == tree["plain.bin"][1000:6000]
+    assert local_port() == first                          # one TCP connection
+    half = t.open(web.url + "plain.bin")
+    assert half.read(100) == tree["plain.bin"][:100]
+    half.close()                                          # the rest unread: dropped
+    assert not t._kept._conns
+    assert site.read("unicodé/ü.bin") == tree["unicodé/ü.bin"]
+    web.stop()
+    web.start_again()                                     # the kept connection is dead
+    assert site.read("plain.bin") == tree["plain.bin"]
+    assert site.read("moved") == tree["plain.bin"]
+    t.close()
