@@ -100,6 +100,9 @@ def run(tool: str, argv: list[str]) -> int:
     setup_logging(cfg)
     for note in cfg.notes:
         log.warning("%s", note)
+    unverified = cfg.tls.warning(cfg.servers())
+    if unverified:          # tls_verify off: at every start of every instance
+        log.warning("%s", unverified)
     for name in cfg.not_implemented():
         log.warning("option '%s' (%s) is not implemented yet: ignored", name,
                     cfg.origin(name))
@@ -260,7 +263,7 @@ def _declare(tool: str, cfg, cleanup: bool) -> int:
         return 0
     if cleanup:
         from .broker import consumer_options, open_broker
-        broker = open_broker(src.urls, **consumer_options(src.url, cfg.instances))
+        broker = open_broker(src.urls, tls=cfg.tls, **consumer_options(src.url, cfg.instances))
         broker.delete_queue(src.queue)
         broker.close()
         shutil.rmtree(paths.state_path(tool, cfg.key), ignore_errors=True)

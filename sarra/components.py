@@ -70,7 +70,7 @@ def _poster(cfg, urls: list[str], mandatory: bool = False) -> Publisher | None:
     exchange = cfg.post_exchange or f"xs_{broker_user(urls[0])}"
     if cfg.post_exchange_suffix:
         exchange = f"{exchange}_{cfg.post_exchange_suffix}"
-    return Publisher(make_broker(urls, heartbeat=cfg.broker_heartbeat), exchange,
+    return Publisher(make_broker(urls, heartbeat=cfg.broker_heartbeat, tls=cfg.tls), exchange,
                      cfg.post_topic_prefix, cfg.persistent, home=cfg.cluster,
                      mandatory=mandatory, split=cfg.post_exchange_split,
                      post_format=cfg.post_format, topic=cfg.post_topic,
@@ -187,7 +187,7 @@ def _lease(cfg, tool: str, what: str) -> Lease:
         raise ConfigError(f"dd_{tool} holds its lease (one instance at a time) on an AMQP "
                           f"broker: post to RabbitMQ (amqp://, amqps://), not MQTT",
                           option="post_broker")
-    return Lease(make_broker(urls, heartbeat=cfg.broker_heartbeat,
+    return Lease(make_broker(urls, heartbeat=cfg.broker_heartbeat, tls=cfg.tls,
                              connection_name=f"sarra {tool}/{cfg.key} lease"),
                  lease_name(cfg, urls[0], tool), what=what)
 

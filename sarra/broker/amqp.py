@@ -1,6 +1,7 @@
 """AMQP 0-9-1 driver (RabbitMQ) on pika: the only module that imports pika.
 
-Schemes: amqp, amqps. Capabilities: topic exchanges, durable queues with
+Schemes: amqp, amqps (TLS: the certificate and host name verified as the
+configuration's sarra/config/tls.py:TlsPolicy says). Capabilities: topic exchanges, durable queues with
 x-expires / x-message-ttl, consume with a prefetch window and batched acks
 (``multiple``), pipelined publisher confirms (a window of unconfirmed
 messages settled by delivery tag).
@@ -26,6 +27,7 @@ import pika
 import pika.exceptions as px
 
 from ..config.paths import config_dir
+from ..tls import TlsPolicy, untrusted
 from ..errors import BrokerError, ConfigError
 from .base import Delivery, Outgoing, QueueLocked
 
@@ -67,8 +69,12 @@ def _refused(url: str, exc: Exception) -> str:
             f"password): {exc!r}")
 
 
-def _convert(exc: Exception, url: str | None = None) -> BrokerError:
+def _convert(exc: Exception, url: str | None = None,
+             tls: TlsPolicy | None = None) -> BrokerError:
     """pika exception -> BrokerError with the recoverable flag set."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # the same certificate next time: a refusal, not an outage
+        return BrokerError(untrusted(url or "amqps://?/", exc, tls), recoverable=False)
     if isinstance(exc, (px.ProbableAuthenticationError, px.ProbableAccessDeniedError)):
         text = _refused(url, exc) if url else f"login refused: {exc!r}"
         return BrokerError(text, recoverable=False)
@@ -104,15 +110,16 @@ def _join_frames(impl) -> None:
     impl._output_marshaled_frames = output
 
 
-def _parameters(url: str, heartbeat: float, connection_name: str) -> "pika.URLParameters":
+def _parameters(url: str, heartbeat: float, connection_name: str,
+                tls: TlsPolicy) -> "pika.URLParameters":
     params = pika.URLParameters(url)
     params.heartbeat = int(heartbeat) or None
     params.blocked_connection_timeout = 300
     params.connection_attempts = 1
     params.socket_timeout = 10
     params.client_properties = {"connection_name": connection_name}
-    if url.startswith("amqps:") and params.ssl_options is None:
-        params.ssl_options = pika.SSLOptions(ssl.create_default_context(), params.host)
+    if url[:6].lower() == "amqps:":      # (pika's own default: the system's CAs)
+        params.ssl_options = pika.SSLOptions(tls.context(url), params.host)
     return params
 
 
@@ -146,13 +153,15 @@ def queue_arguments(durable: bool, expire_s: float, message_ttl_s: float,
 
 
 class AmqpBroker:
-    def __init__(self, url: str, heartbeat: float = 120, connection_name: str = "sarra"):
+    def __init__(self, url: str, heartbeat: float = 120, connection_name: str = "sarra",
+                 tls: TlsPolicy | None = None):
         self.name = _masked(url)
+        self._tls = tls or TlsPolicy()
         parts = urlsplit(url)
         # a user without a password is a configuration error, told at connect
         # (when the flow runs: after every other check of the configuration)
         self._params = None if parts.username and parts.password is None else \
-            _parameters(url, heartbeat, connection_name)
+            _parameters(url, heartbeat, connection_name, self._tls)
         self._conn: pika.BlockingConnection | None = None
         self._ch = None           # declares and bindings (a refusal closes only this one)
         self._cch = None          # consuming
@@ -175,7 +184,7 @@ class AmqpBroker:
         except BrokerError:
             raise
         except Exception as exc:  # pika raises many unrelated types
-            err = _convert(exc, self.name)
+            err = _convert(exc, self.name, self._tls)
             if err.recoverable:
                 self._drop()
             elif isinstance(exc, px.ChannelClosedByBroker):

@@ -7,13 +7,15 @@ sarra/switch/rabbit.py's, but for ``QueueDepth``, the depth of a flow's
 queue for its metrics (sarra/flow/housekeeping.py). Here the calls:
 ``call`` returns (status, decoded JSON or None) and raises BrokerError when the server cannot be
 reached (recoverable) or answers a success that is not JSON (not
-recoverable); the caller judges the statuses. Proxies and .netrc from the
+recoverable), or whose https certificate does not verify (not recoverable:
+sarra/config/tls.py says against what); the caller judges the statuses. Proxies and .netrc from the
 environment are ignored (``trust_env = False``), as in the HTTP transfer.
 """
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
 
+from ..tls import TlsPolicy, ssl_cause, untrusted
 from ..errors import BrokerError
 
 # the management API's default scheme and port for a broker's scheme
@@ -23,15 +25,22 @@ MANAGEMENT_PORTS = {"amqp": ("http", 15672), "amqps": ("https", 15671)}
 class JsonClient:
     """JSON calls to one HTTP API as one user (see the module)."""
 
-    def __init__(self, user: str, password: str, timeout: float = 15.0):
+    def __init__(self, user: str, password: str, timeout: float = 15.0,
+                 tls: TlsPolicy | None = None):
         self._timeout = timeout
+        self._tls = tls or TlsPolicy()
         self._session = requests.Session()
         self._session.trust_env = False     # no proxies or .netrc
         self._session.auth = (user, password)
 
     def call(self, method: str, url: str, body=None) -> tuple[int, object]:
+        verify = self._tls.requests_verify(url) if url[:6].lower() == "https:" else True
         try:
-            reply = self._session.request(method, url, json=body, timeout=self._timeout)
+            reply = self._session.request(method, url, json=body, timeout=self._timeout,
+                                          verify=verify)
+        except requests.exceptions.SSLError as exc:
+            raise BrokerError(f"{method} {url}: {untrusted(url, ssl_cause(exc), self._tls)}",
+                              recoverable=False) from exc
         except requests.RequestException as exc:
             raise BrokerError(f"{method} {url}: {exc.__class__.__name__}",
                               recoverable=True) from exc
@@ -66,22 +75,23 @@ class QueueDepth:
     user may not read it: no management tag, or not its vhost)."""
 
     def __init__(self, api: str, user: str, password: str, vhost: str, queue: str,
-                 timeout: float = 5.0):
+                 timeout: float = 5.0, tls: TlsPolicy | None = None):
         self.queue = queue
         self.url = f"{api.rstrip('/')}/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
         self.why = ""
         self.refused = False
-        self._client = JsonClient(user, password, timeout=timeout)
+        self._client = JsonClient(user, password, timeout=timeout, tls=tls)
 
     @classmethod
-    def of(cls, broker: str, queue: str, api: str | None = None) -> "QueueDepth | None":
+    def of(cls, broker: str, queue: str, api: str | None = None,
+           tls: TlsPolicy | None = None) -> "QueueDepth | None":
         """For an AMQP broker URL (password included); None for any other."""
         parts = urlsplit(broker)
         if parts.scheme.lower() not in MANAGEMENT_PORTS:
             return None
         vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
         return cls(api or default_api_url(broker), unquote(parts.username or "guest"),
-                   unquote(parts.password or ""), vhost, queue)
+                   unquote(parts.password or ""), vhost, queue, tls=tls)
 
     def read(self) -> int | None:
         try:

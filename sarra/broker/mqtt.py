@@ -41,6 +41,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..config.paths import instance
+from ..tls import TlsPolicy, untrusted
 from ..errors import BrokerError, ConfigError
 from .amqp import _masked, credentials_file
 from .base import Delivery, Outgoing
@@ -89,7 +90,7 @@ class _Link:
     ("suback", mid, codes), ("lost", reason)."""
 
     def __init__(self, target: _Target, client_id: str, v5: bool, clean: bool,
-                 session_s: int = 0, receive_max: int = 0):
+                 session_s: int = 0, receive_max: int = 0, tls: ssl.SSLContext | None = None):
         self.events: "queue.Queue[tuple]" = queue.Queue()
         self.v5 = v5
         kwargs: dict[str, Any] = {} if v5 else {"clean_session": clean}
@@ -103,7 +104,9 @@ class _Link:
         if target.transport == "websockets":
             c.ws_set_options(path=target.path)
         if target.tls:
-            c.tls_set_context(ssl.create_default_context())
+            c.tls_set_context(tls or ssl.create_default_context())
+            if tls is not None and not tls.check_hostname:
+                c.tls_insecure_set(True)     # tls_verify off: paho checks names itself
         c.max_inflight_messages_set(WINDOW)
         c.max_queued_messages_set(0)
         c.on_connect = lambda _c, _u, _f, code, _p: self.events.put(("connack", code))
@@ -126,6 +129,8 @@ class _Link:
         closed the connection first (raises BrokerError when unreachable)."""
         try:
             self.client.connect(**self._connect_args)
+        except ssl.SSLCertVerificationError:
+            raise                       # the caller says which server, and what to do
         except (OSError, ValueError) as exc:
             raise BrokerError(f"cannot connect: {exc!r}", recoverable=True) from exc
         self.client.loop_start()     # paho's thread (publishes only queue their packets)
@@ -159,15 +164,18 @@ def _failed(code: Any) -> bool:
 
 class MqttBroker:
     def __init__(self, url: str, heartbeat: float = 120, connection_name: str = "sarra",
-                 instances: int = 1):
+                 instances: int = 1, tls: TlsPolicy | None = None):
         """``instances``: how many instances consume the queue (more than
-        one: each its own session, in one shared subscription)."""
+        one: each its own session, in one shared subscription). ``tls``: how
+        an mqtts or wss broker's certificate is verified."""
         self.name = _masked(url)
+        self._tls = tls or TlsPolicy()
         self._instances = instances
         self._url = url
         parts = urlsplit(url)
         self._no_password = bool(parts.username and parts.password is None)
         self._target = None if self._no_password else _target(url)
+        self._context = self._tls.context(url) if self._target and self._target.tls else None
         self._v5 = True
         self._pub: _Link | None = None
         self._sub: _Link | None = None
@@ -186,9 +194,13 @@ class MqttBroker:
     def _open(self, client_id: str, clean: bool, session_s: int = 0,
               receive_max: int = 0) -> _Link:
         for v5 in ((True, False) if self._v5 else (False,)):
-            link = _Link(self._target, client_id, v5, clean, session_s, receive_max)
+            link = _Link(self._target, client_id, v5, clean, session_s, receive_max,
+                         self._context)
             try:
                 kind, code = link.open()
+            except ssl.SSLCertVerificationError as exc:
+                raise BrokerError(untrusted(self.name, exc, self._tls),
+                                  recoverable=False) from exc
             except BrokerError as exc:
                 raise BrokerError(f"{self.name}: {exc}", exc.recoverable) from exc
             if kind == "connack" and not _failed(code):

@@ -17,6 +17,9 @@ from .options import (ALIAS_ADJUST, HOOKS_INSTEAD, IGNORED, PLUGIN_KEYWORDS, PLU
                       SPECIAL_KEYWORDS, known_names, lookup, plugin_for)
 
 SR3, V2 = "sr3", "v2"
+# how an alias's value becomes the option's (the Change's why)
+ADJUSTED = {"no_download": "inverted", "notify_only": "inverted",
+            "tlsRigour": "off for lax, on for medium and strict"}
 MARK = "#sarra-convert: "        # the start of a line convert commented out
 HOOK_STAGES = ("on_message", "on_part", "on_file", "on_post")
 # sr3's and v2's component directories -> sarra's tools
@@ -92,13 +95,16 @@ class _Converter:
             return self.unmappable(number, raw, "no such option in sarra" +
                                    (f" (did you mean '{close[0]}'?)" if close else ""))
         option, adjust = found
-        new_value = adjust(value) if keyword in ALIAS_ADJUST and adjust else value
+        try:
+            new_value = adjust(value) if keyword in ALIAS_ADJUST and adjust else value
+        except ValueError as exc:
+            return self.unmappable(number, raw, str(exc))
         if option.name == keyword and new_value == value:
             self.emit(raw)
             return
         new = option.name + (f" {new_value}" if new_value is not None else "")
         why = "" if new_value == value else f"{keyword} is {option.name} " \
-            f"{'inverted' if keyword in ('no_download', 'notify_only') else 'in bytes'}"
+            f"{ADJUSTED.get(keyword, 'in bytes')}"
         self.replace(number, raw, [new], why)
 
     def plugin(self, number: int, raw: str, value: str | None) -> None:

@@ -24,9 +24,10 @@ from typing import Any
 from .. import __version__, tools
 from ..errors import ConfigError
 from .credentials import Credentials, mask, strip_password, url_user
+from ..tls import TlsPolicy
 from . import remote
 from . import variables as var
-from .options import (IGNORED, NOT_YET, OPTIONS, PLUGIN_KEYWORDS, PLUGINS, HOOKS_INSTEAD,
+from .options import (WORD_ALIASES, IGNORED, NOT_YET, OPTIONS, PLUGIN_KEYWORDS, PLUGINS, HOOKS_INSTEAD,
                       REFUSED_ELSEWHERE,
                       LOG_EVENTS, SPECIAL_KEYWORDS, Option, combine_log_events,
                       is_bool_word, known_names, lookup, parse_bool, parse_value, plugin_for,
@@ -139,6 +140,27 @@ class Config:
         """Options given in a file or on the command line that this version
         accepts but does not act upon yet."""
         return sorted(n for n in NOT_YET if self.is_set(n))
+
+    @property
+    def tls(self) -> TlsPolicy:
+        """How this configuration verifies TLS servers (ca_file, tls_verify and
+        the ca_file= details of credentials.conf: sarra/config/tls.py)."""
+        return TlsPolicy(verify=self._values.get("tls_verify", True),
+                         ca_file=self._values.get("ca_file"), credentials=self.credentials)
+
+    def servers(self) -> list[str]:
+        """The URLs this configuration names (brokers, destination, poll_url,
+        management_url...), as written: no passwords."""
+        found: list[str] = []
+        for name, option in OPTIONS.items():
+            value = self._values.get(name)
+            if not value or not isinstance(value, str):
+                continue
+            if option.kind == "urls":
+                found += split_urls(value)
+            elif option.kind == "url" or "://" in value and name == "management_url":
+                found.append(value)
+        return found
 
     def resolve_url(self, name: str) -> str | None:
         """The URL option ``name`` with its password (inline or credentials.conf);
@@ -695,7 +717,8 @@ def _cli_name(flag: str) -> str:
 
 def _is_flag(name: str) -> bool:
     found = lookup(name)
-    return found is not None and found[0].kind == "bool"
+    # tlsRigour (lax, medium, strict) is a bool option's alias that takes a word
+    return found is not None and found[0].kind == "bool" and name not in WORD_ALIASES
 
 
 def scan_options(argv: list[str]) -> tuple[list[tuple[str, str]], list[str]]:

@@ -341,6 +341,13 @@ _DECLARED = [
     _O("heartbeat", "duration", 300.0, "housekeeping interval",
        ("housekeeping",), tools=DAEMON_TOOLS),
     _O("broker_heartbeat", "duration", 120.0, "AMQP connection heartbeat"),
+    # -- TLS: brokers (amqps, mqtts, wss), https, ftps, the management API
+    _O("ca_file", "str", None, "CA certificate (PEM) the certificates of this "
+       "configuration's TLS servers are verified against, when their line in "
+       "credentials.conf has no ca_file= (default: the system's CAs)", ("caFile",)),
+    _O("tls_verify", "bool", True, "verify TLS servers' certificates and host names "
+       "(off: nothing verified, a warning at every start; sr3: tlsRigour lax)",
+       ("tlsRigour",)),
     # -- posting
     _O("post_broker", "urls", None, "broker to publish to (URL,URL,...: the "
        "nodes of a cluster, tried in turn)", ("postBroker",)),
@@ -598,6 +605,17 @@ def _invert(raw: str | None) -> str:
     return "false" if parse_bool(raw) else "true"
 
 
+def _tls_rigour(raw: str | None) -> str:
+    """sr3's tlsRigour: lax verifies nothing; medium and strict verify (sarra
+    offers TLS 1.2 or later only, as strict asks)."""
+    word = (raw or "").strip().lower()
+    if word == "lax":
+        return "off"
+    if word in ("medium", "strict"):
+        return "on"
+    raise ValueError(f"'{raw}' is not a tlsRigour (lax, medium or strict)")
+
+
 def _kbytes(raw: str | None) -> str | None:
     if raw is None or not re.fullmatch(r"\s*\d+(\.\d*)?\s*", raw):
         return raw
@@ -612,7 +630,10 @@ ALIASES.update({"no_download": "download", "notify_only": "download",
 # aliases whose value is rewritten before parsing
 ALIAS_ADJUST: dict[str, Callable[[str | None], str | None]] = {
     "no_download": _invert, "notify_only": _invert, "kbytes_ps": _kbytes,
+    "tlsRigour": _tls_rigour,
 }
+# aliases of bool options whose value is a word of their own, never left out
+WORD_ALIASES = frozenset({"tlsRigour"})
 
 
 # sr3 and v2 keywords with no option of their own, and what sarra does

@@ -67,7 +67,7 @@ class BrokerSource:
             raise ConfigError("no broker to consume from", option="broker")
         self.url = self.urls[0]
         self.user = broker_user(self.url)
-        self.broker = make_broker(self.urls, heartbeat=cfg.broker_heartbeat,
+        self.broker = make_broker(self.urls, heartbeat=cfg.broker_heartbeat, tls=cfg.tls,
                                   **consumer_options(self.url, cfg.instances))
         self.done = False
         self._idle_exit = idle_exit

@@ -250,7 +250,7 @@ class QueueWatch:
         setting = getattr(cfg, "management_url", None)
         if not url or not queue or str(setting or "").lower() in ("off", "none", "no"):
             return None
-        reader = QueueDepth.of(url, queue, setting or None)
+        reader = QueueDepth.of(url, queue, setting or None, tls=cfg.tls)
         return cls(reader) if reader is not None else None
 
     def start(self) -> None:

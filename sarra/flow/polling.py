@@ -107,7 +107,7 @@ class PollSource(RecordedBatches):
                               f"polled directories ({', '.join(self.dirs)})",
                               option="post_base_url")
         self.interval = cfg.sleep if cfg.sleep > 0 else 1.0
-        self.lister = LISTERS.get(self.scheme)(timeout=cfg.timeout,
+        self.lister = LISTERS.get(self.scheme)(timeout=cfg.timeout, tls=cfg.tls,
                                                credentials=cfg.credentials, **listing)
         self.lease = lease
         self.state_file = paths.state_path(tool, cfg.key, "poll.db")

@@ -78,7 +78,7 @@ class Sender:
         authority, _slash, path = rest.partition("/")
         self._prefix = f"{head}{sep}{authority}"   # may hold a password: never logged
         self._base = posixpath.normpath("/" + path)
-        self._transfer = cls(timeout=cfg.timeout, credentials=cfg.credentials)
+        self._transfer = cls(timeout=cfg.timeout, credentials=cfg.credentials, tls=cfg.tls)
 
     def close(self) -> None:
         self._transfer.close()

@@ -93,7 +93,7 @@ class Downloader:
                 raise TransferError(f"unsupported URL scheme '{scheme}'", code=503,
                                     recoverable=False)
             self._transfers[scheme] = cls(timeout=self.cfg.timeout,
-                                          credentials=self.cfg.credentials)
+                                          credentials=self.cfg.credentials, tls=self.cfg.tls)
         return _Source(self._transfers[scheme])
 
     def target(self, msg: Message, placement: Placement) -> Target:

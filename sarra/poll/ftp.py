@@ -161,8 +161,8 @@ def parse_lines(kind: str, lines, where: str) -> Iterator[Entry]:
 class FtpLister:
     """The entries of FTP(S) directories, read with the FTP transfer."""
 
-    def __init__(self, timeout: float = 30.0, credentials=None, **_options):
-        self._ftp = SCHEMES.get("ftp")(timeout=timeout, credentials=credentials)
+    def __init__(self, timeout: float = 30.0, credentials=None, tls=None, **_options):
+        self._ftp = SCHEMES.get("ftp")(timeout=timeout, credentials=credentials, tls=tls)
 
     def entries(self, url: str) -> Iterator[Entry]:
         with tempfile.SpooledTemporaryFile(SPOOL, mode="w+", encoding="utf-8",

@@ -143,8 +143,8 @@ def _child(href: str) -> str | None:
 class HttpLister:
     """The entries of index pages, read with the HTTP transfer."""
 
-    def __init__(self, timeout: float = 30.0, credentials=None, **_options):
-        self._http = SCHEMES.get("http")(timeout=timeout, credentials=credentials)
+    def __init__(self, timeout: float = 30.0, credentials=None, tls=None, **_options):
+        self._http = SCHEMES.get("http")(timeout=timeout, credentials=credentials, tls=tls)
 
     def entries(self, url: str) -> Iterator[Entry]:
         stream = self._http.open(url if url.endswith("/") else url + "/")

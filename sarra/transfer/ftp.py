@@ -17,9 +17,11 @@ Passive mode unless the credentials.conf line of the server says
 ``active``. ``ftps`` is explicit TLS (AUTH TLS on the FTP port, then PROT P:
 the data connections are encrypted too, reusing the control connection's
 TLS session as servers such as vsftpd require); ``ftp`` with the ``tls``
-detail does the same. The server's certificate is verified against the
-system's trusted CAs, or the ``ca_file=/path/ca.pem`` detail of its
-credentials.conf line, host name included. The password comes from
+detail does the same. The server's certificate is verified, host name
+included, as the configuration's TlsPolicy says (sarra/config/tls.py: the
+``ca_file=/path/ca.pem`` detail of its credentials.conf line, else the
+``ca_file`` option, else the system's trusted CAs; ``tls_verify off``:
+nothing). The password comes from
 credentials.conf (``ftp://user:password@host/``); with none, ``anonymous``
 logs in with an empty password.
 
@@ -42,7 +44,8 @@ from datetime import datetime, timezone
 from typing import Callable
 from urllib.parse import unquote
 
-from ..errors import TransferError
+from ..tls import TlsPolicy
+from ..errors import ConfigError, TransferError
 from .base import RATE_MIN, Limits, copy, host_port
 
 log = logging.getLogger(__name__)
@@ -217,8 +220,10 @@ class _Sink:
 
 class FtpTransfer:
     def __init__(self, timeout: float = 30.0, credentials=None,
-                 transfer_rate_min: float = RATE_MIN, **_options):
+                 transfer_rate_min: float = RATE_MIN, tls: TlsPolicy | None = None,
+                 **_options):
         self._timeout = timeout
+        self._tls = tls or TlsPolicy(credentials=credentials)
         self._put_limits = Limits(window=timeout, rate_min=transfer_rate_min)
         self._credentials = credentials
         self._pool: OrderedDict[tuple, list[_Conn]] = OrderedDict()
@@ -237,10 +242,9 @@ class FtpTransfer:
         what = f"connecting to {place.label('/')}"
         if tls:
             try:
-                context = ssl.create_default_context(cafile=details.get("ca_file"))
-            except (OSError, ssl.SSLError) as exc:
-                raise TransferError(f"{what}: ca_file {details.get('ca_file')}: {exc}",
-                                    recoverable=False) from exc
+                context = self._tls.context(place.account)
+            except ConfigError as exc:
+                raise TransferError(f"{what}: {exc}", recoverable=False) from exc
             ftp: ftplib.FTP = _TLS(context=context, timeout=self._timeout)
         else:
             ftp = ftplib.FTP(timeout=self._timeout)

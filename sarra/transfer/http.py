@@ -10,9 +10,11 @@ requests does the rest: https, redirections, DELETE.
 Proxies from the environment are ignored (``trust_env = False``): switches
 talk to each other directly, and looking the variables up costs a third of
 the per-file time. Credentials for a URL come from credentials.conf. HTTPS
-certificates are verified against the system's CAs, or the ``ca_file=``
-detail of the server's credentials.conf line; one that does not verify is
-not worth retrying.
+certificates are verified as the configuration's TlsPolicy says
+(sarra/tls.py: the ``ca_file=`` detail of the server's
+credentials.conf line, else the ``ca_file`` option, else the system's CAs;
+nothing with ``tls_verify off``); one that does not verify is not worth
+retrying.
 Downloads (and DELETE) only: RabbitMQ's management API (dd_audit) has its own client,
 sarra/broker/management.py.
 """
@@ -23,6 +25,7 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
+from ..tls import TlsPolicy, ssl_cause, untrusted
 from ..errors import TransferError
 from .httpconn import Connections
 
@@ -69,9 +72,11 @@ class _Body:
 
 
 class HttpTransfer:
-    def __init__(self, timeout: float = 30.0, credentials=None, **_options):
+    def __init__(self, timeout: float = 30.0, credentials=None,
+                 tls: TlsPolicy | None = None, **_options):
         self._timeout = timeout
         self._credentials = credentials
+        self._tls = tls or TlsPolicy(credentials=credentials)
         self._session = requests.Session()
         self._session.trust_env = False
         self._kept = Connections(timeout)
@@ -90,7 +95,7 @@ class HttpTransfer:
                                      timeout=self._timeout, auth=self._auth(url),
                                      verify=self._verify(url))
         except requests.exceptions.SSLError as exc:
-            raise _untrusted("GET", url, exc) from exc
+            raise self._untrusted("GET", url, exc) from exc
         except requests.RequestException as exc:
             raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
         _check_answer(url, resp.status_code, resp.reason, bool("Range" in headers and offset),
@@ -123,7 +128,7 @@ class HttpTransfer:
             resp = self._session.delete(wire_url(url), timeout=self._timeout,
                                         auth=self._auth(url), verify=self._verify(url))
         except requests.exceptions.SSLError as exc:
-            raise _untrusted("DELETE", url, exc) from exc
+            raise self._untrusted("DELETE", url, exc) from exc
         except requests.RequestException as exc:
             raise TransferError(f"DELETE {url}: {exc.__class__.__name__}: {exc}") from exc
         resp.close()
@@ -141,11 +146,14 @@ class HttpTransfer:
         return _basic_auth(full) if full != url else None
 
     def _verify(self, url: str) -> str | bool:
-        """What an HTTPS certificate is verified against: the ca_file of the
-        server's credentials.conf line, else the system's CAs."""
-        if self._credentials is None or url[:6].lower() != "https:":
+        """What an HTTPS certificate is verified against (TlsPolicy)."""
+        if url[:6].lower() != "https:":
             return True
-        return self._credentials.details(url).get("ca_file") or True
+        return self._tls.requests_verify(url)
+
+    def _untrusted(self, method: str, url: str, exc: Exception) -> TransferError:
+        return TransferError(f"{method} {url}: {untrusted(url, ssl_cause(exc), self._tls)}",
+                             recoverable=False)
 
     def close(self) -> None:
         self._kept.close()
@@ -176,12 +184,6 @@ def _basic_header(user: str, password: str) -> str:
     except UnicodeEncodeError:
         data = raw.encode("utf-8")
     return "Basic " + b64encode(data).decode("ascii")
-
-
-def _untrusted(method: str, url: str, exc: Exception) -> TransferError:
-    return TransferError(f"{method} {url}: the server's certificate does not verify "
-                         f"(ca_file in credentials.conf names a CA to trust): {exc}",
-                         recoverable=False)
 
 
 def _basic_auth(url: str):
