@@ -1,7 +1,7 @@
 """AMQP 0-9-1 driver (RabbitMQ) on pika: the only module that imports pika.
 
 Schemes: amqp, amqps (TLS: the certificate and host name verified as the
-configuration's sarra/config/tls.py:TlsPolicy says). Capabilities: topic exchanges, durable queues with
+configuration's sarra/tls.py:TlsPolicy says). Capabilities: topic exchanges, durable queues with
 x-expires / x-message-ttl, consume with a prefetch window and batched acks
 (``multiple``), pipelined publisher confirms (a window of unconfirmed
 messages settled by delivery tag).

@@ -8,7 +8,7 @@ queue for its metrics (sarra/flow/housekeeping.py). Here the calls:
 ``call`` returns (status, decoded JSON or None) and raises BrokerError when the server cannot be
 reached (recoverable) or answers a success that is not JSON (not
 recoverable), or whose https certificate does not verify (not recoverable:
-sarra/config/tls.py says against what); the caller judges the statuses. Proxies and .netrc from the
+sarra/tls.py says against what); the caller judges the statuses. Proxies and .netrc from the
 environment are ignored (``trust_env = False``), as in the HTTP transfer.
 """
 from urllib.parse import quote, unquote, urlsplit

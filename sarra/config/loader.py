@@ -144,7 +144,7 @@ class Config:
     @property
     def tls(self) -> TlsPolicy:
         """How this configuration verifies TLS servers (ca_file, tls_verify and
-        the ca_file= details of credentials.conf: sarra/config/tls.py)."""
+        the ca_file= details of credentials.conf: sarra/tls.py)."""
         return TlsPolicy(verify=self._values.get("tls_verify", True),
                          ca_file=self._values.get("ca_file"), credentials=self.credentials)
 

@@ -18,7 +18,7 @@ Passive mode unless the credentials.conf line of the server says
 the data connections are encrypted too, reusing the control connection's
 TLS session as servers such as vsftpd require); ``ftp`` with the ``tls``
 detail does the same. The server's certificate is verified, host name
-included, as the configuration's TlsPolicy says (sarra/config/tls.py: the
+included, as the configuration's TlsPolicy says (sarra/tls.py: the
 ``ca_file=/path/ca.pem`` detail of its credentials.conf line, else the
 ``ca_file`` option, else the system's trusted CAs; ``tls_verify off``:
 nothing). The password comes from
