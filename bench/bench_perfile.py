@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Per-file cost (issue 20): each figure of sarra beside the machine's own
+limit, measured in the same run.
+
+- HTTP: one keep-alive curl fetching the same URLs (to /dev/null, and
+  written to disk), its rate and CPU per 1,000 files; sarra end to end
+  (dd_post, then a subscriber downloading from a private nginx, ``fsync``
+  on) and the subscriber's CPU per 1,000 files.
+- Posting: the broker's confirmed ingest of as many messages (one pika
+  client, confirms pipelined, the messages encoded beforehand) and
+  dd_post's rate as a whole process (start-up included) on N small files;
+  dd_post's start-up alone.
+- Syncing a batch: a file-system sync (syncfs) per batch against an
+  fdatasync per file.
+
+The machine is shared: wall-clock rates move with what else runs. The CPU
+seconds per 1,000 files and the ratios within one run are what mean
+something; compare those between runs.
+
+Needs RabbitMQ on 127.0.0.1:5672 (guest/guest), nginx and curl.
+Usage: python bench/bench_perfile.py [--files 2000] [--size 4096]
+       [--post-files 20000] [--post-size 1024]
+"""
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import (BROKER, cli, count_files, declare_subscriber, env_dirs,  # noqa: E402
+                          make_files, stop_subscriber, subscriber, wait_until)
+from tools.localnginx import start_nginx  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def files_of(src: Path) -> list[str]:
+    return sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
+
+
+def curl(urls: list[str], out: Path | None, tmp: Path) -> tuple[float, float]:
+    """(files/s, CPU s per 1,000) of one curl fetching ``urls`` on one
+    keep-alive connection, to /dev/null (``out`` None) or under ``out``."""
+    conf = tmp / "curl.conf"
+    with open(conf, "w") as f:
+        for i, u in enumerate(urls):
+            dest = "/dev/null" if out is None else str(out / f"f{i:06d}")
+            f.write(f'url = "{u}"\noutput = "{dest}"\n')
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    c0, t0 = children_cpu(), time.perf_counter()
+    subprocess.run(["curl", "-s", "--fail", "-K", str(conf)], check=True)
+    took, cpu = time.perf_counter() - t0, children_cpu() - c0
+    if out is not None:
+        shutil.rmtree(out)
+    return len(urls) / took, 1000 * cpu / len(urls)
+
+
+def post_process(src: Path, base_url: str, exchange: str, extra: list[str] = ()) -> float:
+    """Seconds dd_post takes as a whole process to post ``src``."""
+    cmd = [sys.executable, "-m", "sarra.cli", "post", "--post_broker", BROKER,
+           "--post_exchange", exchange, "--post_base_url", base_url,
+           "--post_base_dir", str(src), *extra, str(src)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def end_to_end(tmp: Path, src: Path, n: int, base_url: str) -> tuple[float, float]:
+    """(files/s from the post's start to the last file in place, subscriber
+    CPU s per 1,000 files)."""
+    dst = tmp / "dst_http"
+    exchange = f"xbench_perfile_{os.getpid()}"
+    proc = subscriber("bench_perfile", exchange, dst, tmp / "sub_perfile.log")
+    try:
+        time.sleep(1.0)                 # started, connected, idle
+        c0, t0 = cpu_of(proc.pid), time.perf_counter()
+        post_process(src, base_url, exchange)
+        wait_until(lambda: count_files(dst) >= n, [proc], f"{n} files", 0.01)
+        took = time.perf_counter() - t0
+        time.sleep(0.3)                 # the last batch's acks and log messages
+        cpu = cpu_of(proc.pid) - c0
+    finally:
+        stop_subscriber(proc, "bench_perfile")
+    bad = [r for r in files_of(src) if (dst / r).read_bytes() != (src / r).read_bytes()]
+    if bad:
+        raise SystemExit(f"{len(bad)} files differ, e.g. {bad[0]}")
+    shutil.rmtree(dst)
+    return n / took, 1000 * cpu / n
+
+
+def broker_ingest(src: Path, exchange: str) -> float:
+    """Messages/s the broker takes in, confirmed, from one pika client with
+    the confirms pipelined: the posts of ``src``'s files, encoded first."""
+    import pika
+    from sarra import checksum, codec
+    from sarra.message import Message, format_time
+    bodies = []
+    for rel in files_of(src):
+        path = src / rel
+        st = path.stat()
+        m = Message(format_time(time.time()), f"file:{src}/", rel, {
+            "sum": checksum.sum_file(str(path), "s"), "parts": f"1,{st.st_size},1,0,0",
+            "mtime": format_time(st.st_mtime), "atime": format_time(st.st_atime),
+            "mode": "644"})
+        bodies.append(codec.encode(m, "v03.post"))
+    # the broker of bench/common.py: guest's password, as its credentials.conf has it
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", 5672, credentials=pika.PlainCredentials("guest", "guest")))
+    ch = conn.channel()
+    ch.exchange_declare(exchange, "topic", auto_delete=False, durable=True)
+    q = ch.queue_declare(f"q_{exchange}", durable=True).method.queue
+    ch.queue_bind(q, exchange, "#")
+    pending = [0]
+
+    def confirmed(frame):
+        pending[0] = frame.method.delivery_tag if frame.method.multiple else pending[0] + 1
+    ready = []
+    ch._impl.confirm_delivery(ack_nack_callback=confirmed, callback=lambda _f: ready.append(1))
+    while not ready:
+        conn.process_data_events(time_limit=0.002)
+    t0 = time.perf_counter()
+    for i, (topic, headers, body, ctype) in enumerate(bodies, 1):
+        props = pika.BasicProperties(content_type=ctype, headers=headers, delivery_mode=2)
+        ch._impl.basic_publish(exchange, topic, body, props)
+        if i % 100 == 0:
+            conn.process_data_events(time_limit=0)
+            while i - pending[0] > 2000:
+                conn.process_data_events(time_limit=0.002)
+    while pending[0] < len(bodies):
+        conn.process_data_events(time_limit=0.002)
+    took = time.perf_counter() - t0
+    ch.queue_delete(q)
+    ch.exchange_delete(exchange)
+    conn.close()
+    return len(bodies) / took
+
+
+def posting(tmp: Path, n: int, size: int) -> None:
+    src = tmp / "post_src"
+    make_files(src, n, size)
+    ex = f"xbench_ingest_{os.getpid()}"
+    ingest = broker_ingest(src, ex)
+    exchange = f"xbench_post_{os.getpid()}"
+    declare_subscriber("bench_post", exchange, tmp / "unused")   # a durable queue routed to
+    try:
+        took = min(post_process(src, f"file:{src}/", exchange) for _ in range(2))
+        one = src / "d00" / "e0"
+        start = min(post_process(one, f"file:{one}/", exchange) for _ in range(3))
+    finally:
+        cli("subscribe", "cleanup", "bench_post")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    bare = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import sarra.cli, sarra.components"], cwd=ROOT,
+                   check=True)
+    imports = time.perf_counter() - t0
+    print(f"posting {n} files of {size} bytes (persistent, routed to a durable queue):")
+    print(f"  broker's confirmed ingest, one pika client:  {ingest:7.0f} msgs/s   (the limit)")
+    print(f"  dd_post, whole process:                      {n / took:7.0f} msgs/s   "
+          f"= {100 * n / took / ingest:3.0f}% of the broker's ingest")
+    print(f"  dd_post on a directory of {len(list(one.iterdir()))} files, whole process: "
+          f"{start:.3f} s; importing sarra.cli and sarra.components: {imports:.3f} s "
+          f"(python itself starts in {bare:.3f} s)")
+    shutil.rmtree(src)
+
+
+def syncs(tmp: Path, batch: int = 100, batches: int = 10) -> None:
+    """Files/s of writing small files, renamed into place, made durable by a
+    syncfs per batch or by an fdatasync per file (and their directory)."""
+    from sarra.flow.durable import Pending
+    data = os.urandom(4096)
+    out = {}
+    for mode in ("none", "syncfs per batch", "fdatasync per file"):
+        d = tmp / f"sync_{mode.split()[0]}"
+        d.mkdir()
+        pending = Pending(mode.startswith("syncfs"))
+        t0 = time.perf_counter()
+        for b in range(batches):
+            for i in range(batch):
+                p = d / f"f{b}_{i}"
+                fd = os.open(f"{p}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.write(fd, data)
+                if mode.startswith("fdatasync"):
+                    os.fdatasync(fd)
+                os.close(fd)
+                os.replace(f"{p}.tmp", p)
+                pending.add(str(p))
+            if mode.startswith("fdatasync"):
+                fd = os.open(d, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
+            pending.sync()
+        out[mode] = batch * batches / (time.perf_counter() - t0)
+        shutil.rmtree(d)
+    print(f"making {batch * batches} files of 4 KiB durable, batches of {batch}: " +
+          ", ".join(f"{k} {v:.0f} files/s" for k, v in out.items()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=2000)
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--post-files", type=int, default=20000)
+    ap.add_argument("--post-size", type=int, default=1024)
+    ap.add_argument("--skip", default="", help="comma-separated: http,post,sync")
+    args = ap.parse_args()
+    skip = set(args.skip.split(","))
+    print(f"{os.cpu_count()} CPUs, shared: CPU s per 1,000 files and the ratios within "
+          "this run are what compare between runs, not the wall-clock rates")
+    tmp_root = os.environ.get("BENCH_TMP")   # default: the system's (a disk here, not tmpfs)
+    with tempfile.TemporaryDirectory(prefix="sarra-bench-", dir=tmp_root) as t:
+        tmp = Path(t)
+        env_dirs(tmp)
+        if "http" not in skip:
+            src = tmp / "src"
+            make_files(src, args.files, args.size)
+            web = start_nginx(tmp / "nginx", src)
+            try:
+                urls = [web.url + r for r in files_of(src)]
+                curl(urls[:50], None, tmp)        # warm the server and the page cache
+                null_rate, null_cpu = curl(urls, None, tmp)
+                disk_rate, disk_cpu = curl(urls, tmp / "curl_out", tmp)
+                rate, cpu = end_to_end(tmp, src, args.files, web.url)
+            finally:
+                web.stop()
+            print(f"HTTP, {args.files} files of {args.size} bytes from a private nginx:")
+            print(f"  one keep-alive curl to /dev/null:  {null_rate:7.0f} files/s, "
+                  f"{null_cpu:.3f} CPU s per 1,000 files   (the limit)")
+            print(f"  the same curl writing the files:   {disk_rate:7.0f} files/s, "
+                  f"{disk_cpu:.3f} CPU s per 1,000 files")
+            print(f"  sarra end to end (fsync on):       {rate:7.0f} files/s "
+                  f"= {100 * rate / null_rate:3.0f}% of curl to /dev/null; subscriber "
+                  f"{cpu:.3f} CPU s per 1,000 files = {cpu / null_cpu:.1f}x curl's")
+        if "post" not in skip:
+            posting(tmp, args.post_files, args.post_size)
+        if "sync" not in skip:
+            syncs(tmp)
+
+
+if __name__ == "__main__":
+    main()
