@@ -60,6 +60,11 @@ def _announced_here(switch: Switch) -> list[tuple[str, object]]:
             ("report_exchange", XREPORT_IN), ("expire", EXPIRE), *_queue_type(switch)]
 
 
+def _tls(switch: Switch) -> list[tuple[str, object]]:
+    """The CA the switch's TLS servers are verified against, where it has one."""
+    return [("ca_file", switch.ca_file)] if switch.ca_file else []
+
+
 def _queue_type(switch: Switch) -> list[tuple[str, object]]:
     """The switch's queue type, written where it is not the default."""
     return [("queue_type", switch.queue_type)] if switch.queue_type != "classic" else []
@@ -75,6 +80,7 @@ def switch_sara(switch: Switch) -> str:
         ("directory", os.path.join(switch.data_dir, "${SOURCE}")),
         *_announced_here(switch),
         ("instances", switch.instances),
+        *_tls(switch),
     ])
 
 
@@ -90,6 +96,7 @@ def log_router(switch: Switch) -> str:
         ("post_exchange", f"{XREPORT},xr_${{SOURCE}}"),
         ("expire", EXPIRE),
         *_queue_type(switch),
+        *_tls(switch),
     ])
 
 
@@ -105,6 +112,7 @@ def link_sara(switch: Switch, link: Link) -> str:
         ("nodupe_ttl", LINK_NODUPE),
         ("directory", switch.data_dir),
         *_announced_here(switch),
+        *_tls(switch),
     ])
 
 
@@ -119,6 +127,7 @@ def link_logs(switch: Switch, link: Link) -> str:
         ("post_exchange", XREPORT_IN),
         ("expire", EXPIRE),
         *_queue_type(switch),
+        *_tls(switch),
     ])
 
 

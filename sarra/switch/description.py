@@ -8,6 +8,8 @@ The only module of sarra that imports yaml (PyYAML). Example (etc/switch.yaml)::
                                        # (on a cluster: a list, one URL per node)
     data_dir: /var/lib/sarra/data      # the tree the switch serves
     base_url: http://localhost:8090/   # how subscribers reach data_dir
+    ca_file: /etc/sarra/our-ca.crt     # optional: the CA of its TLS servers (amqps,
+                                       # https), for dd_audit and the components
     users:                             # name: role
       alice: source
       carol: subscriber
@@ -50,7 +52,8 @@ STREAM = "xpublic_stream"    # xpublic's posts kept for days (the ``stream`` key
 
 ROLES = ("admin", "feeder", "source", "subscriber", "link")
 KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
-        "management_url", "instances", "queue_type", "stream", "mqtt")
+        "management_url", "instances", "queue_type", "stream", "mqtt",
+        "ca_file")
 QUEUE_TYPES = ("classic", "quorum")     # of the switch's own queues
 LINK_KEYS = ("cluster", "broker", "exchange", "to_clusters", "from_clusters")
 REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
@@ -133,6 +136,7 @@ class Switch:
     queue_type: str = "classic"    # of its components' queues (quorum: on a cluster)
     stream: int = 0                # seconds xpublic's posts stay in STREAM (0: no stream)
     mqtt: bool = False             # MQTT clients too (RabbitMQ's MQTT plugins)
+    ca_file: str = ""              # CA (PEM) of the TLS servers named here ("": the system's)
     path: str = ""
 
     @property
@@ -170,7 +174,8 @@ class Switch:
                 "management_url": self.management_url, "instances": self.instances,
                 "queue_type": self.queue_type,
                 **({"stream": f"{self.stream}s"} if self.stream else {}),
-                **({"mqtt": True} if self.mqtt else {})}
+                **({"mqtt": True} if self.mqtt else {}),
+                **({"ca_file": self.ca_file} if self.ca_file else {})}
 
     def with_users(self, users: dict[str, str]) -> "Switch":
         """A validated copy with other users (the file is not touched)."""
@@ -449,13 +454,24 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
                     links=_links(data.get("links"), cluster, path),
                     management_url=management.rstrip("/"), instances=instances,
                     queue_type=queue_type, stream=_retention(data.get("stream"), path),
-                    mqtt=mqtt, path=path)
+                    mqtt=mqtt, ca_file=_ca_file(data, path), path=path)
     for name, fixed in ((switch.admin_user, "admin"), (switch.feeder_user, "feeder")):
         role = switch.users.get(name)
         if role is not None and role != fixed and not (fixed == "feeder" and role == "admin"):
             raise ConfigError(f"'{name}' is the {fixed} account of the switch, not a {role}",
                               path, option=f"users.{name}")
     return switch
+
+
+def _ca_file(data: dict, path: str) -> str:
+    """``ca_file``: an absolute path (the components run elsewhere than
+    dd_audit's working directory), or nothing."""
+    if data.get("ca_file") is None:
+        return ""
+    value = _text(data, "ca_file", path)
+    if not os.path.isabs(value):
+        raise ConfigError(f"'{value}' is not an absolute path", path, option="ca_file")
+    return value
 
 
 def _feeders(data: dict, path: str) -> list[str]:

@@ -21,7 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 from ..broker.management import JsonClient
+from ..config.credentials import Credentials
 from ..errors import BrokerError
+from ..tls import TlsPolicy
 from .description import STREAM, XPUBLIC, Switch
 from .plan import (MQTT_EXCHANGE, ROUTERS, STREAM_KEY, Account, Binding, BrokerState,
                    Difference, Permissions, TopicPermissions, build_plan, differences,
@@ -41,10 +43,10 @@ class ManagementApi:
     """A thin client of the management API: JSON in, JSON out, BrokerError on failure."""
 
     def __init__(self, url: str, user: str, password: str, vhost: str = "/",
-                 timeout: float = 15.0):
+                 timeout: float = 15.0, tls: TlsPolicy | None = None):
         self.url = url.rstrip("/")
         self.user = user
-        self._client = JsonClient(user, password, timeout)
+        self._client = JsonClient(user, password, timeout, tls=tls)
         self.vhost = vhost
         self._vhost = _q(vhost)
 
@@ -194,8 +196,12 @@ def connect(switch: Switch, management_url: str | None = None,
             credentials=None) -> ManagementApi:
     """A client of the switch's management API, logged in as its administrator."""
     user, password = switch.admin_login(credentials)
+    # an https API: verified against its credentials line's ca_file=, else the
+    # description's ca_file, else the system's CAs
+    tls = TlsPolicy(ca_file=switch.ca_file or None,
+                    credentials=credentials if credentials is not None else Credentials())
     return ManagementApi(management_url or switch.management_url, user, password,
-                         switch.vhost)
+                         switch.vhost, tls=tls)
 
 
 def apply(api: ManagementApi, diff: Difference) -> None:

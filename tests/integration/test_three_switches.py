@@ -13,6 +13,15 @@ labC; labA from labC what is for labA (never what came from labA: a loop).
 Alice and bob are sources on labA, carol a subscriber on labB, dave one
 on labC. Then the middle switch's broker is stopped and started again while
 files flow through it: nothing is lost.
+
+Everything sarra does here goes over TLS, verified against the session's
+test CA (tests/conftest.py test_ca): every broker and link URL is amqps://
+(the nodes' TLS listeners), each switch's base_url is https:// (its nginx,
+the CA's server certificate), dd_audit talks to the management API over
+https. The switches get the CA from their description's ``ca_file`` (dd_audit
+writes it into every component's configuration); the people from the
+``ca_file=`` of their credentials.conf lines (brokers) and the ``ca_file``
+option (downloads). The test's own probes (pika) use the plain ports.
 """
 from __future__ import annotations
 
@@ -104,8 +113,8 @@ def password(user: str) -> str:
 
 
 def url(node: RabbitNode, user: str, with_password: bool = False) -> str:
-    auth = f"{user}:{password(user)}" if with_password else user
-    return f"amqp://{auth}@127.0.0.1:{node.amqp_port}/"
+    """``user``'s account on ``node``, over TLS."""
+    return node.amqps_url(user, password(user) if with_password else None)
 
 
 def watch_exchange(node: RabbitNode, exchange: str):
@@ -132,11 +141,17 @@ def watch_exchange(node: RabbitNode, exchange: str):
 
 
 @pytest.fixture(scope="module")
-def net(rabbit_node, tmp_path_factory):
+def net(rabbit_node, tmp_path_factory, test_ca):
     """The three switches declared and started, the subscribers running;
-    every machine's components stopped at teardown."""
+    every machine's components stopped at teardown. Yields a dict: "nodes"
+    (labA/labB/labC -> RabbitNode), "switches" (name -> Machine, its
+    switch.yaml in config/), "people" (alice, bob, carol, dave -> Machine),
+    "tmp" (the module's directory: <name>-data are the switches' trees,
+    <user>-mirror the subscribers'), "webs" (name -> the switch's https
+    NginxServer), "ca" (the TestCA)."""
     tmp_path = tmp_path_factory.mktemp("switches")
     webs = []
+    ca = str(test_ca.ca_file)
     nodes = dict(zip(("labA", "labB", "labC"), rabbit_node.several("a", "b", "c")))
     upstream = {"labB": "labA", "labC": "labB", "labA": "labC"}   # who takes from whom
     beyond = {"labB": ["labB", "labC"], "labC": ["labC"], "labA": ["labA"]}
@@ -151,18 +166,20 @@ def net(rabbit_node, tmp_path_factory):
             m = machines[name] = Machine(tmp_path / name)
             data = tmp_path / f"{name}-data"
             data.mkdir()
-            web = start_nginx(tmp_path_factory.mktemp("nginx"), data, 1, "", find_nginx())
+            web = start_nginx(tmp_path_factory.mktemp("nginx"), data, 1, "", find_nginx(),
+                              tls=test_ca)
             webs.append(web)
             taker = next(t for t, up in upstream.items() if up == name)
             accounts = {**users[name], taker: "link"}
             for user in ("guest", "feeder", *accounts):
                 pw = "guest" if user == "guest" else password(user)
-                m.credential(f"amqp://{user}:{pw}@127.0.0.1:{node.amqp_port}/")
+                m.credential(node.amqps_url(user, pw))
             up = upstream[name]
             m.credential(url(nodes[up], name, with_password=True))   # our account there
-            lines = [f"cluster: {name}", f"broker: amqp://guest@127.0.0.1:{node.amqp_port}/",
+            lines = [f"cluster: {name}", f"broker: {node.amqps_url('guest', None)}",
                      f"feeder: {url(node, 'feeder')}", f"data_dir: {data}",
-                     f"base_url: {web.url}", f"management_url: {node.management_url}",
+                     f"base_url: {web.url}", f"management_url: {node.management_https_url}",
+                     f"ca_file: {ca}",
                      "users:", *(f"  {u}: {r}" for u, r in accounts.items()),
                      "links:", f"  - cluster: {up}", f"    broker: {url(nodes[up], name)}",
                      f"    to_clusters: [{', '.join(beyond[name])}]"]
@@ -179,24 +196,31 @@ def net(rabbit_node, tmp_path_factory):
             m = machines[name]
             out = m.run("audit", "configs", switches[name]).stdout
             assert f"sara/from-{upstream[name]}.conf" in out, out
+            written = [*(m.root / "config").glob("sara/*.conf"),
+                       *(m.root / "config").glob("shovel/*.conf")]
+            assert len(written) == 4 and all(
+                "ca_file" in c.read_text() and "amqp://" not in c.read_text()
+                for c in written), written       # all over TLS, the CA told
             m.run("sarra", "declare", timeout=120)
         # each start waits for its instances: the three machines at once
         side_by_side(lambda m: m.run("sarra", "start", timeout=120), machines.values())
         for user, switch in (("carol", "labB"), ("dave", "labC")):
             p = people[user] = Machine(tmp_path / user)
-            p.credential(url(nodes[switch], user, with_password=True))
+            p.credential(f"{url(nodes[switch], user, with_password=True)} ca_file={ca}")
             p.write("subscribe/all.conf", (
                 f"broker {url(nodes[switch], user)}\nexchange xpublic\nsubtopic #\n"
+                f"ca_file {ca}\n"
                 f"mirror on\ndirectory {tmp_path / (user + '-mirror')}\naccept .*\n"
                 "expire 1h\n"))
             p.run("subscribe", "declare", "all")
             p.run("subscribe", "start", "all")
         for user in ("alice", "bob"):
             p = people[user] = Machine(tmp_path / user)
-            p.credential(url(nodes["labA"], user, with_password=True))
+            p.credential(f"{url(nodes['labA'], user, with_password=True)} ca_file={ca}")
             p.write("log/mine.conf", f"broker {url(nodes['labA'], user)}\nexpire 1h\n")
             assert p.run("log", "mine", "--format", "json").stdout == ""  # subscribed
-        yield {"nodes": nodes, "switches": machines, "people": people, "tmp": tmp_path}
+        yield {"nodes": nodes, "switches": machines, "people": people, "tmp": tmp_path,
+               "webs": dict(zip(NAMES, webs)), "ca": test_ca}
     finally:
         side_by_side(Machine.stop_all, [*machines.values(), *people.values()])
         for web in webs:
@@ -209,7 +233,7 @@ def test_routing_by_destination_no_loops_and_logs_home_only(net, nginx):
     for d in ("for_a", "for_b", "for_c", "for_all", "for_none"):
         (alice_tree / d).mkdir(parents=True)
         (alice_tree / d / "f.dat").write_bytes(os.urandom(3000))
-    alice_web = nginx(alice_tree, workers=1)
+    alice_web = nginx(alice_tree, workers=1, https=True)
     alice = people["alice"]
     # an xr_alice on labB and labC, each with a queue: alice is labA's source, so
     # the log messages made there about her data go home to labA, none into these

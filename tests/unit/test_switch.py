@@ -818,3 +818,17 @@ def test_add_user_and_remove_user_check_the_name_whole(tmp_path, capsys, name):
     assert main(["remove-user", str(path), name]) == 2
     assert "bad user name" in capsys.readouterr().err
     assert path.read_text() == GOOD
+
+
+def test_ca_file_of_the_description_goes_into_every_component(tmp_path):
+    tls = GOOD.replace("amqp://", "amqps://").replace("http://localhost:8090/",
+                                                       "https://localhost/")
+    switch = load_switch(str(write(tmp_path, tls + "ca_file: /etc/sarra/ca.crt\n")))
+    assert switch.ca_file == "/etc/sarra/ca.crt"
+    assert switch.management_url == "https://localhost:15671/api"
+    assert switch_from_data(switch.as_data()).ca_file == "/etc/sarra/ca.crt"
+    files = configs.component_configs(switch)
+    assert files and all(_conf(text)["ca_file"] == "/etc/sarra/ca.crt" for text in files.values())
+    assert "ca_file" not in _conf(configs.switch_sara(load_switch(str(write(tmp_path, GOOD)))))
+    with pytest.raises(ConfigError, match="ca_file.*not an absolute path"):
+        load_switch(str(write(tmp_path, tls + "ca_file: ca.crt\n")))
