@@ -99,6 +99,7 @@ class RabbitNode:
     https_port: int = 0         # the management API over TLS (0: none)
     proc: subprocess.Popen | None = field(default=None, repr=False)
     mqtt_port: int = 0          # the MQTT plugins' ports (0: not enabled)
+    mqtts_port: int = 0         # MQTT over TLS (mqtt and tls both given)
     web_mqtt_port: int = 0
 
     @property
@@ -129,13 +130,17 @@ class RabbitNode:
 
     def ports(self) -> list[int]:
         """Every port the started node listens on (but Erlang distribution's)."""
-        return [p for p in (self.amqp_port, self.amqps_port, self.mqtt_port,
+        return [p for p in (self.amqp_port, self.amqps_port, self.mqtt_port, self.mqtts_port,
                             self.http_port if self.management else 0,
                             self.https_port if self.management else 0) if p]
 
     def mqtt_url(self, user: str, password: str | None = None) -> str:
         auth = f"{user}:{password}" if password is not None else user
         return f"mqtt://{auth}@127.0.0.1:{self.mqtt_port}"
+
+    def mqtts_url(self, user: str, password: str | None = None) -> str:
+        auth = f"{user}:{password}" if password is not None else user
+        return f"mqtts://{auth}@127.0.0.1:{self.mqtts_port}"
 
     def ws_url(self, user: str, password: str | None = None) -> str:
         """MQTT over websockets (rabbitmq_web_mqtt's path, /ws)."""
@@ -255,6 +260,9 @@ def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = 
         node.amqps_port = free_port()
         files = {"ca": tls.ca_file, "cert": tls.cert, "key": tls.key}
         extra_conf += _TLS_CONF.format(amqps=node.amqps_port, **files)
+        if mqtt:
+            node.mqtts_port = free_port()
+            extra_conf += f"mqtt.listeners.ssl.default = 127.0.0.1:{node.mqtts_port}\n"
         if management:
             node.https_port = free_port()
             extra_conf += _TLS_MANAGEMENT_CONF.format(https=node.https_port, **files)

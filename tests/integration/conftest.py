@@ -244,14 +244,15 @@ users:
 
 
 @pytest.fixture(scope="session")
-def rabbit_mqtt(tmp_path_factory):
+def rabbit_mqtt(tmp_path_factory, test_ca):
     """One private RabbitMQ node for the session with rabbitmq_mqtt and
     rabbitmq_web_mqtt on loopback ports of their own (tools/localrabbit.py:
     ``node.mqtt_url(user)``, ``node.ws_url(user)``, ``node.url(user)``),
     made a switch by dd_audit's declare from a description with ``mqtt:
     on`` (``RABBIT_MQTT_SWITCH``): alice a source, bob a subscriber
     (passwords ``RABBIT_MQTT_USERS``), with their MQTT permissions and
-    topic permissions (sarra/switch/plan.py)."""
+    topic permissions (sarra/switch/plan.py). MQTT over TLS too
+    (``node.mqtts_url(user)``), with the session test CA's certificate."""
     from sarra.switch import load_switch
     from sarra.switch.rabbit import ManagementApi, check, declare
     from tools.localrabbit import find_script, start_rabbit
@@ -259,7 +260,8 @@ def rabbit_mqtt(tmp_path_factory):
         pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
     home = tmp_path_factory.mktemp("rabbit_mqtt")
     try:
-        node = start_rabbit(home, f"sarra_mqtt_{secrets.token_hex(3)}", mqtt=True)
+        node = start_rabbit(home, f"sarra_mqtt_{secrets.token_hex(3)}", mqtt=True,
+                            tls=test_ca)
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
     path = home / "switch.yaml"

@@ -196,3 +196,22 @@ def test_management_api_over_https(node, test_ca):
     untrusted = QueueDepth.of(broker, queue, node.management_https_url, tls=TlsPolicy())
     assert untrusted.read() is None and "certificate does not verify" in untrusted.why
     untrusted.close()
+
+
+def test_mqtts_broker_verified(rabbit_mqtt, test_ca, stranger):
+    """The MQTT driver over TLS (RabbitMQ's MQTT plugin on its TLS listener):
+    the test CA accepted, another refused for good, tls_verify off accepted."""
+    from sarra.broker import make_broker
+    from sarra.errors import BrokerError
+    from tests.integration.conftest import RABBIT_MQTT_USERS
+    url = rabbit_mqtt.mqtts_url("alice", RABBIT_MQTT_USERS["alice"])
+    for policy in (TlsPolicy(ca_file=str(test_ca.ca_file)), TlsPolicy(verify=False)):
+        broker = make_broker(url, tls=policy)
+        broker.connect()
+        broker.close()
+    broker = make_broker(url, tls=TlsPolicy(ca_file=str(stranger.ca_file)))
+    with pytest.raises(BrokerError) as err:
+        broker.connect()
+    assert not err.value.recoverable
+    assert f"mqtts://127.0.0.1:{rabbit_mqtt.mqtts_port}/: the server's certificate does not " \
+           "verify" in str(err.value) and RABBIT_MQTT_USERS["alice"] not in str(err.value)
