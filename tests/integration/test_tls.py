@@ -215,3 +215,26 @@ def test_mqtts_broker_verified(rabbit_mqtt, test_ca, stranger):
     assert not err.value.recoverable
     assert f"mqtts://127.0.0.1:{rabbit_mqtt.mqtts_port}/: the server's certificate does not " \
            "verify" in str(err.value) and RABBIT_MQTT_USERS["alice"] not in str(err.value)
+
+
+def test_ftps_honours_the_policy(ftpsd):
+    """FTPS (vsftpd, its own test CA): verified against the credentials
+    line's ca_file=, else the option's CA; tls_verify off takes any."""
+    from sarra.config.credentials import Credentials
+    from sarra.transfer.ftp import FtpTransfer
+    (ftpsd.root / "tls.txt").write_bytes(b"over ftps\n")
+    bare = Credentials.from_text(ftpsd.credentials.split(" ca_file=")[0])
+    url = ftpsd.url + "tls.txt"
+    for policy in (TlsPolicy(credentials=Credentials.from_text(ftpsd.credentials)),
+                   TlsPolicy(ca_file=str(ftpsd.ca_file), credentials=bare),
+                   TlsPolicy(verify=False, credentials=bare)):
+        ftp = FtpTransfer(timeout=10, credentials=policy.credentials, tls=policy)
+        stream = ftp.open(url)
+        assert stream.read(100) == b"over ftps\n"
+        stream.close()
+        ftp.close()
+    ftp = FtpTransfer(timeout=10, credentials=bare, tls=TlsPolicy(credentials=bare))
+    with pytest.raises(TransferError) as err:
+        ftp.open(url)
+    ftp.close()
+    assert not err.value.recoverable and "certificate does not verify" in str(err.value)
