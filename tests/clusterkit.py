@@ -21,16 +21,32 @@ def alive(nodes) -> list[RabbitNode]:
 
 def all_running(nodes) -> None:
     """Every node started and counted running by the cluster."""
-    for node in nodes:
-        if node.proc is None or node.proc.poll() is not None:
-            node.start()
+    dead = [n for n in nodes if n.proc is None or n.proc.poll() is not None]
+    for node in dead:                   # side by side: each waits for its peers
+        node.launch()
+    for node in dead:
+        node.wait_started(120)
+
+    seen = ["nothing yet"]
 
     def running():
-        if not all(port_open("127.0.0.1", n.amqp_port, 0.5) for n in nodes):
+        for node in nodes:              # one that exited while it rejoined
+            if node.proc is None or node.proc.poll() is not None:
+                seen.append(f"{node.nodename} exited; started again")
+                node.launch()
+        closed = [n.nodename for n in nodes if not port_open("127.0.0.1", n.amqp_port, 0.5)]
+        if closed:
+            seen[0] = f"AMQP port closed on {closed}"
             return False
         try:
             listed = api(nodes[0], "nodes")
-        except requests.RequestException:
+        except requests.RequestException as exc:
+            seen[0] = f"management API of {nodes[0].nodename}: {exc}"
             return False            # its management API is starting
+        seen[0] = "nodes listed: " + ", ".join(f"{n['name']} running={n['running']}"
+                                              for n in listed)
         return len(listed) == len(nodes) and all(n["running"] for n in listed)
-    wait_for(running, timeout=90, interval=0.5, what="every node of the cluster running")
+    try:
+        wait_for(running, timeout=120, interval=0.5, what="every node of the cluster running")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {'; '.join(seen)}") from None
