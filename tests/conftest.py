@@ -170,7 +170,8 @@ def rabbit_node(tmp_path_factory, test_ca) -> Callable[[str], RabbitNode]:
     (own AMQP and management ports on 127.0.0.1, own data; guest/guest)
     started on first use and shared by the session under that name: a
     second and third switch for the tests of links. A test that stops one
-    (``node.stop()``) starts it again. All are stopped at the end.
+    (``node.stop()``) starts it again. All are killed at the end (their data
+    is not kept).
 
     Every node has TLS listeners too, with ``test_ca``'s server
     certificate: ``node.amqps_url(user, password)`` (port
@@ -205,11 +206,8 @@ def rabbit_node(tmp_path_factory, test_ca) -> Callable[[str], RabbitNode]:
 
     get.several = several       # type: ignore[attr-defined]
     yield get
-    closing = [threading.Thread(target=node.close) for node in nodes.values()]
-    for thread in closing:      # each takes seconds, mostly waiting: all at once
-        thread.start()
-    for thread in closing:
-        thread.join()
+    for node in nodes.values():     # nothing of them is kept: no orderly stop
+        node.kill()
 
 
 @pytest.fixture(scope="session")
@@ -227,8 +225,5 @@ def cluster(tmp_path_factory) -> list[RabbitNode]:
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
     yield nodes
-    closing = [threading.Thread(target=node.close) for node in nodes]
-    for thread in closing:
-        thread.start()
-    for thread in closing:
-        thread.join()
+    for node in nodes:              # nothing of them is kept: no orderly stop
+        node.kill()
