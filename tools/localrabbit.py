@@ -20,6 +20,7 @@ It shares epmd (port 4369) with the system node and nothing else. The
 
     node = start_rabbit(Path("/tmp/m"), "sarra_m", mqtt=True)  # + MQTT, web-MQTT
     node.mqtt_url("bob", "pw"), node.ws_url("bob", "pw")   # mqtt://..., ws://.../ws
+    # mqtt=True with tls=: node.mqtts_url(...), node.wss_url(...) as well
 
     nodes = start_cluster(Path("/tmp/c"), "sarra_c", 3)   # one cluster of 3
     nodes[1].kill()                         # SIGKILL: a node lost
@@ -67,6 +68,13 @@ ssl_options.keyfile = {key}
 ssl_options.verify = verify_none
 ssl_options.fail_if_no_peer_cert = false
 """
+_WEB_MQTT_TLS_CONF = """\
+web_mqtt.ssl.ip = 127.0.0.1
+web_mqtt.ssl.port = {wss}
+web_mqtt.ssl.cacertfile = {ca}
+web_mqtt.ssl.certfile = {cert}
+web_mqtt.ssl.keyfile = {key}
+"""
 _TLS_MANAGEMENT_CONF = """\
 management.ssl.ip = 127.0.0.1
 management.ssl.port = {https}
@@ -101,6 +109,7 @@ class RabbitNode:
     mqtt_port: int = 0          # the MQTT plugins' ports (0: not enabled)
     mqtts_port: int = 0         # MQTT over TLS (mqtt and tls both given)
     web_mqtt_port: int = 0
+    web_mqtts_port: int = 0     # MQTT over websockets over TLS (wss://)
 
     @property
     def nodename(self) -> str:
@@ -131,6 +140,7 @@ class RabbitNode:
     def ports(self) -> list[int]:
         """Every port the started node listens on (but Erlang distribution's)."""
         return [p for p in (self.amqp_port, self.amqps_port, self.mqtt_port, self.mqtts_port,
+                            self.web_mqtt_port, self.web_mqtts_port,
                             self.http_port if self.management else 0,
                             self.https_port if self.management else 0) if p]
 
@@ -146,6 +156,13 @@ class RabbitNode:
         """MQTT over websockets (rabbitmq_web_mqtt's path, /ws)."""
         auth = f"{user}:{password}" if password is not None else user
         return f"ws://{auth}@127.0.0.1:{self.web_mqtt_port}/ws"
+
+    def wss_url(self, user: str, password: str | None = None) -> str:
+        """MQTT over websockets over TLS (rabbitmq_web_mqtt's TLS listener)."""
+        if not self.web_mqtts_port:
+            raise ValueError(f"{self.name} has no web-MQTT TLS listener (mqtt and tls)")
+        auth = f"{user}:{password}" if password is not None else user
+        return f"wss://{auth}@127.0.0.1:{self.web_mqtts_port}/ws"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
@@ -263,6 +280,8 @@ def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = 
         if mqtt:
             node.mqtts_port = free_port()
             extra_conf += f"mqtt.listeners.ssl.default = 127.0.0.1:{node.mqtts_port}\n"
+            node.web_mqtts_port = free_port()
+            extra_conf += _WEB_MQTT_TLS_CONF.format(wss=node.web_mqtts_port, **files)
         if management:
             node.https_port = free_port()
             extra_conf += _TLS_MANAGEMENT_CONF.format(https=node.https_port, **files)

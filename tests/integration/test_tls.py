@@ -198,23 +198,46 @@ def test_management_api_over_https(node, test_ca):
     untrusted.close()
 
 
-def test_mqtts_broker_verified(rabbit_mqtt, test_ca, stranger):
-    """The MQTT driver over TLS (RabbitMQ's MQTT plugin on its TLS listener):
-    the test CA accepted, another refused for good, tls_verify off accepted."""
-    from sarra.broker import make_broker
+@pytest.mark.parametrize("scheme", ["mqtts", "wss"])
+def test_mqtts_and_wss_brokers_verified(rabbit_mqtt, test_ca, stranger, scheme, unique):
+    """The MQTT driver over TLS, on RabbitMQ's MQTT plugin TLS listener
+    (mqtts) and its web-MQTT TLS listener (wss: websockets through an
+    HTTPS port): the test CA accepted and a message goes round, tls_verify
+    off accepted, another CA refused for good."""
+    from sarra.broker import Outgoing, make_broker
     from sarra.errors import BrokerError
     from tests.integration.conftest import RABBIT_MQTT_USERS
-    url = rabbit_mqtt.mqtts_url("alice", RABBIT_MQTT_USERS["alice"])
-    for policy in (TlsPolicy(ca_file=str(test_ca.ca_file)), TlsPolicy(verify=False)):
-        broker = make_broker(url, tls=policy)
-        broker.connect()
+    pw = RABBIT_MQTT_USERS["alice"]
+    if scheme == "mqtts":
+        url, port = rabbit_mqtt.mqtts_url("alice", pw), rabbit_mqtt.mqtts_port
+    else:
+        url, port = rabbit_mqtt.wss_url("alice", pw), rabbit_mqtt.web_mqtts_port
+    queue, body = f"q_alice.tls_{scheme}_{unique}", f"over {scheme} {unique}".encode()
+    broker = make_broker(url, tls=TlsPolicy(ca_file=str(test_ca.ca_file)))
+    broker.connect()
+    try:
+        broker.declare_queue(queue, expire_s=300)
+        broker.bind(queue, "xs_alice", f"v03.post.{scheme}.#")
+        broker.consume(queue, 10)
+        broker.publish(Outgoing("xs_alice", f"v03.post.{scheme}.x", {}, body))
+        broker.flush(10)
+        got, deadline = [], time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            got = broker.get(0.5)
+        assert [d.body for d in got] == [body] and got[0].topic == f"v03.post.{scheme}.x"
+        broker.ack([d.tag for d in got])
+        broker.delete_queue(queue)
+    finally:
         broker.close()
+    broker = make_broker(url, tls=TlsPolicy(verify=False))
+    broker.connect()
+    broker.close()
     broker = make_broker(url, tls=TlsPolicy(ca_file=str(stranger.ca_file)))
     with pytest.raises(BrokerError) as err:
         broker.connect()
     assert not err.value.recoverable
-    assert f"mqtts://127.0.0.1:{rabbit_mqtt.mqtts_port}/: the server's certificate does not " \
-           "verify" in str(err.value) and RABBIT_MQTT_USERS["alice"] not in str(err.value)
+    assert f"{scheme}://127.0.0.1:{port}/: the server's certificate does not " \
+           "verify" in str(err.value) and pw not in str(err.value)
 
 
 def test_ftps_honours_the_policy(ftpsd):
