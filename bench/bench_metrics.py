@@ -12,7 +12,14 @@
    increment), one write of the metrics file, one ``sarra metrics``
    exposition of a configuration, against the time a message takes.
 
-No servers needed. Usage: python bench/bench_metrics.py [--files 2000] [--rounds 3]
+3. With ``--real``: the same comparison end to end on real servers, the
+   subscribe flow in-process consuming from the RabbitMQ on 127.0.0.1:5672
+   and downloading over HTTP from a private nginx (fsync on), figures on
+   and off alternated; beside it, one keep-alive curl fetching the same
+   URLs to /dev/null (the HTTP limit in this run).
+
+Parts 1 and 2 need no servers; part 3 needs RabbitMQ, nginx and curl.
+Usage: python bench/bench_metrics.py [--files 2000] [--rounds 3] [--real]
 """
 import argparse
 import os
@@ -65,21 +72,98 @@ def one_round(tmp: Path, n: int, size: int, on: bool) -> float:
     flow = flow_for("subscribe", cfg)
     flow.connect()                       # the queue exists and is bound
     make_posts(space, src, n, size)
-    if not on:
-        flow.housekeeper = None          # no metrics file
-        flow._figures = lambda msgs: None   # no lag, no time of the batch
-    else:
+    if on:
         flow.housekeeper.write_metrics()
+    else:
+        without_figures(flow)
+    took = drain(flow, n)
+    flow.close()
+    assert flow.stats[201] == n, flow.stats
+    return n / took
+
+
+def without_figures(flow) -> None:
+    flow.housekeeper = None              # no metrics file
+    flow._figures = lambda msgs: None    # no lag, no time of the batch
+
+
+def drain(flow, n: int) -> float:
+    """Seconds the flow takes to handle n messages, its housekeeper ticking."""
     t0 = time.perf_counter()
     done = 0
     while done < n:
         done += flow.step(timeout=0.01)
         if flow.housekeeper is not None:
             flow.housekeeper.tick()
-    took = time.perf_counter() - t0
+    return time.perf_counter() - t0
+
+
+def real_round(tmp: Path, src: Path, rels: list[str], base_url: str, on: bool) -> float:
+    """files/s of a subscribe flow on RabbitMQ and nginx over the posts of
+    ``rels`` (made before the clock starts), figures on or off."""
+    import pika
+    from bench.common import BROKER
+    from sarra.broker import open_broker
+    tag = uuid.uuid4().hex[:8]
+    ex, queue, dst = f"xbench_metrics_{tag}", f"q_guest.bench_metrics_{tag}", tmp / f"dst-{tag}"
+    producer = open_broker(BROKER.replace("guest@", "guest:guest@"))
+    producer.declare_exchange(ex)
+    cfg = load_config("subscribe", None, [
+        ("broker", BROKER), ("exchange", ex), ("queue_name", queue), ("directory", str(dst)),
+        ("mirror", "on"), ("accept", ".*"), ("prefetch", "25"), ("report_back", "off")],
+        PRESETS["subscribe"])
+    flow = flow_for("subscribe", cfg)
+    flow.connect()                       # the queue exists and is bound
+    for rel in rels:
+        m = Message(format_time(time.time()), base_url, rel,
+                    {"sum": sum_file(str(src / rel), "d"),
+                     "parts": f"1,{(src / rel).stat().st_size},1,0,0"})
+        topic, hdrs, text, ctype = codec.encode(m, "v02.post")
+        producer.publish(Outgoing(ex, topic, hdrs, text, ctype))
+    producer.flush()
+    producer.close()
+    if on:
+        flow.housekeeper.write_metrics()
+    else:
+        without_figures(flow)
+    took = drain(flow, len(rels))
     flow.close()
-    assert flow.stats[201] == n, flow.stats
-    return n / took
+    assert flow.stats[201] == len(rels), flow.stats
+    bad = [r for r in rels if (dst / r).read_bytes() != (src / r).read_bytes()]
+    assert not bad, f"{len(bad)} files differ, e.g. {bad[0]}"
+    conn = pika.BlockingConnection(pika.URLParameters(BROKER.replace("guest@", "guest:guest@")))
+    ch = conn.channel()
+    ch.queue_delete(queue)
+    ch.exchange_delete(ex)
+    conn.close()
+    return len(rels) / took
+
+
+def real(tmp: Path, n: int, size: int, rounds: int) -> None:
+    from bench.bench_perfile import curl, files_of
+    from bench.common import make_files
+    from tools.localnginx import start_nginx
+    src = tmp / "real-src"
+    make_files(src, n, size)
+    rels = files_of(src)
+    web = start_nginx(tmp / "nginx", src)
+    try:
+        urls = [web.url + r for r in rels]
+        curl(urls[:50], None, tmp)       # warm the server and the page cache
+        limit, _cpu = curl(urls, None, tmp)
+        rates = {True: [], False: []}
+        for _ in range(rounds):
+            for on in (False, True):
+                rates[on].append(real_round(tmp, src, rels, web.url, on))
+    finally:
+        web.stop()
+    off, on = max(rates[False]), max(rates[True])
+    print(f"end to end on real servers, {n} files of {size} bytes (RabbitMQ, nginx over "
+          f"HTTP, fsync on), best of {rounds}:")
+    print(f"  one keep-alive curl to /dev/null: {limit:7.0f} files/s   (the HTTP limit)")
+    print(f"  figures off: {off:7.0f} files/s   (all: {', '.join(f'{r:.0f}' for r in rates[False])})")
+    print(f"  figures on:  {on:7.0f} files/s   (all: {', '.join(f'{r:.0f}' for r in rates[True])})")
+    print(f"  difference:  {100 * (on - off) / off:+.1f}%")
 
 
 def micro(tmp: Path) -> None:
@@ -113,10 +197,13 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--real", action="store_true",
+                    help="also end to end on RabbitMQ (127.0.0.1:5672) and nginx")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="sarra-bench-") as t:
         tmp = Path(t)
-        os.environ.update(SARRA_CONFIG_DIR=str(tmp / "config"), SARRA_STATE_DIR=str(tmp / "state"))
+        from bench.common import env_dirs
+        env_dirs(tmp)                        # and guest's line in credentials.conf
         housekeeping.METRICS_EVERY = 0.2     # 25 writes of the metrics file in 5 s, not 1
         rates = {True: [], False: []}
         for _ in range(args.rounds):
@@ -128,6 +215,8 @@ def main() -> None:
         print(f"  figures off: {off:7.0f} files/s   (all: {', '.join(f'{r:.0f}' for r in rates[False])})")
         print(f"  figures on:  {on:7.0f} files/s   (all: {', '.join(f'{r:.0f}' for r in rates[True])})")
         print(f"  difference:  {100 * (on - off) / off:+.1f}%")
+        if args.real:
+            real(tmp, args.files, max(args.size, 4096), args.rounds)
         print("micro-measures:")
         micro(tmp)
 
