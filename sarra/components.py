@@ -25,6 +25,7 @@ from .flow.quarantine import Quarantine
 from .flow.retry import RetryQueue
 from .flow.send import Sender
 from .flow.polling import PollSource
+from .flow.private import Private
 from .flow.watching import WatchSource
 from .flow.work import Downloader
 from .plugins import load_hooks
@@ -63,7 +64,8 @@ def _retry_queue(tool: str, cfg) -> RetryQueue:
     return queue
 
 
-def _poster(cfg, urls: list[str], mandatory: bool = False) -> Publisher | None:
+def _poster(cfg, urls: list[str], mandatory: bool = False,
+            readers: str = "") -> Publisher | None:
     """A publisher on ``urls`` (one broker URL, or a cluster's nodes)."""
     if not urls:
         return None
@@ -74,7 +76,8 @@ def _poster(cfg, urls: list[str], mandatory: bool = False) -> Publisher | None:
                      cfg.post_topic_prefix, cfg.persistent, home=cfg.cluster,
                      mandatory=mandatory, split=cfg.post_exchange_split,
                      post_format=cfg.post_format, topic=cfg.post_topic,
-                     wis2=dict(metadata_id=cfg.wis2_metadata_id, data_id=cfg.wis2_data_id))
+                     wis2=dict(metadata_id=cfg.wis2_metadata_id, data_id=cfg.wis2_data_id),
+                     readers=readers)
 
 
 def _announcer(cfg, mandatory: bool = False) -> Publisher | Outlet:
@@ -89,7 +92,7 @@ def _announcer(cfg, mandatory: bool = False) -> Publisher | Outlet:
     if not url:
         raise ConfigError("no post_broker (or broker) to post to (or outlet json or url: "
                           "posts on standard output)", option="post_broker")
-    return _poster(cfg, url, mandatory)
+    return _poster(cfg, url, mandatory, readers=cfg.get("readers") or "")
 
 
 def _repost_url(cfg, what: str) -> list[str]:
@@ -215,9 +218,12 @@ def subscribe_flow(cfg, tool: str = "subscribe", on_batch: OnBatch = None) -> Fl
     ticks = _Ticks(source)
     if cfg.download:
         worker = Downloader(cfg, tick=ticks, throttle=throttle(cfg, "bytes"))
+    # a switch's dd_sara keeps restricted posts restricted (flow/private.py)
+    private = Private(cfg) if tool == "sara" else None
     return _ticked(ticks, _daemon(cfg, source, worker=worker, poster=poster,
                                   reporter=_reporter(cfg, source),
-                                  retry=_retry_queue(tool, cfg), on_batch=on_batch))
+                                  retry=_retry_queue(tool, cfg), on_batch=on_batch,
+                                  private=private))
 
 
 def sara_flow(cfg, on_batch: OnBatch = None) -> Flow:

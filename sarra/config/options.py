@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from ..tools import DAEMONS as DAEMON_TOOLS
 from ..tools import TOOLS
+from ..readers import canonical, parse_readers
 from .variables import parse_signed_duration
 
 KINDS = ("str", "bool", "int", "float", "size", "duration", "octal", "url",
@@ -399,6 +400,19 @@ _DECLARED = [
     _O("cluster", "str", None, "name of this switch (from_cluster)"),
     _O("to_clusters", "str", None, "destination clusters, comma-separated "
        "(ALL = every one)", ("toClusters", "to")),
+    _O("readers", "str", "", "who may read the files posted: users of the switches "
+       "the data reaches, comma-separated, each optionally user@cluster (a user of "
+       "that switch only); travels as the readers header; empty: public",
+       tools=POSTERS, convert=lambda raw: canonical(parse_readers(raw))),
+    _O("private_dir", "str", None, "a switch's dd_sara: where restricted files go "
+       "(under <private_dir>/<readers>/, never in the public tree); unset: restricted "
+       "posts are refused", tools=("sara",)),
+    _O("private_base_url", "url", None, "a switch's dd_sara: the URL private_dir is "
+       "served at (restricted posts are announced at <private_base_url><readers>/)",
+       tools=("sara",)),
+    _O("private_exchange", "str", "xprivate", "a switch's dd_sara: where restricted "
+       "posts are announced (its links read it), and to xprivate_<reader> for each "
+       "reader of this switch whose exchange exists", tools=("sara",)),
     _O("source_from_exchange", "bool", False, "set source from the xs_<user> "
        "exchange the message came from", ("sourceFromExchange",), tools=CONSUMERS),
     _O("msg_to_clusters", "str", None, "on a link between switches: pass only posts "

@@ -30,9 +30,11 @@ def relpath_for(path: str, base_dir: str | None, base_url: str,
 
 
 def common_headers(cfg) -> dict[str, str]:
+    """The headers every post of ``cfg`` carries: source, to_clusters,
+    from_cluster and readers (a restricted post, sarra/readers.py), when set."""
     h: dict[str, str] = {}
     for opt, header in (("source", "source"), ("to_clusters", "to_clusters"),
-                        ("cluster", "from_cluster")):
+                        ("cluster", "from_cluster"), ("readers", "readers")):
         value = getattr(cfg, opt, None)
         if value:
             h[header] = str(value)

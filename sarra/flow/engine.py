@@ -34,6 +34,7 @@ from .contracts import Malformed, Poster, Reporter, Source, Target, Worker
 from .filter import choose, default_placement
 from .housekeeping import Housekeeper
 from .nodupe import DuplicateCache
+from .private import Private, Refused
 from .publish import MAX_TEXT, shorten
 from .quarantine import Quarantine, record_of, wire_record
 from .retry import RetryQueue
@@ -74,7 +75,8 @@ class Flow:
                  nodupe: DuplicateCache | None = None, throttle: Throttle | None = None,
                  quarantine: Quarantine | None = None,
                  metrics: str | None = None, connect_attempts: int = 0,
-                 on_batch: "Callable[[Flow], None] | None" = None):
+                 on_batch: "Callable[[Flow], None] | None" = None,
+                 private: Private | None = None):
         self.cfg = cfg
         self.source = source
         self.worker = worker
@@ -87,6 +89,7 @@ class Flow:
         self.quarantine = quarantine  # where messages that raised are kept aside
         self.connect_attempts = connect_attempts
         self.on_batch = on_batch
+        self.private = private        # a switch's restricted posts (dd_sara: flow/private.py)
         self.fallback = default_placement(cfg) if worker is not None else None
         self.stats: Counter = Counter()
         self.bytes = 0
@@ -332,6 +335,16 @@ class Flow:
         if not ok:
             wl.move(j, "rejected", why)  # filtered out: nothing to report
             return
+        if self.private is not None and m.report is None:
+            try:
+                placement = self.private.admit(
+                    m, placement, self.worker and (lambda p: self.worker.target(m, p).path))
+            except Refused as exc:
+                wl.move(j, "rejected", exc.text, exc.code)
+                return
+            except MessageError as exc:
+                wl.move(j, "rejected", f"unsafe path: {exc}", 403)
+                return
         if self.nodupe is not None and not j.from_retry and not j.claim:
             j.fingerprint = self.nodupe.admit(m)
             if j.fingerprint is None:
@@ -487,9 +500,15 @@ class Flow:
         """Where ``m`` would go locally if it named ``relpath`` (None: we do
         not accept that name). The old-name post of a rename whose new name
         we accept renames the file instead of deleting it (doc/protocol.md §2.6)."""
-        probe = replace(m, relpath=relpath)
+        probe = replace(m, relpath=relpath, headers=dict(m.headers))
         ok, placement, _why = choose(probe, self.cfg.masks, bool(self.cfg.accept_unmatch),
                                      self.fallback)
+        if ok and self.private is not None:     # a restricted file's other name: private too
+            try:
+                placement = self.private.admit(
+                    probe, placement, lambda p: self.worker.target(probe, p).path)
+            except Refused:
+                return None
         return self.worker.target(probe, placement).path if ok else None
 
     def _apply(self, wl: Worklist, j: Job, target: Target) -> None:
@@ -551,8 +570,8 @@ class Flow:
     def _post_one(self, wl: Worklist, j: Job) -> None:
         m = j.msg
         if self.worker is None:
-            if self._vetted(wl, j, m) and self._publish(self.poster.publish, m):
-                j.posted += 1
+            if self._vetted(wl, j, m):
+                self._publish(lambda _m: self._announce(j, m), m)
         elif j.code == 201 or (j.code == 304 and self._repost_304(m)):
             if self._whole(j):   # a block: the file is announced once it is whole
                 self._publish(lambda _m: self._send_repost(wl, j), m)
@@ -560,8 +579,27 @@ class Flow:
     def _send_repost(self, wl: Worklist, j: Job) -> None:
         out = self.repost(j.msg, j.completed)
         if self._vetted(wl, j, out):
+            self._announce(j, out)
+
+    def _announce(self, j: Job, out: Message) -> None:
+        """Publish ``out``, the post about ``j``: a restricted one (a switch's
+        dd_sara, flow/private.py) to the switch's links and its readers,
+        never to xpublic; a reader this switch does not know is reported."""
+        if self.private is None or not self.private.restricted(out):
             self.poster.publish(out)
             j.posted += 1
+            return
+        exchanges, unknown = self.private.exchanges(out, self.poster.exists)
+        for exchange in exchanges:
+            self.poster.publish(out, exchange)
+        j.posted += 1
+        if unknown and self.reporter is not None and self.cfg.report_back \
+                and self.private.destined_here(out):
+            text = (f"readers: no user {', '.join(unknown)} on this switch "
+                    f"({self.cfg.cluster}): kept private, announced to its links only")
+            log.warning("%s: %s", out.relpath, text)
+            if self._publish(self.reporter.report, j.msg, 404, text):
+                self.reported[404] += 1
 
     def _vetted(self, wl: Worklist, j: Job, out: Message) -> bool:
         """The on_post chain on ``out``, the post about ``j``: True to publish.
@@ -613,6 +651,8 @@ class Flow:
         that made the file whole): our base URL, same pubtime and sums."""
         base = self.cfg.post_base_dir or m.local_root
         url = self.cfg.post_base_url
+        if self.private is not None and self.private.restricted(m):
+            base, url = self.private.where(m)       # its private tree, its private URL
         headers = dict(m.headers)
         if completed:   # announce the whole file
             method = checksum.verify_method(headers.get("sum", "")) or "s"

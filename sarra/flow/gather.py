@@ -6,11 +6,13 @@ import time
 from datetime import datetime, timezone
 
 from .. import codec
-from ..broker import consumer_options, ensure_exchange, make_broker, topic_matches
+from ..broker import (MQTT_SCHEMES, consumer_options, ensure_exchange, make_broker,
+                      topic_matches)
 from ..broker.amqp import queue_arguments
 from ..config import broker_user, paths
-from ..errors import ConfigError, MessageError
+from ..errors import BrokerError, ConfigError, MessageError
 from ..message import Message, pubtime_seconds
+from ..readers import PUBLIC_EXCHANGE, private_exchange
 from .announce import file_messages
 from .contracts import Malformed
 from .stream import OFFSET_HEADER, Position, parse_replay_from
@@ -118,11 +120,29 @@ class BrokerSource:
             b.delete_queue(self.queue)
         b.declare_queue(self.queue, cfg.durable, cfg.expire, cfg.message_ttl, cfg.queue_type)
         keys = self.binding_keys()
+        exchanges = exchanges + self._private(exchanges)
         for exchange in exchanges:
             for key in keys:
                 b.bind(self.queue, exchange, key)
         log.info("queue %s bound to %s with %s", self.queue, ", ".join(exchanges),
                  ", ".join(keys))
+
+    def _private(self, exchanges: list[str]) -> list[str]:
+        """A queue bound to a switch's xpublic is bound to ``xprivate_<user>``
+        too, when the switch has one for its user: the restricted posts meant
+        for it (doc/protocol.md §17), with the same subtopics. Checked, never
+        declared (AMQP only: MQTT brokers have no such exchange)."""
+        if PUBLIC_EXCHANGE not in exchanges or \
+                self.url.split(":", 1)[0].lower() in MQTT_SCHEMES:
+            return []
+        name = private_exchange(self.user)
+        try:
+            self.broker.declare_exchange(name, passive=True)
+        except BrokerError as exc:
+            if exc.recoverable:
+                raise
+            return []
+        return [name]
 
     def exchanges(self) -> list[str]:
         """The exchanges to bind to: ``exchange`` (comma-separated: several

@@ -12,6 +12,7 @@ from .. import codec
 from ..broker import Outgoing, ensure_exchange
 from ..errors import BrokerError, ConfigError, MessageError
 from ..message import Message, Report
+from ..readers import parse_readers, private_exchange
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,12 @@ class Publisher:
     def __init__(self, broker, exchange: str, topic_prefix: str, persistent: bool = True,
                  home: str | None = None, mandatory: bool = False, split: int = 0,
                  post_format: str | None = None, topic: str | None = None,
-                 wis2: dict | None = None):
+                 wis2: dict | None = None, readers: str = ""):
         self.broker = broker
+        # a poster's readers (the readers option): those named without a
+        # cluster are checked, at each connection, to be users of the switch
+        # posted to (an xprivate_<user> there), and a warning names the others
+        self.readers = [r.user for r in parse_readers(readers) if r.cluster is None]
         # the wire form (None: from the topic prefix), the fixed topic
         # (post_topic) and the WNM settings (codec.encode)
         self.style = dict(post_format=post_format, topic=topic, **(wis2 or {}))
@@ -87,6 +92,15 @@ class Publisher:
             if SOURCE_VAR not in ex:
                 ensure_exchange(self.broker, ex)
                 self._declared.add(ex)
+        unknown = [u for u in self.readers if not self._exists(private_exchange(u))]
+        if unknown:
+            log.warning("readers: %s %s no user of the switch at %s (no exchange %s): it "
+                        "will keep the files private and report it in a log message, "
+                        "unless another switch on the way has %s",
+                        ", ".join(unknown), "is" if len(unknown) == 1 else "are",
+                        getattr(self.broker, "name", "the broker"),
+                        ", ".join(private_exchange(u) for u in unknown),
+                        "this user" if len(unknown) == 1 else "these users")
 
     def targets(self, msg: Message) -> list[str]:
         """The exchanges ``msg`` goes to (MessageError: no usable source)."""
@@ -108,6 +122,10 @@ class Publisher:
                 ex = ex.replace(SOURCE_VAR, source)
             out.append((ex, named))
         return out
+
+    def exists(self, name: str) -> bool:
+        """Whether exchange ``name`` is on the broker (never created here)."""
+        return self._exists(name)
 
     def _exists(self, name: str) -> bool:
         """Whether exchange ``name`` is on the broker (a passive declare,

@@ -18,7 +18,7 @@ import shutil
 import stat
 import time
 from .. import checksum, containment
-from ..config import paths
+from ..config import paths, url_user
 from ..errors import (ChecksumError, ConfigError, LocalError, MessageError, TransferError,
                       UnsafePathError)
 from ..message import Message, parse_time, safe_join
@@ -93,8 +93,17 @@ class Downloader:
                 raise TransferError(f"unsupported URL scheme '{scheme}'", code=503,
                                     recoverable=False)
             self._transfers[scheme] = cls(timeout=self.cfg.timeout,
-                                          credentials=self.cfg.credentials, tls=self.cfg.tls)
+                                          credentials=self.cfg.credentials, tls=self.cfg.tls,
+                                          **self._as_user(scheme))
         return _Source(self._transfers[scheme])
+
+    def _as_user(self, scheme: str) -> dict:
+        """http(s): the broker user, whose credentials.conf line for the
+        server (if any) fetches URLs that name no user (transfer/http.py)."""
+        if scheme not in ("http", "https"):
+            return {}
+        urls = self.cfg.resolve_urls("broker") if self.cfg.broker else []
+        return {"user": url_user(urls[0])} if urls else {}
 
     def target(self, msg: Message, placement: Placement) -> Target:
         """Where ``msg`` goes (UnsafePathError if that is outside the directory)."""

@@ -73,9 +73,12 @@ class _Body:
 
 class HttpTransfer:
     def __init__(self, timeout: float = 30.0, credentials=None,
-                 tls: TlsPolicy | None = None, **_options):
+                 tls: TlsPolicy | None = None, user: str | None = None, **_options):
         self._timeout = timeout
         self._credentials = credentials
+        # a URL naming no user is fetched as ``user`` (the consumer's broker
+        # user) when credentials.conf has a line for scheme://user@host:port/
+        self._user = user
         self._tls = tls or TlsPolicy(credentials=credentials)
         self._session = requests.Session()
         self._session.trust_env = False
@@ -140,9 +143,18 @@ class HttpTransfer:
         return True
 
     def _auth(self, url: str):
+        """Basic credentials for ``url``, from credentials.conf only (never
+        from the post): its user's line, or for a URL naming no user, the
+        line of the consumer's broker user on that server (a switch's
+        restricted files: doc/protocol.md §17), if there is one."""
         if self._credentials is None:
             return None
         full = self._credentials.lookup(url)
+        if full == url and self._user and "@" not in url.partition("://")[2].split("/", 1)[0]:
+            scheme, sep, rest = url.partition("://")
+            named = f"{scheme}{sep}{quote(self._user, safe='')}@{rest}"
+            full = self._credentials.lookup(named)
+            return _basic_auth(full) if full != named else None
         return _basic_auth(full) if full != url else None
 
     def _verify(self, url: str) -> str | bool:
