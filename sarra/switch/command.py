@@ -21,7 +21,7 @@ import sys
 
 from .. import __version__
 from ..errors import ConfigError, SarraError
-from . import configs, description, nginx, rabbit
+from . import configs, description, htpasswd, nginx, rabbit
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,21 @@ def _say(lines: list[str], stream=None) -> None:
         print(line, file=stream or sys.stdout)
 
 
+WEB_ROLES = ("source", "subscriber", "link")     # who logs in to the switch's nginx
+
+
+def web_users(switch: description.Switch, passwords: dict[str, str]) -> dict[str, str]:
+    """The users of the password file (name -> password): the description's
+    sources, subscribers and links, with their broker passwords."""
+    return {name: passwords[name] for name, role in switch.users.items()
+            if role in WEB_ROLES}
+
+
 def _declare(opts, switch: description.Switch) -> int:
     passwords = switch.passwords()
     with rabbit.connect(switch, opts.management_url) as api:
         done, conflicts = rabbit.declare(switch, api, passwords)
+    done += htpasswd.sync(switch.password_file, web_users(switch, passwords))
     _say(done)
     _say(conflicts, sys.stderr)
     return 1 if conflicts else 0
@@ -85,6 +96,7 @@ def _check(opts, switch: description.Switch) -> int:
     passwords = switch.passwords()
     with rabbit.connect(switch, opts.management_url) as api:
         problems = rabbit.check(switch, api, passwords)
+    problems += htpasswd.check(switch.password_file, web_users(switch, passwords))
     _say(problems)
     return 1 if problems else 0
 
@@ -99,6 +111,7 @@ def _add_user(opts, switch: description.Switch) -> int:
             switch = description.add_user_to_file(switch.path, name, role)
             print(f"{switch.path}: {name}: {role}")
         done, conflicts = rabbit.declare(switch, api, passwords, only=name)
+    done += htpasswd.sync(switch.password_file, web_users(switch, passwords))
     _say(done)
     _say(conflicts, sys.stderr)
     return 1 if conflicts else 0
@@ -127,6 +140,7 @@ def _remove_user(opts, switch: description.Switch) -> int:
             log.warning("%s: no user %s in the description; removing it from the "
                         "broker anyway", switch.path, name)
         done = rabbit.remove_user(api, name)
+    done += htpasswd.remove(switch.password_file, name)
     _say(done)
     return 0
 

@@ -57,6 +57,9 @@ def _announced_here(switch: Switch) -> list[tuple[str, object]]:
     log messages into the xreport_in of the broker it reads."""
     return [("post_broker", _feeder(switch)), ("post_exchange", XPUBLIC),
             ("post_base_dir", switch.data_dir), ("post_base_url", switch.base_url),
+            # restricted posts: kept under private_dir, announced on xprivate
+            ("private_dir", switch.private_dir),
+            ("private_base_url", switch.private_base_url),
             ("report_exchange", XREPORT_IN), ("expire", EXPIRE), *_queue_type(switch)]
 
 

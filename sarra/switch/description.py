@@ -41,6 +41,7 @@ import yaml
 from ..config.credentials import Credentials, DEFAULT_PORTS
 from ..config.options import parse_duration
 from ..errors import ConfigError
+from ..readers import PRIVATE_PATH
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ STREAM = "xpublic_stream"    # xpublic's posts kept for days (the ``stream`` key
 ROLES = ("admin", "feeder", "source", "subscriber", "link")
 KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
         "management_url", "instances", "queue_type", "stream", "mqtt",
-        "ca_file")
+        "ca_file", "private_dir", "password_file")
 QUEUE_TYPES = ("classic", "quorum")     # of the switch's own queues
 LINK_KEYS = ("cluster", "broker", "exchange", "to_clusters", "from_clusters")
 REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
@@ -137,7 +138,19 @@ class Switch:
     stream: int = 0                # seconds xpublic's posts stay in STREAM (0: no stream)
     mqtt: bool = False             # MQTT clients too (RabbitMQ's MQTT plugins)
     ca_file: str = ""              # CA (PEM) of the TLS servers named here ("": the system's)
+    private_dir: str = ""          # restricted files (default data_dir + ".private")
+    password_file: str = ""        # nginx's basic auth (default data_dir + ".htpasswd")
     path: str = ""
+
+    def __post_init__(self) -> None:
+        root = os.path.normpath(self.data_dir)
+        self.private_dir = self.private_dir or root + ".private"
+        self.password_file = self.password_file or root + ".htpasswd"
+
+    @property
+    def private_base_url(self) -> str:
+        """Where private_dir is served: ``<base_url>_private/``."""
+        return self.base_url.rstrip("/") + f"/{PRIVATE_PATH}/"
 
     @property
     def vhost(self) -> str:
@@ -175,7 +188,8 @@ class Switch:
                 "queue_type": self.queue_type,
                 **({"stream": f"{self.stream}s"} if self.stream else {}),
                 **({"mqtt": True} if self.mqtt else {}),
-                **({"ca_file": self.ca_file} if self.ca_file else {})}
+                **({"ca_file": self.ca_file} if self.ca_file else {}),
+                "private_dir": self.private_dir, "password_file": self.password_file}
 
     def with_users(self, users: dict[str, str]) -> "Switch":
         """A validated copy with other users (the file is not touched)."""
@@ -454,13 +468,46 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
                     links=_links(data.get("links"), cluster, path),
                     management_url=management.rstrip("/"), instances=instances,
                     queue_type=queue_type, stream=_retention(data.get("stream"), path),
-                    mqtt=mqtt, ca_file=_ca_file(data, path), path=path)
+                    mqtt=mqtt, ca_file=_ca_file(data, path),
+                    private_dir=_private_dir(data, data_dir, path),
+                    password_file=_absolute(data, "password_file", path), path=path)
+    for tree in (switch.data_dir, switch.private_dir):
+        if os.path.normpath(switch.password_file).startswith(os.path.normpath(tree) + "/"):
+            raise ConfigError(f"'{switch.password_file}' is inside '{tree}', which nginx "
+                              "serves: the password file would be downloadable", path,
+                              option="password_file")
     for name, fixed in ((switch.admin_user, "admin"), (switch.feeder_user, "feeder")):
         role = switch.users.get(name)
         if role is not None and role != fixed and not (fixed == "feeder" and role == "admin"):
             raise ConfigError(f"'{name}' is the {fixed} account of the switch, not a {role}",
                               path, option=f"users.{name}")
     return switch
+
+
+def _absolute(data: dict, key: str, path: str) -> str:
+    """An absolute path, or nothing (the default)."""
+    if data.get(key) is None:
+        return ""
+    value = _text(data, key, path)
+    if not os.path.isabs(value):
+        raise ConfigError(f"'{value}' is not an absolute path", path, option=key)
+    if "$" in value:
+        raise ConfigError(f"'{value}': nginx would read '$' as a variable", path, option=key)
+    return os.path.normpath(value)
+
+
+def _private_dir(data: dict, data_dir: str, path: str) -> str:
+    """``private_dir``: where restricted files are kept (default data_dir +
+    ".private"), never inside data_dir nor around it: nginx serves data_dir
+    to anyone."""
+    value = _absolute(data, "private_dir", path) or os.path.normpath(data_dir) + ".private"
+    root = os.path.normpath(data_dir)
+    if value == root or value.startswith(root.rstrip("/") + "/") or \
+            root.startswith(value.rstrip("/") + "/"):
+        raise ConfigError(f"'{value}' overlaps data_dir '{root}': restricted files would be "
+                          "served to anyone (a directory beside it: the default is "
+                          f"{root}.private)", path, option="private_dir")
+    return value
 
 
 def _ca_file(data: dict, path: str) -> str:

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from urllib.parse import unquote, urlsplit
 
 from ..errors import ConfigError
+from ..readers import PRIVATE_PATH
 from .description import Switch
 
 # what a TLS server block holds besides its certificate: no protocol older
@@ -59,6 +61,59 @@ http {{
 
 {server}}}
 """
+
+REALM = "sarra restricted files"
+
+
+def private_map(switch: Switch, indent: str = "") -> str:
+    """The ``map`` that says, for each request of the private tree, whether
+    its user may have it (1) or not (0): a link of the switch (which carries
+    restricted files onward) may have any; another user, those whose path's
+    first component after ``_private/`` (the readers, doc/protocol.md §17)
+    names it, plainly or qualified with this switch's cluster. A request
+    without credentials gets 1 here, so that auth_basic answers it 401.
+    ``$uri`` is the normalised path (%-escapes decoded, ``.`` and ``..``
+    resolved): ``_private/bob/../eve/f`` is eve's."""
+    links = switch.names("link")
+    prefix = re.escape(_path(switch) + PRIVATE_PATH + "/")
+    cluster = re.escape(switch.cluster)
+    lines = [f"# who may read what below {switch.private_base_url} (dd_audit(1))",
+             f'map "$remote_user:$uri" ${_variable(switch)} {{',
+             "    default 0;",
+             '    "~^:" 1;                       # no credentials: auth_basic says 401']
+    if links:
+        lines.append(f'    "~^({"|".join(links)}):" 1;  # the links carry restricted files')
+    lines += [f'    "~^([A-Za-z0-9-]+):{prefix}([^/]*,)?\\1(@{cluster})?(,[^/]*)?/" 1;',
+              "}"]
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
+def _variable(switch: Switch) -> str:
+    return "sarra_reader_" + re.sub(r"[^A-Za-z0-9_]", "_", switch.cluster)
+
+
+def _path(switch: Switch) -> str:
+    path = unquote(urlsplit(switch.base_url).path) or "/"
+    return path if path.endswith("/") else path + "/"
+
+
+def _private_location(switch: Switch) -> list[str]:
+    """The location of the private tree: basic auth against the password
+    file, then the map's verdict (403 for a user who is neither a reader
+    nor a link), no listing, no symbolic link followed."""
+    private = os.path.normpath(switch.private_dir)
+    for key, value in (("private_dir", private), ("password_file", switch.password_file)):
+        if "$" in value:
+            raise ConfigError(f"'{value}': nginx would read '$' as a variable", switch.path,
+                              option=key)
+    return [f"    location {_quoted(_path(switch) + PRIVATE_PATH + '/')} {{",
+            f"        alias {_quoted(private.rstrip('/') + '/')};",
+            f"        auth_basic {_quoted(REALM)};",
+            f"        auth_basic_user_file {_quoted(switch.password_file)};",
+            f"        if (${_variable(switch)} = 0) {{ return 403; }}",
+            "        autoindex off;",
+            f"        disable_symlinks on {_quoted('from=' + private)};",
+            "    }"]
 
 
 def _is_ip(host: str) -> bool:
@@ -120,7 +175,7 @@ def server_block(switch: Switch, listen: str | None = None,
     lines += ["        autoindex off;",
               "        # no symbolic link below data_dir is followed (dd_audit(1))",
               f"        disable_symlinks on {_quoted('from=' + root)};",
-              "    }", "}"]
+              "    }", *_private_location(switch), "}"]
     return "".join(f"{indent}{line}\n" if line else "\n" for line in lines)
 
 
@@ -135,6 +190,7 @@ def site_config(switch: Switch, listen: str | None = None, standalone: bool = Fa
                 ssl_certificate_key: str | None = None) -> str:
     """The site configuration (``standalone``: a whole nginx.conf around it)."""
     if not standalone:
-        return server_block(switch, listen, ssl_certificate, ssl_certificate_key)
-    return _STANDALONE.format(server=server_block(switch, listen, ssl_certificate,
-                                                  ssl_certificate_key, indent="    "))
+        return private_map(switch) + server_block(switch, listen, ssl_certificate,
+                                                  ssl_certificate_key)
+    return _STANDALONE.format(server=private_map(switch, "    ") + server_block(
+        switch, listen, ssl_certificate, ssl_certificate_key, indent="    "))

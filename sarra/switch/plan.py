@@ -48,11 +48,14 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from ..readers import PRIVATE_EXCHANGE, private_exchange
 from .description import STREAM, XPUBLIC, XREPORT, XREPORT_IN, XSARRA, Switch
 
 POST_KEY = "v02.post.#"       # a source's posts: xs_<u> -> xsarra
 REPORT_KEY = "v02.report.#"   # everybody's log messages: xs_<u> -> xreport_in
-SWITCH_EXCHANGES = (XPUBLIC, XREPORT, XSARRA, XREPORT_IN)
+PRIVATE_KEY = "#"             # every restricted post: xprivate -> xprivate_<link>
+XPRIVATE = PRIVATE_EXCHANGE   # restricted posts (dd_sara writes, links read, via bindings)
+SWITCH_EXCHANGES = (XPUBLIC, XREPORT, XSARRA, XREPORT_IN, XPRIVATE)
 ROUTERS = (XSARRA, XREPORT_IN)  # the exchanges fed by e2e bindings
 ALL = (".*", ".*", ".*")
 TAGS = {"admin": ("administrator",), "feeder": (), "source": (), "subscriber": (),
@@ -117,14 +120,15 @@ def topic_permissions(role: str, user: str) -> TopicPermissions | None:
 def _permissions(role: str, user: str) -> Permissions:
     queues = rf"^q_{user}\..*"
     public = rf"^{XPUBLIC}({STREAM[len(XPUBLIC):]})?$"      # xpublic, xpublic_stream
+    private = rf"|^{private_exchange(user)}$"              # the restricted posts for it
     if role == "source":
         return Permissions(queues, rf"{queues}|^xs_{user}(_.*)?$",
-                           rf"{queues}|^x[rs]_{user}(_.*)?$|{public}")
+                           rf"{queues}|^x[rs]_{user}(_.*)?$|{public}{private}")
     if role == "subscriber":
         return Permissions(queues, rf"{queues}|^xs_{user}$",
-                           rf"{queues}|^x[rs]_{user}$|{public}")
+                           rf"{queues}|^x[rs]_{user}$|{public}{private}")
     if role == "link":
-        return Permissions(queues, rf"{queues}|^{XREPORT_IN}$", rf"{queues}|{public}")
+        return Permissions(queues, rf"{queues}|^{XREPORT_IN}$", rf"{queues}|{public}{private}")
     raise ValueError(f"unknown role {role!r}")
 
 
@@ -139,9 +143,10 @@ def user_exchanges(user: str) -> tuple[str, str]:
 
 
 def owned_by(name: str, user: str) -> bool:
-    """Whether exchange ``name`` belongs to ``user`` (xs_u, xr_u, xs_u_suffix...),
-    the whole name ('$' would take "xs_u\\n" for xs_u)."""
-    return re.fullmatch(rf"x[sr]_{re.escape(user)}(_.*)?", name, re.DOTALL) is not None
+    """Whether exchange ``name`` belongs to ``user`` (xs_u, xr_u, xs_u_suffix...,
+    xprivate_u), the whole name ('$' would take "xs_u\\n" for xs_u)."""
+    return (re.fullmatch(rf"x[sr]_{re.escape(user)}(_.*)?", name, re.DOTALL) is not None
+            or name == private_exchange(user))
 
 
 def password_matches(password_hash: str, algorithm: str, password: str) -> bool:
@@ -205,6 +210,10 @@ def build_plan(switch: Switch, passwords: dict[str, str]) -> Plan:
     exchanges: dict[str, str | None] = {name: None for name in SWITCH_EXCHANGES}
     bindings: dict[Binding, str] = {}
     for name, role in sorted(switch.accounts().items()):
+        if role in ("source", "subscriber", "link"):
+            exchanges[private_exchange(name)] = name
+        if role == "link":       # a link carries every restricted post onward
+            bindings[Binding(XPRIVATE, private_exchange(name), PRIVATE_KEY)] = name
         if role not in ("source", "subscriber"):
             continue
         xs, xr = user_exchanges(name)
@@ -221,7 +230,7 @@ class BrokerState:
     users: dict[str, dict]                 # name -> {tags, password_hash, hashing_algorithm}
     permissions: dict[str, Permissions]    # on the switch's vhost
     exchanges: dict[str, dict]             # name -> {type, durable, auto_delete, internal}
-    bindings: set[Binding]                 # e2e bindings whose destination is in ROUTERS
+    bindings: set[Binding]                 # e2e bindings into ROUTERS, and out of XPRIVATE
     vhost: bool = True                     # whether the switch's vhost exists
     stream: dict | None = None             # STREAM's queue ({type, arguments}), if any
     stream_bound: bool = False             # whether xpublic is bound to STREAM

@@ -25,7 +25,8 @@ from ..config.credentials import Credentials
 from ..errors import BrokerError
 from ..tls import TlsPolicy
 from .description import STREAM, XPUBLIC, Switch
-from .plan import (MQTT_EXCHANGE, ROUTERS, STREAM_KEY, Account, Binding, BrokerState,
+from .plan import (MQTT_EXCHANGE, ROUTERS, STREAM_KEY, XPRIVATE, Account, Binding,
+                   BrokerState,
                    Difference, Permissions, TopicPermissions, build_plan, differences,
                    owned_by)
 
@@ -110,6 +111,12 @@ class ManagementApi:
         return {Binding(r["source"], r["destination"], r["routing_key"])
                 for r in rows if r.get("destination_type") == "exchange"}
 
+    def bindings_from(self, exchange: str) -> set[Binding]:
+        rows = self.request("GET", f"exchanges/{self._vhost}/{_q(exchange)}/bindings/"
+                                   "source", missing_ok=True) or []
+        return {Binding(r["source"], r["destination"], r["routing_key"])
+                for r in rows if r.get("destination_type") == "exchange"}
+
     def queues(self) -> list[str]:
         rows = self.request("GET", f"queues/{self._vhost}?columns=name") or []
         return [r["name"] for r in rows]
@@ -123,6 +130,7 @@ class ManagementApi:
         bindings: set[Binding] = set()
         for exchange in ROUTERS:
             bindings |= self.bindings_to(exchange)
+        bindings |= self.bindings_from(XPRIVATE)
         stream = self.request("GET", f"queues/{self._vhost}/{_q(STREAM)}", missing_ok=True)
         bound = stream is not None and any(
             row.get("routing_key") == STREAM_KEY for row in self.request(

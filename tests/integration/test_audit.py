@@ -115,7 +115,7 @@ def switch(sarra_home, tmp_path) -> AuditSwitch:
     queues = api.queues()
     for name in sw.names:
         for exchange in exchanges:
-            if exchange in (f"xs_{name}", f"xr_{name}"):
+            if exchange in (f"xs_{name}", f"xr_{name}", f"xprivate_{name}"):
                 api.delete_exchange(exchange)
         for queue in queues:
             if queue.startswith(f"q_{name}."):
@@ -143,7 +143,9 @@ def test_declare_twice_then_check(switch, capsys):
                  f"set permissions of {switch.bob} (source)",
                  f"declared exchange xs_{switch.alice}", f"declared exchange xr_{switch.carol}",
                  f"bound xs_{switch.alice} -> xsarra (v02.post.#)",
-                 f"bound xs_{switch.carol} -> xreport_in (v02.report.#)"):
+                 f"bound xs_{switch.carol} -> xreport_in (v02.report.#)",
+                 f"declared exchange xprivate_{switch.carol}",
+                 f"password file {switch.path.parent / 'data.htpasswd'}: added {switch.carol}"):
         assert line in lines
     assert f"bound xs_{switch.carol} -> xsarra (v02.post.#)" not in lines
     assert not any("guest" in line for line in lines)       # the admin was already right
@@ -205,7 +207,10 @@ def test_users_keep_to_their_own_exchanges(switch, capsys):
     a.publish(Outgoing(f"xs_{alice}", "v02.post.a", {}, "ok"))
     a.flush(10)
 
+    a.bind(queue, f"xprivate_{alice}", "#")             # the restricted posts for alice
     refused(lambda: a.bind(queue, f"xr_{bob}", "#"))
+    refused(lambda: switch.broker(alice).bind(queue, f"xprivate_{bob}", "#"))
+    refused(lambda: switch.broker(alice).bind(queue, "xprivate", "#"))
     refused(lambda: a.declare_queue(f"q_{bob}.stolen"))
     refused(lambda: a.declare_exchange(f"xs_{alice}"))  # only the admin declares
 
@@ -266,11 +271,15 @@ def test_add_user_then_remove_user(switch, capsys):
 
     rc, lines = switch.run(capsys, "add-user", str(switch.path), dave, "source")
     assert rc == 0
+    htpasswd = switch.path.parent / "data.htpasswd"      # data_dir + ".htpasswd"
     assert lines == [f"{switch.path}: {dave}: source", f"created user {dave} (source)",
                      f"set permissions of {dave} (source)",
+                     f"declared exchange xprivate_{dave}",
                      f"declared exchange xr_{dave}", f"declared exchange xs_{dave}",
                      f"bound xs_{dave} -> xreport_in (v02.report.#)",
-                     f"bound xs_{dave} -> xsarra (v02.post.#)"]
+                     f"bound xs_{dave} -> xsarra (v02.post.#)",
+                     f"password file {htpasswd}: added {dave}"]
+    assert f"\n{dave}:$6$" in "\n" + htpasswd.read_text()
     text = switch.path.read_text()
     assert f"  {dave}: source\n" in text and "# posts" in text and "# a test switch" in text
     assert load_switch(str(switch.path)).users[dave] == "source"
@@ -284,9 +293,12 @@ def test_add_user_then_remove_user(switch, capsys):
 
     rc, lines = switch.run(capsys, "remove-user", str(switch.path), dave)
     assert rc == 0
-    assert lines == [f"{switch.path}: removed {dave}", f"deleted exchange xr_{dave}",
+    assert lines == [f"{switch.path}: removed {dave}", f"deleted exchange xprivate_{dave}",
+                     f"deleted exchange xr_{dave}",
                      f"deleted exchange xs_{dave}", f"deleted queue q_{dave}.subscribe.x",
-                     f"removed the permissions of {dave} on vhost /", f"deleted user {dave}"]
+                     f"removed the permissions of {dave} on vhost /", f"deleted user {dave}",
+                     f"password file {htpasswd}: removed {dave}"]
+    assert dave not in htpasswd.read_text()
     assert dave not in switch.api.users()
     assert not {f"xs_{dave}", f"xr_{dave}"} & set(switch.api.exchanges())
     assert not [q for q in switch.api.queues() if q.startswith(f"q_{dave}.")]
@@ -319,7 +331,9 @@ def test_a_switch_on_a_vhost_of_its_own(switch, capsys):
         rc, lines = switch.run(capsys, "remove-user", str(other), switch.alice)
         assert rc == 0
         assert f"removed the permissions of {switch.alice} on vhost {vhost}" in lines
-        assert lines[-1] == f"kept user {switch.alice}: it has permissions on vhost /"
+        assert lines[-2:] == [f"kept user {switch.alice}: it has permissions on vhost /",
+                              f"password file {switch.path.parent / 'data.htpasswd'}: "
+                              f"removed {switch.alice}"]
         assert switch.alice not in vapi.permissions() and switch.alice in vapi.users()
         assert f"xs_{switch.alice}" not in vapi.exchanges()
         assert f"xs_{switch.alice}" in switch.api.exchanges()      # the other switch's
@@ -518,5 +532,84 @@ def test_nginx_follows_no_symlink_below_data_dir(switch, tmp_path, at):
                      "today/f.dat"):
             code, body = _status(site + path)
             assert code in (403, 404) and hostname not in body, (path, code)
+    finally:
+        stop_process(proc, timeout=10)
+
+
+def _get(base: str, path: str, user: str | None = None, password: str = "") -> int:
+    """The status of a GET of ``path`` as written (no client-side
+    normalisation of '..' or %-escapes), with basic credentials if given."""
+    import http.client
+    from base64 import b64encode
+    host, port = base.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        headers = {}
+        if user is not None:
+            headers["Authorization"] = "Basic " + b64encode(
+                f"{user}:{password}".encode()).decode()
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def test_nginx_serves_restricted_files_to_their_readers_and_links_only(switch, tmp_path,
+                                                                        capsys):
+    """The private tree (data_dir.private, served at _private/) against a real
+    nginx with the password file declare wrote: a reader gets the file, a
+    non-reader 403, no credentials or a wrong password 401, whatever the URL
+    ('..', %2e%2e, through the public location); a link gets every one."""
+    link = f"li{secrets.token_hex(3)}"
+    switch.extra_users.append(link)
+    switch.passwords[link] = secrets.token_hex(8)
+    with open(os.environ["SARRA_CONFIG_DIR"] + "/credentials.conf", "a") as f:
+        f.write(f"amqp://{link}:{switch.passwords[link]}@{AMQP_HOST}:{AMQP_PORT}/\n")
+    port = free_port()
+    cluster = load_switch(str(switch.path)).cluster
+    switch.path.write_text(switch.path.read_text().replace(
+        f"http://{AMQP_HOST}:8090/", f"http://{AMQP_HOST}:{port}/").replace(
+        "links: []", f"  {link}: link\nlinks: []"))
+    assert switch.run(capsys, "declare", str(switch.path))[0] == 0
+    private = tmp_path / "data.private"
+    bob, carol = switch.bob, switch.carol
+    files = {"bob": f"{bob}/alice/d/f.dat", "carol": f"{carol}@{cluster},zed/alice/g.dat",
+             "other": f"{carol}@elsewhere/alice/h.dat"}
+    for rel in files.values():
+        (private / rel).parent.mkdir(parents=True, exist_ok=True)
+        (private / rel).write_bytes(b"secret " + rel.encode())
+    (tmp_path / "data" / "alice").mkdir(parents=True)
+    (tmp_path / "data" / "alice" / "p.dat").write_bytes(b"public\n")
+    pw = switch.passwords
+    proc, base = _nginx_site(switch.path, tmp_path / "nginx")
+    try:
+        def get(rel: str, user: str | None = None, password: str | None = None) -> int:
+            return _get(base, rel, user, pw.get(user, "") if password is None else password)
+        bobs, carols, others = (f"/_private/{files[k]}" for k in ("bob", "carol", "other"))
+        assert get(bobs, bob) == 200 and get(carols, carol) == 200
+        assert get("/alice/p.dat") == 200                        # public as before
+        for user in (switch.alice, carol):
+            assert get(bobs, user) == 403, user
+        assert get(bobs, bob) == 200 and get(carols, bob) == 403
+        assert get(others, carol) == 403                        # another switch's carol
+        assert get(bobs) == 401 and get(bobs, bob, "wrong") == 401
+        assert get(bobs, "nobody", "x") == 403
+        for trick in (f"/_private/{bob}/../{carol}@{cluster},zed/alice/g.dat",
+                      f"/_private/{bob}/%2e%2e/{carol}@{cluster},zed/alice/g.dat",
+                      f"/_private/{bob}/%2E%2E/{carol}@{cluster},zed/alice/g.dat",
+                      f"/alice/../_private/{carol}@{cluster},zed/alice/g.dat",
+                      f"/_private/{bob}/../../data.private/{carol}@{cluster},zed/alice/g.dat",
+                      f"/_private/{bob},{carol}/../{carol}@{cluster},zed/alice/g.dat"):
+            assert get(trick, bob) in (400, 403, 404), trick
+        for trick in (f"/../data.private/{files['bob']}", f"/%2e%2e/data.private/{files['bob']}",
+                      "/../data.htpasswd", "/%2e%2e/data.htpasswd"):
+            assert get(trick, bob) in (400, 403, 404), trick
+        for guess in ("/_private/", f"/_private/{bob}/", f"/_private/{bob}/alice/d/"):
+            assert get(guess, bob) in (403, 404), guess
+        for rel in (bobs, carols, others):                       # the link carries them all
+            assert get(rel, link) == 200, rel
+        assert get(bobs, link, "wrong") == 401
     finally:
         stop_process(proc, timeout=10)

@@ -222,7 +222,7 @@ def test_feeder_and_admin_get_everything():
         assert permissions(role, "x") == Permissions(".*", ".*", ".*")
     assert permissions("source", "alice").write == r"^q_alice\..*|^xs_alice(_.*)?$"
     assert permissions("subscriber", "carol").read == \
-        r"^q_carol\..*|^x[rs]_carol$|^xpublic(_stream)?$"
+        r"^q_carol\..*|^x[rs]_carol$|^xpublic(_stream)?$|^xprivate_carol$"
     with pytest.raises(ValueError):
         permissions("reader", "x")
 
@@ -271,8 +271,9 @@ def test_plan(tmp_path):
     plan = build_plan(load_switch(str(write(tmp_path, GOOD))), PASSWORDS)
     assert plan.accounts["admin"].tags == ("administrator",)
     assert plan.accounts["feeder"].tags == () and plan.accounts["alice"].tags == ()
-    assert set(plan.exchanges) == {"xpublic", "xreport", XSARRA, XREPORT_IN, "xs_alice",
-                                   "xr_alice", "xs_carol", "xr_carol"}
+    assert set(plan.exchanges) == {"xpublic", "xreport", XSARRA, XREPORT_IN, "xprivate",
+                                   "xs_alice", "xr_alice", "xprivate_alice", "xs_carol",
+                                   "xr_carol", "xprivate_carol"}
     assert set(plan.bindings) == {Binding("xs_alice", XSARRA, POST_KEY),
                                   Binding("xs_alice", XREPORT_IN, REPORT_KEY),
                                   Binding("xs_carol", XREPORT_IN, REPORT_KEY)}
@@ -287,7 +288,8 @@ def test_differences_from_an_empty_broker(tmp_path):
     assert "missing exchange xsarra" in problems
     assert "missing binding xs_alice -> xsarra (v02.post.#)" in problems
     assert all(d.action for d in diffs)
-    assert len(diffs) == 4 * 2 + 8 + 3
+    assert "missing exchange xprivate_carol" in problems
+    assert len(diffs) == 4 * 2 + 11 + 3
 
 
 def test_no_difference_when_complete(tmp_path):
@@ -367,7 +369,8 @@ def test_wrong_permissions_are_spelled_out(tmp_path):
     state.permissions["alice"] = Permissions(".*", permissions("source", "alice").write, "")
     (diff,) = differences(plan, state)
     assert diff.problem == (r"user alice: configure '.*' instead of '^q_alice\..*'; "
-                            r"read '' instead of '^q_alice\..*|^x[rs]_alice(_.*)?$|^xpublic(_stream)?$'")
+                            r"read '' instead of '^q_alice\..*|^x[rs]_alice(_.*)?$|^xpublic(_stream)?$"
+                            r"|^xprivate_alice$'")
     assert diff.action[0] == "put_permissions"
 
 
@@ -423,8 +426,18 @@ def test_nginx_site(tmp_path):
     assert "server {\n    listen 8090;\n    server_name localhost;\n" in text
     assert "    location / {\n        root /var/lib/sarra/data;\n        autoindex off;\n" in text
     # no link below data_dir is followed, whoever made it (not if_not_owner)
-    assert "        disable_symlinks on from=/var/lib/sarra/data;\n    }\n}\n" in text
+    assert "        disable_symlinks on from=/var/lib/sarra/data;\n    }\n" in text
     assert "http {" not in text
+    # the private tree (doc/switch.md): basic auth, then the readers' map
+    assert ("    location /_private/ {\n        alias /var/lib/sarra/data.private/;\n"
+            '        auth_basic "sarra restricted files";\n'
+            "        auth_basic_user_file /var/lib/sarra/data.htpasswd;\n"
+            "        if ($sarra_reader_lab1 = 0) { return 403; }\n") in text
+    assert "        disable_symlinks on from=/var/lib/sarra/data.private;\n    }\n}\n" in text
+    assert text.startswith("# who may read what below http://localhost:8090/_private/")
+    assert ('    "~^([A-Za-z0-9-]+):/_private/([^/]*,)?\\1(@lab1)?(,[^/]*)?/" 1;\n}\n'
+            in text)
+    assert '"~^:" 1;' in text and "# the links" not in text    # no link in GOOD
 
 
 def test_nginx_site_quotes_data_dir_and_refuses_a_dollar(tmp_path):
@@ -583,12 +596,20 @@ def test_link_permissions(kind, name, expected):
     assert can("link", "lab2", kind, name) is expected
 
 
-def test_a_link_has_no_exchanges(tmp_path):
+def test_a_link_has_only_its_private_exchange(tmp_path):
+    """A link reads xpublic and, through xprivate_<link> bound to xprivate
+    with #, every restricted post, which it carries onward."""
     switch = load_switch(str(write(tmp_path, LINKED)))
     plan = build_plan(switch, {**PASSWORDS, "lab0": "z"})
     assert plan.accounts["lab0"].perms == permissions("link", "lab0")
-    assert not [x for x in plan.exchanges if "lab0" in x]
+    assert [x for x in plan.exchanges if "lab0" in x] == ["xprivate_lab0"]
     assert not [b for b in plan.bindings if "lab0" in b.source]
+    assert [b for b in plan.bindings if "lab0" in b.destination] == [
+        Binding("xprivate", "xprivate_lab0", "#")]
+    assert allowed(plan.accounts["lab0"].perms.read, "xprivate_lab0")
+    assert not allowed(plan.accounts["lab0"].perms.read, "xprivate")
+    text = site_config(switch)
+    assert '    "~^(lab0):" 1;  # the links carry restricted files\n' in text
 
 
 # --------------------------------------------------------------------------- vhost
