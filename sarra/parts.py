@@ -3,6 +3,7 @@
 Pure arithmetic; reassembly state grows here later.
 """
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import MessageError
 
@@ -25,6 +26,13 @@ class Parts:
 
     @classmethod
     def parse(cls, text: str) -> "Parts":
+        """The header's value checked (MessageError naming ``parts``). A
+        message's parts are read several times a file and most values
+        repeat (``1,<size>,1,0,0``): the checked value is kept (immutable)."""
+        return _parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> "Parts":
         fields = text.split(",")
         if len(fields) != 5 or fields[0] not in METHODS:
             raise MessageError(f"'{text}' is not method,bsz,blktot,brem,bno "
@@ -78,6 +86,9 @@ class Parts:
 
 
 TFACTOR = 50 << 20    # the automatic block size's unit (doc/protocol.md §3.3)
+
+
+_parse = lru_cache(maxsize=4096)(Parts._parse)
 
 
 def block_size(size: int, setting: int) -> int:
