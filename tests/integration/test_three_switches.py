@@ -11,13 +11,14 @@ directories and credentials.conf).
 labB takes from labA what is for labB or labC; labC from labB what is for
 labC; labA from labC what is for labA (never what came from labA: a loop).
 Alice and bob are sources on labA, carol a subscriber on labB, dave one
-on labC. Then the middle switch's broker is stopped and started again while
+on labC; bob is a subscriber of labC too, eve of labB and labC (the private
+transfer from alice to bob). Then the middle switch's broker is stopped and started again while
 files flow through it: nothing is lost.
 
 Everything sarra does here goes over TLS, verified against the session's
 test CA (tests/conftest.py test_ca): every broker and link URL is amqps://
 (the nodes' TLS listeners), each switch's base_url is https:// (its nginx,
-the CA's server certificate), dd_audit talks to the management API over
+running the site dd_audit nginx writes, with the CA's server certificate), dd_audit talks to the management API over
 https. The switches get the CA from their description's ``ca_file`` (dd_audit
 writes it into every component's configuration); the people from the
 ``ca_file=`` of their credentials.conf lines (brokers) and the ``ca_file``
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,8 +44,9 @@ from sarra.message import Message, format_time
 from tests.helpers import (compare_trees, kill_processes_with_env, run_tool, tail,
                            wait_for)
 from tests.integration.flowkit import slow_http
-from tools.localnginx import find_nginx, start_nginx
+from tools.localnginx import find_nginx
 from tools.localrabbit import RabbitNode
+from tools.proc import free_port, port_open
 
 __all__ = ["slow_http"]
 
@@ -140,6 +144,44 @@ def watch_exchange(node: RabbitNode, exchange: str):
     return depth
 
 
+@dataclass
+class Site:
+    """A switch's nginx, running the site ``dd_audit nginx --standalone`` wrote."""
+
+    url: str
+    prefix: Path
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        """Its process group killed (the master and its workers)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+
+
+def start_site(m: Machine, switch_yaml: Path, prefix: Path, port: int, ca) -> Site:
+    conf = prefix / "nginx.conf"
+    m.run("audit", "nginx", "--standalone", "--ssl_certificate", ca.cert,
+          "--ssl_certificate_key", ca.key, "--output", conf, switch_yaml)
+    if os.geteuid() == 0:       # workers would run as nobody, who cannot read tmp
+        conf.write_text("user root;\n" + conf.read_text())
+    proc = subprocess.Popen([find_nginx(), "-p", f"{prefix}/", "-c", str(conf),
+                             "-e", str(prefix / "error.log")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    site = Site(f"https://127.0.0.1:{port}/", prefix, proc)
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port, 0.2) or proc.poll() is not None,
+                 timeout=15, what=f"nginx on port {port}")
+        assert proc.poll() is None, tail((prefix / "error.log").read_text(errors="replace"))
+    except BaseException:
+        site.stop()
+        raise
+    return site
+
+
 @pytest.fixture(scope="module")
 def net(rabbit_node, tmp_path_factory, test_ca):
     """The three switches declared and started, the subscribers running;
@@ -148,7 +190,7 @@ def net(rabbit_node, tmp_path_factory, test_ca):
     switch.yaml in config/), "people" (alice, bob, carol, dave -> Machine),
     "tmp" (the module's directory: <name>-data are the switches' trees,
     <user>-mirror the subscribers'), "webs" (name -> the switch's https
-    NginxServer), "ca" (the TestCA)."""
+    Site: the site dd_audit nginx writes), "ca" (the TestCA)."""
     tmp_path = tmp_path_factory.mktemp("switches")
     webs = []
     ca = str(test_ca.ca_file)
@@ -156,7 +198,9 @@ def net(rabbit_node, tmp_path_factory, test_ca):
     upstream = {"labB": "labA", "labC": "labB", "labA": "labC"}   # who takes from whom
     beyond = {"labB": ["labB", "labC"], "labC": ["labC"], "labA": ["labA"]}
     users = {"labA": {"alice": "source", "bob": "source"},
-             "labB": {"carol": "subscriber"}, "labC": {"dave": "subscriber"}}
+             "labB": {"carol": "subscriber", "eve": "subscriber"},
+             "labC": {"dave": "subscriber", "bob": "subscriber", "eve": "subscriber"}}
+    ports = {name: free_port() for name in NAMES}     # each switch's https server
     machines: dict[str, Machine] = {}
     people: dict[str, Machine] = {}
     switches = {}
@@ -166,9 +210,7 @@ def net(rabbit_node, tmp_path_factory, test_ca):
             m = machines[name] = Machine(tmp_path / name)
             data = tmp_path / f"{name}-data"
             data.mkdir()
-            web = start_nginx(tmp_path_factory.mktemp("nginx"), data, 1, "", find_nginx(),
-                              tls=test_ca)
-            webs.append(web)
+            web_url = f"https://127.0.0.1:{ports[name]}/"
             taker = next(t for t, up in upstream.items() if up == name)
             accounts = {**users[name], taker: "link"}
             for user in ("guest", "feeder", *accounts):
@@ -176,9 +218,11 @@ def net(rabbit_node, tmp_path_factory, test_ca):
                 m.credential(node.amqps_url(user, pw))
             up = upstream[name]
             m.credential(url(nodes[up], name, with_password=True))   # our account there
+            # and on its https server: the link fetches restricted files with it
+            m.credential(f"https://{name}:{password(name)}@127.0.0.1:{ports[up]}/")
             lines = [f"cluster: {name}", f"broker: {node.amqps_url('guest', None)}",
                      f"feeder: {url(node, 'feeder')}", f"data_dir: {data}",
-                     f"base_url: {web.url}", f"management_url: {node.management_https_url}",
+                     f"base_url: {web_url}", f"management_url: {node.management_https_url}",
                      f"ca_file: {ca}",
                      "users:", *(f"  {u}: {r}" for u, r in accounts.items()),
                      "links:", f"  - cluster: {up}", f"    broker: {url(nodes[up], name)}",
@@ -192,6 +236,10 @@ def net(rabbit_node, tmp_path_factory, test_ca):
             taker = next(t for t, up in upstream.items() if up == name)
             assert f"set permissions of {taker} (link)" in out, out
             assert m.run("audit", "check", switches[name], check=False).returncode == 0
+            # the site dd_audit writes (the tree, and _private/ behind basic
+            # auth and the readers' map), with the password file declare wrote
+            webs.append(start_site(m, switches[name], tmp_path_factory.mktemp("nginx"),
+                                   ports[name], test_ca))
         for name in NAMES:
             m = machines[name]
             out = m.run("audit", "configs", switches[name]).stdout
@@ -349,3 +397,167 @@ def test_a_post_from_outside_the_ring_goes_round_it_once(net):
     # (from labA); labC and labA announced it once each
     assert {name: depth() for name, depth in seen.items()} == {
         "labA": 1, "labB": 2, "labC": 1}
+
+
+def _get(site: str, path: str, ca, user: str | None = None,
+         pw: str | None = None) -> tuple[int, bytes]:
+    """A GET of ``path`` as written (no client-side normalisation of '..'
+    or %-escapes) on the switch's https server, with basic credentials if
+    given: (status, body)."""
+    import http.client
+    import ssl
+    from base64 import b64encode
+    port = int(site.rsplit(":", 1)[1].strip("/"))
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", port, timeout=5, context=ssl.create_default_context(cafile=str(ca)))
+    try:
+        headers = {}
+        if user is not None:
+            secret = password(user) if pw is None else pw
+            headers["Authorization"] = "Basic " + b64encode(
+                f"{user}:{secret}".encode()).decode()
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_private_transfer_alice_to_bob_across_switches(net, nginx):
+    """Issue 15: alice (a source of labA) posts a file with ``readers bob``
+    for labC; it crosses labB (kept restricted there for the link to carry
+    on) and reaches labC's private tree. Bob's ordinary subscriber on labC
+    (xpublic, nothing new) gets the post and downloads the file with his
+    credentials.conf line for labC's server; eve, a subscriber of labB and
+    of labC bound to all she may read, gets no post of it, and no URL of
+    it serves her. Alice's dd_log shows bob's download on labC, nothing of
+    eve's. A reader labC does not know: kept private there, and reported
+    to alice (404). A public post of the same flow goes everywhere.
+
+    Everything is over TLS as in the rest of the module (amqps, the
+    switches' https sites as dd_audit nginx writes them); test_tls.py tests
+    TLS itself."""
+    tmp, people, nodes, webs, ca = (net[k] for k in ("tmp", "people", "nodes", "webs", "ca"))
+    ca_file = ca.ca_file
+    site_b, site_c = webs["labB"].url, webs["labC"].url
+    # bob (a machine that also posts to labA) subscribes on labC, eve on labB and labC
+    bob, eve = people["bob"], Machine(tmp / "eve")
+    people["eve"] = eve          # stopped with the rest at teardown
+    bob.credential(f"{url(nodes['labC'], 'bob', with_password=True)} ca_file={ca_file}")
+    bob.credential(f"https://bob:{password('bob')}@127.0.0.1:{site_c.split(':')[2]}")
+    subscribers = [(bob, "mine", "labC", "bob-mirror")]
+    for switch, site in (("labB", site_b), ("labC", site_c)):
+        eve.credential(f"{url(nodes[switch], 'eve', with_password=True)} ca_file={ca_file}")
+        eve.credential(f"https://eve:{password('eve')}@127.0.0.1:{site.split(':')[2]}")
+        subscribers.append((eve, switch, switch, f"eve-{switch}-mirror"))
+    for person, conf, switch, mirror in subscribers:
+        user = "bob" if person is bob else "eve"
+        person.write(f"subscribe/{conf}.conf", (
+            f"broker {url(nodes[switch], user)}\nexchange xpublic\nsubtopic #\n"
+            f"ca_file {ca_file}\nmirror on\ndirectory {tmp / mirror}\naccept .*\n"
+            "expire 1h\n"))
+
+    def start(sub):
+        person, conf = sub[0], sub[1]
+        person.run("subscribe", "declare", conf)
+        person.run("subscribe", "start", conf)
+    side_by_side(start, subscribers)
+
+    tree = tmp / "alice-flow"
+    files = {d: tree / d / f"{d[:1]}.dat" for d in ("secret", "stranger", "public")}
+    for path in files.values():
+        path.parent.mkdir(parents=True)
+        path.write_bytes(os.urandom(5000))
+    web = nginx(tree, workers=1, https=True)
+    alice = people["alice"]
+
+    def post(d, *extra):
+        return alice.run("post", "--post_broker", url(nodes["labA"], "alice"),
+                         "--post_base_url", web.url, "--post_base_dir", tree, *extra,
+                         tree / d)
+    post("secret", "--to_clusters", "labC", "--readers", "bob")
+    warned = post("stranger", "--to_clusters", "labC", "--readers", "zed").stderr
+    assert "readers: zed" in warned, warned            # dd_post's check on labA
+    post("public", "--to_clusters", "ALL")
+    rel = {d: f"alice/{d}/{p.name}" for d, p in files.items()}
+
+    # bob's subscriber got the post and the file, byte for byte; labC keeps
+    # it in its private tree
+    wait_for(lambda: (tmp / "bob-mirror" / rel["secret"]).exists(), timeout=60,
+             what="bob's subscriber on labC to download the restricted file")
+    secret = files["secret"].read_bytes()
+    assert (tmp / "bob-mirror" / rel["secret"]).read_bytes() == secret
+    assert (tmp / "labC-data.private" / "bob" / rel["secret"]).read_bytes() == secret
+    assert (tmp / "labB-data.private" / "bob" / rel["secret"]).read_bytes() == secret
+    for name in NAMES:                                  # in no public tree
+        assert not (tmp / f"{name}-data" / rel["secret"]).exists(), name
+        assert not (tmp / f"{name}-data" / rel["stranger"]).exists(), name
+    # the public post went everywhere, to eve too (her subscribers work)
+    public_mirrors = ("bob-mirror", "eve-labB-mirror", "eve-labC-mirror", "carol-mirror",
+                      "dave-mirror")
+    wait_for(lambda: all((tmp / m / rel["public"]).exists() for m in public_mirrors),
+             timeout=60, what="the public file in every subscriber's mirror")
+    for m in public_mirrors:
+        assert (tmp / m / rel["public"]).read_bytes() == files["public"].read_bytes(), m
+    wait_for(lambda: (tmp / "labC-data.private" / "zed" / rel["stranger"]).exists(),
+             timeout=30, what="labC to keep the file for an unknown reader private")
+
+    # alice's dd_log on labA: bob's download on labC, labC's 404 for zed,
+    # nothing of eve's about either restricted file
+    rows: list[dict] = []
+
+    def alice_rows():
+        out = alice.run("log", "mine", "--format", "json").stdout
+        rows.extend(json.loads(line) for line in out.splitlines())
+        return {(r["user"], r["relpath"], r["code"]) for r in rows}
+    want = {("bob", rel["secret"], 201), ("eve", rel["public"], 201),
+            ("labC", rel["stranger"], 404)}
+    wait_for(lambda: alice_rows() >= want, timeout=60, interval=1,
+             what=f"alice's log messages of bob's download and labC's 404 (have {rows[-4:]})")
+    zed = next(r for r in rows if r["relpath"] == rel["stranger"] and r["code"] == 404)
+    assert "no user zed on this switch (labC): kept private" in zed["message"], zed
+    # (reported by labC: its link from labB took the post, user labC)
+    bobs = [r for r in rows if r["user"] == "bob" and r["relpath"] == rel["secret"]]
+    assert {r["base_url"] for r in bobs} == {f"{site_c}_private/bob/"}, bobs
+
+    time.sleep(1)                      # anything late for eve would show now
+    alice_rows()
+    private = (rel["secret"], rel["stranger"])
+    assert not [r for r in rows if r["user"] in ("eve", "carol", "dave")
+                and r["relpath"] in private], rows
+    for m in ("eve-labB-mirror", "eve-labC-mirror", "carol-mirror", "dave-mirror"):
+        assert not [p for p in (tmp / m).rglob("*") if p.parent.name in ("secret", "stranger")], m
+    eve_logs = "".join(p.read_text(errors="replace")
+                       for p in (eve.root / "state").rglob("*.log*"))
+    assert rel["public"] in eve_logs and not any(r in eve_logs for r in private)
+
+    # no URL of it serves eve, on labB or labC: only bob, on labC (and the links)
+    path = f"/_private/bob/{rel['secret']}"
+    assert _get(site_c, path, ca_file, "bob") == (200, secret)
+    assert _get(site_c, path, ca_file, "labA")[0] == 200     # labA's link account on labC
+    for name, site in (("labB", site_b), ("labC", site_c)):
+        assert _get(site, path, ca_file)[0] == 401, site            # no credentials
+        # a wrong password: 403 before nginx checks it (eve reads nothing here)
+        assert _get(site, path, ca_file, "eve", "wrong")[0] in (401, 403), site
+        for trick in (path, f"/_private/eve/../bob/{rel['secret']}",
+                      f"/_private/eve/%2e%2e/bob/{rel['secret']}",
+                      f"/_private/eve/%2E%2E/bob/{rel['secret']}",
+                      f"/_private/zed/../bob/{rel['secret']}",
+                      f"/_private/zed/%2e%2e/bob/{rel['secret']}",
+                      f"/alice/../_private/bob/{rel['secret']}",
+                      f"/alice/%2e%2e/_private/bob/{rel['secret']}",
+                      f"/_private/bob,eve/../bob/{rel['secret']}",
+                      f"/_private/zed/{rel['stranger']}"):
+            status, body = _get(site, trick, ca_file, "eve")
+            assert status == 403 and secret not in body, (site, trick, status)
+        # outside the private location: the public tree has no such file,
+        # and nothing above it is served
+        for trick in (f"/{rel['secret']}", f"/../{name}-data.private/bob/{rel['secret']}",
+                      f"/%2e%2e/{name}-data.private/bob/{rel['secret']}"):
+            status, body = _get(site, trick, ca_file, "eve")
+            assert status in (400, 404) and secret not in body, (site, trick, status)
+    assert _get(site_b, path, ca_file, "bob")[0] in (401, 403)   # labB's bob: nobody
+    # and no log tells a password (the download credentials, the link's)
+    for m in (bob, eve, *net["switches"].values()):
+        text = "".join(p.read_text(errors="replace") for p in (m.root / "state").rglob("*.log*"))
+        assert not [u for u in ("bob", "eve", "labA", "labB", "labC") if password(u) in text]
