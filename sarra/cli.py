@@ -12,14 +12,19 @@ import signal
 import sys
 import time
 
-from . import __version__, health, manage, service, tools
+from . import __version__, lazy, tools
 from .terminal import Progress, ProgressBar, on_terminal
-from .components import flow_for
 from .config import help_text, load_config, parse_argv, paths
 from .config.loader import config_hint, configuration_names, did_you_mean
-from .flow import quarantine
-from .flow.logview import ledger_lines
 from .errors import BrokerError, ConfigError, SarraError
+
+# Imported at first use: --help, --version and a usage error load none of
+# them, and each command only what it needs (tests/unit/test_startup.py).
+health = lazy.module("sarra.health")
+manage = lazy.module("sarra.manage")
+service = lazy.module("sarra.service")
+components = lazy.module("sarra.components")
+quarantine = lazy.module("sarra.flow.quarantine")
 
 log = logging.getLogger("sarra")
 POST_CONNECT_ATTEMPTS = 5   # dd_post gives up on an unreachable broker after ~8 s
@@ -130,7 +135,7 @@ def _post(cfg, targets: list[str]) -> int:
         raise ConfigError("nothing to post: give one or more paths", option="path")
     started = time.monotonic()
     bar = on_terminal(ProgressBar, started)
-    flow = flow_for("post", cfg, targets=targets, connect_attempts=POST_CONNECT_ATTEMPTS,
+    flow = components.flow_for("post", cfg, targets=targets, connect_attempts=POST_CONNECT_ATTEMPTS,
                     on_batch=bar)
     total = flow.source.total
     try:
@@ -171,7 +176,7 @@ def _log(cfg) -> int:
     if cfg.file and cfg.ledger_max_age <= 0:
         raise ConfigError("answers from the ledger, and ledger_max_age 0 keeps none",
                           option="file")
-    flow = flow_for("log", cfg)
+    flow = components.flow_for("log", cfg)
     try:
         flow.run()
     except KeyboardInterrupt:
@@ -183,6 +188,7 @@ def _log(cfg) -> int:
                     "with what it had", exc)
     if cfg.file:
         rows = flow.poster.ledger.find(cfg.file)
+        from .flow.logview import ledger_lines
         print("\n".join(ledger_lines(rows, cfg.format)))
         print(f"({len(rows)} log message{'s' if len(rows) != 1 else ''} about {cfg.file} in "
               f"{flow.poster.ledger.path})", file=sys.stderr)
@@ -201,7 +207,7 @@ def _daemon(tool: str, cfg, inv) -> int:
     if action in ("start", "restart"):
         if inv.config is None:
             raise ConfigError(f"{action} needs a configuration name", option="config")
-        flow_for(tool, cfg)   # a configuration error shows here, not in a log file
+        components.flow_for(tool, cfg)   # a configuration error shows here, not in a log file
         if action == "restart":
             service.stop(tool, name, cfg.instances)
         return service.start(tool, name, inv.config, cfg.instances, inv.overrides)
@@ -217,7 +223,7 @@ def _daemon(tool: str, cfg, inv) -> int:
 
 def _foreground(tool: str, cfg) -> int:
     progress = on_terminal(Progress, time.monotonic())
-    flow = flow_for(tool, cfg, on_batch=progress)
+    flow = components.flow_for(tool, cfg, on_batch=progress)
 
     def stop(signum, _frame):
         if flow.stopping:  # second signal: give up at once
@@ -246,7 +252,7 @@ def _foreground(tool: str, cfg) -> int:
 
 
 def _declare(tool: str, cfg, cleanup: bool) -> int:
-    flow = flow_for(tool, cfg)
+    flow = components.flow_for(tool, cfg)
     src = flow.source
     if not tools.tool(tool).consumes:   # a poster: only its exchange to declare
         if cleanup:
@@ -403,7 +409,7 @@ def _operate_one(action: str, tool: str, name: str, lines: int, launched: list) 
     if action in ("declare", "cleanup"):
         return _declare(tool, cfg, cleanup=action == "cleanup")
     if action in ("start", "restart"):
-        flow_for(tool, cfg)      # a bad configuration stops nothing and starts nothing
+        components.flow_for(tool, cfg)      # a bad configuration stops nothing and starts nothing
     if action in ("stop", "restart"):
         service.stop(tool, name, cfg.instances)
     if action in ("start", "restart"):

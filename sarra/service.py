@@ -16,6 +16,8 @@ died (its last log lines are shown, and ``start`` returns 1), and is
 reported as started but silent when it is still running at the deadline
 (still connecting to a broker that does not answer, say).
 """
+from __future__ import annotations
+
 import json
 import logging
 import os
@@ -25,11 +27,11 @@ import sys
 import time
 from dataclasses import dataclass
 
-import psutil
-
-from . import health
+from . import health, lazy
 from .config import paths
 from .flow.housekeeping import read_metrics
+
+psutil = lazy.module("psutil")   # the process table: only where instances are looked at
 
 log = logging.getLogger(__name__)
 

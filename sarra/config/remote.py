@@ -19,8 +19,6 @@ import hashlib
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from . import paths
@@ -55,23 +53,27 @@ class Fragment:
     problem: str | None = None   # why the fetch failed, when it did
 
 
-class _NoDowngrade(urllib.request.HTTPRedirectHandler):
-    """Redirects are followed, but not from https to http unless allowed."""
+def _no_downgrade(allow_http: bool):
+    """A redirect handler: redirects are followed, but not from https to http
+    unless allowed. (urllib.request, and http.client and email with it, are
+    imported by a fetch only.)"""
+    import urllib.request
 
-    def __init__(self, allow_http: bool):
-        super().__init__()
-        self.allow_http = allow_http
+    class NoDowngrade(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if not allow_http and not newurl.lower().startswith("https://"):
+                raise FetchError(f"redirected to {newurl}, not https (include_http on allows it)")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if not self.allow_http and not newurl.lower().startswith("https://"):
-            raise FetchError(f"redirected to {newurl}, not https (include_http on allows it)")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    return NoDowngrade()
 
 
 def fetch(url: str, timeout: float = 30.0, allow_http: bool = False) -> str:
     """The text at ``url`` (UTF-8, at most MAX_BYTES); FetchError otherwise."""
+    import urllib.error
+    import urllib.request
     request = urllib.request.Request(url, headers={"User-Agent": "sarra-include"})
-    opener = urllib.request.build_opener(_NoDowngrade(allow_http))
+    opener = urllib.request.build_opener(_no_downgrade(allow_http))
     try:
         with opener.open(request, timeout=timeout) as resp:
             body = resp.read(MAX_BYTES + 1)

@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from .. import codec
 from ..broker import (MQTT_SCHEMES, consumer_options, ensure_exchange, make_broker,
                       topic_matches)
-from ..broker.amqp import queue_arguments
 from ..config import broker_user, paths
 from ..errors import BrokerError, ConfigError, MessageError
 from ..message import Message, pubtime_seconds
@@ -89,6 +88,7 @@ class BrokerSource:
             raise ConfigError("replay_from reads a stream: give the switch's stream "
                               "(stream NAME) or queue_type stream", option="replay_from")
         if not self.stream:
+            from ..broker.amqp import queue_arguments   # pika: only for a queue of its own
             queue_arguments(cfg.durable, cfg.expire, cfg.message_ttl, cfg.queue_type)
         self._offsets: dict = {}        # delivery tag -> stream offset
         self._since = None              # a replay from a time: said how far back it went

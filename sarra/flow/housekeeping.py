@@ -23,7 +23,6 @@ import threading
 import time
 from collections import deque
 
-from ..broker.management import QueueDepth
 from ..config import remote
 
 log = logging.getLogger(__name__)
@@ -235,7 +234,7 @@ class QueueWatch:
     API said no), keeping the last minute of samples. Nothing it meets
     stops it or the flow: the depth is then unknown (None)."""
 
-    def __init__(self, reader: QueueDepth):
+    def __init__(self, reader: "QueueDepth"):  # sarra.broker.management
         self.reader = reader
         self.samples: deque = deque(maxlen=64)    # (time, depth)
         self.known: tuple[float, int | None] | None = None   # (time, depth) of the last read
@@ -250,6 +249,7 @@ class QueueWatch:
         setting = getattr(cfg, "management_url", None)
         if not url or not queue or str(setting or "").lower() in ("off", "none", "no"):
             return None
+        from ..broker.management import QueueDepth   # requests: only for a queue to watch
         reader = QueueDepth.of(url, queue, setting or None, tls=cfg.tls)
         return cls(reader) if reader is not None else None
 

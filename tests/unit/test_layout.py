@@ -34,6 +34,11 @@ def imported(path: Path) -> set[str]:
             names |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "module" and isinstance(node.func.value, ast.Name)
+              and node.func.value.id == "lazy" and node.args
+              and isinstance(node.args[0], ast.Constant)):     # lazy.module("psutil")
+            names.add(str(node.args[0].value).split(".")[0])
     return names
 
 
