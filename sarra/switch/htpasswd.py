@@ -135,16 +135,29 @@ def remove(path: str, name: str) -> list[str]:
 
 
 def write(path: str, text: str) -> None:
-    """Replace the file with ``text`` at once, mode 0640 from the start."""
+    """Replace the file with ``text`` at once, mode 0640 from the start,
+    keeping the group of the file it replaces (nginx's, once an operator
+    gave it: a new file would otherwise get the writer's own group)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    try:
+        group = os.stat(path).st_gid
+    except FileNotFoundError:
+        group = -1
     fd, tmp = tempfile.mkstemp(prefix=".htpasswd-", dir=directory)
     try:
-        os.fchmod(fd, MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(fd, MODE)
+            if group != -1 and group != os.fstat(fd).st_gid:
+                try:
+                    os.fchown(fd, -1, group)
+                except PermissionError as e:
+                    raise PermissionError(
+                        f"password file {path}: cannot keep its group "
+                        f"{group} (make this user a member of it)") from e
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            os.fsync(fd)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

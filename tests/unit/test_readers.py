@@ -254,3 +254,29 @@ def test_password_file_hashes_matches_and_syncs(tmp_path, monkeypatch):
         f"password file {path}: mode 644, readable by others (should be 640)"]
     with pytest.raises(ConfigError, match="line break"):
         htpasswd.hash_password("a\nb")
+
+
+def test_password_file_rewrite_keeps_the_group_an_operator_gave_it(
+        tmp_path, monkeypatch):
+    import os
+    from sarra.switch import htpasswd
+    path = tmp_path / "data.htpasswd"
+    htpasswd.write(str(path), "alice:x\n")
+    # root may give the file any group; another user, one of its own
+    groups = [33] if os.getuid() == 0 else [
+        g for g in os.getgroups() if g != os.getegid()]
+    for group in groups[:1]:
+        os.chown(path, -1, group)
+        htpasswd.write(str(path), "alice:x\nbob:y\n")
+        assert os.stat(path).st_gid == group
+        assert oct(os.stat(path).st_mode & 0o777) == "0o640"
+        assert path.read_text() == "alice:x\nbob:y\n"
+        # a writer that may not keep the group says so and leaves the file
+        def refuse(fd, uid, gid):
+            raise PermissionError(1, "Operation not permitted")
+        monkeypatch.setattr(os, "fchown", refuse)
+        with pytest.raises(PermissionError, match="cannot keep its group"):
+            htpasswd.write(str(path), "mallory:z\n")
+        assert path.read_text() == "alice:x\nbob:y\n"
+        assert not [p for p in os.listdir(tmp_path)
+                    if p.startswith(".htpasswd-")]
