@@ -2,7 +2,8 @@
 ``sarra start`` downloads a tree from nginx (RabbitMQ on 127.0.0.1:5672,
 its management API read for the queue's depth); ``sarra metrics`` scraped
 during and after the flow counts the files and bytes actually moved;
-``sarra status`` shows the health and the lag, ``sarra check`` says OK; the
+``sarra status`` shows the health and the lag, ``sarra check`` says OK
+(WARNING by a lower lag_warn, UNKNOWN for a bad threshold or name); the
 HTTP server stopped while posts keep coming makes it failing (CRITICAL),
 a killed instance dead, a stopped configuration stopped."""
 from __future__ import annotations
@@ -98,6 +99,30 @@ def test_metrics_status_and_check_of_a_real_flow(sarra_home, unique, taps, nginx
         assert check.stdout.startswith("SARRA OK - 1 configuration idle 1 | "), check.stdout
         assert f"{sel}_lag=" in check.stdout and f"{sel}_queue=0;;;0" in check.stdout
 
+        # the check judges the figures by the thresholds the file has now: with
+        # a lag over a millisecond "lagging" (every real download is), WARNING
+        conf = sarra_home.config_dir / "subscribe" / f"{name}.conf"
+        text = conf.read_text()
+        conf.write_text(text.replace("idle_after 3\nlag_warn 30\n",
+                                     "idle_after 10m\nlag_warn 0.001\n"))
+        check = sarra("check", sel)
+        assert check.returncode == 1, check.stdout + check.stderr
+        assert check.stdout.startswith(f"SARRA WARNING - {sel} lagging (lag "), check.stdout
+        assert f"{sel}_lag=" in check.stdout and "s;0.001;" in check.stdout, check.stdout
+        assert "health lagging" in status()
+        # a threshold that is no duration: not judged, UNKNOWN, the line named
+        conf.write_text(text.replace("lag_warn 30", "lag_warn soon"))
+        check = sarra("check", sel)
+        assert check.returncode == 3, check.stdout + check.stderr
+        assert check.stdout.startswith(f"SARRA UNKNOWN - {sel}: cannot be read"), check.stdout
+        assert f"{name}.conf:12: option 'lag_warn': 'soon' is not a duration" in check.stderr
+        conf.write_text(text)
+        # a name that is no configuration: UNKNOWN
+        check = sarra("check", f"subscribe/nosuch_{unique}")
+        assert check.returncode == 3 and check.stdout.startswith(
+            f"SARRA UNKNOWN - ") and f"nosuch_{unique}.conf: no such configuration" in \
+            check.stdout, check.stdout + check.stderr
+
         # the data server stops while posts keep coming: failing, CRITICAL
         server.stop()
         more = tmp_path / "more"
@@ -134,3 +159,4 @@ def test_metrics_status_and_check_of_a_real_flow(sarra_home, unique, taps, nginx
     assert check.returncode == 2 and check.stdout.startswith(
         f"SARRA CRITICAL - {sel} stopped (not started)"), check.stdout
     assert_logs_clean(*(sarra_home.state_dir / "log").glob(f"subscribe_{name}_*.log"))
+
