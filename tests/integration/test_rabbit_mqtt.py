@@ -94,3 +94,28 @@ def test_an_mqtt_client_is_held_to_its_users_topic_permissions(rabbit_mqtt):
     for topic in ("xs_alice.v03.#", "xs_alice.v03.post.x"):    # the broker's reasons
         wait_for(lambda: f"access to topic '{topic}' in exchange 'amq.topic'" in said(),
                  timeout=10, what=f"the node's log to tell of {topic}")
+
+
+def test_a_management_api_that_refuses_the_user_says_so(rabbit_mqtt, unique):
+    """dd_audit gives its users no management tag: the queue depth that the
+    metrics read with the flow's own broker user is refused by the real
+    API, said as such (and read again less often), not taken for an error
+    of the flow; guest, who has the tag, reads it."""
+    from sarra.broker.management import QueueDepth
+    pw = RABBIT_MQTT_USERS["bob"]
+    queue = f"q_bob.depth_{unique}"
+    port = rabbit_mqtt.amqp_port
+    b = open_broker(f"amqp://bob:{pw}@127.0.0.1:{port}/")
+    try:
+        b.declare_queue(queue, durable=False, expire_s=60)
+        refused = QueueDepth.of(f"amqp://bob:{pw}@127.0.0.1:{port}/", queue,
+                                rabbit_mqtt.management_url)
+        assert refused.read() is None
+        assert refused.refused and refused.why == "the management API refused (HTTP 401)"
+        refused.close()
+        allowed = QueueDepth.of(f"amqp://guest:guest@127.0.0.1:{port}/", queue,
+                                rabbit_mqtt.management_url)
+        assert allowed.read() == 0, allowed.why
+        allowed.close()
+    finally:
+        b.close()
