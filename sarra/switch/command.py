@@ -21,7 +21,7 @@ import sys
 
 from .. import __version__
 from ..errors import ConfigError, SarraError
-from . import configs, description, htpasswd, nginx, rabbit
+from . import configs, description, htpasswd, nginx, plugins, rabbit
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,10 @@ def web_users(switch: description.Switch, passwords: dict[str, str]) -> dict[str
 def _declare(opts, switch: description.Switch) -> int:
     passwords = switch.passwords()
     with rabbit.connect(switch, opts.management_url) as api:
+        enabled = plugins.enable_mqtt(api, switch.rabbitmq_node) \
+            if switch.mqtt and switch.rabbitmq_node else []
         done, conflicts = rabbit.declare(switch, api, passwords)
+    done = enabled + done
     done += htpasswd.sync(switch.password_file, web_users(switch, passwords))
     _say(done)
     _say(conflicts, sys.stderr)

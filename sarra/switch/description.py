@@ -54,7 +54,7 @@ STREAM = "xpublic_stream"    # xpublic's posts kept for days (the ``stream`` key
 ROLES = ("admin", "feeder", "source", "subscriber", "link")
 KEYS = ("cluster", "broker", "feeder", "data_dir", "base_url", "users", "links",
         "management_url", "instances", "queue_type", "stream", "mqtt",
-        "ca_file", "private_dir", "password_file")
+        "ca_file", "private_dir", "password_file", "rabbitmq_node")
 QUEUE_TYPES = ("classic", "quorum")     # of the switch's own queues
 LINK_KEYS = ("cluster", "broker", "exchange", "to_clusters", "from_clusters")
 REQUIRED = ("cluster", "broker", "feeder", "data_dir", "base_url", "users")
@@ -140,6 +140,7 @@ class Switch:
     ca_file: str = ""              # CA (PEM) of the TLS servers named here ("": the system's)
     private_dir: str = ""          # restricted files (default data_dir + ".private")
     password_file: str = ""        # nginx's basic auth (default data_dir + ".htpasswd")
+    rabbitmq_node: str = ""        # the broker's node on this host, for rabbitmq-plugins
     path: str = ""
 
     def __post_init__(self) -> None:
@@ -189,7 +190,8 @@ class Switch:
                 **({"stream": f"{self.stream}s"} if self.stream else {}),
                 **({"mqtt": True} if self.mqtt else {}),
                 **({"ca_file": self.ca_file} if self.ca_file else {}),
-                "private_dir": self.private_dir, "password_file": self.password_file}
+                "private_dir": self.private_dir, "password_file": self.password_file,
+                **({"rabbitmq_node": self.rabbitmq_node} if self.rabbitmq_node else {})}
 
     def with_users(self, users: dict[str, str]) -> "Switch":
         """A validated copy with other users (the file is not touched)."""
@@ -470,7 +472,8 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
                     queue_type=queue_type, stream=_retention(data.get("stream"), path),
                     mqtt=mqtt, ca_file=_ca_file(data, path),
                     private_dir=_private_dir(data, data_dir, path),
-                    password_file=_absolute(data, "password_file", path), path=path)
+                    password_file=_absolute(data, "password_file", path),
+                    rabbitmq_node=_node(data, mqtt, path), path=path)
     for tree in (switch.data_dir, switch.private_dir):
         if os.path.normpath(switch.password_file).startswith(os.path.normpath(tree) + "/"):
             raise ConfigError(f"'{switch.password_file}' is inside '{tree}', which nginx "
@@ -482,6 +485,25 @@ def switch_from_data(data: object, path: str = "<switch>") -> Switch:
             raise ConfigError(f"'{name}' is the {fixed} account of the switch, not a {role}",
                               path, option=f"users.{name}")
     return switch
+
+
+NODE = re.compile(r"[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?")
+
+
+def _node(data: dict, mqtt: bool, path: str) -> str:
+    """``rabbitmq_node``: the Erlang name of the broker's node on the host
+    dd_audit runs on (``rabbit@host``), which ``declare`` may give the MQTT
+    plugins with rabbitmq-plugins; only with ``mqtt: on``."""
+    if data.get("rabbitmq_node") is None:
+        return ""
+    value = _text(data, "rabbitmq_node", path)
+    if not NODE.fullmatch(value):
+        raise ConfigError(f"{shown(value)} is not a RabbitMQ node name (rabbit@host)", path,
+                          option="rabbitmq_node")
+    if not mqtt:
+        raise ConfigError("is only used to enable the MQTT plugins: set 'mqtt: on' too, or "
+                          "remove it", path, option="rabbitmq_node")
+    return value
 
 
 def _absolute(data: dict, key: str, path: str) -> str:

@@ -318,7 +318,8 @@ def _plugin_differences(plan: Plan, state: BrokerState) -> list[Difference]:
     return [Difference(f"mqtt: on, but the broker has no listener of {', '.join(missing)} "
                        f"(the management API cannot enable plugins): on the broker's host, run "
                        f"'rabbitmq-plugins enable {' '.join(MQTT_PLUGINS)}' (MQTT on 1883, "
-                       f"8883 with TLS, MQTT over websockets on 15675, path /ws)",
+                       f"8883 with TLS, MQTT over websockets on 15675, path /ws), or name "
+                       f"the node in the description's rabbitmq_node for declare to do it",
                        conflict=True)]
 
 

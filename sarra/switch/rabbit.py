@@ -95,10 +95,15 @@ class ManagementApi:
         return {r["user"]: TopicPermissions(r["write"], r["read"])
                 for r in rows if r.get("exchange") == MQTT_EXCHANGE}
 
+    def listeners(self) -> list[dict]:
+        """The broker's listeners: protocol (amqp, mqtt, http/web-mqtt...),
+        ip_address, port, node."""
+        overview = self.request("GET", "overview") or {}
+        return [row for row in overview.get("listeners") or [] if isinstance(row, dict)]
+
     def protocols(self) -> set[str]:
         """The protocols of the broker's listeners (amqp, mqtt, http/web-mqtt...)."""
-        overview = self.request("GET", "overview") or {}
-        return {row.get("protocol", "") for row in overview.get("listeners") or []}
+        return {row.get("protocol", "") for row in self.listeners()}
 
     def exchanges(self) -> dict[str, dict]:
         rows = self.request("GET", f"exchanges/{self._vhost}"

@@ -7,6 +7,9 @@ subscriber over AMQP, both mirrored from nginx byte for byte; an MQTT
 client is held to its user's topic permissions."""
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from sarra.broker import Outgoing, open_broker
@@ -119,3 +122,62 @@ def test_a_management_api_that_refuses_the_user_says_so(rabbit_mqtt, unique):
         allowed.close()
     finally:
         b.close()
+
+
+def test_dd_audit_declare_enables_the_mqtt_plugins_and_says_their_ports(
+        rabbit_mqtt, sarra_home, tmp_path):
+    """With ``mqtt: on`` and ``rabbitmq_node`` in the description, dd_audit
+    declare runs rabbitmq-plugins on this host for the MQTT plugins whose
+    listeners the management API does not show, and says their ports (a
+    node that is not there: tests/unit/test_switch_plugins.py). The
+    session's node has its plugins disabled for the test and enabled again
+    whatever happens."""
+    from tools.localrabbit import find_script
+    node = rabbit_mqtt
+    plugins = [find_script("rabbitmq-plugins"), "-n", node.nodename]
+    # the node's own cookie (HOME) and files; its rabbitmq-plugins first on the
+    # PATH (Debian's /usr/sbin wrapper would take the system node's cookie)
+    cli_env = {k: v for k, v in node.env().items() if k.startswith("RABBITMQ_") or k == "HOME"}
+    cli_env["PATH"] = os.path.dirname(plugins[0]) + os.pathsep + os.environ["PATH"]
+
+    def rabbitmq_plugins(*args):
+        res = subprocess.run([*plugins, *args], env={**os.environ, **cli_env}, timeout=120,
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert res.returncode == 0, res.stdout + res.stderr
+    for user, pw in (("guest", "guest"), *RABBIT_MQTT_USERS.items()):
+        sarra_home.add_credentials(f"amqp://{user}:{pw}@127.0.0.1:{node.amqp_port}/")
+    described = tmp_path / "switch.yaml"
+
+    def declare(rabbitmq_node):
+        described.write_text(
+            f"cluster: mqttlab\nbroker: amqp://guest@127.0.0.1:{node.amqp_port}/\n"
+            f"feeder: amqp://guest@127.0.0.1:{node.amqp_port}/\n"
+            f"management_url: {node.management_url}\n"
+            f"data_dir: {tmp_path / 'data'}\nbase_url: http://127.0.0.1:8090/\n"
+            f"mqtt: on\nrabbitmq_node: {rabbitmq_node}\n"
+            "users:\n  alice: source\n  bob: subscriber\n")
+        return run_tool("audit", "declare", described, env=cli_env, check=False, timeout=180)
+
+    rabbitmq_plugins("disable", "--online", "rabbitmq_web_mqtt", "rabbitmq_mqtt")
+    try:
+        done = declare(node.nodename)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.splitlines()[0] == (
+            f"enabled rabbitmq_mqtt, rabbitmq_web_mqtt on node {node.nodename}: "
+            f"MQTT on 127.0.0.1:{node.mqtt_port}, MQTT over TLS on 127.0.0.1:{node.mqtts_port}, "
+            f"MQTT over websockets on [::]:{node.web_mqtt_port} (path /ws), MQTT over "
+            f"secure websockets on [::]:{node.web_mqtts_port} (path /ws)"), done.stdout
+        again = declare(node.nodename)         # nothing missing: nothing run, nothing said
+        assert again.returncode == 0 and "enabled" not in again.stdout, again.stdout
+    finally:
+        if "mqtt" not in {row["protocol"] for row in _listeners(node)}:
+            rabbitmq_plugins("enable", "--online", "rabbitmq_mqtt", "rabbitmq_web_mqtt")
+    # the listeners answer: alice publishes over MQTT again
+    b = open_broker(node.mqtt_url("alice", RABBIT_MQTT_USERS["alice"]))
+    b.close()
+
+
+def _listeners(node) -> list[dict]:
+    from sarra.switch.rabbit import ManagementApi
+    with ManagementApi(node.management_url, "guest", "guest") as api:
+        return api.listeners()
