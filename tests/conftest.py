@@ -24,6 +24,16 @@ from tools.testca import TestCA, make_ca
 _INTEGRATION_DIRS = (Path(__file__).parent / "integration", Path(__file__).parent / "guides")
 
 
+def pytest_sessionstart(session):
+    """The package's byte code, written once: the suite starts the tools as
+    hundreds of processes, and where PYTHONDONTWRITEBYTECODE is set (it is
+    on some CI images) each would compile the whole package from source
+    again (about 0.07 s a start here). compileall writes the caches
+    whatever that variable says, and leaves those still fresh alone."""
+    import compileall
+    compileall.compile_dir(str(Path(__file__).parents[1] / "sarra"), quiet=1)
+
+
 def pytest_collection_modifyitems(config, items):
     """Everything under tests/integration/ and tests/guides/ (the guides run
     against real servers) carries the ``integration`` marker."""
