@@ -16,8 +16,9 @@ every switch it crosses. dd_sara, given ``private_dir`` and
   this switch is among the data's destinations;
 - refuses (403, a log message to the source) a post that would widen a
   restriction: one whose URL is a switch's private URL
-  (``.../_private/<readers>/``) but whose header names other readers (or
-  none: a header changed on the way), and a post of a file this switch holds
+  (``.../_private/<readers>/...``, wherever that is between its base URL
+  and its relpath, as the server resolves it: ``url_key``) but whose header
+  names other readers (or none: a header changed on the way), and a post of a file this switch holds
   restricted whose readers are not among those (a public post of it, or
   one naming somebody else). A narrower list is accepted.
 
@@ -45,12 +46,30 @@ class Refused(Exception):
         self.code, self.text = code, text
 
 
-def url_key(base_url: str) -> str | None:
+def url_key(url: str) -> str | None:
     """The readers a switch's private URL restricts to: the ``<readers>`` of
-    ``.../_private/<readers>/`` (None: not a private URL)."""
-    words = [w for w in urlsplit(base_url).path.split("/") if w]
-    if len(words) >= 2 and words[-2] == PRIVATE_PATH:
-        return unquote(words[-1])
+    ``.../_private/<readers>/...`` (None: not a private URL). ``url``: the
+    post's URL (base URL and relpath), judged as the server will resolve it
+    (escapes decoded, ``.``, ``..`` and empty components resolved, as nginx
+    does before it picks a location), and wherever its first ``_private``
+    component is: a post that moved ``_private/<readers>/`` from its base
+    URL into its relpath (``https://b/`` + ``_private/bob/f``), split them
+    (``https://b/_private/`` + ``bob/f``) or hid them behind ``..`` or
+    ``%5F`` still names the same private file. (The neighbour's base URL is
+    not known here: any ``_private`` component may be where its private
+    tree is served.)"""
+    scheme, sep, rest = url.partition("://")
+    path = rest.partition("/")[2] if sep else url.partition(":")[2]
+    words: list[str] = []
+    for word in unquote(path).split("/"):
+        if word == "..":
+            if words:
+                words.pop()
+        elif word not in ("", "."):
+            words.append(word)
+    for here, word in enumerate(words[:-1]):
+        if word == PRIVATE_PATH:
+            return words[here + 1]
     return None
 
 
@@ -108,7 +127,7 @@ class Private:
         (None: a flow that places nothing)."""
         readers = readers_of(msg)
         key = canonical(readers)
-        said = url_key(msg.base_url)
+        said = url_key(msg.base_url + msg.relpath)
         if said is not None and said != key:
             raise Refused(403, f"readers '{msg.headers.get(HEADER, '')}' differ from the "
                                f"restriction of its URL ({said}): a readers header changed "

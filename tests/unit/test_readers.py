@@ -129,6 +129,40 @@ def test_a_readers_header_changed_on_the_way_is_refused(tmp_path):
     assert "bob@labC" in ok.directory
 
 
+@pytest.mark.parametrize("base_url, relpath", [
+    ("https://b/", "_private/bob/alice/f"),              # moved into the relpath
+    ("https://b/_private/", "bob/alice/f"),              # split between them
+    ("https://b/_private/bob/alice/", "f"),              # more of it in the base URL
+    ("https://b/pub/", "_private/bob/alice/f"),          # a switch served below /pub/
+    ("https://b/_private/bob/x/../", "alice/f"),         # as nginx resolves them
+    ("https://b/alice/../_private/", "bob/alice/f"),
+    ("https://b/%5Fprivate/", "bob/alice/f"),
+    ("https://b//_private//bob/", "alice/f"),
+    ("https://b/", "_private/%62ob/alice/f"),
+])
+def test_a_private_url_is_told_wherever_it_is_in_the_url(tmp_path, base_url, relpath):
+    """A restricted file of a neighbour named by a URL that is not of the
+    form ``<private_base_url><readers>/`` + relpath: refused unless the
+    readers are those of its private URL (the link's account may fetch
+    anything under _private/: a public post of it would publish bob's file)."""
+    assert url_key(base_url + relpath) == "bob"
+    private = _private(tmp_path)
+    where = Placement(str(tmp_path / "data" / "${SOURCE}"), True)
+    for readers in (None, "bob,eve", "eve"):
+        with pytest.raises(Refused, match=r"differ from the restriction of its URL \(bob\)"):
+            private.admit(_post(readers, base_url, relpath), where, _where(tmp_path))
+    assert "/bob/" in private.admit(_post("bob", base_url, relpath), where,
+                                    _where(tmp_path)).directory
+
+
+def test_a_url_without_a_private_component_is_no_private_url():
+    for url in ("https://b/alice/f", "https://b/_private", "https://b/_private/",
+                "https://b/x_private/bob/f", "https://b/_privately/bob/f",
+                "https://b/_private/../alice/f", "file:/data/alice/f", "alice/f"):
+        assert url_key(url) is None, url
+    assert url_key("file:/srv/_private/bob/f") == "bob"
+
+
 def test_a_restriction_held_is_never_widened(tmp_path):
     private = _private(tmp_path)
     where = Placement(str(tmp_path / "data" / "${SOURCE}"), True)
