@@ -32,7 +32,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pika
@@ -561,3 +561,130 @@ def test_private_transfer_alice_to_bob_across_switches(net, nginx):
     for m in (bob, eve, *net["switches"].values()):
         text = "".join(p.read_text(errors="replace") for p in (m.root / "state").rglob("*.log*"))
         assert not [u for u in ("bob", "eve", "labA", "labB", "labC") if password(u) in text]
+
+
+def capture(node: RabbitNode, exchange: str):
+    """A queue bound to all of ``exchange`` on ``node`` (the test's plain
+    port); a function that returns the posts that reached it since the last
+    call, decoded."""
+    params = pika.URLParameters(node.url())
+    conn = pika.BlockingConnection(params)
+    try:
+        ch = conn.channel()
+        queue = ch.queue_declare("", exclusive=False, auto_delete=False,
+                                 arguments={"x-expires": 600_000}).method.queue
+        ch.queue_bind(queue, exchange, "#")
+    finally:
+        conn.close()
+
+    def taken() -> list[Message]:
+        out = []
+        conn = pika.BlockingConnection(params)
+        try:
+            ch = conn.channel()
+            while True:
+                method, props, body = ch.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return out
+                out.append(codec.decode(method.routing_key, props.headers, body,
+                                        props.content_type, exchange))
+        finally:
+            conn.close()
+    return taken
+
+
+def publish(node: RabbitNode, exchange: str, msg: Message) -> None:
+    """``msg`` published on ``exchange`` of ``node`` (confirmed), as v02."""
+    topic, headers, body, content_type = codec.encode(msg, "v02.post")
+    conn = pika.BlockingConnection(pika.URLParameters(node.url()))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.basic_publish(exchange, topic, body, pika.BasicProperties(
+            headers=headers, content_type=content_type, delivery_mode=2))
+    finally:
+        conn.close()
+
+
+def test_a_readers_header_widened_on_a_link_is_refused(net, nginx):
+    """Issue 15: a restricted post whose restriction is widened on its way
+    between two switches is refused by the switch it reaches. Alice posts a
+    file for bob on labC; labB's real post of it (taken off labB's xprivate,
+    as labC's link gets it) is then published again on xprivate_labC, the
+    exchange labC's link reads labB's restricted posts from, each time
+    changed so that someone else could read the file: its readers header
+    removed, or naming eve as well, or eve instead; its URL moved so that
+    it no longer ends in .../_private/bob/ while still naming labB's
+    private copy (the link's account may fetch anything under _private/);
+    a public post of the same file from alice's own server. labC refuses
+    every one (403, in its link's log and in alice's dd_log): nothing of it
+    on labC's xpublic, nor in its public tree, nor in dave's mirror (labC's
+    subscriber), nor anywhere for eve."""
+    tmp, people, nodes, switches = (net[k] for k in ("tmp", "people", "nodes", "switches"))
+    site_b = net["webs"]["labB"].url
+    tree = tmp / "alice-tamper"               # alice's server: <url>alice/tamper/t.dat
+    f = tree / "alice" / "tamper" / "t.dat"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(os.urandom(4000))
+    web = nginx(tree, workers=1, https=True)
+    on_b = capture(nodes["labB"], "xprivate")
+    public_c = capture(nodes["labC"], "xpublic")
+    eve_c = capture(nodes["labC"], "xprivate_eve")
+    people["alice"].run("post", "--post_broker", url(nodes["labA"], "alice"),
+                        "--post_base_url", f"{web.url}alice/", "--post_base_dir", tree / "alice",
+                        "--to_clusters", "labC", "--readers", "bob", f.parent)
+    rel = "alice/tamper/t.dat"
+    held = tmp / "labC-data.private" / "bob" / rel
+    wait_for(lambda: held.exists(), timeout=60, what="labC to hold bob's file privately")
+    assert held.read_bytes() == f.read_bytes()
+    posts: list[Message] = []
+    wait_for(lambda: posts.extend(on_b()) or any(p.relpath == rel for p in posts),
+             timeout=30, what="labB's restricted post on its xprivate")
+    real = next(p for p in posts if p.relpath == rel)
+    assert real.base_url == f"{site_b}_private/bob/" and real.headers["readers"] == "bob"
+    public_c(), eve_c()           # the legitimate flow's posts: not what is counted below
+
+    def without(headers, *names):
+        return {k: v for k, v in headers.items() if k not in names}
+    tampered = {
+        "readers removed": replace(real, headers=without(real.headers, "readers")),
+        "readers widened": replace(real, headers={**real.headers, "readers": "bob,eve"}),
+        "readers changed": replace(real, headers={**real.headers, "readers": "eve"}),
+        "URL moved, public": replace(real, base_url=site_b, relpath=f"_private/bob/{rel}",
+                                     headers=without(real.headers, "readers")),
+        "URL split, public": replace(real, base_url=f"{site_b}_private/", relpath=f"bob/{rel}",
+                                     headers=without(real.headers, "readers")),
+        "URL split, for eve": replace(real, base_url=f"{site_b}_private/",
+                                      relpath=f"bob/{rel}",
+                                      headers={**real.headers, "readers": "eve"}),
+        "URL dotted, public": replace(real, base_url=f"{site_b}_private/bob/x/../",
+                                      headers=without(real.headers, "readers")),
+        # alice's own server had it, public: labC holds it for bob only
+        "public copy": replace(real, base_url=web.url, headers=without(real.headers, "readers")),
+    }
+    link_c = switches["labC"]
+    for what, msg in tampered.items():
+        before = link_c.logs("from-labB").count("rejected")
+        publish(nodes["labB"], "xprivate_labC", msg)
+        wait_for(lambda: link_c.logs("from-labB").count("rejected") > before, timeout=30,
+                 interval=0.3, what=f"labC's link to refuse the post with its {what}")
+        refusal = link_c.logs("from-labB").split("rejected ")[before + 1].split("\n")[0]
+        assert f"{msg.relpath}: readers" in refusal and "refused" in refusal, (what, refusal)
+    # each refusal went back to alice as a log message (403), through labB and labA
+    rows: list[dict] = []
+
+    def refused():
+        out = people["alice"].run("log", "mine", "--format", "json").stdout
+        rows.extend(json.loads(line) for line in out.splitlines())
+        return [r for r in rows if r["code"] == 403 and r["user"] == "labC"]
+    wait_for(lambda: len(refused()) >= len(tampered), timeout=60, interval=1,
+             what=f"alice's log messages of labC's refusals (have {rows[-4:]})")
+    assert sorted(r["relpath"] for r in refused()) == sorted(
+        m.relpath for m in tampered.values())
+    time.sleep(2)                  # anything taken late would show now
+    assert [p.relpath for p in public_c()] == []
+    assert [p.relpath for p in eve_c()] == []
+    assert sorted(str(p.relative_to(tmp / "labC-data.private"))
+                  for p in (tmp / "labC-data.private").rglob("t.dat")) == [f"bob/{rel}"]
+    assert not [p for p in (tmp / "labC-data").rglob("*") if "tamper" in str(p)]
+    assert not [p for p in (tmp / "dave-mirror").rglob("*") if "tamper" in str(p)]
