@@ -34,7 +34,7 @@ from ..config import paths
 from ..errors import ConfigError, MessageError
 from ..message import Message
 from ..watch.observer import start_watcher
-from ..watch.snapshot import CLOSED, CREATED, DELETED, MODIFIED, MOVED, Change, scan
+from ..watch.snapshot import CLOSED, CREATED, DELETED, MODIFIED, MOVED, Change, walk
 from ..watch.state import Posted, WatchState
 from .announce import delete_message, file_messages, relpath_for
 from .contracts import Malformed
@@ -165,26 +165,25 @@ class WatchSource(RecordedBatches):
         announce what changed, appeared or vanished meanwhile."""
         first_run = not self.state.started
         announce = self.cfg.post_on_start or not first_run
-        listing = scan(self.roots, self._follow)
-        now = time.monotonic()
-        for path, e in listing.items():
-            if self._ignored(path):
-                continue
-            row = self.state.get(path)
-            if row is not None and (row.size, row.mtime_ns) == (e.size, e.mtime_ns):
-                continue
-            if announce:
-                self.pending[path] = Pending(now - self.settle)
-            else:
-                self.state.put(path, e.size, e.mtime_ns, None)
+        # the listing goes to SQLite as it is walked: a tree of 100,000 files
+        # is compared with the record there, never held in memory
+        files = self.state.load_listing(
+            (path, e.size, e.mtime_ns, self._ignored(path))
+            for path, e in walk(self.roots, self._follow))
+        if announce:
+            due = time.monotonic() - self.settle
+            for path in self.state.changed():
+                self.pending[path] = Pending(due)
+        else:
+            self.state.record_changed()
         self.state.commit()            # the record of what is there (nothing posted)
         self.state.mark_started()
         for root in self.roots:        # deletions: committed when their posts are (ack)
-            for path, row in self.state.under(root):
-                if path not in listing:
-                    self._deleted(path, row)
+            for path, row in self.state.vanished(root):
+                self._deleted(path, row)
+        self.state.drop_listing()
         log.info("%d files in the tree, %d to announce, %d announced before",
-                 len(listing), len(self.pending) + len(self.ready), len(self.state))
+                 files, len(self.pending) + len(self.ready), len(self.state))
 
     # -- the Flow's source interface --------------------------------------------
     def get(self, timeout: float) -> tuple[list[Message], list[Malformed]]:

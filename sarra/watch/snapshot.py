@@ -10,7 +10,7 @@ import logging
 import os
 import stat
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,11 @@ class Entry(NamedTuple):
 
 def scan(roots: Iterable[str], follow_symlinks: bool = False) -> dict[str, Entry]:
     """Every file and symlink under ``roots`` (directories are walked, not listed)."""
-    out: dict[str, Entry] = {}
+    return dict(walk(roots, follow_symlinks))
+
+
+def walk(roots: Iterable[str], follow_symlinks: bool = False) -> Iterator[tuple[str, Entry]]:
+    """``scan``'s entries one at a time, holding one directory's listing."""
     stack = list(roots)
     while stack:
         top = stack.pop()
@@ -56,8 +60,7 @@ def scan(roots: Iterable[str], follow_symlinks: bool = False) -> dict[str, Entry
                     continue  # vanished while we looked
                 kind = "l" if stat.S_ISLNK(st.st_mode) else "f" if stat.S_ISREG(st.st_mode) else ""
                 if kind:
-                    out[e.path] = Entry(st.st_size, st.st_mtime_ns, st.st_ino, kind)
-    return out
+                    yield e.path, Entry(st.st_size, st.st_mtime_ns, st.st_ino, kind)
 
 
 def diff(old: dict[str, Entry], new: dict[str, Entry]) -> list[Change]:

@@ -8,7 +8,7 @@ A row with no sum is a baseline: a file that was there when watching
 began and was never announced.
 """
 import sqlite3
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 
 class Posted(NamedTuple):
@@ -62,6 +62,48 @@ class WatchState:
                                 (prefix, prefix[:-1] + "0")).fetchall()
         for path, *rest in rows:
             yield path, Posted(*rest)
+
+    # -- the tree as found at start, compared in SQLite, not in memory ----------
+    def load_listing(self, entries: Iterable[tuple[str, int, int, bool]]) -> int:
+        """Keep a listing of the tree, (path, size, mtime_ns, ignored) rows,
+        in a temporary table (on disk, not in memory) for ``changed`` and
+        ``vanished``; how many rows."""
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY, "
+                         "size INTEGER, mtime_ns INTEGER, ignored INTEGER)")
+        self._db.execute("DELETE FROM seen")
+        before = self._db.total_changes
+        self._db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?)", entries)
+        return self._db.total_changes - before
+
+    _CHANGED = ("FROM seen s LEFT JOIN files f ON f.path = s.path WHERE s.ignored = 0 "
+                "AND (f.path IS NULL OR f.size != s.size OR f.mtime_ns != s.mtime_ns)")
+
+    def changed(self) -> Iterator[str]:
+        """The listing's paths (not ignored) that the record lacks or holds
+        with another size or mtime."""
+        for (path,) in self._db.execute(f"SELECT s.path {self._CHANGED}"):
+            yield path
+
+    def record_changed(self) -> int:
+        """Record those as a baseline (no sum: never announced); how many."""
+        before = self._db.total_changes
+        self._db.execute("INSERT OR REPLACE INTO files SELECT s.path, s.size, s.mtime_ns, "
+                         f"NULL, NULL {self._CHANGED}")
+        return self._db.total_changes - before
+
+    def vanished(self, directory: str) -> Iterator[tuple[str, Posted]]:
+        """Rows below ``directory`` whose path the listing does not hold (a
+        snapshot: safe to modify while iterating)."""
+        prefix = directory.rstrip("/") + "/"
+        rows = self._db.execute(
+            "SELECT f.path, f.size, f.mtime_ns, f.sum, f.link FROM files f LEFT JOIN seen s "
+            "ON s.path = f.path WHERE s.path IS NULL AND f.path >= ? AND f.path < ? "
+            "ORDER BY f.path", (prefix, prefix[:-1] + "0")).fetchall()
+        for path, *rest in rows:
+            yield path, Posted(*rest)
+
+    def drop_listing(self) -> None:
+        self._db.execute("DROP TABLE IF EXISTS seen")
 
     def commit(self) -> None:
         self._db.commit()

@@ -78,6 +78,33 @@ def test_state_remembers_a_first_start_on_an_empty_tree(tmp_path):
     again.close()
 
 
+def test_state_compares_a_listing_with_the_record_in_sqlite(tmp_path):
+    """The start-up comparison (flow/watching.py _catch_up) runs in SQLite:
+    new and changed paths, not the ignored ones nor the unchanged; vanished
+    paths below a root only, an ignored path that is still there not
+    vanished; a baseline recorded without a sum."""
+    st = WatchState(str(tmp_path / "w.db"))
+    st.put("/t/same", 1, 10, "s1")
+    st.put("/t/grown", 1, 10, "s2")
+    st.put("/t/gone", 1, 10, "s3")
+    st.put("/t/now-ignored", 1, 10, "s4")
+    st.put("/t2/elsewhere", 1, 10, "s5")     # another root's: not judged under /t
+    st.commit()
+    assert st.load_listing([("/t/same", 1, 10, False), ("/t/grown", 2, 10, False),
+                            ("/t/new", 5, 50, False), ("/t/now-ignored", 1, 10, True),
+                            ("/t/new-ignored", 1, 10, True)]) == 5
+    assert sorted(st.changed()) == ["/t/grown", "/t/new"]
+    assert [p for p, _ in st.vanished("/t")] == ["/t/gone"]
+    assert [row.sum for _, row in st.vanished("/t")] == ["s3"]
+    assert st.record_changed() == 2
+    assert st.get("/t/new") == (5, 50, None, None) and st.get("/t/grown").sum is None
+    assert st.get("/t/same").sum == "s1" and st.get("/t/new-ignored") is None
+    assert list(st.changed()) == []
+    st.drop_listing()
+    st.commit()
+    assert len(st) == 6
+
+
 def test_temporary_names_from_patterns_and_inflight():
     cfg = SimpleNamespace(temp_pattern=[".*"], inflight=".tmp")
     assert temp_globs(cfg) == [".*", "*.tmp"]
