@@ -41,25 +41,26 @@ from tools.localnginx import start_nginx  # noqa: E402
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
+def cpu_of(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) a process has used so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
 
 
-def children_cpu() -> float:
+def children_cpu() -> tuple[float, float]:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime
 
 
 def files_of(src: Path) -> list[str]:
     return sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
 
 
-def curl(urls: list[str], out: Path | None, tmp: Path) -> tuple[float, float]:
-    """(files/s, CPU s per 1,000) of one curl fetching ``urls`` on one
-    keep-alive connection, to /dev/null (``out`` None) or under ``out``."""
+def curl(urls: list[str], out: Path | None, tmp: Path) -> tuple[float, float, float]:
+    """(files/s, CPU s per 1,000, the part of it in the kernel) of one curl
+    fetching ``urls`` on one keep-alive connection, to /dev/null (``out``
+    None) or under ``out``."""
     conf = tmp / "curl.conf"
     with open(conf, "w") as f:
         for i, u in enumerate(urls):
@@ -69,10 +70,11 @@ def curl(urls: list[str], out: Path | None, tmp: Path) -> tuple[float, float]:
         out.mkdir(parents=True, exist_ok=True)
     c0, t0 = children_cpu(), time.perf_counter()
     subprocess.run(["curl", "-s", "--fail", "-K", str(conf)], check=True)
-    took, cpu = time.perf_counter() - t0, children_cpu() - c0
+    took, c1 = time.perf_counter() - t0, children_cpu()
+    cpu, sys_cpu = sum(c1) - sum(c0), c1[1] - c0[1]
     if out is not None:
         shutil.rmtree(out)
-    return len(urls) / took, 1000 * cpu / len(urls)
+    return len(urls) / took, 1000 * cpu / len(urls), 1000 * sys_cpu / len(urls)
 
 
 def post_process(src: Path, base_url: str, exchange: str, extra: list[str] = ()) -> float:
@@ -85,12 +87,14 @@ def post_process(src: Path, base_url: str, exchange: str, extra: list[str] = ())
     return time.perf_counter() - t0
 
 
-def end_to_end(tmp: Path, src: Path, n: int, base_url: str) -> tuple[float, float]:
+def end_to_end(tmp: Path, src: Path, n: int, base_url: str,
+               wrap: list[str] = ()) -> tuple[float, float, float]:
     """(files/s from the post's start to the last file in place, subscriber
-    CPU s per 1,000 files)."""
+    CPU s per 1,000 files, the part of it in the kernel); ``wrap``: what the
+    subscriber runs under."""
     dst = tmp / "dst_http"
     exchange = f"xbench_perfile_{os.getpid()}"
-    proc = subscriber("bench_perfile", exchange, dst, tmp / "sub_perfile.log")
+    proc = subscriber("bench_perfile", exchange, dst, tmp / "sub_perfile.log", wrap=wrap)
     try:
         time.sleep(1.0)                 # started, connected, idle
         c0, t0 = cpu_of(proc.pid), time.perf_counter()
@@ -98,14 +102,15 @@ def end_to_end(tmp: Path, src: Path, n: int, base_url: str) -> tuple[float, floa
         wait_until(lambda: count_files(dst) >= n, [proc], f"{n} files", 0.01)
         took = time.perf_counter() - t0
         time.sleep(0.3)                 # the last batch's acks and log messages
-        cpu = cpu_of(proc.pid) - c0
+        u1, s1 = cpu_of(proc.pid)
+        cpu, sys_cpu = u1 + s1 - sum(c0), s1 - c0[1]
     finally:
         stop_subscriber(proc, "bench_perfile")
     bad = [r for r in files_of(src) if (dst / r).read_bytes() != (src / r).read_bytes()]
     if bad:
         raise SystemExit(f"{len(bad)} files differ, e.g. {bad[0]}")
     shutil.rmtree(dst)
-    return n / took, 1000 * cpu / n
+    return n / took, 1000 * cpu / n, 1000 * sys_cpu / n
 
 
 def broker_ingest(src: Path, exchange: str) -> float:
@@ -224,7 +229,20 @@ def main() -> None:
     ap.add_argument("--post-files", type=int, default=20000)
     ap.add_argument("--post-size", type=int, default=1024)
     ap.add_argument("--skip", default="", help="comma-separated: http,post,sync")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="run the HTTP subscriber under cProfile (CPU time: bench/profiled.py), "
+                         "its stats written to FILE (its CPU figure then includes the "
+                         "profiler's)")
+    ap.add_argument("--strace", metavar="FILE",
+                    help="run the HTTP subscriber under strace -c -f, the summary in FILE")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="end-to-end runs of the subscriber (each figure printed)")
     args = ap.parse_args()
+    wrap: list[str] = []
+    if args.profile:
+        wrap = ["--profile", os.path.abspath(args.profile)]
+    elif args.strace:
+        wrap = ["strace", *os.environ.get("BENCH_STRACE", "-c").split(), "-f", "-o", os.path.abspath(args.strace)]
     skip = set(args.skip.split(","))
     print(f"{os.cpu_count()} CPUs, shared: CPU s per 1,000 files and the ratios within "
           "this run are what compare between runs, not the wall-clock rates")
@@ -239,19 +257,23 @@ def main() -> None:
             try:
                 urls = [web.url + r for r in files_of(src)]
                 curl(urls[:50], None, tmp)        # warm the server and the page cache
-                null_rate, null_cpu = curl(urls, None, tmp)
-                disk_rate, disk_cpu = curl(urls, tmp / "curl_out", tmp)
-                rate, cpu = end_to_end(tmp, src, args.files, web.url)
+                null_rate, null_cpu, null_sys = curl(urls, None, tmp)
+                disk_rate, disk_cpu, disk_sys = curl(urls, tmp / "curl_out", tmp)
+                runs = [end_to_end(tmp, src, args.files, web.url, wrap)
+                        for _ in range(max(1, args.repeat))]
             finally:
                 web.stop()
             print(f"HTTP, {args.files} files of {args.size} bytes from a private nginx:")
             print(f"  one keep-alive curl to /dev/null:  {null_rate:7.0f} files/s, "
-                  f"{null_cpu:.3f} CPU s per 1,000 files   (the limit)")
+                  f"{null_cpu:.3f} CPU s per 1,000 files ({null_sys:.3f} in the kernel)   "
+                  "(the limit)")
             print(f"  the same curl writing the files:   {disk_rate:7.0f} files/s, "
-                  f"{disk_cpu:.3f} CPU s per 1,000 files")
-            print(f"  sarra end to end (fsync on):       {rate:7.0f} files/s "
-                  f"= {100 * rate / null_rate:3.0f}% of curl to /dev/null; subscriber "
-                  f"{cpu:.3f} CPU s per 1,000 files = {cpu / null_cpu:.1f}x curl's")
+                  f"{disk_cpu:.3f} CPU s per 1,000 files ({disk_sys:.3f} in the kernel)")
+            for rate, cpu, sys_cpu in runs:
+                print(f"  sarra end to end (fsync on):       {rate:7.0f} files/s "
+                      f"= {100 * rate / null_rate:3.0f}% of curl to /dev/null; subscriber "
+                      f"{cpu:.3f} CPU s per 1,000 files ({sys_cpu:.3f} in the kernel) "
+                      f"= {cpu / null_cpu:.1f}x curl's")
         if "post" not in skip:
             posting(tmp, args.post_files, args.post_size)
         if "sync" not in skip:

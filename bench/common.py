@@ -62,10 +62,17 @@ def declare_subscriber(name: str, exchange: str, dst: Path, extra: str = "") -> 
     cli("subscribe", "declare", name)
 
 
-def subscriber(name: str, exchange: str, dst: Path, log: Path, extra: str = ""):
+def subscriber(name: str, exchange: str, dst: Path, log: Path, extra: str = "",
+               wrap: list[str] = ()):
+    """A ``dd_subscribe foreground`` process; ``wrap``: a command it runs
+    under (strace...), or ``["--profile", FILE]`` (bench/profiled.py)."""
     declare_subscriber(name, exchange, dst, extra)
     out = open(log, "wb")
-    return subprocess.Popen([sys.executable, "-m", "sarra.cli", "subscribe", "foreground", name],
+    if wrap[:1] == ["--profile"]:
+        cmd = [sys.executable, str(ROOT / "bench" / "profiled.py"), wrap[1], "sarra.cli"]
+    else:
+        cmd = [*wrap, sys.executable, "-m", "sarra.cli"]
+    return subprocess.Popen([*cmd, "subscribe", "foreground", name],
                             cwd=ROOT, stdout=out, stderr=out, start_new_session=True)
 
 
@@ -78,7 +85,8 @@ def wait_until(done, procs, what: str, poll: float = 0.005) -> None:
 
 
 def stop_subscriber(proc, name: str) -> None:
-    """SIGTERM the subscriber, wait for it, delete its queue and state."""
-    proc.send_signal(signal.SIGTERM)
+    """SIGTERM the subscriber (its process group: under strace, the
+    subscriber itself), wait for it, delete its queue and state."""
+    os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(30)
     cli("subscribe", "cleanup", name)
