@@ -40,7 +40,33 @@ import stat
 from .errors import LocalError, UnsafePathError
 
 
+_O_PATH = getattr(os, "O_PATH", 0)     # Linux
+_proc_fd = [bool(_O_PATH) and os.path.isdir("/proc/self/fd")]
+
+
 def real(path: str) -> str:
+    """``os.path.realpath(path)``, now: the path with every symbolic link
+    resolved. A path that exists is resolved by the kernel in one lookup
+    (opened ``O_PATH``, which reads nothing, and the name of what was
+    opened read back from ``/proc/self/fd``): the same answer as
+    ``realpath`` for a fraction of its work (one lstat and a page of Python
+    per component), taken at one instant rather than component by
+    component. Anything else (missing, a loop, unreadable, no ``/proc``, a
+    directory deleted meanwhile) is ``os.path.realpath``'s."""
+    if _proc_fd[0] and type(path) is str:
+        try:
+            fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return os.path.realpath(path)
+        try:
+            got = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            _proc_fd[0] = False        # no /proc here after all
+            got = ""
+        finally:
+            os.close(fd)
+        if got.startswith("/") and not got.endswith(" (deleted)"):
+            return got
     return os.path.realpath(path)
 
 

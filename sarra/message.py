@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .containment import real
 from .errors import MessageError, UnsafePathError
 from .parts import Parts
 
@@ -178,9 +179,9 @@ def safe_join(root: str, relpath: str) -> str:
         raise UnsafePathError(f"'{relpath}' names no file", "relpath")
     if ".." in parts:
         raise UnsafePathError(f"'{relpath}' contains '..'", "relpath")
-    root_real = os.path.realpath(root)
+    root_real = real(root)
     target = os.path.join(root_real, *parts)
-    parent_real = os.path.realpath(os.path.dirname(target))
+    parent_real = real(os.path.dirname(target))
     if parent_real != root_real and not parent_real.startswith(root_real + os.sep):
         raise UnsafePathError(f"'{relpath}' resolves outside {root}", "relpath")
     return os.path.join(parent_real, parts[-1])
@@ -188,5 +189,5 @@ def safe_join(root: str, relpath: str) -> str:
 
 def inside(root: str, path: str) -> bool:
     """True when ``path`` (already resolved) is ``root`` or below it."""
-    root = os.path.realpath(root)
+    root = real(root)
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

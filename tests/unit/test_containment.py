@@ -628,3 +628,49 @@ def test_a_link_or_directory_through_a_regular_file_is_enotdir(tmp_path):
             apply()
         assert (err.value.code, err.value.errno_name) == (500, "ENOTDIR"), str(err.value)
         assert str(dst / "blocker") in str(err.value)
+
+
+# -- resolving a path --------------------------------------------------------------
+
+def test_real_is_realpath_whatever_the_path(tmp_path, monkeypatch):
+    """``containment.real`` (the kernel's resolution, read back from
+    /proc/self/fd) gives what os.path.realpath gives: links to directories
+    and files, relative links, '..' after a link (physical), dangling
+    links, loops, a path through a regular file, missing components, and
+    a directory deleted while open; and the same when /proc is not there."""
+    import sarra.containment as containment
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "f").write_text("x")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "a" / "up").symlink_to("..")
+    (tmp_path / "a" / "b" / "lf").symlink_to("f")
+    (tmp_path / "a" / "away").symlink_to(tmp_path / "out")
+    (tmp_path / "a" / "dangling").symlink_to("nothing/here")
+    (tmp_path / "a" / "loop1").symlink_to("loop2")
+    (tmp_path / "a" / "loop2").symlink_to("loop1")
+    (tmp_path / "a" / "name with (deleted)").mkdir()
+    paths = ["a", "a/b", "a/b/", "a/b/f", "a/b/lf", "a/up", "a/up/a/b", "a/away", "a/away/..",
+             "a/away/new/file", "a/dangling", "a/dangling/x", "a/loop1", "a/loop1/x",
+             "a/b/f/x", "missing", "missing/x/y", "a/./b/../b", "a/name with (deleted)"]
+    monkeypatch.chdir(tmp_path)
+    for rel in paths:
+        for p in (str(tmp_path / rel), rel):
+            assert containment.real(p) == os.path.realpath(p), p
+    monkeypatch.setattr(containment, "_proc_fd", [False])
+    for rel in paths:
+        assert containment.real(rel) == os.path.realpath(rel), rel
+
+
+def test_real_of_a_directory_deleted_while_resolved_is_realpaths(tmp_path, monkeypatch):
+    import sarra.containment as containment
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    readlink = os.readlink
+
+    def deleted_meanwhile(path):
+        got = readlink(path)
+        if str(path).startswith("/proc/self/fd/") and os.path.exists(gone):
+            gone.rmdir()
+        return got + " (deleted)" if str(path).startswith("/proc/self/fd/") else got
+    monkeypatch.setattr(containment.os, "readlink", deleted_meanwhile)
+    assert containment.real(str(gone)) == str(gone)   # realpath's answer, lexical
