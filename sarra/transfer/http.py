@@ -83,6 +83,7 @@ class HttpTransfer:
         self._session = requests.Session()
         self._session.trust_env = False
         self._kept = Connections(timeout)
+        self._auths: dict[str, tuple | None] = {}    # by scheme://authority (_auth)
 
     def open(self, url: str, offset: int = 0, length: int | None = None):
         headers = {"Accept-Encoding": "identity"}
@@ -146,9 +147,23 @@ class HttpTransfer:
         """Basic credentials for ``url``, from credentials.conf only (never
         from the post): its user's line, or for a URL naming no user, the
         line of the consumer's broker user on that server (a switch's
-        restricted files: doc/protocol.md §17), if there is one."""
+        restricted files: doc/protocol.md §17), if there is one. What it
+        finds depends on the URL's text before its path only: kept by that
+        (credentials.conf is read once, at start)."""
         if self._credentials is None:
             return None
+        scheme, sep, rest = url.partition("://")
+        key = scheme + sep + rest.partition("/")[0]
+        try:
+            return self._auths[key]
+        except KeyError:
+            pass
+        if len(self._auths) >= 256:       # the hosts of the posts: not without bound
+            self._auths.clear()
+        got = self._auths[key] = self._lookup_auth(url)
+        return got
+
+    def _lookup_auth(self, url: str):
         full = self._credentials.lookup(url)
         if full == url and self._user and "@" not in url.partition("://")[2].split("/", 1)[0]:
             scheme, sep, rest = url.partition("://")

@@ -1,13 +1,21 @@
 """Plain-HTTP GETs on persistent connections, without a client library's
 per-request work: the path for small files (sarra/transfer/http.py).
 
-One ``http.client`` connection per server, kept alive between downloads;
-a request is a request line and a few headers. A connection the server
-closed while idle (its keep-alive timeout) is opened again once, for the
-same request (a GET may be repeated). A body not read to its end (a
-failed or cut-off download) closes its connection, so that the next
-request never reads the rest of an earlier answer. What this does not do
-(redirections, https) ``HttpTransfer`` hands to requests.
+One connection per server, kept alive between downloads; a request is a
+request line and a few headers, sent in one write; the answer's head is
+parsed here (status line, and of its headers those that frame the body:
+Content-Length, Transfer-Encoding, Connection), not by ``http.client``,
+whose header parsing (the email package) cost more than the rest of a
+small file's download. The body is framed as RFC 9112 §6.3 says: none
+(1xx, 204, 304), chunked, Content-Length, or up to the end of the
+connection. A connection the server closed while idle (its keep-alive
+timeout) is opened again once, for the same request (a GET may be
+repeated). A body not read to its end (a failed or cut-off download), an
+answer without keep-alive, or a server that sent more than it announced
+closes its connection, so that the next request never reads the rest of
+an earlier answer. What this does not do (redirections, https)
+``HttpTransfer`` hands to requests. Failures are OSError (timeouts
+included) or ``http.client.HTTPException``, as ``http.client``'s.
 """
 import http.client
 import socket
@@ -19,6 +27,110 @@ from .base import host_port
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
           ConnectionAbortedError)
 
+HEAD_MAX = 65536          # bytes of an answer's status line and headers, at most
+RECV = 65536              # bytes asked of one receive of a head
+_NO_BODY = (204, 304)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+class _Conn:
+    """One kept connection: its socket and what was received beyond what
+    was consumed (the start of a body that came with its head)."""
+
+    def __init__(self, host: str, port: int, timeout: float):
+        self.sock = socket.create_connection((host, port), timeout)
+        try:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self.buf = b""
+        name = f"[{host}]" if ":" in host else host
+        try:
+            name.encode("ascii")
+        except UnicodeEncodeError:
+            name = name.encode("idna").decode("ascii")
+        self.host = name if port == 80 else f"{name}:{port}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def recv(self, n: int) -> bytes:
+        """What was kept, else one receive of at most ``n`` bytes."""
+        if self.buf:
+            data, self.buf = self.buf[:n], self.buf[n:]
+            return data
+        return self.sock.recv(n)
+
+    def line(self) -> bytes:
+        """One CRLF-ended line (of a chunked body's framing), without its end."""
+        while True:
+            end = self.buf.find(b"\n")
+            if end != -1:
+                line, self.buf = self.buf[:end], self.buf[end + 1:]
+                return line.rstrip(b"\r")
+            if len(self.buf) > HEAD_MAX:
+                raise http.client.LineTooLong("chunk size line")
+            data = self.sock.recv(RECV)
+            if not data:
+                raise http.client.IncompleteRead(self.buf)
+            self.buf += data
+
+    def head(self) -> bytes:
+        """The head of the next answer (status line and headers, without the
+        empty line ending it). RemoteDisconnected when the connection ends
+        before a byte of it came (a server closing an idle connection)."""
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end != -1:
+                head, self.buf = self.buf[:end], self.buf[end + 4:]
+                return head
+            if len(self.buf) > HEAD_MAX:
+                raise http.client.LineTooLong("answer head")
+            data = self.sock.recv(RECV)
+            if not data:
+                if not self.buf:
+                    raise http.client.RemoteDisconnected(
+                        "Remote end closed connection without response")
+                raise http.client.BadStatusLine(self.buf[:80].decode("latin-1"))
+            self.buf += data
+
+
+class Answer:
+    """The status line and framing headers of one answer."""
+
+    def __init__(self, head: bytes):
+        status_line, _, rest = head.partition(b"\r\n")
+        words = status_line.decode("latin-1").split(None, 2)
+        if len(words) < 2 or not words[0].startswith("HTTP/1.") or \
+                not (len(words[1]) == 3 and words[1].isdigit()):
+            raise http.client.BadStatusLine(status_line[:80].decode("latin-1"))
+        self.version = words[0]
+        self.status = int(words[1])
+        self.reason = words[2].strip() if len(words) > 2 else ""
+        self.headers: dict[str, list[str]] = {}
+        last = None
+        for raw in rest.split(b"\r\n") if rest else ():
+            line = raw.decode("latin-1")
+            if line[:1] in (" ", "\t") and last is not None:    # an obsolete folded line
+                last[-1] = f"{last[-1]} {line.strip()}"
+                continue
+            name, colon, value = line.partition(":")
+            name = name.strip().lower()
+            if not colon or not name:
+                continue                   # not a header (as http.client, ignored)
+            last = self.headers.setdefault(name, [])
+            last.append(value.strip())
+
+    def get(self, name: str) -> str | None:
+        values = self.headers.get(name)
+        return ",".join(values) if values else None
+
+    def tokens(self, name: str) -> list[str]:
+        return [t.strip().lower() for t in (self.get(name) or "").split(",") if t.strip()]
+
 
 class Body:
     """The body of an answer on a kept connection: ``read(n)`` returns what
@@ -26,15 +138,37 @@ class Body:
     (None when the server sends none). A receive that waits more than the
     timeout: TransferError (stalled)."""
 
-    def __init__(self, pool: "Connections", key, conn, resp, url: str):
-        self._pool, self._key, self._conn, self._resp = pool, key, conn, resp
+    def __init__(self, pool: "Connections", key, conn: _Conn, answer: Answer, url: str,
+                 no_body: bool = False):
+        self._pool, self._key, self._conn = pool, key, conn
         self._url = url
-        length = resp.getheader("Content-Length")
-        self.size = int(length) if length and length.isdigit() else None
+        self.status, self.reason = answer.status, answer.reason
+        self.size = None
+        self._chunked = False
+        self._left: int | None = None      # bytes of the body (or chunk) still to come
+        self._done = False
+        self._keep = answer.version != "HTTP/1.0" and "close" not in answer.tokens("connection")
+        coding = answer.tokens("transfer-encoding")
+        length = answer.headers.get("content-length")
+        if no_body:
+            self._left, self._done = 0, True
+        elif coding:
+            if coding[-1] != "chunked":     # to the end of the connection
+                self._keep = False
+            else:
+                self._chunked, self._left = True, 0
+        elif length is not None:
+            values = {v.strip() for one in length for v in one.split(",")}
+            if len(values) != 1 or not _digits(next(iter(values))):
+                raise http.client.HTTPException(f"bad Content-Length {length!r}")
+            self.size = self._left = int(values.pop())
+            self._done = self._left == 0
+        else:
+            self._keep = False             # to the end of the connection
 
     def read(self, n: int) -> bytes:
         try:
-            return self._resp.read1(n)
+            return self._read(n)
         except (TimeoutError, socket.timeout) as exc:
             raise TransferError(f"reading {self._url}: stalled: no data for "
                                 f"{self._pool.timeout:g}s (timeout)") from exc
@@ -42,12 +176,55 @@ class Body:
             raise TransferError(f"reading {self._url}: {exc.__class__.__name__}: "
                                 f"{exc}") from exc
 
+    def _read(self, n: int) -> bytes:
+        if self._done or self._conn is None or n <= 0:
+            return b""
+        conn = self._conn
+        if self._chunked:
+            if self._left == 0:
+                if not self._next_chunk():
+                    return b""
+            data = conn.recv(min(n, self._left))
+            if not data:
+                raise http.client.IncompleteRead(b"", self._left)
+            self._left -= len(data)
+            if self._left == 0:
+                if conn.line():             # the CRLF ending the chunk
+                    raise http.client.HTTPException("chunk not ended by CRLF")
+            return data
+        if self._left is None:             # up to the end of the connection
+            data = conn.recv(n)
+            if not data:
+                self._done = True
+            return data
+        data = conn.recv(min(n, self._left))
+        if not data:
+            raise http.client.IncompleteRead(b"", self._left)
+        self._left -= len(data)
+        if self._left == 0:
+            self._done = True
+        return data
+
+    def _next_chunk(self) -> bool:
+        """The next chunk's size read (True), or the last chunk and the
+        trailers (False: the body is over)."""
+        conn = self._conn
+        size = conn.line().split(b";", 1)[0].strip()
+        if not size or size.strip(b"0123456789abcdefABCDEF") or len(size) > 16:
+            raise http.client.HTTPException(f"bad chunk size {size[:20]!r}")
+        self._left = int(size, 16)
+        if self._left:
+            return True
+        while conn.line():                 # trailers, up to an empty line
+            pass
+        self._done = True
+        return False
+
     def close(self) -> None:
         if self._conn is None:
             return
-        if not (self._resp.isclosed() or self._resp.length == 0):
-            self._pool.discard(self._key)    # the rest of the body is never read
-        self._resp.close()
+        if not (self._done and self._keep) or self._conn.buf:
+            self._pool.discard(self._key)    # the rest is never read, or no keep-alive
         self._conn = None
 
 
@@ -56,21 +233,29 @@ class Connections:
 
     def __init__(self, timeout: float):
         self.timeout = timeout
-        self._conns: dict[tuple[str, int], http.client.HTTPConnection] = {}
+        self._conns: dict[tuple[str, int], _Conn] = {}
 
     def get(self, url: str, hostport: str, path: str, headers: dict):
         """GET ``path`` of ``hostport`` (``url``: for messages): (status,
         reason, Body). OSError, HTTPException on failure."""
+        if any(c <= " " or c == "\x7f" for c in path):
+            raise http.client.InvalidURL(f"control characters in the path of {url!r}")
         key = host_port(hostport, 80, "http")
         for attempt in (1, 2):
             conn = self._conns.get(key)
             fresh = conn is None
-            if fresh:
-                conn = self._conns[key] = http.client.HTTPConnection(
-                    key[0], key[1], timeout=self.timeout)
             try:
-                conn.request("GET", path, headers=headers)
-                resp = conn.getresponse()
+                if fresh:
+                    conn = self._conns[key] = _Conn(key[0], key[1], self.timeout)
+                lines = [f"GET {path} HTTP/1.1", f"Host: {conn.host}"]
+                lines += [f"{k}: {v}" for k, v in headers.items()]
+                conn.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                while True:
+                    answer = Answer(conn.head())
+                    if answer.status >= 200 or answer.status == 101:
+                        break                # (1xx: an interim answer, the real one follows)
+                if answer.status == 101:
+                    raise http.client.HTTPException("unexpected 101 Switching Protocols")
             except _STALE:
                 self.discard(key)
                 if fresh or attempt == 2:
@@ -79,7 +264,12 @@ class Connections:
             except BaseException:
                 self.discard(key)
                 raise
-            return resp.status, resp.reason, Body(self, key, conn, resp, url)
+            try:
+                body = Body(self, key, conn, answer, url, answer.status in _NO_BODY)
+            except BaseException:
+                self.discard(key)
+                raise
+            return answer.status, answer.reason, body
         raise AssertionError("unreachable")
 
     def discard(self, key) -> None:
