@@ -321,10 +321,37 @@ class Flow:
     def filter(self, wl: Worklist) -> None:
         """accept/reject (each accepted job gets its placement), anti-spoofing
         and routing between switches, the duplicate cache."""
+        unseen: list[tuple[Job, object]] = []     # (job, placement): for the duplicate cache
         for j in wl.incoming:
-            self._guarded(wl, j, "filter", self._filter_one, wl, j)
+            self._guarded(wl, j, "filter", self._filter_one, wl, j, unseen)
+        if unseen:
+            self._admit(wl, unseen)
 
-    def _filter_one(self, wl: Worklist, j: Job) -> None:
+    def _admit(self, wl: Worklist, unseen: list) -> None:
+        """The duplicate cache on the jobs the filter accepted, in one
+        transaction (nodupe.py:DuplicateCache.admit_many); if that fails,
+        each job on its own, so that one that cannot be admitted is set
+        aside alone."""
+        try:
+            keys = self.nodupe.admit_many([j.msg for j, _p in unseen])
+        except BrokerError:
+            raise
+        except Exception:
+            for j, placement in unseen:
+                self._guarded(wl, j, "filter", lambda j=j, p=placement: self._admitted(
+                    wl, j, p, self.nodupe.admit(j.msg)))
+            return
+        for (j, placement), key in zip(unseen, keys):
+            self._admitted(wl, j, placement, key)
+
+    def _admitted(self, wl: Worklist, j: Job, placement, key: str | None) -> None:
+        j.fingerprint = key
+        if key is None:
+            wl.move(j, "rejected", "duplicate (seen in the last nodupe_ttl)", tally="duplicate")
+        else:
+            j.placement = placement
+
+    def _filter_one(self, wl: Worklist, j: Job, unseen: list | None = None) -> None:
         m = j.msg
         if self.cfg.source_from_exchange and m.exchange and not self._identify(wl, j):
             return                   # (a message made here has no exchange to vouch)
@@ -346,11 +373,11 @@ class Flow:
                 wl.move(j, "rejected", f"unsafe path: {exc}", 403)
                 return
         if self.nodupe is not None and not j.from_retry and not j.claim:
-            j.fingerprint = self.nodupe.admit(m)
-            if j.fingerprint is None:
-                wl.move(j, "rejected", "duplicate (seen in the last nodupe_ttl)",
-                        tally="duplicate")
-                return
+            if unseen is not None:
+                unseen.append((j, placement))    # admitted with the batch (filter)
+            else:
+                self._admitted(wl, j, placement, self.nodupe.admit(m))
+            return
         j.placement = placement
 
     def _routed_here(self, wl: Worklist, j: Job) -> bool:

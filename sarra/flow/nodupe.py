@@ -38,22 +38,32 @@ class DuplicateCache:
         """Record ``msg``'s fingerprint as pending and return it; None when
         ``msg`` is a recent duplicate. The caller keeps the fingerprint
         (``Job.fingerprint``) for ``settle``."""
-        key = fingerprint(msg, self.basis)
+        return self.admit_many([msg])[0]
+
+    def admit_many(self, msgs: list[Message]) -> list[str | None]:
+        """``admit`` for each of ``msgs`` in turn (a later one may be the
+        duplicate of an earlier one), in one transaction: committed, so
+        seen by the other instances, before any of them is worked on."""
         now = time.time()
         db = self._db
+        out: list[str | None] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            row = db.execute("SELECT time, state FROM seen WHERE key = ?", (key,)).fetchone()
-            fresh = row is not None and now - row[0] < self.ttl
-            if fresh and not (row[1] == PENDING and msg.redelivered):
-                db.execute("COMMIT")
-                return None
-            db.execute("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", (key, now, PENDING))
+            for msg in msgs:
+                key = fingerprint(msg, self.basis)
+                row = db.execute("SELECT time, state FROM seen WHERE key = ?",
+                                 (key,)).fetchone()
+                fresh = row is not None and now - row[0] < self.ttl
+                if fresh and not (row[1] == PENDING and msg.redelivered):
+                    out.append(None)
+                    continue
+                db.execute("INSERT OR REPLACE INTO seen VALUES (?, ?, ?)", (key, now, PENDING))
+                out.append(key)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return key
+        return out
 
     def settle(self, done: list[str], undone: list[str] = ()) -> None:
         """The batch is acknowledged: the fingerprints ``done`` are for good;

@@ -66,3 +66,43 @@ def test_messages_a_stop_left_undone_are_not_duplicates_when_they_come_again(tmp
     cache.settle([done], [undone])       # acknowledged: f0 only
     assert cache.admit(post("f0")) is None
     assert cache.admit(post("f1"))       # f1 comes again: taken
+
+
+def test_a_batch_is_admitted_in_one_transaction_as_one_at_a_time(tmp_path):
+    """admit_many gives what admit would, message after message: a copy
+    later in the same batch is a duplicate of the earlier one, and what it
+    admitted is committed (another instance's connection sees it)."""
+    cache = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
+    cache.settle([cache.admit(post("old"))])
+    keys = cache.admit_many([post("f"), post("g"), post("f"), post("old"),
+                             post("old", redelivered=True)])
+    assert keys[0] and keys[1] and keys[2:] == [None, None, None]
+    other = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
+    assert other.admit(post("f")) is None and other.admit(post("g")) is None
+
+
+def test_the_flow_sets_aside_alone_what_the_cache_cannot_admit(tmp_path):
+    """When the batch's transaction fails, each message is admitted on its
+    own: only the one that fails is set aside (417), the others go on."""
+    from types import SimpleNamespace
+    from sarra.flow.engine import Flow
+    from sarra.worklist import Worklist
+
+    class Flaky(DuplicateCache):
+        def admit_many(self, msgs):
+            if len(msgs) > 1:
+                raise RuntimeError("database is locked")
+            if msgs[0].relpath == "bad":
+                raise RuntimeError("disk I/O error")
+            return super().admit_many(msgs)
+    flow = Flow.__new__(Flow)
+    flow.cfg = SimpleNamespace(source_from_exchange=False, msg_to_clusters=None, masks=[],
+                               accept_unmatch=True)
+    flow.private, flow.worker, flow.fallback, flow.quarantine = None, None, "here", None
+    flow.stats = __import__("collections").Counter()
+    flow.nodupe = Flaky(str(tmp_path / "n.db"), ttl=60)
+    wl = Worklist.of([post("a"), post("bad"), post("a"), post("c")])
+    flow.filter(wl)
+    assert [j.msg.relpath for j in wl.incoming] == ["a", "c"]
+    assert all(j.placement == "here" and j.fingerprint for j in wl.incoming)
+    assert sorted((j.msg.relpath, j.code) for j in wl.rejected) == [("a", None), ("bad", 417)]
