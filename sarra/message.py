@@ -131,13 +131,23 @@ def parse_time(text: str, field_name: str = "pubtime") -> float:
     head, _, frac = s.partition(".")
     if len(head) != 14 or not head.isdigit() or (frac and not frac.isdigit()):
         raise MessageError(f"'{text}' is not YYYYMMDDHHMMSS[.fraction]", field_name)
-    try:
-        when = datetime.datetime(int(head[:4]), int(head[4:6]), int(head[6:8]),
-                                 int(head[8:10]), int(head[10:12]), int(head[12:14]),
-                                 tzinfo=datetime.timezone.utc)
-    except ValueError:
-        raise MessageError(f"'{text}' is not a valid date", field_name) from None
-    return when.timestamp() + (float("0." + frac) if frac else 0.0)
+    hour = _PARSED_HOURS.get(head[:10])    # each message has several stamps of one hour
+    if hour is None:
+        try:
+            hour = datetime.datetime(int(head[:4]), int(head[4:6]), int(head[6:8]),
+                                     int(head[8:10]), tzinfo=datetime.timezone.utc).timestamp()
+        except ValueError:
+            raise MessageError(f"'{text}' is not a valid date", field_name) from None
+        if len(_PARSED_HOURS) > 256:
+            _PARSED_HOURS.clear()
+        _PARSED_HOURS[head[:10]] = hour
+    minute, second = int(head[10:12]), int(head[12:14])
+    if minute > 59 or second > 59:
+        raise MessageError(f"'{text}' is not a valid date", field_name)
+    return hour + (minute * 60 + second) + (float("0." + frac) if frac else 0.0)
+
+
+_PARSED_HOURS: dict[str, float] = {}    # 'YYYYMMDDHH' (valid) -> its seconds since the epoch
 
 
 _HOURS: dict[str, float] = {}    # 'YYYYMMDDHH' -> its seconds since the epoch
