@@ -18,6 +18,7 @@ an earlier answer. What this does not do (redirections, https)
 included) or ``http.client.HTTPException``, as ``http.client``'s.
 """
 import http.client
+import re
 import socket
 
 from ..errors import TransferError
@@ -30,6 +31,12 @@ _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
 HEAD_MAX = 65536          # bytes of an answer's status line and headers, at most
 RECV = 65536              # bytes asked of one receive of a head
 _NO_BODY = (204, 304)
+
+
+# the headers that frame a body, each on its line (as the loop of Answer reads them)
+_FRAMING = re.compile(rb"^[ \t]*(content-length|transfer-encoding|connection)[ \t]*:[ \t]*"
+                      rb"([^\r\n]*?)[ \t]*\r?$", re.M | re.I)
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
 def _digits(text: str) -> bool:
@@ -111,6 +118,11 @@ class Answer:
         self.status = int(words[1])
         self.reason = words[2].strip() if len(words) > 2 else ""
         self.headers: dict[str, list[str]] = {}
+        if not (rest[:1] in (b" ", b"\t") or b"\n " in rest or b"\n\t" in rest):
+            for name, value in _FRAMING.findall(rest):    # no folded line: the usual
+                self.headers.setdefault(name.decode("latin-1").lower(), []).append(
+                    value.decode("latin-1"))
+            return
         last = None
         for raw in rest.split(b"\r\n") if rest else ():
             line = raw.decode("latin-1")
@@ -238,7 +250,7 @@ class Connections:
     def get(self, url: str, hostport: str, path: str, headers: dict):
         """GET ``path`` of ``hostport`` (``url``: for messages): (status,
         reason, Body). OSError, HTTPException on failure."""
-        if any(c <= " " or c == "\x7f" for c in path):
+        if _CONTROL.search(path):
             raise http.client.InvalidURL(f"control characters in the path of {url!r}")
         key = host_port(hostport, 80, "http")
         for attempt in (1, 2):

@@ -162,12 +162,19 @@ def test_interim_and_bodiless_answers(serve):
     pool.close()
 
 
-def test_headers_are_read_leniently(serve):
-    s = serve(b"HTTP/1.1 404 Not Found\r\ncontent-LENGTH : 3\r\nX-Folded: a\r\n b\r\n"
-              b"not a header\r\n\r\nnop", b"HTTP/1.1 200\r\nContent-Length: 2, 2\r\n\r\nok")
+@pytest.mark.parametrize("folded", [b"X-Folded: a\r\n b\r\n", b""])
+def test_headers_are_read_leniently(serve, folded):
+    """(With a folded line somewhere, every line is read; without, only the
+    framing headers are looked for: the same answers.)"""
+    s = serve(b"HTTP/1.1 404 Not Found\r\ncontent-LENGTH : 3\r\n" + folded +
+              b"not a header\r\nX-Content-Length: 9\r\nConnection:\tKeep-Alive \r\n\r\nnop",
+              b"HTTP/1.1 200\r\nContent-Length: 2, 2\r\n" + folded + b"\r\nok",
+              ok(b"last", b"Connection: TE, close\r\n" + folded))
     pool = Connections(5)
     assert fetch(pool, s) == (404, "Not Found", 3, b"nop")
     assert fetch(pool, s) == (200, "", 2, b"ok")
+    assert fetch(pool, s) == (200, "OK", 4, b"last")
+    assert not pool._conns and s.connections == 1
     pool.close()
 
 
