@@ -131,3 +131,17 @@ def replace_synced(path: str, write, sync: bool = True, encoding: str = "utf-8")
         raise
     if sync:
         fsync_path(os.path.dirname(path) or ".")
+
+
+def sqlite_many(db, sql: str, rows: list) -> None:
+    """``executemany`` in one transaction on a connection in autocommit mode
+    (``isolation_level=None``: the state databases), where each row would
+    otherwise be a transaction of its own, its WAL frames written and its
+    locks taken once a row."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.executemany(sql, rows)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise

@@ -16,6 +16,7 @@ import sqlite3
 import time
 
 from ..message import Message
+from .durable import sqlite_many
 
 PENDING, DONE = 0, 1
 
@@ -69,17 +70,17 @@ class DuplicateCache:
         """The batch is acknowledged: the fingerprints ``done`` are for good;
         those ``undone`` (left by a stop: their messages come again) are
         forgotten."""
-        if done:
-            self._db.executemany("UPDATE seen SET state = ? WHERE key = ?",
-                                 [(DONE, k) for k in done])
+        if done:        # one transaction each (autocommit would make one a row)
+            sqlite_many(self._db, "UPDATE seen SET state = ? WHERE key = ?",
+                        [(DONE, k) for k in done])
         self.release(undone)
 
     def release(self, keys: list[str]) -> None:
         """Their messages come again (lost connection): forget these pending
         fingerprints."""
         if keys:
-            self._db.executemany("DELETE FROM seen WHERE key = ? AND state = ?",
-                                 [(k, PENDING) for k in keys])
+            sqlite_many(self._db, "DELETE FROM seen WHERE key = ? AND state = ?",
+                        [(k, PENDING) for k in keys])
 
     def purge(self) -> int:
         """Forget what is older than the lifetime; returns how many."""

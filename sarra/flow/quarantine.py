@@ -32,7 +32,7 @@ from .. import codec
 from ..errors import MessageError
 from ..message import Message
 from ..worklist import Job
-from .durable import replace_synced
+from .durable import replace_synced, sqlite_many
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +254,8 @@ class Quarantine:
     def out_of_hand(self, jobs: list[Job]) -> None:
         """The batch is over (acknowledged, or given back alive)."""
         keys = [(j.key,) for j in jobs if j.key]
-        if keys:
-            self._db.executemany("DELETE FROM inhand WHERE key = ?", keys)
+        if keys:        # one transaction (autocommit would make one a row)
+            sqlite_many(self._db, "DELETE FROM inhand WHERE key = ?", keys)
 
     def close(self) -> None:
         self._db.close()

@@ -106,3 +106,29 @@ def test_the_flow_sets_aside_alone_what_the_cache_cannot_admit(tmp_path):
     assert [j.msg.relpath for j in wl.incoming] == ["a", "c"]
     assert all(j.placement == "here" and j.fingerprint for j in wl.incoming)
     assert sorted((j.msg.relpath, j.code) for j in wl.rejected) == [("a", None), ("bad", 417)]
+
+
+def test_a_batch_is_settled_in_one_transaction(tmp_path):
+    """settle, release and the quarantine's out_of_hand write a batch's rows
+    in one transaction: in autocommit mode, each row would be one (its
+    WAL frames and locks, a row: bench/bench_perfile.py --strace)."""
+    from sarra.flow.quarantine import Quarantine
+    from sarra.worklist import Worklist
+    cache = DuplicateCache(str(tmp_path / "n.db"), ttl=60)
+    keys = cache.admit_many([post(f"f{i}") for i in range(50)])
+    seen: list[str] = []
+    cache._db.set_trace_callback(seen.append)
+    cache.settle(keys[:40], keys[40:])
+    assert [s for s in seen if s in ("BEGIN IMMEDIATE", "COMMIT")] == \
+        ["BEGIN IMMEDIATE", "COMMIT"] * 2
+    assert cache.admit(post("f1")) is None and cache.admit(post("f45"))
+    q = Quarantine(str(tmp_path / "state" / "quarantine"))
+    wl = Worklist.of([post(f"g{i}") for i in range(30)])
+    for j in wl.jobs:
+        j.msg.delivery_tag = 1
+    q.in_hand(wl.jobs)
+    seen.clear()
+    q._db.set_trace_callback(seen.append)
+    q.out_of_hand(wl.jobs)
+    assert seen.count("COMMIT") == 1
+    assert q._db.execute("SELECT count(*) FROM inhand").fetchone()[0] == 0
