@@ -26,6 +26,7 @@ import fnmatch
 import logging
 import os
 import queue
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ class WatchSource(RecordedBatches):
                 raise ConfigError(f"{root} is not a directory", option="path")
         self.events = set(cfg.events.split("|"))
         self.globs = temp_globs(cfg)
+        # one expression for them all: judged for every file of the tree at start
+        self._glob = re.compile("|".join(fnmatch.translate(g) for g in self.globs)).match \
+            if self.globs else (lambda name: None)
         inflight = str(cfg.inflight or "")
         self.temp_dir = inflight.rstrip("/") if inflight.endswith("/") else None
         self.min_age = _number(str(cfg.inflight)) or 0.0
@@ -296,9 +300,9 @@ class WatchSource(RecordedBatches):
 
     # -- deciding and building --------------------------------------------------
     def _ignored(self, path: str) -> bool:
-        head, name = os.path.split(path)
-        if (any(fnmatch.fnmatchcase(name, g) for g in self.globs)
-                or (self.temp_dir and os.path.basename(head) == self.temp_dir)):
+        head, _, name = path.rpartition("/")
+        if (self._glob(name) is not None
+                or (self.temp_dir and head.rpartition("/")[2] == self.temp_dir)):
             self.stats["ignored"] += 1
             return True
         return False

@@ -68,12 +68,16 @@ class WatchState:
         """Keep a listing of the tree, (path, size, mtime_ns, ignored) rows,
         in a temporary table (on disk, not in memory) for ``changed`` and
         ``vanished``; how many rows."""
-        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY, "
-                         "size INTEGER, mtime_ns INTEGER, ignored INTEGER)")
-        self._db.execute("DELETE FROM seen")
+        self.drop_listing()
+        self._db.execute("CREATE TEMP TABLE seen (path TEXT, size INTEGER, mtime_ns INTEGER, "
+                         "ignored INTEGER)")
         before = self._db.total_changes
-        self._db.executemany("INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?)", entries)
-        return self._db.total_changes - before
+        self._db.executemany("INSERT INTO seen VALUES (?, ?, ?, ?)", entries)
+        count = self._db.total_changes - before
+        # indexed once filled: one sort, not a B-tree insert per row (a path
+        # twice, from roots that overlap, is harmless to the queries below)
+        self._db.execute("CREATE INDEX temp.seen_path ON seen (path)")
+        return count
 
     _CHANGED = ("FROM seen s LEFT JOIN files f ON f.path = s.path WHERE s.ignored = 0 "
                 "AND (f.path IS NULL OR f.size != s.size OR f.mtime_ns != s.mtime_ns)")
