@@ -60,6 +60,11 @@ def setup_logging(cfg) -> None:
     tag = f"{cfg.tool}/{cfg.key}" + (f"#{inst}" if inst else "")
     handler.setFormatter(logging.Formatter(
         f"%(asctime)s [%(levelname)s] {tag} %(name)s: %(message)s"))
+    # the format names no caller's file or line, no thread or process: they
+    # are not worked out for each record (a line a file: the logging HOWTO's
+    # "Optimization")
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     if not cfg.get("log_reject", True):     # sr3's logReject off: rejections are silent
         handler.addFilter(_quiet_rejections)
     root = logging.getLogger()

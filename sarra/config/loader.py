@@ -94,9 +94,14 @@ class Config:
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._values[name]
+            value = self._values[name]
         except KeyError:
             raise AttributeError(f"no option '{name}'") from None
+        # kept as a plain attribute: the flows read their options for each
+        # file, and this method is not called again for it (``override``
+        # forgets it)
+        self.__dict__[name] = value
+        return value
 
     def __repr__(self) -> str:
         return f"Config(tool={self.tool!r}, name={self.name!r}, files={self.files!r})"
@@ -135,6 +140,7 @@ class Config:
         if name not in OPTIONS:
             raise ConfigError("unknown option", option=name)
         self._values[name] = value
+        self.__dict__.pop(name, None)
 
     def not_implemented(self) -> list[str]:
         """Options given in a file or on the command line that this version

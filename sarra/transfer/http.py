@@ -19,6 +19,7 @@ Downloads (and DELETE) only: RabbitMQ's management API (dd_audit) has its own cl
 sarra/broker/management.py.
 """
 import http.client
+import re
 from base64 import b64encode
 from urllib.parse import quote
 
@@ -34,11 +35,18 @@ from .httpconn import Connections
 _PATH_SAFE = "/:@!$&'()*+,;=~%"
 
 
+_AS_IS = re.compile(r"[A-Za-z0-9_.~/:@!$&'()*+,;=%-]*")   # what quote() leaves as it is
+
+
 def wire_url(url: str) -> str:
     """The URL as sent on the wire: message URLs are decoded (a relpath may
-    hold spaces, '#', '?' or non-ASCII), so the path is percent-encoded here."""
+    hold spaces, '#', '?' or non-ASCII), so the path is percent-encoded here
+    (a path of characters that stay as they are, the usual, is not looked
+    at again)."""
     scheme, sep, rest = url.partition("://")
     host, slash, path = rest.partition("/")
+    if _AS_IS.fullmatch(path):
+        return url
     return f"{scheme}{sep}{host}{slash}{quote(path, safe=_PATH_SAFE)}"
 
 

@@ -209,7 +209,7 @@ def test_files_in_the_inflight_directory_are_never_posted(tmp_path, monkeypatch)
 def test_a_file_outside_post_base_dir_is_skipped_not_fatal(tmp_path, monkeypatch, caplog):
     src, tree = _source(tmp_path, monkeypatch, "accept .*\n")
     try:
-        src.cfg._values["post_base_dir"] = str(tree / "sub")   # the tree is not under it
+        src.cfg.override("post_base_dir", str(tree / "sub"))   # the tree is not under it
         (tree / "sub").mkdir()
         (tree / "x.dat").write_bytes(b"x")
         (tree / "sub" / "y.dat").write_bytes(b"y")
