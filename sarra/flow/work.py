@@ -179,7 +179,7 @@ class Downloader:
                 if (not self.cfg.overwrite and now != seen
                         and self._same(local, now, msg, method)):
                     if tmp != local:
-                        remove_quietly(tmp)
+                        self._discard(tree, tmp, out.fileno())
                         self._ours.gone(tmp)
                     return Done(304, "Not modified: identical file already present")
                 stream = self.transfer(msg.url).open(msg.url, 0, size)
@@ -188,7 +188,7 @@ class Downloader:
                            Limits.of(self.cfg, out.fileno(), sized=size is not None))
                 out.flush()
                 verify(msg, summer, got, size)
-                self._set_metadata(msg, tmp)
+                self._set_metadata(msg, tmp, out.fileno())   # the file written, wherever
                 if tmp != local:
                     final = tree.resolve(local)   # checked again, now
                     os.replace(tmp, final)   # still locked: a waiting writer starts over
@@ -198,7 +198,7 @@ class Downloader:
                     self.pending.add(tmp)
             except BaseException:
                 if tmp != local:
-                    remove_quietly(tmp)
+                    self._discard(tree, tmp, out.fileno())
                     self._ours.gone(tmp)
                 raise
             finally:
@@ -402,8 +402,35 @@ class Downloader:
             return False
         return checksum.sum_file(local, method) == f"{method},{msg.sum[1].lower()}"
 
-    def _set_metadata(self, msg: Message, path: str) -> None:
+    @staticmethod
+    def _discard(tree: containment.Tree, tmp: str, fd: int) -> None:
+        """Remove the inflight file ``tmp`` that failed, open on ``fd``: at
+        the name it has now (the directory it was made in may have been
+        moved, and ``tmp`` replaced by a link since), if that is still in
+        the tree; otherwise it is left where it is (to the stale sweep,
+        which removes only the very file it recorded), and nothing outside
+        the tree is removed for it."""
+        where = tmp
+        try:
+            where = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            pass
+        if where.endswith(" (deleted)"):
+            return
+        try:
+            where = tree.resolve(where)
+        except UnsafePathError:
+            log.warning("%s not removed: it resolves outside %s now", tmp, tree)
+            return
+        remove_quietly(where)
+
+    def _set_metadata(self, msg: Message, path: str, fd: int | None = None) -> None:
+        """The post's mode and times given to the file at ``path``, or when
+        it is open, to the file on ``fd`` (never to what the path names
+        meanwhile: its directory may have been replaced by a link)."""
         h = msg.headers
+        if fd is not None:
+            path = fd
         if self.cfg.preserve_mode and h.get("mode"):
             try:
                 os.chmod(path, int(h["mode"], 8) & 0o777)

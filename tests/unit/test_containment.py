@@ -18,7 +18,8 @@ from sarra.checksum import sum_name
 from sarra.components import PRESETS
 from sarra.config import load_config
 from sarra.containment import depth_below, link_refusal
-from sarra.errors import ConfigError, LocalError, MessageError, TransferError, UnsafePathError
+from sarra.errors import (ChecksumError, ConfigError, LocalError, MessageError, TransferError,
+                          UnsafePathError)
 from sarra.flow.filter import Placement
 from sarra.flow.inflight import InflightFiles
 from sarra.flow.send import remote_link_check
@@ -674,3 +675,120 @@ def test_real_of_a_directory_deleted_while_resolved_is_realpaths(tmp_path, monke
         return got + " (deleted)" if str(path).startswith("/proc/self/fd/") else got
     monkeypatch.setattr(containment.os, "readlink", deleted_meanwhile)
     assert containment.real(str(gone)) == str(gone)   # realpath's answer, lexical
+
+
+def _swapping(worker: Downloader, swap, when: str):
+    """Give ``worker`` a file: transfer that calls ``swap()`` once, as the
+    first byte of the next download is read (``when`` 'during'), or once
+    that download is over (``when`` 'after')."""
+    from sarra.transfer.file import FileTransfer
+    real = FileTransfer()
+    state = {"done": False}
+
+    class Stream:
+        def __init__(self, inner):
+            self.inner, self.size = inner, getattr(inner, "size", None)
+
+        def read(self, n):
+            if when == "during" and not state["done"]:
+                state["done"] = True
+                swap()
+            return self.inner.read(n)
+
+        def close(self):
+            self.inner.close()
+            if when == "after" and not state["done"]:
+                state["done"] = True
+                swap()
+
+    class Swapping:
+        def open(self, url, offset=0, length=None):
+            return Stream(real.open(url, offset, length))
+
+        def remove(self, url):
+            return real.remove(url)
+
+        def close(self):
+            real.close()
+    worker._transfers["file"] = Swapping()
+
+
+@pytest.mark.parametrize("when", ["after", "during"])
+def test_a_directory_swapped_for_a_link_between_two_files_of_a_batch(tmp_path, when):
+    """Two files of one directory, their targets computed together (as a
+    batch's); the directory is replaced by a symbolic link out of the tree
+    after the first file is placed ('after'), or while the second one is
+    being copied ('during': after its inflight file was opened, before its
+    rename). The second file is refused (403) and nothing is written
+    outside; the first stays where it was put."""
+    dst, outside, src = tmp_path / "dst", tmp_path / "outside", tmp_path / "src"
+    outside.mkdir()
+    (src / "a").mkdir(parents=True)
+    w = subscriber(dst)
+    msgs = []
+    for name in ("f1", "f2"):
+        data = f"data of {name}".encode()
+        (src / "a" / name).write_bytes(data)
+        msgs.append(Message("20261125120000.000", f"file:{src}/", f"a/{name}",
+                            {"sum": "d," + hashlib.md5(data).hexdigest(),
+                             "parts": f"1,{len(data)},1,0,0"}))
+    (dst / "a").mkdir(parents=True)
+    targets = [w.target(m, Placement(str(dst), True)) for m in msgs]
+
+    def swap():
+        os.rename(dst / "a", dst / "moved")        # still inside the tree
+        (dst / "a").symlink_to(outside)
+    if when == "after":
+        _swapping(w, swap, "after")
+        assert w.apply(msgs[0], targets[0]).code == 201
+        with pytest.raises(UnsafePathError):
+            w.apply(msgs[1], targets[1])
+        assert (dst / "moved" / "f1").read_bytes() == b"data of f1"
+    else:
+        assert w.apply(msgs[0], targets[0]).code == 201
+        _swapping(w, swap, "during")
+        with pytest.raises(UnsafePathError):
+            w.apply(msgs[1], targets[1])
+        assert sorted(os.listdir(dst / "moved")) == ["f1"]   # its inflight file removed
+    assert os.listdir(outside) == []
+    (dst / "a").unlink()                  # the link planted (by someone with access)
+    assert escapes(dst) == []
+    w.close()
+
+
+def test_a_failed_download_in_a_swapped_directory_touches_nothing_outside(tmp_path):
+    """The inflight file of a download whose directory was swapped for a
+    link out of the tree meanwhile: its mode and times are set on the file
+    written (its descriptor), and when the download fails, what is removed
+    is that file where it is now, never a file outside of the same name."""
+    dst, outside, src = tmp_path / "dst", tmp_path / "outside", tmp_path / "src"
+    outside.mkdir()
+    (outside / "f.tmp").write_bytes(b"not yours")
+    (outside / "f.tmp").chmod(0o600)
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "f").write_bytes(b"data")
+    (dst / "a").mkdir(parents=True)
+    w = subscriber(dst, ("preserve_mode", "on"))
+    m = Message("20261125120000.000", f"file:{src}/", "a/f",
+                {"sum": "d," + hashlib.md5(b"other").hexdigest(),    # will not verify
+                 "parts": "1,4,1,0,0", "mode": "777"})
+    target = w.target(m, Placement(str(dst), True))
+
+    def swap():
+        os.rename(dst / "a", dst / "moved")
+        (dst / "a").symlink_to(outside)
+    _swapping(w, swap, "during")
+    with pytest.raises(ChecksumError):
+        w.apply(m, target)
+    assert (outside / "f.tmp").read_bytes() == b"not yours"
+    assert (outside / "f.tmp").stat().st_mode & 0o777 == 0o600
+    assert os.listdir(dst / "moved") == []
+    m.headers["sum"] = "d," + hashlib.md5(b"data").hexdigest()   # verifies: mode set on fd
+    (dst / "a").unlink()
+    os.rename(dst / "moved", dst / "a")
+    _swapping(w, swap, "during")
+    with pytest.raises(UnsafePathError):
+        w.apply(m, target)
+    assert (outside / "f.tmp").stat().st_mode & 0o777 == 0o600
+    assert os.listdir(dst / "moved") == [] and sorted(os.listdir(outside)) == ["f.tmp"]
+    w.close()
