@@ -17,8 +17,9 @@ import pytest
 
 from tests.helpers import (AMQP_URL, SETUP_HINT, ProcessRegistry, _kill_started, find_program,
                            kill_processes_with_env)
+from tests.rabbitahead import Ahead, needs
 from tools.localnginx import NginxServer, start_nginx
-from tools.localrabbit import RabbitNode, find_script, start_cluster, start_rabbit
+from tools.localrabbit import RabbitNode, find_script, wait_cluster
 from tools.testca import TestCA, make_ca
 
 _INTEGRATION_DIRS = (Path(__file__).parent / "integration", Path(__file__).parent / "guides")
@@ -173,9 +174,52 @@ def nginx(tmp_path_factory, request) -> Callable[..., NginxServer]:
 
 # --------------------------------------------------------------------------- more brokers
 
+_AHEAD = pytest.StashKey[Ahead]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _rabbit_ahead(request, tmp_path_factory):
+    """The private RabbitMQ nodes of the session (rabbit_node, cluster,
+    rabbit_mqtt), booted ahead of the tests that need them and killed after
+    the last one (tests/rabbitahead.py); nothing when no test needs one."""
+    items = request.session.items
+    if not any(needs(item) or "rabbit_node" in item.fixturenames for item in items):
+        yield None
+        return
+    ca = request.getfixturevalue("test_ca")
+    ahead = Ahead(items, tmp_path_factory, lambda: ca)
+    request.config.stash[_AHEAD] = ahead
+    try:
+        yield ahead
+    finally:
+        del request.config.stash[_AHEAD]
+        ahead.close()
+
+
+def _ahead(config) -> Ahead | None:
+    return config.stash.get(_AHEAD, None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Once a test's own nodes are up, boot those of the tests after it."""
+    ahead = _ahead(item.config)
+    if ahead is not None:
+        ahead.look_ahead(item)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    ahead = _ahead(item.config)
+    if ahead is not None:
+        ahead.finished(item)
+
+
 
 @pytest.fixture(scope="session")
-def rabbit_node(tmp_path_factory, test_ca) -> Callable[[str], RabbitNode]:
+def rabbit_node(_rabbit_ahead) -> Callable[[str], RabbitNode]:
     """Factory: ``rabbit_node(name) -> RabbitNode``, a private RabbitMQ node
     (own AMQP and management ports on 127.0.0.1, own data; guest/guest)
     started on first use and shared by the session under that name: a
@@ -185,7 +229,12 @@ def rabbit_node(tmp_path_factory, test_ca) -> Callable[[str], RabbitNode]:
 
     Every node has TLS listeners too, with ``test_ca``'s server
     certificate: ``node.amqps_url(user, password)`` (port
-    ``node.amqps_port``) and ``node.management_https_url``."""
+    ``node.amqps_port``) and ``node.management_https_url``.
+
+    A test (or module) that names its nodes in a marker,
+    ``@pytest.mark.rabbit_nodes("a", "b")``, finds them booted ahead, and
+    they are killed after the last test that names them
+    (tests/rabbitahead.py); another name is started when asked for."""
     if find_script("rabbitmq-server") is None:
         pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
     nodes: dict[str, RabbitNode] = {}
@@ -195,10 +244,11 @@ def rabbit_node(tmp_path_factory, test_ca) -> Callable[[str], RabbitNode]:
         if node is None:
             try:
                 # a unique Erlang node name: one left running by an interrupted
-                # run does not stand in the way
-                node = nodes[name] = start_rabbit(tmp_path_factory.mktemp(f"rabbit_{name}"),
-                                                  f"sarra_{name}_{secrets.token_hex(3)}",
-                                                  tls=test_ca)
+                # run does not stand in the way (tests/rabbitahead.py)
+                node, = _rabbit_ahead.claim(("node", name))
+                node.wait_started()
+                nodes[name] = node
+                _rabbit_ahead.ready(("node", name))
             except RuntimeError as exc:
                 pytest.fail(str(exc), pytrace=False)
         else:
@@ -221,17 +271,18 @@ def rabbit_node(tmp_path_factory, test_ca) -> Callable[[str], RabbitNode]:
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory) -> list[RabbitNode]:
+def cluster(_rabbit_ahead) -> list[RabbitNode]:
     """Three private RabbitMQ nodes on loopback joined into one cluster
     (tools/localrabbit.start_cluster), started on first use and shared by
     the session: the cluster tests and the admin guide's cluster section.
     A test that kills nodes leaves them to the next one's
-    tests.clusterkit.all_running."""
+    tests.clusterkit.all_running. Booted ahead of the first test that
+    uses it, killed after the last (tests/rabbitahead.py)."""
     if find_script("rabbitmq-server") is None:
         pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
     try:
-        nodes = start_cluster(tmp_path_factory.mktemp("cluster"),
-                              f"sarra_cl{secrets.token_hex(2)}_", 3)
+        nodes = wait_cluster(_rabbit_ahead.claim(("cluster",)))
+        _rabbit_ahead.ready(("cluster",))
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
     yield nodes

@@ -165,7 +165,10 @@ class RabbitNode:
         return f"wss://{auth}@127.0.0.1:{self.web_mqtts_port}/ws"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        # nor the SARRA_* of a test: a node is no sarra process, and one
+        # booted while a test runs must outlive that test's clean-up (which
+        # kills whatever has its SARRA_STATE_DIR)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "SARRA_"))}
         env.update({
             "HOME": str(self.home),                     # its own .erlang.cookie
             "RABBITMQ_CONF_ENV_FILE": str(self.home / "rabbitmq-env.conf"),
@@ -296,6 +299,13 @@ def _prepare(home: Path, name: str, management: bool, cookie_text: str | None = 
     return node
 
 
+def prepare_rabbit(home: Path, name: str, management: bool = True,
+                   mqtt: bool = False, tls: TestCA | None = None) -> RabbitNode:
+    """The node ``start_rabbit`` starts, not started yet: ``node.launch()``
+    boots it in the background, ``node.wait_started()`` waits for it."""
+    return _prepare(home, name, management, mqtt=mqtt, tls=tls)
+
+
 def start_rabbit(home: Path, name: str, management: bool = True,
                  mqtt: bool = False, tls: TestCA | None = None) -> RabbitNode:
     """A started private node named ``name`` whose files live in ``home``
@@ -303,18 +313,15 @@ def start_rabbit(home: Path, name: str, management: bool = True,
     ``tls``, a tools/testca.TestCA: a TLS listener on ``amqps_port``, and
     the management API on ``https_port``, with that CA's server
     certificate, beside the plain ones)."""
-    node = _prepare(home, name, management, mqtt=mqtt, tls=tls)
+    node = prepare_rabbit(home, name, management, mqtt=mqtt, tls=tls)
     node.start()
     return node
 
 
-def start_cluster(home: Path, prefix: str, count: int = 3, management: bool = True,
-                  tls: TestCA | None = None) -> list[RabbitNode]:
-    """``count`` private nodes (``<prefix>1`` ... on loopback, one directory
-    each under ``home``) forming one RabbitMQ cluster as they boot: the same
-    Erlang cookie, and each node's configuration names the others (RabbitMQ's
-    classic_config peer discovery). They start side by side. Quorum queues
-    declared there have a member on every node."""
+def launch_cluster(home: Path, prefix: str, count: int = 3, management: bool = True,
+                   tls: TestCA | None = None) -> list[RabbitNode]:
+    """The nodes of ``start_cluster``, launched side by side, not waited for
+    (``wait_cluster`` does)."""
     home = Path(home)
     cookie = os.urandom(16).hex().upper()
     names = [f"{prefix}{i}" for i in range(1, count + 1)]
@@ -325,11 +332,32 @@ def start_cluster(home: Path, prefix: str, count: int = 3, management: bool = Tr
     try:
         for node in nodes:
             node.launch()
-        for node in nodes:
-            node.wait_started(180)
-        nodes[0].ctl("await_online_nodes", str(count), timeout=120)
     except Exception:
         for node in nodes:
             node.close()
         raise
     return nodes
+
+
+def wait_cluster(nodes: list[RabbitNode]) -> list[RabbitNode]:
+    """Wait until the launched nodes of ``launch_cluster`` answer and are
+    one cluster; on failure, they are stopped."""
+    try:
+        for node in nodes:
+            node.wait_started(180)
+        nodes[0].ctl("await_online_nodes", str(len(nodes)), timeout=120)
+    except Exception:
+        for node in nodes:
+            node.close()
+        raise
+    return nodes
+
+
+def start_cluster(home: Path, prefix: str, count: int = 3, management: bool = True,
+                  tls: TestCA | None = None) -> list[RabbitNode]:
+    """``count`` private nodes (``<prefix>1`` ... on loopback, one directory
+    each under ``home``) forming one RabbitMQ cluster as they boot: the same
+    Erlang cookie, and each node's configuration names the others (RabbitMQ's
+    classic_config peer discovery). They start side by side. Quorum queues
+    declared there have a member on every node."""
+    return wait_cluster(launch_cluster(home, prefix, count, management, tls))

@@ -24,6 +24,7 @@ import shutil
 from dataclasses import replace
 
 import pika
+import pytest
 
 from tests.guides.conftest import log_table, rabbit_queues
 from tests.clusterkit import all_running, api
@@ -92,6 +93,7 @@ systemctl restart sarra
 """
 
 
+@pytest.mark.rabbit_nodes("admin")
 def test_set_up_a_switch_as_the_admin_guide_says(rabbit_node, machines, nginx):
     node = rabbit_node("admin")                 # a new RabbitMQ: only guest
     switch_http = free_port()                    # the switch's nginx site (port 80 in the guide)
@@ -255,6 +257,7 @@ def set_up_as(machine: str, steps: list, own: list) -> list:
     return out
 
 
+@pytest.mark.rabbit_nodes("link-lab1", "link-lab2", "link-lab3")
 def test_link_another_switch_as_the_admin_guide_says(rabbit_node, machines, nginx):
     """"Link another switch": lab1 set up as sections 1-7 say, lab2 the same
     with the description and passwords of the link section, then the link
@@ -401,6 +404,7 @@ def reduce_redundant_feeds(rabbit_node, machines, lab1, lab2, alice, amqp1, amqp
         assert "[ERROR]" not in text and "[WARNING]" not in text, f"lab3 {log.name}:\n{text}"
 
 
+@pytest.mark.rabbit_nodes("link-lab2")
 def test_rabbitmq_permissions_by_hand_as_the_admin_guide_says(rabbit_node, machines):
     """"RabbitMQ": alice added with rabbitmqctl and the anchored patterns the
     guide shows, on a node without an alice (the link test's lab2; she is

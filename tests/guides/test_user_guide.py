@@ -36,6 +36,8 @@ README = REPO_ROOT / "README.md"
 WHOLE = (None, None)                       # parse_guide's start, stop: the whole file
 SPANS = {GUIDE: [WHOLE], README: [WHOLE]}  # what the tests below run
 
+pytestmark = pytest.mark.rabbit_nodes("users")    # the switch (user_switch)
+
 PASSWORDS = {"admin": "Adm1n-Secret", "feeder": "F33der-Secret",   # the switch's own
              "anonymous": "anonymous", "alice": "Fake-Passw0rd",   # the guide's (section 2)
              "bob": "B0b-Secret", "carol": "Car0l-Secret"}         # not in the guide

@@ -244,7 +244,7 @@ users:
 
 
 @pytest.fixture(scope="session")
-def rabbit_mqtt(tmp_path_factory, test_ca):
+def rabbit_mqtt(_rabbit_ahead):
     """One private RabbitMQ node for the session with rabbitmq_mqtt and
     rabbitmq_web_mqtt on loopback ports of their own (tools/localrabbit.py:
     ``node.mqtt_url(user)``, ``node.ws_url(user)``, ``node.url(user)``),
@@ -252,18 +252,21 @@ def rabbit_mqtt(tmp_path_factory, test_ca):
     on`` (``RABBIT_MQTT_SWITCH``): alice a source, bob a subscriber
     (passwords ``RABBIT_MQTT_USERS``), with their MQTT permissions and
     topic permissions (sarra/switch/plan.py). MQTT over TLS too
-    (``node.mqtts_url(user)``), with the session test CA's certificate."""
+    (``node.mqtts_url(user)``), with the session test CA's certificate.
+    Booted ahead of the first test that uses it, killed after the last
+    (tests/rabbitahead.py)."""
     from sarra.switch import load_switch
     from sarra.switch.rabbit import ManagementApi, check, declare
-    from tools.localrabbit import find_script, start_rabbit
+    from tools.localrabbit import find_script
     if find_script("rabbitmq-server") is None:
         pytest.fail(f"rabbitmq-server not found: {SETUP_HINT}", pytrace=False)
-    home = tmp_path_factory.mktemp("rabbit_mqtt")
+    node, = _rabbit_ahead.claim(("mqtt",))
+    home = node.home
     try:
-        node = start_rabbit(home, f"sarra_mqtt_{secrets.token_hex(3)}", mqtt=True,
-                            tls=test_ca)
+        node.wait_started()
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
+    _rabbit_ahead.ready(("mqtt",))
     path = home / "switch.yaml"
     path.write_text(RABBIT_MQTT_SWITCH.format(port=node.amqp_port, data_dir=home / "data"))
     switch = load_switch(str(path))

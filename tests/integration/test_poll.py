@@ -159,6 +159,7 @@ def test_poll_announces_new_and_changed_files_once_and_a_subscriber_mirrors_them
         assert ftpd.password not in path.read_text(errors="replace")
 
 
+@pytest.mark.rabbit_nodes("b")
 def test_two_instances_announce_each_file_once_and_the_survivor_takes_over(
         sarra_home, unique, tmp_path, ftpd, rabbit_node):
     """``instances 2`` started by ``sarra start``, as a source user of a

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pika
+import pytest
 
 from tests.helpers import make_tree, run_tool
 from tests.integration.flowkit import (BROKER, assert_logs_clean, codes_by_relpath, declare,
@@ -126,6 +127,7 @@ def test_sender_pushes_a_posted_tree_and_announces_the_remote_copies(sarra_home,
     assert_logs_clean(proc.log)
 
 
+@pytest.mark.rabbit_nodes("b")
 def test_sender_announces_on_another_switch_whose_subscriber_fetches_the_copies(
         sarra_home, unique, procs, taps, sshd, rabbit_node, tmp_path):
     """Switch to switch by push: dd_sender on this switch (the local

@@ -51,6 +51,7 @@ from tools.proc import free_port, port_open
 __all__ = ["slow_http"]
 
 NAMES = ("labA", "labB", "labC")
+pytestmark = pytest.mark.rabbit_nodes("a", "b", "c")     # the net fixture's
 
 
 @dataclass

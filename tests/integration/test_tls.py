@@ -22,6 +22,9 @@ from tests.helpers import run_tool
 from tools.testca import make_ca
 
 
+pytestmark = pytest.mark.rabbit_nodes("a")       # the node fixture's
+
+
 @pytest.fixture(scope="module")
 def node(rabbit_node):
     return rabbit_node("a")
