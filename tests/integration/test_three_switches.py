@@ -193,7 +193,7 @@ def net(rabbit_node, tmp_path_factory, test_ca):
     <user>-mirror the subscribers'), "webs" (name -> the switch's https
     Site: the site dd_audit nginx writes), "ca" (the TestCA)."""
     tmp_path = tmp_path_factory.mktemp("switches")
-    webs = []
+    webs: dict[str, Site] = {}
     ca = str(test_ca.ca_file)
     nodes = dict(zip(("labA", "labB", "labC"), rabbit_node.several("a", "b", "c")))
     upstream = {"labB": "labA", "labC": "labB", "labA": "labC"}   # who takes from whom
@@ -231,7 +231,11 @@ def net(rabbit_node, tmp_path_factory, test_ca):
             if name == "labC":     # data from labA comes to labC through labB
                 lines.append("    from_clusters: [labB, labA]")
             switches[name] = m.write("switch.yaml", "\n".join(lines) + "\n")
-        for name in NAMES:        # every account exists before any link logs in
+        # each switch's steps wait for its processes: the three switches at
+        # once, step by step (every account exists before any link logs in)
+        sites = {name: tmp_path_factory.mktemp("nginx") for name in NAMES}
+
+        def declare_and_serve(name):
             m = machines[name]
             out = m.run("audit", "declare", switches[name]).stdout
             taker = next(t for t, up in upstream.items() if up == name)
@@ -239,9 +243,10 @@ def net(rabbit_node, tmp_path_factory, test_ca):
             assert m.run("audit", "check", switches[name], check=False).returncode == 0
             # the site dd_audit writes (the tree, and _private/ behind basic
             # auth and the readers' map), with the password file declare wrote
-            webs.append(start_site(m, switches[name], tmp_path_factory.mktemp("nginx"),
-                                   ports[name], test_ca))
-        for name in NAMES:
+            webs[name] = start_site(m, switches[name], sites[name], ports[name], test_ca)
+        side_by_side(declare_and_serve, NAMES)
+
+        def configure(name):
             m = machines[name]
             out = m.run("audit", "configs", switches[name]).stdout
             assert f"sara/from-{upstream[name]}.conf" in out, out
@@ -251,6 +256,7 @@ def net(rabbit_node, tmp_path_factory, test_ca):
                 "ca_file" in c.read_text() and "amqp://" not in c.read_text()
                 for c in written), written       # all over TLS, the CA told
             m.run("sarra", "declare", timeout=120)
+        side_by_side(configure, NAMES)
         # each start waits for its instances: the three machines at once
         side_by_side(lambda m: m.run("sarra", "start", timeout=120), machines.values())
         for user, switch in (("carol", "labB"), ("dave", "labC")):
@@ -261,18 +267,24 @@ def net(rabbit_node, tmp_path_factory, test_ca):
                 f"ca_file {ca}\n"
                 f"mirror on\ndirectory {tmp_path / (user + '-mirror')}\naccept .*\n"
                 "expire 1h\n"))
-            p.run("subscribe", "declare", "all")
-            p.run("subscribe", "start", "all")
         for user in ("alice", "bob"):
             p = people[user] = Machine(tmp_path / user)
             p.credential(f"{url(nodes['labA'], user, with_password=True)} ca_file={ca}")
             p.write("log/mine.conf", f"broker {url(nodes['labA'], user)}\nexpire 1h\n")
-            assert p.run("log", "mine", "--format", "json").stdout == ""  # subscribed
+
+        def ready(user):
+            p = people[user]
+            if user in ("carol", "dave"):
+                p.run("subscribe", "declare", "all")
+                p.run("subscribe", "start", "all")
+            else:
+                assert p.run("log", "mine", "--format", "json").stdout == ""  # subscribed
+        side_by_side(ready, ("carol", "dave", "alice", "bob"))
         yield {"nodes": nodes, "switches": machines, "people": people, "tmp": tmp_path,
-               "webs": dict(zip(NAMES, webs)), "ca": test_ca}
+               "webs": {name: webs[name] for name in NAMES}, "ca": test_ca}
     finally:
         side_by_side(Machine.stop_all, [*machines.values(), *people.values()])
-        for web in webs:
+        for web in webs.values():
             web.stop()
 
 
