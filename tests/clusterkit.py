@@ -1,6 +1,7 @@
 """Helpers of the tests on a three-node RabbitMQ cluster (the ``cluster``
 fixture of tests/conftest.py): its management API, and making sure every
-node runs before a test (an earlier one may have SIGKILLed some)."""
+node runs before a test (an earlier one may have SIGKILLed some). The API's
+``rabbit_api`` serves the tests of any private node too."""
 from __future__ import annotations
 
 import requests          # the test side's HTTP client (not sarra's)
@@ -13,6 +14,16 @@ def api(node: RabbitNode, path: str):
     got = requests.get(f"{node.management_url}/{path}", auth=("guest", "guest"), timeout=10)
     got.raise_for_status()
     return got.json()
+
+
+def rabbit_api(node: RabbitNode, method: str, path: str, body: dict | None = None):
+    """``method`` ``path`` on the node's management API, as guest (the
+    test's hand on the node, where rabbitmqctl would boot an Erlang VM
+    each time, a second or more); the decoded answer, if any."""
+    got = requests.request(method, f"{node.management_url}/{path}", auth=("guest", "guest"),
+                           json=body, timeout=10)
+    got.raise_for_status()
+    return got.json() if got.content else None
 
 
 def alive(nodes) -> list[RabbitNode]:

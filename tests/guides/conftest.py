@@ -9,6 +9,7 @@ from typing import Callable
 
 import pytest
 
+from tests.clusterkit import rabbit_api
 from tests.guides.runner import Machine
 from tools.localrabbit import RabbitNode
 
@@ -31,14 +32,27 @@ def machines(tmp_path) -> Callable[..., Machine]:
 
 
 def rabbit_queues(node: RabbitNode) -> dict[str, int]:
-    """name -> messages ready, of every queue of the node."""
-    res = node.ctl("list_queues", "-q", "--no-table-headers", "name", "messages_ready",
-                   check=False)
+    """name -> messages ready, of every queue of the node: the names from
+    the management API, each count as the broker has it now (a passive
+    declare; the API's counts lag by up to its statistics interval, 5 s),
+    or the API's for a queue that another connection holds exclusively."""
+    import pika
+
+    listed = rabbit_api(node, "GET", "queues/%2F?columns=name,messages_ready")
     queues = {}
-    for line in res.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            queues[parts[0]] = int(parts[1])
+    conn = pika.BlockingConnection(pika.URLParameters(node.url()))
+    try:
+        for q in listed:
+            try:
+                channel = conn.channel()
+                queues[q["name"]] = channel.queue_declare(q["name"], passive=True).method.message_count
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code == 405:           # RESOURCE_LOCKED: exclusive
+                    queues[q["name"]] = q.get("messages_ready", 0)
+                # 404: deleted since it was listed
+    finally:
+        conn.close()
     return queues
 
 
@@ -57,4 +71,4 @@ def log_table(text: str) -> list[dict]:
     return rows
 
 
-__all__ = ["log_table", "rabbit_queues"]
+__all__ = ["log_table", "rabbit_api", "rabbit_queues"]

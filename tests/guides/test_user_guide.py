@@ -26,7 +26,7 @@ import shlex
 
 import pytest
 
-from tests.guides.conftest import log_table, rabbit_queues
+from tests.guides.conftest import log_table, rabbit_api, rabbit_queues
 from tests.guides.runner import GuideRunner, Machine, parse_guide
 from tests.helpers import REPO_ROOT, compare_trees, make_tree, wait_for
 from tools.localnginx import start_nginx
@@ -96,9 +96,12 @@ def user_switch(rabbit_node, tmp_path_factory):
     log router (shared by the user guide's test and the README's)."""
     node = rabbit_node("users")
     switch = Machine("switch", tmp_path_factory.mktemp("switch"), rabbit=node)
-    node.ctl("add_user", "admin", PASSWORDS["admin"])
-    node.ctl("set_user_tags", "admin", "administrator")
-    node.ctl("set_permissions", "-p", "/", "admin", ".*", ".*", ".*")
+    # the node's administrator, as the admin guide's section 2 makes it
+    # (rabbitmqctl add_user, set_user_tags, set_permissions): by its API
+    rabbit_api(node, "PUT", "users/admin", {"password": PASSWORDS["admin"],
+                                            "tags": "administrator"})
+    rabbit_api(node, "PUT", "permissions/%2F/admin", {"configure": ".*", "write": ".*",
+                                                      "read": ".*"})
     data = switch.root / "var" / "lib" / "sarra" / "data"
     data.mkdir(parents=True)
     web = start_nginx(tmp_path_factory.mktemp("switch-nginx"), data, workers=1)
@@ -113,8 +116,9 @@ def user_switch(rabbit_node, tmp_path_factory):
             result = switch.sh(command)
             assert result.returncode == 0, result.output
         # bob reads alice's exchange (section 8.2): a subscriber's rights plus xs_alice
-        node.ctl("set_permissions", "-p", "/", "bob", r"^q_bob\..*", r"^q_bob\..*|^xs_bob$",
-                 r"^q_bob\..*|^x[rs]_bob$|^xpublic$|^xs_alice$")
+        rabbit_api(node, "PUT", "permissions/%2F/bob", {
+            "configure": r"^q_bob\..*", "write": r"^q_bob\..*|^xs_bob$",
+            "read": r"^q_bob\..*|^x[rs]_bob$|^xpublic$|^xs_alice$"})
         yield node
     finally:
         switch.stop_everything()
@@ -123,8 +127,11 @@ def user_switch(rabbit_node, tmp_path_factory):
 
 def _alice_password(node, password: str) -> None:
     """The switch's administrator sets alice's password (the user guide's and
-    the README's differ)."""
-    node.ctl("change_password", "alice", password)
+    the README's differ): rabbitmqctl change_password, by the node's API
+    (a user's PUT keeps nothing but what it is given: her tags again)."""
+    tags = rabbit_api(node, "GET", "users/alice")["tags"]
+    rabbit_api(node, "PUT", "users/alice", {
+        "password": password, "tags": tags if isinstance(tags, str) else ",".join(tags)})
 
 
 RECORDING = r"""#!/bin/sh

@@ -168,13 +168,16 @@ def test_two_instances_announce_each_file_once_and_the_survivor_takes_over(
     (an exclusive queue) and polls; killed, the other takes over within
     seconds, without announcing again what was confirmed."""
     from sarra.service import pid_file, read_pid_file
+    from tests.clusterkit import rabbit_api
     from tests.helpers import run_tool
     from tests.integration.flowkit import Tap
     node = rabbit_node("b")
     user = f"src{unique}"
-    node.ctl("add_user", user, "pw-" + unique)
-    node.ctl("set_permissions", "-p", "/", user, rf"^q_{user}\..*",
-             rf"^q_{user}\..*|^xs_{user}(_.*)?$", rf"^q_{user}\..*|^x[rs]_{user}(_.*)?$")
+    # rabbitmqctl add_user, set_permissions (configure, write, read): by the API
+    rabbit_api(node, "PUT", f"users/{user}", {"password": "pw-" + unique, "tags": ""})
+    rabbit_api(node, "PUT", f"permissions/%2F/{user}", {
+        "configure": rf"^q_{user}\..*", "write": rf"^q_{user}\..*|^xs_{user}(_.*)?$",
+        "read": rf"^q_{user}\..*|^x[rs]_{user}(_.*)?$"})
     ex = f"xs_{user}"
     posts = Tap(ex, "v02.post.#", f"q_tap_{unique}", url=node.url())   # (declares ex, as guest)
     sarra_home.add_credentials(ftpd.credentials, node.url(user, "pw-" + unique))
@@ -217,4 +220,4 @@ def test_two_instances_announce_each_file_once_and_the_survivor_takes_over(
     assert took < 10, f"the takeover took {took:.1f}s"
     run_tool("sarra", "stop", f"poll/{name}", timeout=60)
     posts.close()
-    node.ctl("delete_user", user)
+    rabbit_api(node, "DELETE", f"users/{user}")
