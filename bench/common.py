@@ -32,8 +32,12 @@ def make_files(top: Path, n: int, size: int) -> None:
 
 
 def cli(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sarra.cli", *args], cwd=ROOT, check=True,
-                          capture_output=True, text=True, **kw)
+    """A sarra command; one that fails stops the benchmark with what it said."""
+    res = subprocess.run([sys.executable, "-m", "sarra.cli", *args], cwd=ROOT,
+                         capture_output=True, text=True, **kw)
+    if res.returncode:
+        raise SystemExit(f"{' '.join(args)} exited {res.returncode}: {res.stderr[-600:]}")
+    return res
 
 
 def count_files(top: Path) -> int:
