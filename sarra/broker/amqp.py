@@ -140,21 +140,50 @@ def _convert(exc: Exception, url: str | None = None,
     return BrokerError(f"AMQP error: {exc!r}", recoverable=True)
 
 
-def _join_frames(impl) -> None:
-    """Hand pika's transport each message's frames (method, header, body) as
-    one piece: it sends each piece it is given with a system call of its
-    own, so this is a third of the calls per published message."""
-    emit = getattr(impl, "_adapter_emit_data", None)
-    if emit is None or not hasattr(impl, "_output_marshaled_frames"):
-        return      # another pika: its own way, one piece per frame
+class _Output:
+    """What pika writes to its transport, which sends each piece it is given
+    with a system call of its own. Each message's frames (method, header,
+    body) are one piece, and the messages published between two turns of
+    the I/O loop are held and handed over as one piece (``release``, before
+    each turn): one send() per turn instead of one per message. Anything
+    else pika writes meanwhile (a declaration, an ack, a heartbeat, a close)
+    releases what is held first, so the order on the wire is kept."""
 
-    def output(frames) -> None:
-        data = b"".join(frames)
+    def __init__(self, impl):
+        self._impl = impl
+        self._emit = impl._adapter_emit_data
+        self._held: list[bytes] = []
+        self.holding = False
+
+    @classmethod
+    def install(cls, impl) -> "_Output | None":
+        if not hasattr(impl, "_adapter_emit_data") or \
+                not hasattr(impl, "_output_marshaled_frames"):
+            return None     # another pika: its own way, one piece per frame
+        out = cls(impl)
+        impl._output_marshaled_frames = out
+        return out
+
+    def __call__(self, frames) -> None:
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        impl = self._impl
         impl.bytes_sent += len(data)
         impl.frames_sent += len(frames)
-        emit(data)
+        if self.holding:
+            self._held.append(data)
+            return
+        if self._held:
+            self.release()
+        self._emit(data)
 
-    impl._output_marshaled_frames = output
+    def release(self) -> None:
+        """Hand what is held to the transport, as one piece (dropped when the
+        connection is closed: unconfirmed, its batch is done again)."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        if not self._impl.is_closed:
+            self._emit(b"".join(held))
 
 
 def _parameters(url: str, heartbeat: float, connection_name: str,
@@ -210,6 +239,7 @@ class AmqpBroker:
         self._params = None if parts.username and parts.password is None else \
             _parameters(url, heartbeat, connection_name, self._tls)
         self._conn: pika.BlockingConnection | None = None
+        self._out: _Output | None = None
         self._ch = None           # declares and bindings (a refusal closes only this one)
         self._cch = None          # consuming
         self._pch = None          # publishing, in confirm mode
@@ -244,7 +274,7 @@ class AmqpBroker:
         with contextlib.suppress(Exception):
             if self._conn and self._conn.is_open:
                 self._conn.close()
-        self._conn = self._ch = self._cch = self._pch = None
+        self._conn = self._ch = self._cch = self._pch = self._out = None
         self._inbox.clear()
         self._unacked.clear()
 
@@ -259,7 +289,7 @@ class AmqpBroker:
         self._nacked.clear()
         with self._guard("connect"):
             self._conn = pika.BlockingConnection(self._params)
-            _join_frames(self._conn._impl)
+            self._out = _Output.install(self._conn._impl)
             self._epoch += 1
             self._ch = self._conn.channel()
         log.debug("connected to %s", self.name)
@@ -268,6 +298,12 @@ class AmqpBroker:
 
     def close(self) -> None:
         self._drop()
+
+    def _pump(self, time_limit: float) -> None:
+        """A turn of pika's I/O loop, what publishes hold handed over first."""
+        if self._out is not None:
+            self._out.release()
+        self._conn.process_data_events(time_limit=time_limit)
 
     def _channel(self):
         if self._conn is None or not self._conn.is_open:
@@ -366,7 +402,7 @@ class AmqpBroker:
             if self._consuming is not None:
                 self._consumer_channel()
             with self._guard("receive"):
-                self._conn.process_data_events(time_limit=timeout)
+                self._pump(timeout)
         out, self._inbox = self._inbox, []
         return out
 
@@ -399,7 +435,7 @@ class AmqpBroker:
             pch._impl.confirm_delivery(ack_nack_callback=self._on_confirm,
                                        callback=lambda _frame: ready.append(True))
             while not ready:
-                self._conn.process_data_events(time_limit=0.002)
+                self._pump(0.002)
         self._pch, self._next_tag = pch, 0
         return pch
 
@@ -448,13 +484,20 @@ class AmqpBroker:
                 self._settle(lambda: len(self._pending) < WINDOW // 2, 60.0)
             # the asynchronous channel queues the frames without running the
             # I/O loop each time; we pump it every PUMP_EVERY messages
-            pch._impl.basic_publish(msg.exchange, msg.topic, msg.body, props,
-                                    mandatory=msg.mandatory)
+            out = self._out
+            if out is not None:
+                out.holding = True      # written with the others at the next turn
+            try:
+                pch._impl.basic_publish(msg.exchange, msg.topic, msg.body, props,
+                                        mandatory=msg.mandatory)
+            finally:
+                if out is not None:
+                    out.holding = False
             self._next_tag += 1
             self._pending[self._next_tag] = msg
             self.published += 1
             if self._next_tag % PUMP_EVERY == 0:
-                self._conn.process_data_events(time_limit=0)
+                self._pump(0)
 
     def _settle(self, done, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -464,7 +507,7 @@ class AmqpBroker:
                                   recoverable=True)
             # short turns: confirms are dispatched to our callback, which the
             # blocking adapter does not count as an event that ends its wait
-            self._conn.process_data_events(time_limit=0.002)
+            self._pump(0.002)
             if self._pch is None or not self._pch.is_open:
                 reason = getattr(self, "_closed_reason", None)
                 err = _convert(reason) if reason else BrokerError("publish channel closed")
@@ -493,4 +536,4 @@ class AmqpBroker:
         """Let pika answer heartbeats during long work between ``get`` calls."""
         if self._conn is not None and self._conn.is_open:
             with self._guard("heartbeat"):
-                self._conn.process_data_events(time_limit=0)
+                self._pump(0)
