@@ -29,13 +29,16 @@ _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
           ConnectionAbortedError)
 
 HEAD_MAX = 65536          # bytes of an answer's status line and headers, at most
+                          # (and of a chunked body's trailers)
+INTERIM_MAX = 100         # interim (1xx) answers before the real one, at most
 RECV = 65536              # bytes asked of one receive of a head
 _NO_BODY = (204, 304)
 
 
-# the headers that frame a body, each on its line (as the loop of Answer reads them)
+# the headers that frame a body, each on its line (as the loop of Answer reads them:
+# a line ends at LF, one CR before it dropped; a bare CR is part of the line)
 _FRAMING = re.compile(rb"^[ \t]*(content-length|transfer-encoding|connection)[ \t]*:[ \t]*"
-                      rb"([^\r\n]*?)[ \t]*\r?$", re.M | re.I)
+                      rb"([^\n]*?)[ \t]*\r?$", re.M | re.I)
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 
 
@@ -109,10 +112,12 @@ class Answer:
     """The status line and framing headers of one answer."""
 
     def __init__(self, head: bytes):
-        status_line, _, rest = head.partition(b"\r\n")
+        status_line, _, rest = head.partition(b"\n")      # (a bare LF ends a line too)
+        if status_line.endswith(b"\r"):
+            status_line = status_line[:-1]
         words = status_line.decode("latin-1").split(None, 2)
         if len(words) < 2 or not words[0].startswith("HTTP/1.") or \
-                not (len(words[1]) == 3 and words[1].isdigit()):
+                not (len(words[1]) == 3 and _digits(words[1])):
             raise http.client.BadStatusLine(status_line[:80].decode("latin-1"))
         self.version = words[0]
         self.status = int(words[1])
@@ -124,17 +129,17 @@ class Answer:
                     value.decode("latin-1"))
             return
         last = None
-        for raw in rest.split(b"\r\n") if rest else ():
-            line = raw.decode("latin-1")
+        for raw in rest.split(b"\n") if rest else ():
+            line = (raw[:-1] if raw.endswith(b"\r") else raw).decode("latin-1")
             if line[:1] in (" ", "\t") and last is not None:    # an obsolete folded line
-                last[-1] = f"{last[-1]} {line.strip()}"
+                last[-1] = last[-1] + " " + line.strip(" \t")
                 continue
             name, colon, value = line.partition(":")
-            name = name.strip().lower()
+            name = name.strip(" \t").lower()
             if not colon or not name:
                 continue                   # not a header (as http.client, ignored)
             last = self.headers.setdefault(name, [])
-            last.append(value.strip())
+            last.append(value.strip(" \t"))
 
     def get(self, name: str) -> str | None:
         values = self.headers.get(name)
@@ -169,6 +174,8 @@ class Body:
                 self._keep = False
             else:
                 self._chunked, self._left = True, 0
+            if length is not None:          # both: chunked wins, but such an answer may be
+                self._keep = False          # a smuggling attempt (RFC 9112 §6.3): not reused
         elif length is not None:
             values = {v.strip() for one in length for v in one.split(",")}
             if len(values) != 1 or not _digits(next(iter(values))):
@@ -227,8 +234,11 @@ class Body:
         self._left = int(size, 16)
         if self._left:
             return True
-        while conn.line():                 # trailers, up to an empty line
-            pass
+        trailers = 0
+        while line := conn.line():         # trailers, up to an empty line
+            trailers += len(line) + 2
+            if trailers > HEAD_MAX:
+                raise http.client.LineTooLong("trailers")
         self._done = True
         return False
 
@@ -262,10 +272,13 @@ class Connections:
                 lines = [f"GET {path} HTTP/1.1", f"Host: {conn.host}"]
                 lines += [f"{k}: {v}" for k, v in headers.items()]
                 conn.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-                while True:
+                for _ in range(INTERIM_MAX + 1):
                     answer = Answer(conn.head())
                     if answer.status >= 200 or answer.status == 101:
                         break                # (1xx: an interim answer, the real one follows)
+                else:
+                    raise http.client.HTTPException(
+                        f"more than {INTERIM_MAX} interim (1xx) answers")
                 if answer.status == 101:
                     raise http.client.HTTPException("unexpected 101 Switching Protocols")
             except _STALE:
