@@ -60,8 +60,9 @@ def real(path: str) -> str:
             return os.path.realpath(path)
         try:
             got = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            _proc_fd[0] = False        # no /proc here after all
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:   # (longer than PATH_MAX: this one only)
+                _proc_fd[0] = False    # no /proc here after all
             got = ""
         finally:
             os.close(fd)

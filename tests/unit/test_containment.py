@@ -792,3 +792,71 @@ def test_a_failed_download_in_a_swapped_directory_touches_nothing_outside(tmp_pa
     assert (outside / "f.tmp").stat().st_mode & 0o777 == 0o600
     assert os.listdir(dst / "moved") == [] and sorted(os.listdir(outside)) == ["f.tmp"]
     w.close()
+
+
+def test_real_of_a_path_resolving_beyond_path_max_keeps_the_kernels_lookup(tmp_path,
+                                                                          monkeypatch):
+    """A path whose resolution is longer than PATH_MAX (links made by posts
+    can do that: each target short, their chain long) cannot be read back
+    from /proc/self/fd (ENAMETOOLONG): realpath's answer for that one, but
+    the kernel's lookup was switched off for the rest of the process, as if
+    /proc were missing."""
+    import sarra.containment as containment
+    if not containment._proc_fd[0]:
+        pytest.skip("no O_PATH or /proc here")
+    half = "/".join(["x" * 250] * 10)
+    monkeypatch.chdir(tmp_path)
+    os.makedirs(half)
+    os.chdir(half)                      # (the whole path is too long for one call)
+    os.makedirs(half)
+    os.symlink(half, "l2")
+    os.chdir(tmp_path)
+    os.symlink(half, "l1")
+    deep = str(tmp_path / "l1" / "l2")
+    assert len(os.path.realpath(deep)) > 4096
+    try:
+        assert containment.real(deep) == os.path.realpath(deep)
+        assert containment._proc_fd[0], "the kernel's lookup was switched off"
+    finally:
+        containment._proc_fd[0] = True
+
+
+def test_real_is_realpath_on_generated_trees(tmp_path):
+    """Property-style: random trees of directories, files and links
+    (relative, absolute, out of the tree, chains, loops, dangling), names
+    with a newline, non-UTF-8 bytes, ' (deleted)'; random paths through
+    them with '..', '.', '' and missing names: real() == realpath()."""
+    import random
+    import sarra.containment as containment
+    names = ["a", "b", "d\n", "e (deleted)", "\udcff\udcfe", " ", "..f"]
+    rng = random.Random(11)
+    for n in range(60):
+        root = tmp_path / str(n) / "r"
+        root.mkdir(parents=True)
+        dirs = [str(root)]
+        for _ in range(rng.randint(3, 10)):
+            d = os.path.join(rng.choice(dirs), rng.choice(names))
+            if not os.path.lexists(d):
+                os.mkdir(d)
+                dirs.append(d)
+        for _ in range(rng.randint(2, 8)):
+            at = os.path.join(rng.choice(dirs), rng.choice(names))
+            if os.path.lexists(at):
+                continue
+            kind = rng.random()
+            if kind < .3:
+                target = os.path.relpath(rng.choice(dirs), os.path.dirname(at))
+            elif kind < .5:
+                target = rng.choice(dirs) + rng.choice(["", "/", "/" + rng.choice(names)])
+            elif kind < .8:
+                target = "/".join(rng.choice(names + ["..", "."]) for _ in range(rng.randint(1, 4)))
+            else:
+                target = str(tmp_path)
+            if rng.random() < .2:
+                open(at, "x").close()
+            else:
+                os.symlink(target, at)
+        for _ in range(40):
+            comps = [rng.choice(names + ["..", ".", "", "zz"]) for _ in range(rng.randint(0, 6))]
+            p = os.path.join(str(root), *comps)
+            assert containment.real(p) == os.path.realpath(p), p
