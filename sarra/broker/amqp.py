@@ -9,8 +9,10 @@ Requires: pika >= 1.3.
 
 pika's BlockingChannel only offers one-at-a-time confirms, so confirm mode is
 switched on through the channel's underlying asynchronous implementation
-(``BlockingChannel._impl``) with our own ack/nack callback, and publishes go
-through the blocking channel's non-confirming path. Everything runs in the
+(``BlockingChannel._impl``) with our own ack/nack callback. A publish is
+encoded here (``publish_frames``: the bytes pika would write) and held with
+the others until the next turn of the I/O loop, then written as one piece
+(``_Output``); pika keeps the connection, the channels, confirms and returns. Everything runs in the
 caller's thread: confirms and deliveries are dispatched while we process I/O
 in ``get``, ``flush`` and ``keepalive``.
 """
@@ -18,12 +20,14 @@ import contextlib
 import logging
 import os
 import ssl
+import struct
 import time
 from collections import OrderedDict
 from urllib.parse import unquote, urlsplit
 from typing import Any, Iterator
 
 import pika
+import pika.data
 import pika.exceptions as px
 
 from ..config.paths import config_dir
@@ -142,18 +146,17 @@ def _convert(exc: Exception, url: str | None = None,
 
 class _Output:
     """What pika writes to its transport, which sends each piece it is given
-    with a system call of its own. Each message's frames (method, header,
-    body) are one piece, and the messages published between two turns of
-    the I/O loop are held and handed over as one piece (``release``, before
-    each turn): one send() per turn instead of one per message. Anything
-    else pika writes meanwhile (a declaration, an ack, a heartbeat, a close)
-    releases what is held first, so the order on the wire is kept."""
+    with a system call of its own. Published messages (their frames as
+    bytes, ``publish_frames``) are held and handed over as one piece before
+    each turn of the I/O loop (``release``): one send() per turn instead of
+    one per message. Anything pika writes itself meanwhile (a declaration,
+    an ack, a heartbeat, a close) releases what is held first, so the order
+    on the wire is kept; its frames are joined into one piece too."""
 
     def __init__(self, impl):
         self._impl = impl
         self._emit = impl._adapter_emit_data
         self._held: list[bytes] = []
-        self.holding = False
 
     @classmethod
     def install(cls, impl) -> "_Output | None":
@@ -169,12 +172,14 @@ class _Output:
         impl = self._impl
         impl.bytes_sent += len(data)
         impl.frames_sent += len(frames)
-        if self.holding:
-            self._held.append(data)
-            return
         if self._held:
             self.release()
         self._emit(data)
+
+    def hold(self, data: bytes) -> None:
+        """A message's frames, written at the next ``release``."""
+        self._held.append(data)
+        self._impl.bytes_sent += len(data)
 
     def release(self) -> None:
         """Hand what is held to the transport, as one piece (dropped when the
@@ -184,6 +189,83 @@ class _Output:
         held, self._held = self._held, []
         if not self._impl.is_closed:
             self._emit(b"".join(held))
+
+
+_FRAME = struct.Struct(">BHI")          # type, channel, payload size
+_FRAME_END = b"\xce"
+_PUBLISH = struct.pack(">IH", 0x003C0028, 0)     # Basic.Publish (60, 40), ticket 0
+_HEADER = struct.Struct(">HxxQH")       # class 60, weight 0, body size, property flags
+_CONTENT_TYPE, _HEADERS, _DELIVERY_MODE, _EXPIRATION = 1 << 15, 1 << 13, 1 << 12, 1 << 8
+_LONG = struct.Struct(">I")
+_KEYS: dict[str, bytes] = {}            # header name -> its short string
+
+
+def _short(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    if len(raw) > 255:
+        raise px.ShortStringTooLong(raw)
+    return bytes((len(raw),)) + raw
+
+
+def _table(headers: dict) -> bytes:
+    """An AMQP field table as pika writes it (strings as long strings 'S');
+    anything but a string is left to pika's own encoder."""
+    pieces = []
+    keys = _KEYS
+    for key, value in headers.items():
+        name = keys.get(key)
+        if name is None:
+            name = _short(key)
+            if len(keys) < 256:
+                keys[key] = name
+        if value.__class__ is str:
+            raw = value.encode("utf-8")
+            pieces.append(b"%sS%s%s" % (name, _LONG.pack(len(raw)), raw))
+        else:
+            more: list[bytes] = []
+            pika.data.encode_value(more, value)
+            pieces.append(name + b"".join(more))
+    data = b"".join(pieces)
+    return _LONG.pack(len(data)) + data
+
+
+def publish_frames(channel: int, exchange: str, routing_key: str, body: bytes | str,
+                   content_type: str | None, headers: dict | None, delivery_mode: int | None,
+                   expiration: str | None, mandatory: bool, body_max: int) -> bytes:
+    """The frames of a basic.publish (method, content header with the
+    properties sarra sets, body frames of at most ``body_max`` bytes),
+    byte for byte what pika's ``Channel.basic_publish`` writes for the same
+    message (tests/unit/test_amqp_wire.py), without its per-message objects."""
+    if body.__class__ is not bytes:
+        body = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    method = b"%s%s%s%c" % (_PUBLISH, _short(exchange), _short(routing_key),
+                            1 if mandatory else 0)
+    flags = 0
+    props = []
+    if content_type is not None:
+        flags |= _CONTENT_TYPE
+        props.append(_short(content_type))
+    if headers is not None:
+        flags |= _HEADERS
+        props.append(_table(headers))
+    if delivery_mode is not None:
+        flags |= _DELIVERY_MODE
+        props.append(bytes((delivery_mode,)))
+    if expiration is not None:
+        flags |= _EXPIRATION
+        props.append(_short(expiration))
+    size = len(body)
+    header = _HEADER.pack(60, size, flags) + b"".join(props)
+    out = [_FRAME.pack(1, channel, len(method)), method, _FRAME_END,
+           _FRAME.pack(2, channel, len(header)), header, _FRAME_END]
+    if size <= body_max:
+        if size:
+            out += (_FRAME.pack(3, channel, size), body, _FRAME_END)
+    else:
+        for start in range(0, size, body_max):
+            chunk = body[start:start + body_max]
+            out += (_FRAME.pack(3, channel, len(chunk)), chunk, _FRAME_END)
+    return b"".join(out)
 
 
 def _parameters(url: str, heartbeat: float, connection_name: str,
@@ -240,6 +322,7 @@ class AmqpBroker:
             _parameters(url, heartbeat, connection_name, self._tls)
         self._conn: pika.BlockingConnection | None = None
         self._out: _Output | None = None
+        self._body_max = 131072 - 8
         self._ch = None           # declares and bindings (a refusal closes only this one)
         self._cch = None          # consuming
         self._pch = None          # publishing, in confirm mode
@@ -290,6 +373,10 @@ class AmqpBroker:
         with self._guard("connect"):
             self._conn = pika.BlockingConnection(self._params)
             self._out = _Output.install(self._conn._impl)
+            # a body frame's payload at most: the negotiated frame_max, less
+            # a frame's header and end (pika's own figure when it has one)
+            self._body_max = getattr(self._conn._impl, "_body_max_length", None) or \
+                self._conn._impl.params.frame_max - 8
             self._epoch += 1
             self._ch = self._conn.channel()
         log.debug("connected to %s", self.name)
@@ -476,28 +563,37 @@ class AmqpBroker:
     def publish(self, msg: Outgoing) -> None:
         """Send without waiting; ``flush`` settles the confirms."""
         pch = self._publish_channel()
-        props = _Properties(content_type=msg.content_type, headers=msg.headers,
-                                     delivery_mode=2 if msg.persistent else 1,
-                                     expiration=str(msg.expiration_ms) if msg.expiration_ms else None)
-        with self._guard(f"publish to {msg.exchange}"):
+        expiration = str(msg.expiration_ms) if msg.expiration_ms else None
+        try:
             if len(self._pending) >= WINDOW:
                 self._settle(lambda: len(self._pending) < WINDOW // 2, 60.0)
-            # the asynchronous channel queues the frames without running the
-            # I/O loop each time; we pump it every PUMP_EVERY messages
-            out = self._out
+            out, impl = self._out, pch._impl
             if out is not None:
-                out.holding = True      # written with the others at the next turn
-            try:
-                pch._impl.basic_publish(msg.exchange, msg.topic, msg.body, props,
-                                        mandatory=msg.mandatory)
-            finally:
-                if out is not None:
-                    out.holding = False
+                # the frames as bytes, held until the next turn of the I/O
+                # loop (every PUMP_EVERY messages), written with the others
+                if not impl.is_open:
+                    raise px.ChannelWrongStateError("Channel is closed.")
+                out.hold(publish_frames(impl.channel_number, msg.exchange, msg.topic,
+                                        msg.body, msg.content_type, msg.headers,
+                                        2 if msg.persistent else 1, expiration,
+                                        msg.mandatory, self._body_max))
+            else:
+                impl.basic_publish(msg.exchange, msg.topic, msg.body,
+                                   _Properties(content_type=msg.content_type,
+                                               headers=msg.headers,
+                                               delivery_mode=2 if msg.persistent else 1,
+                                               expiration=expiration),
+                                   mandatory=msg.mandatory)
             self._next_tag += 1
             self._pending[self._next_tag] = msg
             self.published += 1
             if self._next_tag % PUMP_EVERY == 0:
                 self._pump(0)
+        except BrokerError:
+            raise
+        except Exception as exc:    # as _guard does, without a context per message
+            with self._guard(f"publish to {msg.exchange}"):
+                raise exc
 
     def _settle(self, done, timeout: float) -> None:
         deadline = time.monotonic() + timeout
