@@ -261,7 +261,8 @@ class Downloader:
         summer = checksum.new(method) if method else None
         offset = p.offset if p.method != "p" else 0   # a 'p' post names the part file itself
         if self.cfg.inplace:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = os.open(tree.resolve(tmp), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
             try:
                 if tmp != local:
                     self._ours.made(tmp, fd)
@@ -273,7 +274,7 @@ class Downloader:
         else:   # a part file of its own, under its inflight name until verified
             part = local + part_suffix(p, msg.sum[0])
             part_tmp = inflight_name(part, self.cfg.inflight)
-            with open_inflight(part_tmp, self.cfg.timeout) as out:
+            with open_inflight(tree.resolve(part_tmp), self.cfg.timeout) as out:
                 if part_tmp != part:
                     self._ours.made(part_tmp, out.fileno())
                 try:
@@ -285,7 +286,8 @@ class Downloader:
                         self._ours.gone(part_tmp)
                     self.pending.add(part)
                 except BaseException:
-                    remove_quietly(part_tmp)
+                    if part_tmp != part:
+                        self._discard(tree, part_tmp, out.fileno())
                     self._ours.gone(part_tmp)
                     raise
         return self._block_done(msg, local, tmp, record_path, version, p, label, tree)
@@ -300,10 +302,15 @@ class Downloader:
         finally:
             stream.close()
 
-    def _join_parts(self, local: str, tmp: str, msg: Message, p: Parts) -> None:
-        """Put the part files of a complete file together into ``tmp``."""
-        parts = [local + part_suffix(Parts(p.method, p.bsz, p.blktot, p.brem, n), msg.sum[0])
+    def _join_parts(self, local: str, tmp: str, msg: Message, p: Parts,
+                    tree: containment.Tree) -> None:
+        """Put the part files of a complete file together into ``tmp``
+        (every path resolved in the tree now: its directory may have been
+        swapped for a link since the first block)."""
+        parts = [tree.resolve(local + part_suffix(Parts(p.method, p.bsz, p.blktot, p.brem, n),
+                                                  msg.sum[0]))
                  for n in range(p.blktot)]
+        tmp = tree.resolve(tmp)
         remove_quietly(tmp)     # a symlink planted there is removed, never written through
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         if tmp != local:
@@ -326,7 +333,10 @@ class Downloader:
 
     def _block_done(self, msg: Message, local: str, tmp: str, record_path: str,
                     version: str, p: Parts, label: str, tree: containment.Tree) -> Done:
-        with Record(record_path) as rec:
+        # resolved now: the directory may have been swapped for a link out of
+        # the tree while the block was fetched (never a record read, a file
+        # truncated or given a mode outside it)
+        with Record(tree.resolve(record_path)) as rec:
             state = rec.read()
             if state is None or state.version != version:
                 raise TransferError(f"{label}: another version of the file started "
@@ -339,10 +349,14 @@ class Downloader:
                     return Done(307, f"Insertion deferred: {label} kept as a part file")
                 return Done(201, f"Inserted {label}")
             if not self.cfg.inplace:
-                self._join_parts(local, tmp, msg, p)
-            if state.end:
-                os.truncate(tmp, state.end)
-            self._set_metadata(msg, tmp)
+                self._join_parts(local, tmp, msg, p, tree)
+            fd = os.open(tree.resolve(tmp), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                if state.end:
+                    os.ftruncate(fd, state.end)
+                self._set_metadata(msg, tmp, fd)
+            finally:
+                os.close(fd)
             if tmp != local:
                 final = tree.resolve(local)   # checked again, now
                 os.replace(tmp, final)

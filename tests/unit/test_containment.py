@@ -860,3 +860,43 @@ def test_real_is_realpath_on_generated_trees(tmp_path):
             comps = [rng.choice(names + ["..", ".", "", "zz"]) for _ in range(rng.randint(0, 6))]
             p = os.path.join(str(root), *comps)
             assert containment.real(p) == os.path.realpath(p), p
+
+
+@pytest.mark.parametrize("when", ["after", "during"])
+@pytest.mark.parametrize("inplace", ["on", "off"])
+def test_a_directory_swapped_for_a_link_between_two_blocks_of_a_file(tmp_path, inplace, when):
+    """A file arriving in two blocks: its directory is replaced by a link
+    out of the tree after the first block, before the second is fetched
+    ('after' the first's fetch) or while it is ('during'). The second block (the one that
+    completes the file) is refused, and nothing outside is written, created,
+    truncated, given a mode or removed: not the inflight file's namesake,
+    not its .blocks record's, not a part file's."""
+    dst, outside, src = tmp_path / "dst", tmp_path / "outside", tmp_path / "src"
+    outside.mkdir()
+    (src / "a").mkdir(parents=True)
+    data = b"01234567"
+    (src / "a" / "f").write_bytes(data)
+    (dst / "a").mkdir(parents=True)
+    w = subscriber(dst, ("preserve_mode", "on"), ("inplace", inplace), ("inflight", ".tmp"))
+    msgs = [Message("20261125120000.000", f"file:{src}/", "a/f",
+                    {"sum": "d," + hashlib.md5(data[4 * n:4 * n + 4]).hexdigest(),
+                     "parts": f"i,4,2,0,{n}", "mode": "777"}) for n in (0, 1)]
+    targets = [w.target(m, Placement(str(dst), True)) for m in msgs]
+    assert w.apply(msgs[0], targets[0]).code in (201, 307)
+    planted = {name: b"not yours, " + name.encode() for name in sorted(os.listdir(dst / "a"))}
+    for name, text in planted.items():       # namesakes of what the first block left
+        (outside / name).write_bytes(text)
+        (outside / name).chmod(0o600)
+
+    def swap():
+        os.rename(dst / "a", dst / "moved")
+        (dst / "a").symlink_to(outside)
+    _swapping(w, swap, when)
+    with pytest.raises(UnsafePathError):
+        w.apply(msgs[1], targets[1])
+    assert sorted(os.listdir(outside)) == sorted(planted)
+    for name, text in planted.items():
+        assert (outside / name).read_bytes() == text, name
+        assert (outside / name).stat().st_mode & 0o777 == 0o600, name
+    (dst / "a").unlink()
+    w.close()
