@@ -23,6 +23,7 @@ from tools.localrabbit import RabbitNode, find_script, wait_cluster
 from tools.testca import TestCA, make_ca
 
 _INTEGRATION_DIRS = (Path(__file__).parent / "integration", Path(__file__).parent / "guides")
+_UNIT_DIR = Path(__file__).parent / "unit"
 
 
 def pytest_sessionstart(session):
@@ -37,10 +38,16 @@ def pytest_sessionstart(session):
 
 def pytest_collection_modifyitems(config, items):
     """Everything under tests/integration/ and tests/guides/ (the guides run
-    against real servers) carries the ``integration`` marker."""
+    against real servers) carries the ``integration`` marker.
+
+    The unit tests run first (each file's tests in their order, every
+    other file after them in its own): they run in pytest's process, on
+    one core, and the private RabbitMQ nodes the first tests of the guides
+    need boot on the other meanwhile (tests/rabbitahead.py)."""
     for item in items:
         if any(d in Path(item.path).parents for d in _INTEGRATION_DIRS):
             item.add_marker(pytest.mark.integration)
+    items.sort(key=lambda item: _UNIT_DIR not in Path(item.path).parents)   # stable
 
 
 @dataclass
