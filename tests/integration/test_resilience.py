@@ -70,10 +70,12 @@ def test_rabbitmq_restart_mid_flow_subscriber_reconnects_and_loses_nothing(
         sarra_home, unique, procs, taps, slow_http, rabbitmq_ctl, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     half1, half2 = tmp_path / "src" / "half1", tmp_path / "src" / "half2"
-    rels1 = make_tree(half1, 150, depth=2, size=SIZE, seed=31)
-    rels2 = make_tree(half2, 150, depth=2, size=SIZE, seed=32)
-    # 30 ms a file: the first half still flows while stop_app (~1.5 s) runs
-    server = slow_http(src, 0.03)
+    rels1 = make_tree(half1, 100, depth=2, size=SIZE, seed=31)
+    rels2 = make_tree(half2, 30, depth=2, size=SIZE, seed=32)
+    # 80 ms a file: the first half still flows while stop_app (1.5 s, 5 s on a
+    # loaded machine) runs, however fast the subscriber is (at 30 ms a file,
+    # all 150 had landed once stop_app returned, now and then)
+    server = slow_http(src, 0.08)
     ex, xr, name = f"xt_{unique}", f"xr_{unique}", f"bounce_{unique}"
     sub_config(sarra_home, name, ex, dst, xr)
     declare(name)
