@@ -185,7 +185,7 @@ text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
 short = st.text(st.characters(blacklist_categories=("Cs",)), max_size=90)   # some over 255 bytes
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(channel=st.integers(1, 65535), exchange=short, topic=short,
        body=st.binary(max_size=3000) | st.text(max_size=1500),
        content_type=st.none() | short, headers=st.none() | st.dictionaries(short, text, max_size=12),
