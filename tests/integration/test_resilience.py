@@ -70,12 +70,10 @@ def test_rabbitmq_restart_mid_flow_subscriber_reconnects_and_loses_nothing(
         sarra_home, unique, procs, taps, slow_http, rabbitmq_ctl, tmp_path):
     src, dst = tmp_path / "src", tmp_path / "dst"
     half1, half2 = tmp_path / "src" / "half1", tmp_path / "src" / "half2"
-    rels1 = make_tree(half1, 100, depth=2, size=SIZE, seed=31)
-    rels2 = make_tree(half2, 30, depth=2, size=SIZE, seed=32)
-    # 80 ms a file: the first half still flows while stop_app (1.5 s, 5 s on a
-    # loaded machine) runs, however fast the subscriber is (at 30 ms a file,
-    # all 150 had landed once stop_app returned, now and then)
-    server = slow_http(src, 0.08)
+    rels1 = make_tree(half1, 150, depth=2, size=SIZE, seed=31)
+    rels2 = make_tree(half2, 150, depth=2, size=SIZE, seed=32)
+    # 30 ms a file: the first half still flows when stop_app begins
+    server = slow_http(src, 0.03)
     ex, xr, name = f"xt_{unique}", f"xr_{unique}", f"bounce_{unique}"
     sub_config(sarra_home, name, ex, dst, xr)
     declare(name)
@@ -86,9 +84,13 @@ def test_rabbitmq_restart_mid_flow_subscriber_reconnects_and_loses_nothing(
 
     dd_post(ex, server.url, src, half1)
     wait_for(lambda: landed(dst) >= 30, timeout=30, interval=0.01, what="30 files to land")
+    # mid-flow when the stop begins: messages delivered and not yet settled
+    # (the subscriber goes on with the batch it holds while stop_app runs,
+    # which takes 1.5 s, or more on a loaded machine: how many land by its
+    # end says nothing)
+    stopping_at = landed(dst)
+    assert stopping_at < len(rels1), f"{stopping_at} files had landed: the stop was not mid-flow"
     rabbitmq_ctl.stop_app()
-    stopped_at = landed(dst)
-    assert stopped_at < len(rels1), f"{stopped_at} files had landed: the stop was not mid-flow"
     time.sleep(1.0)
     assert proc.poll() is None, "the subscriber exited when the broker went away"
     rabbitmq_ctl.start_app()
