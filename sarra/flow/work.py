@@ -286,8 +286,7 @@ class Downloader:
                         self._ours.gone(part_tmp)
                     self.pending.add(part)
                 except BaseException:
-                    if part_tmp != part:
-                        self._discard(tree, part_tmp, out.fileno())
+                    self._discard(tree, part_tmp, out.fileno())
                     self._ours.gone(part_tmp)
                     raise
         return self._block_done(msg, local, tmp, record_path, version, p, label, tree)
