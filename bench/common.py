@@ -12,6 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BROKER = "amqp://guest@127.0.0.1:5672/"
 
 
+def byte_code() -> None:
+    """The package's byte code written once, as an installed sarra has it
+    (pip and the .deb write it). Without it, where PYTHONDONTWRITEBYTECODE
+    is set (this machine), every tool process of a run compiles the
+    package from source again: about 0.14 s of each start."""
+    import compileall
+    compileall.compile_dir(str(ROOT / "sarra"), quiet=1)
+
+
+byte_code()
+
+
 def env_dirs(tmp: Path) -> dict:
     cfg, state = tmp / "config", tmp / "state"
     (cfg / "subscribe").mkdir(parents=True)

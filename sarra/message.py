@@ -107,6 +107,9 @@ class Message:
 
 # -- time stamps ---------------------------------------------------------
 
+_SECONDS: dict[int, str] = {}    # whole second -> its 'YYYYMMDDHHMMSS' (recent ones)
+
+
 def format_time(t: float) -> str:
     """UTC 'YYYYMMDDHHMMSS.mmm' (doc/protocol.md §2.4); MessageError for a time
     no calendar of four-digit years holds (a duration of 1e30 added...)."""
@@ -115,12 +118,17 @@ def format_time(t: float) -> str:
         ms = int(round((t - whole) * 1000))
         if ms == 1000:
             whole, ms = whole + 1, 0
-        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(whole))
+        stamp = _SECONDS.get(whole)
+        if stamp is None:
+            stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(whole))
+            if len(stamp) != 14:
+                raise MessageError(f"{t!r} is out of range", "time")
+            if len(_SECONDS) >= 256:    # the times of a batch are mostly a few seconds
+                _SECONDS.clear()
+            _SECONDS[whole] = stamp
     except (OverflowError, ValueError, OSError):
         raise MessageError(f"{t!r} is out of range", "time") from None
-    if len(stamp) != 14:
-        raise MessageError(f"{t!r} is out of range", "time")
-    return stamp + f".{ms:03d}"
+    return "%s.%03d" % (stamp, ms)
 
 
 def parse_time(text: str, field_name: str = "pubtime") -> float:

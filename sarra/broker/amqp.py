@@ -551,12 +551,14 @@ class AmqpBroker:
     def _on_confirm(self, frame) -> None:
         method = frame.method
         tag, nack = method.delivery_tag, isinstance(method, pika.spec.Basic.Nack)
-        if method.multiple:
-            done = [t for t in self._pending if t <= tag]
-        else:
-            done = [tag] if tag in self._pending else []
-        for t in done:
-            msg = self._pending.pop(t)
+        pending = self._pending     # in the order of their tags
+        if method.multiple:         # every one up to tag: from the front
+            while pending and next(iter(pending)) <= tag:
+                msg = pending.popitem(last=False)[1]
+                if nack:
+                    self._nacked.append(msg)
+        elif tag in pending:
+            msg = pending.pop(tag)
             if nack:
                 self._nacked.append(msg)
 
@@ -611,11 +613,14 @@ class AmqpBroker:
                 raise BrokerError(f"{self.name}: {err} ({lost} messages unconfirmed)",
                                   err.recoverable)
 
-    def flush(self, timeout: float = 60.0) -> None:
-        """Wait until every publish so far is confirmed; raise if any was refused."""
+    def flush(self, timeout: float = 60.0, leave: int = 0) -> None:
+        """Wait until every publish so far is confirmed, but for the last
+        ``leave`` (those may still be on their way); raise if any was refused."""
         if self._pending:
+            last = self._next_tag - max(0, leave)    # confirmed up to this tag
+            pending = self._pending
             with self._guard("wait for confirms"):
-                self._settle(lambda: not self._pending, timeout)
+                self._settle(lambda: not pending or next(iter(pending)) > last, timeout)
         if self._nacked:
             # a nack: the broker could not take the message on (on a cluster,
             # the leader of a quorum queue it was routed to was lost): the

@@ -113,8 +113,8 @@ class FailoverBroker:
     def publish(self, msg: Outgoing) -> None:
         self.node.publish(msg)
 
-    def flush(self, timeout: float = 60.0) -> None:
-        self.node.flush(timeout)
+    def flush(self, timeout: float = 60.0, leave: int = 0) -> None:
+        self.node.flush(timeout, leave)
 
     def keepalive(self) -> None:
         self.node.keepalive()

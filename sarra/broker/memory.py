@@ -166,8 +166,8 @@ class MemoryBroker:
         out, self._returned = self._returned, []
         return out
 
-    def flush(self, timeout: float = 60.0) -> None:
-        self._sp()
+    def flush(self, timeout: float = 60.0, leave: int = 0) -> None:
+        self._sp()      # (everything is confirmed as it is published)
 
     def keepalive(self) -> None:
         pass

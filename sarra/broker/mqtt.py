@@ -468,8 +468,9 @@ class MqttBroker:
                                   f"({len(self._pending)} unconfirmed)", recoverable=True)
             self._drain(link, 0.05)
 
-    def flush(self, timeout: float = 60.0) -> None:
-        """Wait for every PUBACK; raise if the broker refused any."""
+    def flush(self, timeout: float = 60.0, leave: int = 0) -> None:
+        """Wait for every PUBACK, ``leave`` or not (packet ids are reused:
+        which were published last is not kept); raise if the broker refused any."""
         if self._pending:
             self._settle(lambda: not self._pending, timeout)
         if self._refused:

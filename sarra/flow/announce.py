@@ -98,7 +98,8 @@ def file_message(cfg, path: str, now: float | None = None,
         elif method.startswith("z,"):
             headers["sum"] = method
         else:
-            headers["sum"] = checksum.sum_file(path, method, bufsize=cfg.bufsize)
+            headers["sum"] = checksum.sum_file(path, method, bufsize=cfg.bufsize,
+                                               size=st.st_size)
         headers["parts"] = str(Parts.whole(st.st_size))
         if cfg.preserve_time:
             headers["mtime"] = format_time(st.st_mtime)

@@ -111,8 +111,12 @@ class Poster(Protocol):
     def publish(self, msg: Message) -> None:
         """Send one message (MessageError: it cannot be encoded)."""
 
-    def flush(self, timeout: float = 60.0) -> None:
-        """Wait until the broker confirmed everything published."""
+    def mark(self) -> int:
+        """Where publishing stands now, for ``flush``."""
+
+    def flush(self, timeout: float = 60.0, since: int | None = None) -> None:
+        """Wait until the broker confirmed everything published (``since``:
+        a ``mark``; what was published after it may stay unconfirmed)."""
 
 
 class Reporter(Poster, Protocol):

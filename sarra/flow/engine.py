@@ -42,6 +42,7 @@ from .retry import RetryQueue
 log = logging.getLogger(__name__)
 
 LAGS_KEPT = 1024     # lags of the recent batches kept (for the p95 of the metrics)
+BEHIND = 4           # batches a pipelined flow may have unconfirmed behind the one it makes
 RECENT_KEPT = 20     # the last outcomes of each kind kept (the web console's lists)
 
 
@@ -106,6 +107,14 @@ class Flow:
         # what source_from_exchange trusts as published by feeders
         self.read_exchanges = frozenset(source.exchanges())
         self.housekeeper = Housekeeper(self, metrics, cfg.heartbeat) if metrics else None
+        # A source that gives the batches it was not told of again (dd_post's
+        # files: nothing to acknowledge to a broker) lets a batch's confirms
+        # come while the next ones are made and published: up to BEHIND
+        # batches are "behind", each concluded (counted, acknowledged) once
+        # its confirms have come.
+        self.pipelined = (getattr(source, "pipelined", False) and worker is None
+                          and retry is None and nodupe is None and quarantine is None)
+        self._behind: deque = deque()   # (worklist, messages, malformed, publishers' marks)
 
     # -- the loop ----------------------------------------------------------
     def run(self) -> None:
@@ -113,8 +122,11 @@ class Flow:
         if self.housekeeper is not None:
             self.housekeeper.write_metrics()   # up: connected and started
         try:
-            while not self.stopping and not self.source.done:
+            while True:
                 try:
+                    if self.stopping or self.source.done:
+                        self.catch_up()
+                        break
                     self.step(timeout=1.0)
                 except BrokerError as exc:
                     if not exc.recoverable:
@@ -200,7 +212,11 @@ class Flow:
                 self._one_at_a_time(wl)
             else:
                 self.process(wl)
+            if self.pipelined:
+                self._behind.append((wl, msgs, bad, [p.mark() for p in self._publishers()]))
+                ready = self._confirmed(BEHIND)
         except BrokerError:
+            self._behind.clear()    # (they come again too: the source's rewind)
             self.source.rewind()
             if self.retry is not None:
                 self.retry.release()
@@ -210,6 +226,41 @@ class Flow:
                 self.quarantine.release(wl.jobs)
                 self.quarantine.out_of_hand(wl.jobs)
             raise
+        if self.pipelined:          # this batch's confirms come meanwhile
+            for behind in ready:
+                self._conclude(*behind)
+        else:
+            self._conclude(wl, msgs, bad)
+        return len(wl)
+
+    def _confirmed(self, keep: int) -> list[tuple]:
+        """The batches behind but the last ``keep``, once their confirms have
+        come: (worklist, messages, malformed) of each, oldest first."""
+        out = []
+        while len(self._behind) > keep:
+            marks = self._behind[0][3]
+            for pub, mark in zip(self._publishers(), marks):
+                pub.flush(since=mark)
+            out.append(self._behind.popleft()[:3])
+        return out
+
+    def catch_up(self) -> None:
+        """A pipelined flow's last batches: their confirms, then their
+        conclusion (BrokerError: they come again from the source)."""
+        try:
+            ready = self._confirmed(0)
+        except BrokerError:
+            self._behind.clear()
+            self.source.rewind()
+            raise
+        for behind in ready:
+            self._conclude(*behind)
+
+    def _conclude(self, wl: Worklist, msgs: list[Message], bad: list[Malformed]) -> None:
+        """A batch whose posts and log messages are confirmed: counted, and
+        acknowledged to its source."""
+        if self.pipelined:
+            self._account(wl)
         done = wl.settled() + wl.failed
         self.source.ack([j.msg.delivery_tag for j in done if j.msg.delivery_tag is not None]
                         + [b.tag for b in bad])
@@ -225,7 +276,6 @@ class Flow:
         self._figures(msgs)
         if self.on_batch is not None:
             self.on_batch(self)
-        return len(wl)
 
     def _figures(self, msgs: list[Message]) -> None:
         """Once a batch: its time and its lag (from the pubtime of the last
@@ -294,8 +344,14 @@ class Flow:
         quiet = self.queue_failures(wl)
         self.events["failed"] += len(wl.failed)
         self.report(wl, quiet)
+        if self.pipelined:          # confirmed later (step)
+            return
         for pub in self._publishers():
             pub.flush()
+        self._account(wl)
+
+    def _account(self, wl: Worklist) -> None:
+        """The figures of a confirmed batch (and its retries saved)."""
         if self.retry is not None:
             self.retry.save()   # before the broker is told (ack): a crash loses nothing
         now = time.time()

@@ -235,8 +235,10 @@ class BrokerSource:
 
 class PathSource:
     """Files and trees named on the command line (dd_post), in batches (a
-    contracts.Source)."""
+    contracts.Source). Its batches are pipelined (flow/engine.py): the
+    last two may be given again."""
     broker = None
+    pipelined = True
 
     def __init__(self, cfg, targets: list[str], batch: int = 256):
         self.cfg = cfg
@@ -248,7 +250,7 @@ class PathSource:
         self.done = not self._files
         self.errors = 0
         self.messages = 0      # posts made of the files (a file in blocks makes several)
-        self._last = (0, 0, 0)
+        self._given: list[tuple[int, int, int]] = []   # where each batch not acked began
 
     def _expand(self, targets: list[str]) -> list[str]:
         out: list[str] = []
@@ -275,7 +277,7 @@ class PathSource:
 
     def get(self, timeout: float) -> tuple[list[Message], list[Malformed]]:
         chunk = self._files[self._next:self._next + self._batch]
-        self._last = (self._next, self.errors, self.messages)
+        began = (self._next, self.errors, self.messages)
         self._next += len(chunk)
         self.done = self._next >= len(self._files)
         msgs = []
@@ -287,15 +289,21 @@ class PathSource:
             except (OSError, MessageError) as exc:
                 log.error("cannot post %s: %s", path, exc)
                 self.errors += 1
+        if msgs:            # (a batch of errors only has nothing to give again)
+            self._given.append(began)
         return msgs, []
 
     def rewind(self) -> None:
-        """Make the last batch come again (after a lost connection)."""
-        self._next, self.errors, self.messages = self._last
-        self.done = False
+        """Make the batches not acknowledged come again (after a lost connection)."""
+        if self._given:
+            self._next, self.errors, self.messages = self._given[0]
+            self._given.clear()
+            self.done = False
 
     def ack(self, tags: list) -> None:
-        pass
+        """The oldest batch given is confirmed."""
+        if self._given:
+            del self._given[0]
 
     def close(self) -> None:
         pass

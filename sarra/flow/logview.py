@@ -90,7 +90,10 @@ class LogPrinter:
             print(log_line(msg, self.fmt), file=self.out)
             self.shown += 1
 
-    def flush(self, timeout: float = 60.0) -> None:
+    def mark(self) -> int:
+        return self.shown
+
+    def flush(self, timeout: float = 60.0, since: int | None = None) -> None:
         if self.ledger is not None:
             self.ledger.commit()
         self.out.flush()

@@ -167,9 +167,16 @@ class Publisher:
                                          self.persistent, mandatory=self.mandatory))
         self.count += 1
 
-    def flush(self, timeout: float = 60.0) -> None:
+    def mark(self) -> int:
+        """Where this broker's publishing stands (``flush``'s ``since``)."""
+        return self.broker.published
+
+    def flush(self, timeout: float = 60.0, since: int | None = None) -> None:
+        """Wait for the broker's confirms; ``since``: of what was published
+        before that ``mark`` (what came after may still be on its way)."""
+        leave = 0 if since is None else self.broker.published - since
         try:
-            self.broker.flush(timeout)
+            self.broker.flush(timeout, leave)
             if self.mandatory:
                 for ex, _topic in getattr(self.broker, "returned", list)():
                     self.unroutable[ex] += 1
@@ -235,8 +242,11 @@ class Outlet:
         print(line.encode("utf-8", "backslashreplace").decode("utf-8"), file=self.out)
         self.count += 1
 
-    def flush(self, timeout: float = 60.0) -> None:
-        self.out.flush()
+    def mark(self) -> int:
+        return self.count
+
+    def flush(self, timeout: float = 60.0, since: int | None = None) -> None:
+        self.out.flush()        # (printed: nothing is left to confirm)
 
 
 class Reporter(Publisher):

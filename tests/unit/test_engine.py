@@ -128,7 +128,8 @@ def events(monkeypatch):
     monkeypatch.setattr(MemoryBroker, "publish",
                         lambda self, m: (seen.append(("publish", m.exchange)), publish(self, m))[1])
     monkeypatch.setattr(MemoryBroker, "flush",
-                        lambda self, timeout=60.0: (seen.append(("flush",)), flush(self, timeout))[1])
+                        lambda self, timeout=60.0, leave=0: (seen.append(("flush",)),
+                                                             flush(self, timeout, leave))[1])
     monkeypatch.setattr(MemoryBroker, "ack",
                         lambda self, tags: (seen.append(("ack", len(tags))), ack(self, tags))[1])
     return seen
@@ -218,10 +219,10 @@ def test_a_broker_error_mid_batch_acknowledges_nothing_and_the_batch_comes_again
     real_flush = MemoryBroker.flush
     calls = itertools.count()
 
-    def flush_fails_once(self, timeout=60.0):
+    def flush_fails_once(self, timeout=60.0, leave=0):
         if next(calls) == 0:
             raise BrokerError("connection lost", recoverable=True)
-        return real_flush(self, timeout)
+        return real_flush(self, timeout, leave)
     monkeypatch.setattr(MemoryBroker, "flush", flush_fails_once)
     events.clear()
     with pytest.raises(BrokerError):

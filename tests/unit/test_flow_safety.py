@@ -156,11 +156,31 @@ def test_path_source_rewind_gives_the_same_batch_again(tmp_path):
         (tmp_path / name).write_bytes(name.encode())
     src = PathSource(_Cfg(), [str(tmp_path)], batch=2)
     first, _ = src.get(0)
+    src.ack([])                 # the first batch is confirmed
     second, _ = src.get(0)
     src.rewind()
     again, _ = src.get(0)
     assert [m.relpath for m in again] == [m.relpath for m in second]
     assert [os.path.basename(m.relpath) for m in first + second] == ["a", "b", "c", "d"]
+
+
+def test_path_source_rewind_gives_every_batch_not_acknowledged_again(tmp_path):
+    """dd_post's batches are pipelined (the engine's BEHIND): a lost
+    connection gives again every batch whose confirms had not all come,
+    from the oldest, and the counts go back with them."""
+    for name in "abcdefg":
+        (tmp_path / name).write_bytes(name.encode())
+    src = PathSource(_Cfg(), [str(tmp_path)], batch=2)
+    src.get(0)
+    src.ack([])
+    kept = [src.get(0)[0], src.get(0)[0]]       # c d, e f: not acknowledged
+    assert src.messages == 6
+    src.rewind()
+    assert src.messages == 2 and not src.done
+    again = [src.get(0)[0], src.get(0)[0], src.get(0)[0]]
+    names = [[os.path.basename(m.relpath) for m in b] for b in again]
+    assert names == [["c", "d"], ["e", "f"], ["g"]] and src.done
+    assert [m.relpath for m in again[0] + again[1]] == [m.relpath for m in kept[0] + kept[1]]
 
 
 def test_path_source_rewind_counts_errors_once(tmp_path):

@@ -124,7 +124,7 @@ class _Gone:
     def __init__(self, text: str, recoverable: bool = False):
         self.text, self.recoverable = text, recoverable
 
-    def flush(self, timeout: float) -> None:
+    def flush(self, timeout: float, leave: int = 0) -> None:
         raise BrokerError(self.text, self.recoverable)
 
 
