@@ -156,6 +156,18 @@ def parse_time(text: str, field_name: str = "pubtime") -> float:
 
 
 _PARSED_HOURS: dict[str, float] = {}    # 'YYYYMMDDHH' (valid) -> its seconds since the epoch
+_CHECKED: dict[str, None] = {}          # time stamps found valid lately
+
+
+def checked_time(text: str, field_name: str = "pubtime") -> None:
+    """MessageError unless ``text`` is a time stamp (parse_time); the
+    stamps of a batch being mostly a few, those checked lately pass at once."""
+    if text in _CHECKED:
+        return
+    parse_time(text, field_name)
+    if len(_CHECKED) >= 256:
+        _CHECKED.clear()
+    _CHECKED[text] = None
 
 
 _HOURS: dict[str, float] = {}    # 'YYYYMMDDHH' -> its seconds since the epoch

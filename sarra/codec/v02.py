@@ -7,6 +7,7 @@ doc/protocol.md §2, §5. A post body is
 the topic) are decoded and nothing else. Topics are the prefix plus the
 directories of relpath, escaped and truncated to 255 UTF-8 bytes.
 """
+import functools
 import json
 import logging
 import math
@@ -14,7 +15,7 @@ import re
 from typing import Any
 
 from ..errors import MessageError
-from ..message import MAX_DURATION, Message, Report, STATUS_TEXT, parse_time
+from ..message import MAX_DURATION, Message, Report, STATUS_TEXT, checked_time, parse_time
 from ..parts import Parts
 
 logger = logging.getLogger(__name__)
@@ -57,9 +58,15 @@ def topic_for(prefix: str, relpath: str) -> str:
 
     Empty path components are dropped and runs of dots collapsed (a name
     with dots simply makes more words); the result is truncated to 255
-    UTF-8 bytes on a character boundary, with a warning.
+    UTF-8 bytes on a character boundary, with a warning (once for a
+    directory: the topics of recent directories are kept).
     """
-    words = [w for w in relpath.strip("/").split("/")[:-1] if w]
+    return _topic(prefix, relpath.strip("/").rpartition("/")[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _topic(prefix: str, directory: str) -> str:
+    words = [w for w in directory.split("/") if w]
     topic = prefix.rstrip(".")
     if words:
         sub = ".".join(escape_topic_word(w) for w in words)
@@ -153,12 +160,15 @@ def encode_headers(headers: dict[str, Any]) -> dict[str, str]:
     UTF-8 bytes (MessageError(field=<name>) otherwise: never truncated)."""
     out: dict[str, str] = {}
     for key, value in headers.items():
-        text = header_value(key, value)
+        text = value if value.__class__ is str else header_value(key, value)
         for part in (key, text):
-            try:
-                size = len(part.encode("utf-8"))
-            except UnicodeEncodeError:
-                raise MessageError("not encodable as UTF-8", key) from None
+            if part.isascii():      # (a byte a character)
+                size = len(part)
+            else:
+                try:
+                    size = len(part.encode("utf-8"))
+                except UnicodeEncodeError:
+                    raise MessageError("not encodable as UTF-8", key) from None
             if size > MAX_SHORTSTR:
                 raise MessageError(f"{size} bytes, over the {MAX_SHORTSTR} "
                                    f"byte limit", key)
@@ -249,7 +259,7 @@ def encode(msg: Message, topic_prefix: str = "v02.post") -> tuple[str, dict[str,
     A log message (``msg.report`` set) gets topic word 1 ``report`` when
     the prefix says ``post``, the 7-field body and ``message`` header.
     """
-    parse_time(check_text(msg.pubtime, "pubtime"), "pubtime")
+    checked_time(check_text(msg.pubtime, "pubtime"))
     check_text(msg.base_url, "base_url")
     check_text(msg.relpath, "relpath")
     hdrs = dict(msg.headers)

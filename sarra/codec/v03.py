@@ -29,7 +29,7 @@ from typing import Any
 
 from ..checksum import NAMED_METHODS, sum_name
 from ..errors import ChecksumError, MessageError
-from ..message import MAX_DURATION, Message, Report, format_time, parse_time
+from ..message import MAX_DURATION, Message, Report, checked_time, format_time, parse_time
 from ..parts import Parts
 from .v02 import check_headers, check_name, check_text, decode_headers, header_value, topic_for
 
@@ -361,7 +361,7 @@ def _encode_report(msg: Message, report: Report) -> dict[str, Any]:
 
 def encode(msg: Message, topic_prefix: str = "v03") -> tuple[str, dict[str, str], str, str]:
     """(topic, {}, JSON body, 'application/json') of ``msg`` in v03."""
-    parse_time(check_text(msg.pubtime, "pubtime"), "pubtime")
+    checked_time(check_text(msg.pubtime, "pubtime"))
     check_text(msg.base_url, "base_url")
     check_text(msg.relpath, "relpath")
     hdrs = {k: header_value(k, v) for k, v in msg.headers.items()}

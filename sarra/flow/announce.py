@@ -1,4 +1,5 @@
 """Build post messages for local files (dd_post, dd_watch, re-posts)."""
+import functools
 import os
 import stat
 import time
@@ -17,8 +18,12 @@ def relpath_for(path: str, base_dir: str | None, base_url: str,
     (realpath_post): both with their symbolic links resolved."""
     path = os.path.realpath(path) if real else os.path.abspath(path)
     if base_dir:
-        base = (os.path.realpath(base_dir) if real else
-                os.path.abspath(base_dir)).rstrip("/") + "/"
+        if real:
+            base = os.path.realpath(base_dir).rstrip("/") + "/"
+        elif base_dir[:1] == "/":
+            base = _base(base_dir)
+        else:               # (relative to the working directory of now)
+            base = os.path.abspath(base_dir).rstrip("/") + "/"
         if not path.startswith(base):
             raise MessageError(f"{path} is not under post_base_dir {base}", "relpath")
         rel = path[len(base):]
@@ -27,6 +32,17 @@ def relpath_for(path: str, base_dir: str | None, base_url: str,
     if base_url.endswith("/"):
         rel = rel.lstrip("/")
     return rel
+
+
+@functools.lru_cache(maxsize=64)
+def _base(base_dir: str) -> str:
+    """An absolute ``base_dir`` normalised, ending in '/'."""
+    return os.path.abspath(base_dir).rstrip("/") + "/"
+
+
+@functools.lru_cache(maxsize=64)
+def _has_password(url: str) -> bool:
+    return bool(urlsplit(url).password)
 
 
 def common_headers(cfg) -> dict[str, str]:
@@ -121,7 +137,7 @@ def _message(cfg, path: str, headers: dict[str, str], now: float | None) -> Mess
     base_url = cfg.post_base_url
     if not base_url:
         raise MessageError("post_base_url is not set", "base_url")
-    if urlsplit(base_url).password:
+    if _has_password(base_url):
         raise MessageError("post_base_url must not contain a password", "base_url")
     rel = relpath_for(path, cfg.post_base_dir, base_url,
                       bool(getattr(cfg, "realpath_post", False)))
