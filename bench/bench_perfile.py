@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (BROKER, cli, count_files, declare_subscriber, env_dirs,  # noqa: E402
+from bench.common import (BROKER, count_files, env_dirs,  # noqa: E402
                           make_files, stop_subscriber, subscriber, wait_until)
 from tools.localnginx import start_nginx  # noqa: E402
 
