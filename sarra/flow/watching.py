@@ -35,7 +35,7 @@ from ..config import paths
 from ..errors import ConfigError, MessageError
 from ..message import Message
 from ..watch.observer import start_watcher
-from ..watch.snapshot import CLOSED, CREATED, DELETED, MODIFIED, MOVED, Change, walk
+from ..watch.snapshot import CLOSED, CREATED, DELETED, MODIFIED, MOVED, Change, rows
 from ..watch.state import Posted, WatchState
 from .announce import delete_message, file_messages, relpath_for
 from .contracts import Malformed
@@ -171,9 +171,8 @@ class WatchSource(RecordedBatches):
         announce = self.cfg.post_on_start or not first_run
         # the listing goes to SQLite as it is walked: a tree of 100,000 files
         # is compared with the record there, never held in memory
-        files = self.state.load_listing(
-            (path, e.size, e.mtime_ns, self._ignored(path))
-            for path, e in walk(self.roots, self._follow))
+        files = self.state.load_listing(rows(self.roots, self._follow, self._glob, self.temp_dir))
+        self.stats["ignored"] += self.state.listed_ignored()
         if announce:
             due = time.monotonic() - self.settle
             for path in self.state.changed():

@@ -63,6 +63,36 @@ def walk(roots: Iterable[str], follow_symlinks: bool = False) -> Iterator[tuple[
                     yield e.path, Entry(st.st_size, st.st_mtime_ns, st.st_ino, kind)
 
 
+def rows(roots: Iterable[str], follow_symlinks: bool,
+         ignored_name, ignored_dir: str | None) -> Iterator[tuple[str, int, int, bool]]:
+    """``walk``'s files as (path, size, mtime_ns, ignored) rows, for a
+    tree's listing at start (the least work a file: its type from the
+    directory entry, one stat). ``ignored_name(name)`` is true for a file
+    name ignored, ``ignored_dir`` the name of a directory whose files are."""
+    stack = list(roots)
+    while stack:
+        top = stack.pop()
+        try:
+            it = os.scandir(top)
+        except OSError as exc:
+            log.debug("cannot list %s: %s", top, exc)
+            continue
+        in_ignored = ignored_dir is not None and top.rpartition("/")[2] == ignored_dir
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=follow_symlinks):
+                        stack.append(e.path)
+                        continue
+                    if not (e.is_file(follow_symlinks=follow_symlinks) or e.is_symlink()):
+                        continue    # a device, a socket, a fifo: never announced
+                    st = e.stat(follow_symlinks=follow_symlinks)
+                except OSError:
+                    continue  # vanished while we looked
+                yield (e.path, st.st_size, st.st_mtime_ns,
+                       in_ignored or ignored_name(e.name) is not None)
+
+
 def diff(old: dict[str, Entry], new: dict[str, Entry]) -> list[Change]:
     """What happened between two listings: moves, then creations,
     modifications and deletions."""

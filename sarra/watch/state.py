@@ -79,6 +79,10 @@ class WatchState:
         self._db.execute("CREATE INDEX temp.seen_path ON seen (path)")
         return count
 
+    def listed_ignored(self) -> int:
+        """How many of the listing's files are ignored (temporary names)."""
+        return self._db.execute("SELECT count(*) FROM seen WHERE ignored != 0").fetchone()[0]
+
     _CHANGED = ("FROM seen s LEFT JOIN files f ON f.path = s.path WHERE s.ignored = 0 "
                 "AND (f.path IS NULL OR f.size != s.size OR f.mtime_ns != s.mtime_ns)")
 

@@ -4,7 +4,8 @@ import os
 from types import SimpleNamespace
 
 from sarra.flow.watching import temp_globs
-from sarra.watch.snapshot import CREATED, DELETED, MODIFIED, MOVED, Change, Entry, diff, scan
+from sarra.watch.snapshot import (CREATED, DELETED, MODIFIED, MOVED, Change, Entry, diff, rows,
+                                  scan, walk)
 from sarra.watch.state import WatchState
 
 
@@ -44,6 +45,30 @@ def test_scan_lists_files_and_links_not_directories(tmp_path):
     assert sorted(got) == [str(tmp_path / "d" / "e" / "f"), str(tmp_path / "ln")]
     assert got[str(tmp_path / "d" / "e" / "f")].size == 3
     assert got[str(tmp_path / "ln")].kind == "l"
+
+
+def test_the_start_up_rows_are_the_walk_of_the_tree_with_what_is_ignored(tmp_path):
+    """``rows`` (the listing at start) holds what ``walk`` finds, every
+    kind of entry, with or without following links, and marks as ignored
+    the temporary names and what is in the inflight directory."""
+    (tmp_path / "d" / ".tmp").mkdir(parents=True)
+    (tmp_path / "d" / "a").write_bytes(b"abc")
+    (tmp_path / "d" / "b.tmp").write_bytes(b"x")
+    (tmp_path / "d" / ".tmp" / "c").write_bytes(b"partial")
+    os.symlink("d/a", tmp_path / "to_file")
+    os.symlink("d", tmp_path / "to_dir")
+    os.symlink("nowhere", tmp_path / "dangling")
+    os.mkfifo(tmp_path / "d" / "fifo")
+    ignored = lambda name: True if name.endswith(".tmp") else None   # noqa: E731
+    for follow in (False, True):
+        listed = sorted(rows([str(tmp_path)], follow, ignored, ".tmp"))
+        walked = sorted(walk([str(tmp_path)], follow))
+        assert [(p, size, mtime) for p, size, mtime, _ in listed] == \
+            [(p, e.size, e.mtime_ns) for p, e in walked]
+        flagged = {os.path.relpath(p, tmp_path) for p, *_, skip in listed if skip}
+        assert {"d/b.tmp", "d/.tmp/c"} <= flagged
+        assert not flagged - {"d/b.tmp", "d/.tmp/c", "to_dir/b.tmp", "to_dir/.tmp/c"}
+        assert str(tmp_path / "d" / "fifo") not in {p for p, *_ in listed}
 
 
 def test_state_commits_only_when_told(tmp_path):
