@@ -77,6 +77,28 @@ def curl(urls: list[str], out: Path | None, tmp: Path) -> tuple[float, float, fl
     return len(urls) / took, 1000 * cpu / len(urls), 1000 * sys_cpu / len(urls)
 
 
+def file_system(top: Path, n: int, size: int) -> tuple[float, float]:
+    """CPU s per 1,000 files (all, and the kernel's) of the least a
+    downloader writes: create an inflight name, write ``size`` bytes, close,
+    rename into place, in directories of the file system the subscriber
+    writes to (this process's own, measured with getrusage)."""
+    data = os.urandom(size)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    for i in range(n):
+        d = top / f"d{i // 100:03d}"
+        if i % 100 == 0:
+            d.mkdir(parents=True)
+        tmp = d / f".f{i}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+        os.rename(tmp, d / f"f{i}")
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    shutil.rmtree(top)
+    user, sys_cpu = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+    return 1000 * (user + sys_cpu) / n, 1000 * sys_cpu / n
+
+
 def post_process(src: Path, base_url: str, exchange: str, extra: list[str] = ()) -> float:
     """Seconds dd_post takes as a whole process to post ``src``."""
     cmd = [sys.executable, "-m", "sarra.cli", "post", "--post_broker", BROKER,
@@ -275,6 +297,7 @@ def main() -> None:
                 curl(urls[:50], None, tmp)        # warm the server and the page cache
                 null_rate, null_cpu, null_sys = curl(urls, None, tmp)
                 disk_rate, disk_cpu, disk_sys = curl(urls, tmp / "curl_out", tmp)
+                fs_cpu, fs_sys = file_system(tmp / "fs_only", args.files, args.size)
                 runs = [end_to_end(tmp, src, args.files, web.url, wrap)
                         for _ in range(max(1, args.repeat))]
             finally:
@@ -285,6 +308,8 @@ def main() -> None:
                   "(the limit)")
             print(f"  the same curl writing the files:   {disk_rate:7.0f} files/s, "
                   f"{disk_cpu:.3f} CPU s per 1,000 files ({disk_sys:.3f} in the kernel)")
+            print(f"  the file system alone (create, write, rename; no network): "
+                  f"{fs_cpu:.3f} CPU s per 1,000 files ({fs_sys:.3f} in the kernel)")
             for rate, cpu, sys_cpu in runs:
                 print(f"  sarra end to end (fsync on):       {rate:7.0f} files/s "
                       f"= {100 * rate / null_rate:3.0f}% of curl to /dev/null; subscriber "
