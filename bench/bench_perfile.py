@@ -10,6 +10,10 @@ limit, measured in the same run.
   client, confirms pipelined, the messages encoded beforehand) and
   dd_post's rate as a whole process (start-up included) on N small files;
   dd_post's start-up alone.
+- A big file (``--big-mib``): ``curl -o`` of it into the subscriber's
+  file system, hashing it alone (sha512, and the fast sum ``x``), and
+  sarra's download with each sum; then in blocks by one and by two
+  instances.
 - Syncing a batch: a file-system sync (syncfs) per batch against an
   fdatasync per file.
 
@@ -19,7 +23,7 @@ something; compare those between runs.
 
 Needs RabbitMQ on 127.0.0.1:5672 (guest/guest), nginx and curl.
 Usage: python bench/bench_perfile.py [--files 2000] [--size 4096]
-       [--post-files 20000] [--post-size 1024]
+       [--post-files 20000] [--post-size 1024] [--big-mib 1024] [--skip http,post,big,sync]
 """
 import argparse
 import os
@@ -75,6 +79,54 @@ def curl(urls: list[str], out: Path | None, tmp: Path) -> tuple[float, float, fl
     if out is not None:
         shutil.rmtree(out)
     return len(urls) / took, 1000 * cpu / len(urls), 1000 * sys_cpu / len(urls)
+
+
+def big(tmp: Path, mib: int) -> None:
+    """A big file over HTTP: curl -o (the limit), hashing alone, sarra's
+    download whole (sum s, then x) and in 64 MiB blocks by 1 and 2 instances."""
+    from bench.bench_foundation import download_big
+    from bench.bench_parts import run as in_blocks
+    from sarra import checksum
+    src = tmp / "big_src"
+    path = src / "big" / "big.bin"
+    path.parent.mkdir(parents=True)
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(block)
+    os.sync()       # its writeback would slow what follows
+    dst = tmp / "big_dst"
+    dst.mkdir()
+    web = start_nginx(tmp / "nginx_big", src)
+    try:
+        url = web.url + "big/big.bin"
+        subprocess.run(["curl", "-s", "--fail", "-o", str(dst / "warm"), url], check=True)
+        os.unlink(dst / "warm")
+        curls = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            subprocess.run(["curl", "-s", "--fail", "-o", str(dst / "by_curl"), url], check=True)
+            curls.append(mib / (time.perf_counter() - t0))
+            os.unlink(dst / "by_curl")
+        curl_mbs = max(curls)
+        print(f"a file of {mib} MiB over HTTP from a private nginx, into {dst.parent}:")
+        print(f"  curl -o:                         {curl_mbs:5.0f} MiB/s   (the limit)")
+        for method in ("s", "x"):
+            t0 = time.perf_counter()
+            checksum.sum_file(str(path), method)
+            hashed = mib / (time.perf_counter() - t0)
+            got = max(download_big(tmp, dst, f"{method}{i}", mib, method, web.url, src, path)[0]
+                      for i in range(2))
+            print(f"  sarra, sum {method}:                   {got:5.0f} MiB/s = "
+                  f"{100 * got / curl_mbs:3.0f}% of curl -o  (hashing alone {hashed:.0f} MiB/s)")
+        for instances in (1, 2):
+            got = in_blocks(tmp, src, path, web.url, dst, instances, "64M", "s", mib)[0]
+            print(f"  sarra, sum s, 64 MiB blocks, {instances} instance{'s' if instances > 1 else ' '}: "
+                  f"{got:5.0f} MiB/s = {100 * got / curl_mbs:3.0f}% of curl -o")
+    finally:
+        web.stop()
+        shutil.rmtree(src)
+        shutil.rmtree(dst, ignore_errors=True)
 
 
 def file_system(top: Path, n: int, size: int) -> tuple[float, float]:
@@ -266,7 +318,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--post-files", type=int, default=20000)
     ap.add_argument("--post-size", type=int, default=1024)
-    ap.add_argument("--skip", default="", help="comma-separated: http,post,sync")
+    ap.add_argument("--big-mib", type=int, default=1024,
+                    help="the big file's size in MiB (the big part: --skip big)")
+    ap.add_argument("--skip", default="", help="comma-separated: http,post,big,sync")
     ap.add_argument("--profile", metavar="FILE",
                     help="run the HTTP subscriber under cProfile (CPU time: bench/profiled.py), "
                          "its stats written to FILE (its CPU figure then includes the "
@@ -317,6 +371,8 @@ def main() -> None:
                       f"= {cpu / null_cpu:.1f}x curl's")
         if "post" not in skip:
             posting(tmp, args.post_files, args.post_size)
+        if "big" not in skip and args.big_mib > 0:
+            big(tmp, args.big_mib)
         if "sync" not in skip:
             syncs(tmp)
 

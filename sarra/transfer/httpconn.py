@@ -52,6 +52,7 @@ class _Conn:
 
     def __init__(self, host: str, port: int, timeout: float):
         self.sock = socket.create_connection((host, port), timeout)
+        self.plain = True           # a socket the kernel reads for us (no TLS layer)
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -73,6 +74,34 @@ class _Conn:
             data, self.buf = self.buf[:n], self.buf[n:]
             return data
         return self.sock.recv(n)
+
+    def more(self, n: int) -> bytes | bytearray:
+        """``recv`` of a big read: one receive waited for, then what else the
+        kernel holds already, up to ``n`` bytes without waiting (a big file
+        goes in big pieces: fewer trips through the copy loop and the
+        hashing thread; a slow server's pieces come as they arrive)."""
+        first = self.recv(n)
+        if len(first) >= n or not first or not self.plain:
+            return first
+        buf = bytearray(n)
+        got = len(first)
+        buf[:got] = first
+        view = memoryview(buf)
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0.0)   # (with a timeout, a receive would wait for more)
+        try:
+            while got < n:
+                k = self.sock.recv_into(view[got:], n - got)
+                if not k:
+                    break           # the end of the connection: seen at the next read
+                got += k
+        except (BlockingIOError, InterruptedError):
+            pass                    # nothing more for now
+        finally:
+            self.sock.settimeout(timeout)
+            view.release()
+        del buf[got:]
+        return buf
 
     def line(self) -> bytes:
         """One CRLF-ended line (of a chunked body's framing), without its end."""
@@ -216,7 +245,8 @@ class Body:
             if not data:
                 self._done = True
             return data
-        data = conn.recv(min(n, self._left))
+        want = min(n, self._left)
+        data = conn.more(want) if want > RECV else conn.recv(want)
         if not data:
             raise http.client.IncompleteRead(b"", self._left)
         self._left -= len(data)

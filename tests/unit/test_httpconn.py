@@ -324,3 +324,61 @@ def test_framing_headers_are_the_same_with_or_without_a_folded_line():
         for name in ("content-length", "transfer-encoding", "connection"):
             assert plain.headers.get(name) == folded.headers.get(name), (rest, name)
         assert (plain.status, plain.reason) == (folded.status, folded.reason)
+
+
+def test_a_big_body_comes_in_big_pieces_and_whole(serve):
+    """A read of more than a receive's worth takes what the kernel holds
+    already (a big file in few pieces), never more than asked, and the
+    body ends where Content-Length says."""
+    import os
+    import time
+    data = os.urandom(3 << 20)
+
+    def send(c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data))
+        c.sendall(data[:1 << 20])
+        time.sleep(0.3)             # the first MiB is all there before it is read
+        c.sendall(data[1 << 20:])
+        time.sleep(0.5)
+    s = serve(send)
+    pool = Connections(5)
+    where = f"127.0.0.1:{s.port}"
+    _, _, body = pool.get(f"http://{where}/big", where, "/big", {})
+    time.sleep(0.2)
+    pieces = []
+    try:
+        while chunk := body.read(1 << 21):
+            pieces.append(chunk)
+    finally:
+        body.close()
+    assert b"".join(pieces) == data
+    assert all(len(p) <= 1 << 21 for p in pieces)
+    assert len(pieces[0]) > 65536 * 4       # more than one receive's worth at once
+    pool.close()
+
+
+def test_a_big_read_of_a_trickle_gives_what_came_and_a_stall_is_still_one(serve):
+    """Asked for a MiB, a slow server's bytes are given as they come (the
+    copy loop's rate and heartbeat checks run between them), and a server
+    that stops sending is a stall after the timeout, as for small reads."""
+    import time
+
+    def trickle(c):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n")
+        for _ in range(3):
+            c.sendall(b"x" * 100)
+            time.sleep(0.2)
+        time.sleep(1.5)
+    s = serve(trickle)
+    pool = Connections(0.6)
+    where = f"127.0.0.1:{s.port}"
+    _, _, body = pool.get(f"http://{where}/t", where, "/t", {})
+    sizes = []
+    with pytest.raises(TransferError, match="stalled"):
+        try:
+            while chunk := body.read(1 << 20):
+                sizes.append(len(chunk))
+        finally:
+            body.close()
+    assert sum(sizes) == 300 and max(sizes) <= 100 * 2
+    pool.close()
