@@ -52,7 +52,6 @@ class _Conn:
 
     def __init__(self, host: str, port: int, timeout: float):
         self.sock = socket.create_connection((host, port), timeout)
-        self.plain = True           # a socket the kernel reads for us (no TLS layer)
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -81,8 +80,8 @@ class _Conn:
         goes in big pieces: fewer trips through the copy loop and the
         hashing thread; a slow server's pieces come as they arrive)."""
         first = self.recv(n)
-        if len(first) >= n or not first or not self.plain:
-            return first
+        if len(first) >= n or not first or type(self.sock) is not socket.socket:
+            return first            # (TLS: its records are not the kernel's bytes)
         buf = bytearray(n)
         got = len(first)
         buf[:got] = first
