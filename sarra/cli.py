@@ -5,7 +5,6 @@ Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 """
 import json
 import logging
-import logging.handlers
 import os
 import shutil
 import signal
@@ -30,15 +29,20 @@ log = logging.getLogger("sarra")
 POST_CONNECT_ATTEMPTS = 5   # dd_post gives up on an unreachable broker after ~8 s
 
 
-class _InstanceLog(logging.handlers.TimedRotatingFileHandler):
+def _instance_log(logfile: str, cfg) -> logging.Handler:
     """The log file of a daemon instance, rotated; the process's stdout and
-    stderr (tracebacks, prints) follow the current file."""
+    stderr (tracebacks, prints) follow the current file (logging.handlers
+    is imported here: a command run by hand logs to stderr)."""
+    import logging.handlers
 
-    def doRollover(self) -> None:
-        super().doRollover()
-        if self.stream is not None:
-            for fd in (1, 2):
-                os.dup2(self.stream.fileno(), fd)
+    class InstanceLog(logging.handlers.TimedRotatingFileHandler):
+        def doRollover(self) -> None:
+            super().doRollover()
+            if self.stream is not None:
+                for fd in (1, 2):
+                    os.dup2(self.stream.fileno(), fd)
+    return InstanceLog(logfile, when="s", interval=max(1, int(cfg.log_rotate_interval)),
+                       backupCount=cfg.log_rotate, encoding="utf-8")
 
 
 def _quiet_rejections(record: logging.LogRecord) -> bool:
@@ -49,11 +53,9 @@ def _quiet_rejections(record: logging.LogRecord) -> bool:
 def setup_logging(cfg) -> None:
     level = logging.DEBUG if cfg.debug else getattr(logging, str(cfg.log_level).upper(),
                                                     logging.INFO)
-    logfile = os.environ.get(service.LOG_ENV)
+    logfile = os.environ.get(paths.LOG_ENV)
     if logfile:   # a daemon instance: its own rotated file
-        handler: logging.Handler = _InstanceLog(
-            logfile, when="s", interval=max(1, int(cfg.log_rotate_interval)),
-            backupCount=cfg.log_rotate, encoding="utf-8")
+        handler: logging.Handler = _instance_log(logfile, cfg)
     else:
         handler = logging.StreamHandler(sys.stderr)
     inst = os.environ.get("SARRA_INSTANCE")
@@ -300,7 +302,7 @@ globals().update({f"main_{t.name}": _entry(t.name) for t in tools.TOOLS})
 
 OPERATOR_ACTIONS = ("start", "stop", "restart", "status", "list", "log", "declare",
                     "cleanup", "sanity", "quarantine", "check", "metrics", "web") \
-    + manage.MANAGE_ACTIONS + ("convert",)
+    + tools.MANAGE_ACTIONS + ("convert",)
 QUARANTINE_VERBS = ("list", "retry", "drop")
 OPERATOR_USAGE = """usage: sarra ACTION [TOOL/CONFIG | TOOL ...] [--lines N]
        sarra quarantine [list|retry|drop] [TOOL/CONFIG | TOOL ...] [--id ID|all ...]

@@ -9,7 +9,7 @@ import re
 from typing import Callable
 from urllib.parse import urlsplit
 
-from . import service
+from . import lazy
 from .broker import MQTT_SCHEMES, make_broker
 from .broker.lease import Lease
 from .config import broker_user, paths
@@ -32,6 +32,8 @@ from .plugins import load_hooks
 from .registry import load_dotted
 from .throttle import Throttle
 from .tools import BY_NAME, TOOLS
+
+service = lazy.module("sarra.service")   # (the process table: for instances, not dd_post)
 
 # what a daemon's foreground run calls after each batch (its progress line on a terminal)
 OnBatch = Callable[[Flow], None] | None

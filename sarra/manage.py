@@ -274,7 +274,7 @@ def enable(item: str) -> str:
 
 # ----------------------------------------------------------- the command
 
-MANAGE_ACTIONS = ("show", "add", "edit", "remove", "disable", "enable")
+MANAGE_ACTIONS = tools.MANAGE_ACTIONS
 
 
 def command(action: str, args: list[str]) -> int:

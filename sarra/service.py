@@ -128,7 +128,7 @@ def running(tool: str, config: str, instances: int) -> dict[int, int]:
 
 
 OVERRIDES_ENV = "SARRA_OVERRIDES"
-LOG_ENV = "SARRA_LOG_FILE"        # an instance logs there itself (and rotates it)
+LOG_ENV = paths.LOG_ENV
 
 # Python < 3.11 has no -P: the same, by hand (sys.path[0] is '' with -c)
 _SAFE_MAIN = ("import sys; del sys.path[0]; import runpy; "

@@ -17,12 +17,16 @@ logs at its start. TLS 1.2 is the oldest protocol version offered.
 A certificate that does not verify is a refusal, not an outage: it is
 reported once, with what to do (``untrusted``), and not retried.
 """
+from __future__ import annotations
+
 import os
-import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from . import lazy
+
+ssl = lazy.module("ssl")      # (a plain amqp:// or http:// command never loads it)
 
 TLS_SCHEMES = ("amqps", "https", "ftps", "mqtts", "wss")
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 DAEMON_ACTIONS = ("foreground", "start", "stop", "restart", "status", "declare", "cleanup")
 # what dd_log can do besides reading: dd_log cleanup [CONFIG]
 READER_ACTIONS = ("cleanup",)
+# the operator's ``sarra`` actions on configuration files (sarra/manage.py)
+MANAGE_ACTIONS = ("show", "add", "edit", "remove", "disable", "enable")
 
 # how a tool's command line reads
 DAEMON = "daemon"     # dd_<tool> [--option value ...] ACTION CONFIG

@@ -13,8 +13,6 @@ from typing import Any, Protocol
 from ..errors import MessageError
 from ..message import Message, parse_time
 from ..registry import Registry
-from .wis2 import CONTENT_TYPE as WIS2_CONTENT_TYPE
-from .wis2 import looks_like as looks_like_wis2
 from .v02 import (MAX_SHORTSTR, body_text, check_name, header_value, topic_for,
                   unescape_field)
 
@@ -41,6 +39,16 @@ class Format(Protocol):
 
     def encode(self, msg: Message,
                topic_prefix: str) -> tuple[str, dict[str, str], str, str]: ...
+
+
+WIS2_CONTENT_TYPE = "application/geo+json"      # (codec/wis2.py: loaded when used)
+
+
+def looks_like_wis2(text: str) -> bool:
+    """Whether a JSON body is a WNM rather than a v03 post (cheap: read
+    before it is parsed; the decoder then checks every field)."""
+    head = text[:4096]
+    return '"conformsTo"' in head or ('"Feature"' in head and '"links"' in text)
 
 
 def format_of(topic: str, body: str, content_type: str | None = None) -> str:

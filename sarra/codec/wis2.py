@@ -39,8 +39,9 @@ from ..errors import ChecksumError, MessageError
 from ..message import Message, parse_time
 from .v02 import check_headers, check_name, check_text, header_value, topic_for
 from .v03 import dump
+from . import WIS2_CONTENT_TYPE, looks_like_wis2
 
-CONTENT_TYPE = "application/geo+json"
+CONTENT_TYPE = WIS2_CONTENT_TYPE
 CONFORMS = "http://wis.wmo.int/spec/wnm/1/conf/core"
 # WNM integrity method <-> sum method (md5: older WNMs; no letter: by name)
 METHODS = {"sha512": "s", "md5": "d", **{name: name for name in NAMED_METHODS}}
@@ -60,11 +61,7 @@ MEDIA_TYPES = {".bufr": "application/bufr", ".bufr4": "application/bufr",
                ".h5": "application/x-hdf5", ".cap": "application/cap+xml"}
 
 
-def looks_like(text: str) -> bool:
-    """Whether a JSON body is a WNM rather than a v03 post (cheap: read
-    before it is parsed; the decoder then checks every field)."""
-    head = text[:4096]
-    return '"conformsTo"' in head or ('"Feature"' in head and '"links"' in text)
+looks_like = looks_like_wis2
 
 
 # -- the schema's rules ---------------------------------------------------

@@ -12,6 +12,8 @@ import os
 from ..errors import ConfigError
 from ..tools import NAMES as TOOLS
 
+LOG_ENV = "SARRA_LOG_FILE"    # a daemon instance logs to this file itself (and rotates it)
+
 
 def _check_tool(tool: str) -> None:
     if tool not in TOOLS:

@@ -53,6 +53,11 @@ def test_a_post_to_standard_output_imports_no_heavy_library(tmp_path):
     assert '"relPath"' in run.stdout        # it did post
     assert "sarra.flow.engine" in names     # the real flow ran
     assert heavy_in(names) == []
+    # nor what only daemons, TLS or WIS2 need (a rotated log file, the
+    # process table, ssl, the WNM codec): sarra/cli.py, sarra/components.py,
+    # sarra/tls.py, sarra/codec/__init__.py load them when used
+    assert not {"logging.handlers", "sarra.service", "sarra.manage", "ssl",
+                "sarra.codec.wis2"} & names
 
 
 def test_the_test_sees_a_heavy_import(tmp_path):
