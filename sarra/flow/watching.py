@@ -169,17 +169,25 @@ class WatchSource(RecordedBatches):
         announce what changed, appeared or vanished meanwhile."""
         first_run = not self.state.started
         announce = self.cfg.post_on_start or not first_run
+        listing = rows(self.roots, self._follow, self._glob, self.temp_dir)
+        if not announce:
+            # a first start: what is there is the baseline, recorded as it
+            # is walked (an empty record: nothing to compare, nothing gone)
+            files, ignored = self.state.record_listing(listing)
+            self.stats["ignored"] += ignored
+            self.state.commit()
+            self.state.mark_started()
+            log.info("%d files in the tree, %d to announce, %d announced before",
+                     files, len(self.pending) + len(self.ready), len(self.state))
+            return
         # the listing goes to SQLite as it is walked: a tree of 100,000 files
         # is compared with the record there, never held in memory
-        files = self.state.load_listing(rows(self.roots, self._follow, self._glob, self.temp_dir))
+        files = self.state.load_listing(listing)
         self.stats["ignored"] += self.state.listed_ignored()
-        if announce:
-            due = time.monotonic() - self.settle
-            for path in self.state.changed():
-                self.pending[path] = Pending(due)
-        else:
-            self.state.record_changed()
-        self.state.commit()            # the record of what is there (nothing posted)
+        due = time.monotonic() - self.settle
+        for path in self.state.changed():
+            self.pending[path] = Pending(due)
+        self.state.commit()            # (nothing posted yet)
         self.state.mark_started()
         for root in self.roots:        # deletions: committed when their posts are (ack)
             for path, row in self.state.vanished(root):

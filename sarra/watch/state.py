@@ -79,6 +79,23 @@ class WatchState:
         self._db.execute("CREATE INDEX temp.seen_path ON seen (path)")
         return count
 
+    def record_listing(self, entries: Iterable[tuple[str, int, int, bool]]) -> tuple[int, int]:
+        """A first start's baseline: the files of a listing (path, size,
+        mtime_ns, ignored), but the ignored ones, recorded as they come (no
+        sum: never announced); how many files, how many ignored."""
+        counts = [0, 0]
+
+        def kept() -> Iterator[tuple[str, int, int]]:
+            for path, size, mtime_ns, ignored in entries:
+                counts[0] += 1
+                if ignored:
+                    counts[1] += 1
+                else:
+                    yield path, size, mtime_ns
+        self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, NULL, NULL)",
+                             kept())
+        return counts[0], counts[1]
+
     def listed_ignored(self) -> int:
         """How many of the listing's files are ignored (temporary names)."""
         return self._db.execute("SELECT count(*) FROM seen WHERE ignored != 0").fetchone()[0]
@@ -91,13 +108,6 @@ class WatchState:
         with another size or mtime."""
         for (path,) in self._db.execute(f"SELECT s.path {self._CHANGED}"):
             yield path
-
-    def record_changed(self) -> int:
-        """Record those as a baseline (no sum: never announced); how many."""
-        before = self._db.total_changes
-        self._db.execute("INSERT OR REPLACE INTO files SELECT s.path, s.size, s.mtime_ns, "
-                         f"NULL, NULL {self._CHANGED}")
-        return self._db.total_changes - before
 
     def vanished(self, directory: str) -> Iterator[tuple[str, Posted]]:
         """Rows below ``directory`` whose path the listing does not hold (a
