@@ -11,6 +11,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import pytest
@@ -154,7 +155,9 @@ def nginx(tmp_path_factory, request) -> Callable[..., NginxServer]:
     test's tmp_path. ``extra`` is raw nginx text inserted in the server block
     (e.g. locations). With ``https=True`` it serves https only, with the
     session test CA's server certificate (``test_ca``; its ``url`` starts
-    with https://). All instances are stopped at teardown.
+    with https://); ``https=(cert, key)`` presents that certificate instead
+    (e.g. one ``test_ca.issue`` made for another host). All instances are
+    stopped at teardown.
     """
     binary = find_program("nginx")
     if binary is None:
@@ -162,11 +165,14 @@ def nginx(tmp_path_factory, request) -> Callable[..., NginxServer]:
     servers: list[NginxServer] = []
 
     def start(root_dir, workers: str | int = "auto", extra: str = "",
-              https: bool = False) -> NginxServer:
+              https: bool | tuple = False) -> NginxServer:
         root = Path(root_dir).resolve()
         root.mkdir(parents=True, exist_ok=True)
         tmp = tmp_path_factory.mktemp("nginx")
-        tls = request.getfixturevalue("test_ca") if https else None
+        if isinstance(https, tuple):           # (start_nginx reads .cert and .key)
+            tls = SimpleNamespace(cert=Path(https[0]), key=Path(https[1]))
+        else:
+            tls = request.getfixturevalue("test_ca") if https else None
         try:
             server = start_nginx(tmp, root, workers, extra, binary, tls)
         except RuntimeError as exc:

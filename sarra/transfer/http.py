@@ -3,23 +3,27 @@
 keep-alive Session per flow, remove (an HTTP DELETE, for the ``delete``
 option). Requires: requests.
 
-A plain-http GET goes on a kept ``http.client`` connection per server
-(sarra/transfer/httpconn.py: far less work per small file than requests);
-requests does the rest: https, redirections, DELETE.
+A GET, http or https, goes on a kept connection per server
+(sarra/transfer/httpconn.py: far less work per small file than requests),
+over https wrapped by the ssl context of the configuration's TlsPolicy
+(one context per CA file, made once); requests does the rest:
+redirections, URLs that hold credentials themselves, DELETE.
 
 Proxies from the environment are ignored (``trust_env = False``): switches
 talk to each other directly, and looking the variables up costs a third of
 the per-file time. Credentials for a URL come from credentials.conf. HTTPS
 certificates are verified as the configuration's TlsPolicy says
 (sarra/tls.py: the ``ca_file=`` detail of the server's
-credentials.conf line, else the ``ca_file`` option, else the system's CAs;
-nothing with ``tls_verify off``); one that does not verify is not worth
-retrying.
+credentials.conf line, else the ``ca_file`` option, else the system's CAs
+(requests: its own bundle, certifi's); nothing with ``tls_verify off``),
+with the server's host name; one that does not verify is not worth
+retrying, and is reported the same whichever path met it (``untrusted``).
 Downloads (and DELETE) only: RabbitMQ's management API (dd_audit) has its own client,
 sarra/broker/management.py.
 """
 import http.client
 import re
+import ssl
 from base64 import b64encode
 from urllib.parse import quote
 
@@ -28,7 +32,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from ..tls import TlsPolicy, ssl_cause, untrusted
 from ..errors import TransferError
-from .httpconn import Connections
+from .httpconn import Connections, TlsRefused
 
 # characters left as they are in the path of a request URL: the reserved
 # ones a path may hold, and '%' (an escape already in the URL stays one)
@@ -92,13 +96,18 @@ class HttpTransfer:
         self._session.trust_env = False
         self._kept = Connections(timeout)
         self._auths: dict[str, tuple | None] = {}    # by scheme://authority (_auth)
+        # https: the ssl context of each CA file (None: the system's), made once,
+        # and which one a URL's scheme://authority takes (_context)
+        self._contexts: dict[str | None, ssl.SSLContext] = {}
+        self._context_of: dict[str, ssl.SSLContext] = {}
 
     def open(self, url: str, offset: int = 0, length: int | None = None):
         headers = {"Accept-Encoding": "identity"}
         if offset or length:   # (no range for nothing: 'bytes=0--1' is refused)
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
-        if url[:7].lower() == "http://":
+        scheme = url[:8].lower()
+        if scheme.startswith("http://") or scheme == "https://":
             body = self._open_kept(url, headers, offset)
             if body is not None:
                 return body
@@ -115,16 +124,20 @@ class HttpTransfer:
         return _Body(resp, self._timeout)
 
     def _open_kept(self, url: str, headers: dict, offset: int):
-        """A plain-http GET on a kept connection; None: for requests (a
+        """A GET (http or https) on a kept connection; None: for requests (a
         redirection, or credentials in the URL itself)."""
-        host, slash, path = wire_url(url)[7:].partition("/")
+        tls = url[4] in "sS"
+        host, slash, path = wire_url(url)[8 if tls else 7:].partition("/")
         if "@" in host:
             return None
+        context = self._context(url) if tls else None
         auth = self._auth(url)
         if auth is not None:
             headers = {**headers, "Authorization": _basic_header(*auth)}
         try:
-            status, reason, body = self._kept.get(url, host, "/" + path, headers)
+            status, reason, body = self._kept.get(url, host, "/" + path, headers, context)
+        except TlsRefused as exc:
+            raise self._untrusted("GET", url, exc) from exc
         except (OSError, http.client.HTTPException) as exc:
             raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
         if 300 <= status < 400:
@@ -179,6 +192,27 @@ class HttpTransfer:
             full = self._credentials.lookup(named)
             return _basic_auth(full) if full != named else None
         return _basic_auth(full) if full != url else None
+
+    def _context(self, url: str) -> ssl.SSLContext:
+        """The ssl context an https ``url`` is fetched with (TlsPolicy: its
+        CA file, verification, host names checked): one per CA file, for the
+        life of the transfer (which CA a URL takes depends on its text
+        before the path only, as for _auth). ConfigError when the CA file
+        cannot be read."""
+        scheme, sep, rest = url.partition("://")
+        key = scheme.lower() + sep + rest.partition("/")[0]
+        try:
+            return self._context_of[key]
+        except KeyError:
+            pass
+        ca = self._tls.ca_for(url) if self._tls.verify else None
+        context = self._contexts.get(ca)
+        if context is None:                # (CA files: a few, those of the configuration)
+            context = self._contexts[ca] = self._tls.context(url)
+        if len(self._context_of) >= 256:   # the hosts of the posts: not without bound
+            self._context_of.clear()
+        self._context_of[key] = context
+        return context
 
     def _verify(self, url: str) -> str | bool:
         """What an HTTPS certificate is verified against (TlsPolicy)."""

@@ -1,7 +1,13 @@
-"""Plain-HTTP GETs on persistent connections, without a client library's
-per-request work: the path for small files (sarra/transfer/http.py).
+"""HTTP and HTTPS GETs on persistent connections, without a client
+library's per-request work: the path for small files (sarra/transfer/http.py).
 
-One connection per server, kept alive between downloads; a request is a
+One connection per server, kept alive between downloads; over https, the
+socket is wrapped by the ssl context the caller gives (the configuration's
+TlsPolicy: certificate and host name verified, SNI set), and connections
+are kept by host, port and context, so that one made for a server under
+one TLS setting is never used for another (nor a plain one for https, or
+the reverse). A TLS handshake that fails is a ``TlsRefused`` (its cause
+the ssl error), unless the connection merely went away during it. A request is a
 request line and a few headers, sent in one write; the answer's head is
 parsed here (status line, and of its headers those that frame the body:
 Content-Length, Transfer-Encoding, Connection), not by ``http.client``,
@@ -13,20 +19,23 @@ timeout) is opened again once, for the same request (a GET may be
 repeated). A body not read to its end (a failed or cut-off download), an
 answer without keep-alive, or a server that sent more than it announced
 closes its connection, so that the next request never reads the rest of
-an earlier answer. What this does not do (redirections, https)
-``HttpTransfer`` hands to requests. Failures are OSError (timeouts
+an earlier answer. What this does not do (redirections, credentials in
+the URL) ``HttpTransfer`` hands to requests. Failures are OSError (timeouts
 included) or ``http.client.HTTPException``, as ``http.client``'s.
 """
 import http.client
 import re
 import socket
+import ssl
 
 from ..errors import TransferError
 from .base import host_port
 
 # the connection went away between two requests: open it again, once
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-          ConnectionAbortedError)
+          ConnectionAbortedError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+# what a TLS handshake meets when the server merely went away (an outage, not a refusal)
+_GONE = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 HEAD_MAX = 65536          # bytes of an answer's status line and headers, at most
                           # (and of a chunked body's trailers)
@@ -46,26 +55,55 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-class _Conn:
-    """One kept connection: its socket and what was received beyond what
-    was consumed (the start of a body that came with its head)."""
+class TlsRefused(OSError):
+    """The TLS handshake failed: the server's certificate or host name did
+    not verify, or no protocol or cipher was agreed. Its ``__cause__`` is
+    the ssl error."""
 
-    def __init__(self, host: str, port: int, timeout: float):
-        self.sock = socket.create_connection((host, port), timeout)
+
+class _Conn:
+    """One kept connection: its socket (an ssl one with ``tls``, the
+    handshake done) and what was received beyond what was consumed (the
+    start of a body that came with its head)."""
+
+    def __init__(self, host: str, port: int, timeout: float,
+                 tls: ssl.SSLContext | None = None):
+        ascii_host = host
         try:
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            host.encode("ascii")
+        except UnicodeEncodeError:
+            ascii_host = host.encode("idna").decode("ascii")
+        raw = socket.create_connection((host, port), timeout)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        self.tls = tls is not None
+        if tls is None:
+            self.sock = raw
+        else:
+            try:       # (the context checks the name, and sends it as SNI unless an address)
+                self.sock = tls.wrap_socket(raw, server_hostname=ascii_host)
+            except _GONE:
+                raw.close()
+                raise
+            except ssl.SSLError as exc:
+                raw.close()
+                raise TlsRefused(f"TLS handshake with {host}:{port}: {exc}") from exc
+            except BaseException:
+                raw.close()
+                raise
         self.buf = b""
-        name = f"[{host}]" if ":" in host else host
-        try:
-            name.encode("ascii")
-        except UnicodeEncodeError:
-            name = name.encode("idna").decode("ascii")
-        self.host = name if port == 80 else f"{name}:{port}"
+        name = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
+        self.host = name if port == (443 if self.tls else 80) else f"{name}:{port}"
 
     def close(self) -> None:
         self.sock.close()
+
+    def leftover(self) -> bool:
+        """Whether bytes were received that no answer consumed (kept here,
+        or decrypted and waiting in the ssl socket)."""
+        return bool(self.buf) or (self.tls and self.sock.pending() > 0)
 
     def recv(self, n: int) -> bytes:
         """What was kept, else one receive of at most ``n`` bytes."""
@@ -274,30 +312,37 @@ class Body:
     def close(self) -> None:
         if self._conn is None:
             return
-        if not (self._done and self._keep) or self._conn.buf:
+        if not (self._done and self._keep) or self._conn.leftover():
             self._pool.discard(self._key)    # the rest is never read, or no keep-alive
         self._conn = None
 
 
 class Connections:
-    """The kept connections, by (host, port)."""
+    """The kept connections, by (host, port, ssl context or None)."""
 
     def __init__(self, timeout: float):
         self.timeout = timeout
-        self._conns: dict[tuple[str, int], _Conn] = {}
+        self._conns: dict[tuple[str, int, ssl.SSLContext | None], _Conn] = {}
 
-    def get(self, url: str, hostport: str, path: str, headers: dict):
-        """GET ``path`` of ``hostport`` (``url``: for messages): (status,
-        reason, Body). OSError, HTTPException on failure."""
+    def get(self, url: str, hostport: str, path: str, headers: dict,
+            tls: ssl.SSLContext | None = None):
+        """GET ``path`` of ``hostport`` (``url``: for messages), over TLS
+        with the context ``tls`` (https), else plain: (status, reason,
+        Body). TlsRefused, other OSError, HTTPException on failure."""
         if _CONTROL.search(path):
             raise http.client.InvalidURL(f"control characters in the path of {url!r}")
-        key = host_port(hostport, 80, "http")
+        if tls is None:
+            host, port = host_port(hostport, 80, "http")
+        else:
+            host, port = host_port(hostport, 443, "https")
+        # (the context itself is in the key: kept alive by it, never mistaken for another)
+        key = (host, port, tls)
         for attempt in (1, 2):
             conn = self._conns.get(key)
             fresh = conn is None
             try:
                 if fresh:
-                    conn = self._conns[key] = _Conn(key[0], key[1], self.timeout)
+                    conn = self._conns[key] = _Conn(host, port, self.timeout, tls)
                 lines = [f"GET {path} HTTP/1.1", f"Host: {conn.host}"]
                 lines += [f"{k}: {v}" for k, v in headers.items()]
                 conn.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))

@@ -17,9 +17,12 @@ from sarra.transfer.httpconn import Connections
 class Server:
     """Accepts connections; for each request read, sends the next scripted
     answer (bytes, or a callable given the socket); ``None`` closes the
-    connection instead of answering."""
+    connection instead of answering. ``wrap``: what each accepted socket
+    becomes first (an ssl server socket: tests/integration/test_https_kept.py);
+    a connection it fails on (raising OSError) is left."""
 
-    def __init__(self, answers):
+    def __init__(self, answers, wrap=None):
+        self.wrap = wrap
         self.answers = list(answers)
         self.requests: list[bytes] = []
         self.connections = 0
@@ -37,6 +40,12 @@ class Server:
             except OSError:
                 return
             self.connections += 1
+            if self.wrap is not None:
+                try:
+                    conn = self.wrap(conn)
+                except OSError:
+                    conn.close()
+                    continue
             with conn:
                 buf = b""
                 while self.answers:
