@@ -8,10 +8,11 @@ tell the broker's share from the download's. Rounds alternate the four runs
 (a shared machine's load changes between them).
 
 Beside each run, the machine's limits in the same round: bare keep-alive
-GET loops over the same files, one with requests (one session, for both
-schemes: what TLS itself costs on a kept connection), one with sarra's
-own HttpTransfer (the subscriber's download path: a kept http.client
-connection for http, requests for https); and what each run cost, in CPU
+GET loops over the same files: one kept http.client connection (what TLS
+itself costs on a kept connection), one requests session (for both
+schemes), and sarra's own HttpTransfer (the subscriber's download path:
+its own kept connection, sarra/transfer/httpconn.py, for http and, since
+the figures below the first ones, https); and what each run cost, in CPU
 milliseconds per file (user + system) of dd_post, the subscriber, nginx and
 the broker, with the connections nginx accepted (each a TLS handshake over
 https).
@@ -31,6 +32,17 @@ https. So https costs the subscriber about 1-1.5 ms of CPU a file, nearly
 all of it requests' per-request work (https downloads do not take
 httpconn's kept connection), not the handshake (one per run) nor the
 crypto of 4 KiB bodies; amqps costs little (0-0.3 ms a file, in the noise).
+
+Then https GETs took httpconn's kept connection too (an ssl socket from
+the configuration's TlsPolicy). Before and after on the same machine
+(2026-12-04, load average 0.2-4.1, two runs of 3 rounds each way), the
+subscriber's CPU per file: before, plain 0.60-0.94 ms, amqp + https
+1.43-1.77 (https/plain 1.9-2.6 in each round); after, plain 0.64-1.15,
+amqp + https 0.63-1.26 (https/plain 0.9-1.7), amqps + https 0.66-1.57.
+The bare loops: sarra's HttpTransfer over https 0.47-0.56 ms/GET before,
+0.05-0.13 after (over http 0.03-0.10), a kept http.client connection
+0.11-0.19 over https, requests 0.46-0.62. What https still costs the
+subscriber, 0-0.5 ms a file, is within the noise of these runs.
 
 Needs rabbitmq-server, nginx (with stub_status) and openssl (tools/setup.sh).
 Usage: python bench/bench_tls.py [--files 1000] [--size 4096] [--rounds 2]
@@ -113,7 +125,8 @@ def client_gets(web, rels: list[str], ca: str) -> tuple[float, float]:
 
 
 def requests_gets(web, rels: list[str], ca: str) -> tuple[float, float]:
-    """One requests session (what sarra's https downloads go through)."""
+    """One requests session (what sarra's https downloads went through
+    before they took httpconn's kept connection)."""
     import requests
     with requests.Session() as s:
         s.trust_env = False
@@ -122,8 +135,8 @@ def requests_gets(web, rels: list[str], ca: str) -> tuple[float, float]:
 
 
 def sarra_gets(web, rels: list[str], ca: str) -> tuple[float, float]:
-    """The subscriber's own HttpTransfer: a kept http.client connection for
-    http (sarra/transfer/httpconn.py), requests for https."""
+    """The subscriber's own HttpTransfer: its kept connection
+    (sarra/transfer/httpconn.py), plain for http, an ssl socket for https."""
     from sarra.tls import TlsPolicy
     from sarra.transfer.http import HttpTransfer
     t = HttpTransfer(tls=TlsPolicy(ca_file=ca))
