@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 import pika
 import pika.data
+import pika.frame
 import pika.exceptions as px
 
 from ..config.paths import config_dir
@@ -268,6 +269,261 @@ def publish_frames(channel: int, exchange: str, routing_key: str, body: bytes | 
     return b"".join(out)
 
 
+_DELIVER = 0x003C003C                   # Basic.Deliver (60, 60)
+_METHOD_ID = struct.Struct(">I")
+_DELIVER_TAG = struct.Struct(">QB")     # delivery tag, the redelivered bit
+_CONTENT = struct.Struct(">HHQH")       # class, weight, body size, property flags
+_WORD = struct.Struct(">H")
+_CONTENT_ENCODING = 1 << 14
+
+
+class _Other(Exception):
+    """A header value that is not a long string: pika's decoder reads the table."""
+
+
+def _text(raw: bytes) -> "str | bytes":
+    """A string as pika decodes it: UTF-8, else the bytes as they came."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def _headers(data: bytes, p: int, end: int) -> tuple[dict, int]:
+    """The field table at ``p`` (its end at most ``end``): what pika's
+    ``decode_table`` returns, read here when every value is a long string
+    ('S', UTF-8 as every key); any other table is read by pika's own decoder."""
+    size = _LONG.unpack_from(data, p)[0]
+    stop = p + 4 + size
+    if stop > end:
+        raise px.InvalidFrameError("field table beyond its frame")
+    out: dict = {}
+    q = p + 4
+    try:
+        while q < stop:
+            n = data[q]
+            key = data[q + 1:q + 1 + n].decode()
+            q += 1 + n
+            if data[q] != 83:               # b"S"
+                raise _Other
+            n = _LONG.unpack_from(data, q + 1)[0]
+            q += 5
+            out[key] = data[q:q + n].decode()
+            q += n
+    except (_Other, UnicodeDecodeError):
+        out, q = pika.data.decode_table(data, p)
+    if q != stop:
+        raise px.InvalidFrameError("field table entries beyond its size")
+    return out, q
+
+
+class _Delivering:
+    """A delivery of ours whose content is still to come."""
+    __slots__ = ("exchange", "topic", "tag", "redelivered", "content_type", "headers",
+                 "size", "left", "pieces")
+
+    def __init__(self):
+        self.content_type = self.headers = None
+        self.pieces: list[bytes] = []
+
+
+class _Input:
+    """What pika's connection reads, parsed here (in place of its
+    ``_on_data_available``, which copies its whole buffer once per frame and
+    makes objects of each frame): the deliveries of the consuming channel
+    (Basic.Deliver, its content header and body frames) are decoded here and
+    handed to ``delivered`` (exchange, routing key, headers, body, content
+    type, delivery tag, redelivered); every other frame goes to pika's
+    ``_process_frame`` as its own loop would give it, in the order of the
+    wire (heartbeats, confirms, closes, cancels, other channels, the
+    consuming channel's other methods). Bytes that do not make a whole frame
+    wait, as pieces, until one is complete (no copy per read). A bad frame
+    (its end octet, beyond frame_max, an unknown type, a malformed
+    delivery) raises pika's InvalidFrameError, on which the transport
+    aborts the connection, as pika does on its own frame errors."""
+
+    def __init__(self, impl, delivered, wake):
+        self._impl = impl
+        self._process = impl._process_frame
+        self._decode = pika.frame.decode_frame
+        self._delivered = delivered
+        self._wake = wake               # ends the wait of process_data_events
+        self._pieces: list[bytes] = []  # the start of a frame, not complete yet
+        self._have = 0
+        self._need = 0
+        frame_max = impl.params.frame_max
+        self._payload_max = frame_max - 8 if frame_max else 1 << 32
+        self._channel = None            # the consuming channel (pika's Channel)
+        self._number = -1
+        self._partial: "_Delivering | None" = None   # a delivery of ours, its content to come
+        self._broken: Exception | None = None
+
+    @classmethod
+    def install(cls, impl, delivered, wake) -> "_Input | None":
+        need = ("_on_data_available", "_process_frame", "_frame_buffer", "bytes_received",
+                "frames_received", "params")
+        if not all(hasattr(impl, a) for a in need) or \
+                not callable(getattr(pika.frame, "decode_frame", None)) or \
+                not isinstance(impl._frame_buffer, (bytes, bytearray)):
+            return None     # another pika: its own reading
+        reader = cls(impl, delivered, wake)
+        if impl._frame_buffer:          # what pika has read of a frame so far
+            reader._pieces = [bytes(impl._frame_buffer)]
+            reader._have = reader._need = len(impl._frame_buffer)
+            impl._frame_buffer = b""
+        impl._on_data_available = reader
+        return reader
+
+    def consume(self, channel) -> None:
+        """``channel`` (pika's Channel, or None) is the consuming one: its
+        deliveries to a consumer it has and has not cancelled are ours."""
+        if channel is not None and not (hasattr(channel, "_consumers") and
+                                        hasattr(channel, "_cancelled")):
+            channel = None              # another pika: its deliveries go to it
+        self._channel = channel
+        self._number = -1 if channel is None else channel.channel_number
+        self._partial = None
+
+    def __call__(self, data: bytes) -> None:
+        if self._broken is not None:
+            raise self._broken
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        if self._pieces:
+            self._pieces.append(data)
+            self._have += len(data)
+            if self._have < self._need:
+                return
+            data = b"".join(self._pieces)
+            self._pieces = []
+        try:
+            self._frames(data)
+        except Exception as exc:
+            self._broken = exc if isinstance(exc, px.InvalidFrameError) else \
+                px.InvalidFrameError(f"after {exc!r}")
+            self._pieces = []
+            raise
+
+    def _frames(self, data: bytes) -> None:
+        impl, n, pos, woke = self._impl, len(data), 0, False
+        unpack = _FRAME.unpack_from
+        try:
+            while n - pos >= 7:
+                kind, number, size = unpack(data, pos)
+                end = pos + 7 + size            # the frame-end octet
+                if kind not in (1, 2, 3, 8):
+                    if data[pos:pos + 4] == b"AMQP":    # a protocol header: pika's
+                        used, frame = self._decode(data[pos:])
+                        if not used:
+                            break
+                        pos += used
+                        impl.bytes_received += used
+                        self._process(frame)
+                        continue
+                    raise px.InvalidFrameError(f"Unknown frame type: {kind}")
+                if size > self._payload_max:
+                    raise px.InvalidFrameError(f"frame of {size + 8} bytes, beyond frame_max")
+                if end >= n:
+                    break
+                if data[end] != 0xCE:
+                    raise px.InvalidFrameError("Invalid FRAME_END marker")
+                if number == self._number and self._mine(kind, data, pos + 7, end):
+                    impl.bytes_received += size + 8
+                    impl.frames_received += 1
+                    pos = end + 1
+                    if self._partial is None:
+                        woke = True
+                    continue
+                used, frame = self._decode(data[pos:end + 1])
+                pos = end + 1
+                impl.bytes_received += used
+                self._process(frame)
+        finally:
+            if woke:
+                self._wake(-1)
+        if pos < n:
+            rest = data[pos:] if pos else data
+            self._pieces = [rest]
+            self._have = len(rest)
+            # (a frame's header, to be checked; a whole header: the loop checked
+            # it; a protocol header is 8 bytes)
+            self._need = 7 if len(rest) < 7 else 8 if rest[:4] == b"AMQP" else \
+                _FRAME.unpack_from(rest)[2] + 8
+
+    def _mine(self, kind: int, data: bytes, p: int, end: int) -> bool:
+        """Read a frame of the consuming channel (its payload from ``p`` to
+        ``end``) if it is part of one of our deliveries; False: pika's."""
+        d = self._partial
+        if kind == 3:                       # body
+            if d is None or d.headers is None:
+                return False
+            d.pieces.append(data[p:end])
+            d.left -= end - p
+            if d.left > 0:
+                return True
+            if d.left < 0:
+                raise px.BodyTooLongError(d.size - d.left, d.size)
+        elif kind == 2:                     # content header
+            if d is None:
+                return False
+            if d.headers is not None:
+                raise px.UnexpectedFrameError("a second content header")
+            class_id, _weight, size, flags = _CONTENT.unpack_from(data, p)
+            if class_id != 60:
+                raise px.InvalidFrameError(f"content header of class {class_id}")
+            q = p + 14
+            word = flags
+            while word & 1:                 # more flag words: nothing we read
+                word = _WORD.unpack_from(data, q)[0]
+                q += 2
+            headers = None
+            if flags & _CONTENT_TYPE:
+                d.content_type = _text(data[q + 1:q + 1 + data[q]])
+                q += 1 + data[q]
+            if flags & _CONTENT_ENCODING:
+                q += 1 + data[q]
+            if flags & _HEADERS:
+                headers, q = _headers(data, q, end)
+            if q > end:
+                raise px.InvalidFrameError("content header beyond its frame")
+            # (the properties after the headers are not read: nothing of
+            # sarra's is there, and the frame's size bounds them)
+            d.headers, d.size, d.left = headers or {}, size, size
+            if size:
+                return True
+        elif kind == 1:                     # a method
+            self._partial = None            # (a content cut short: pika drops it too)
+            if end - p < 4 or _METHOD_ID.unpack_from(data, p)[0] != _DELIVER:
+                return False
+            q = p + 4
+            tag = _text(data[q + 1:q + 1 + data[q]])
+            channel = self._channel
+            if tag not in channel._consumers or tag in channel._cancelled or \
+                    not channel.is_open:
+                return False                # pika's to reject or drop
+            q += 1 + data[q]
+            d = self._partial = _Delivering()
+            d.tag, bits = _DELIVER_TAG.unpack_from(data, q)
+            d.redelivered = bits & 1 == 1
+            q += 9
+            d.exchange = _text(data[q + 1:q + 1 + data[q]])
+            q += 1 + data[q]
+            d.topic = _text(data[q + 1:q + 1 + data[q]])
+            if q + 1 + data[q] > end:
+                raise px.InvalidFrameError("basic.deliver beyond its frame")
+            return True
+        else:
+            return False
+        # a whole delivery
+        self._partial = None
+        pieces = d.pieces
+        body = b"" if not pieces else pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if self._channel is not None and self._channel.is_open:
+            self._delivered(d.exchange, d.topic, d.headers, body, d.content_type, d.tag,
+                            d.redelivered)
+        return True
+
+
 def _parameters(url: str, heartbeat: float, connection_name: str,
                 tls: TlsPolicy) -> "pika.URLParameters":
     params = pika.URLParameters(url)
@@ -322,6 +578,7 @@ class AmqpBroker:
             _parameters(url, heartbeat, connection_name, self._tls)
         self._conn: pika.BlockingConnection | None = None
         self._out: _Output | None = None
+        self._in: _Input | None = None
         self._body_max = 131072 - 8
         self._ch = None           # declares and bindings (a refusal closes only this one)
         self._cch = None          # consuming
@@ -357,7 +614,7 @@ class AmqpBroker:
         with contextlib.suppress(Exception):
             if self._conn and self._conn.is_open:
                 self._conn.close()
-        self._conn = self._ch = self._cch = self._pch = self._out = None
+        self._conn = self._ch = self._cch = self._pch = self._out = self._in = None
         self._inbox.clear()
         self._unacked.clear()
 
@@ -373,6 +630,9 @@ class AmqpBroker:
         with self._guard("connect"):
             self._conn = pika.BlockingConnection(self._params)
             self._out = _Output.install(self._conn._impl)
+            wake = getattr(self._conn, "_request_channel_dispatch", None)
+            self._in = None if wake is None else \
+                _Input.install(self._conn._impl, self._delivered, wake)
             # a body frame's payload at most: the negotiated frame_max, less
             # a frame's header and end (pika's own figure when it has one)
             self._body_max = getattr(self._conn._impl, "_body_max_length", None) or \
@@ -456,6 +716,8 @@ class AmqpBroker:
         args = None if offset is None else {"x-stream-offset": offset}
         with self._guard(f"consume {queue}"):
             self._cch = self._conn.channel()
+            if self._in is not None:     # its deliveries read by _Input
+                self._in.consume(self._cch._impl)
             self._cch.basic_qos(prefetch_count=prefetch)
             self._cch.basic_consume(queue, self._on_message, auto_ack=False,
                                     arguments=args)
@@ -477,10 +739,18 @@ class AmqpBroker:
         return self._cch
 
     def _on_message(self, _ch, method, props, body: bytes) -> None:
+        """A delivery as pika gives it (when _Input is not installed)."""
         self._unacked.add(method.delivery_tag)
         self._inbox.append(Delivery(method.exchange, method.routing_key,
                                     props.headers or {}, body, props.content_type,
                                     (self._epoch, method.delivery_tag), method.redelivered))
+
+    def _delivered(self, exchange, topic, headers, body, content_type, tag,
+                   redelivered) -> None:
+        """A delivery as _Input reads it (headers already ``{}`` if none)."""
+        self._unacked.add(tag)
+        self._inbox.append(Delivery(exchange, topic, headers, body, content_type,
+                                    (self._epoch, tag), redelivered))
 
     def get(self, timeout: float) -> list[Delivery]:
         if not self._inbox:
