@@ -12,9 +12,16 @@ switched on through the channel's underlying asynchronous implementation
 (``BlockingChannel._impl``) with our own ack/nack callback. A publish is
 encoded here (``publish_frames``: the bytes pika would write) and held with
 the others until the next turn of the I/O loop, then written as one piece
-(``_Output``); pika keeps the connection, the channels, confirms and returns. Everything runs in the
-caller's thread: confirms and deliveries are dispatched while we process I/O
-in ``get``, ``flush`` and ``keepalive``.
+(``_Output``). What the broker sends is read here too (``_Input``, in place
+of pika's frame reading): the deliveries of the consuming channel are
+decoded from the bytes as received into ``Delivery`` objects (what pika's
+decoder would make of them: tests/unit/test_amqp_deliver.py), and every
+other frame is handed to pika as it would have read it, in order. pika
+keeps the connection (its opening, heartbeats, close), the channels, the
+declarations, confirms and returns; with a pika that lacks what ``_Output``
+or ``_Input`` replace, it does its own writing or reading. Everything runs
+in the caller's thread: confirms and deliveries are dispatched while we
+process I/O in ``get``, ``flush`` and ``keepalive``.
 """
 import contextlib
 import logging
@@ -457,12 +464,16 @@ class _Input:
         if kind == 3:                       # body
             if d is None or d.headers is None:
                 return False
-            d.pieces.append(data[p:end])
-            d.left -= end - p
-            if d.left > 0:
-                return True
-            if d.left < 0:
-                raise px.BodyTooLongError(d.size - d.left, d.size)
+            if d.left == end - p and not d.pieces:
+                body = data[p:end]          # the whole body in one frame
+            else:
+                d.pieces.append(data[p:end])
+                d.left -= end - p
+                if d.left > 0:
+                    return True
+                if d.left < 0:
+                    raise px.BodyTooLongError(d.size - d.left, d.size)
+                body = b"".join(d.pieces)
         elif kind == 2:                     # content header
             if d is None:
                 return False
@@ -491,6 +502,7 @@ class _Input:
             d.headers, d.size, d.left = headers or {}, size, size
             if size:
                 return True
+            body = b""
         elif kind == 1:                     # a method
             self._partial = None            # (a content cut short: pika drops it too)
             if end - p < 4 or _METHOD_ID.unpack_from(data, p)[0] != _DELIVER:
@@ -506,18 +518,20 @@ class _Input:
             d.tag, bits = _DELIVER_TAG.unpack_from(data, q)
             d.redelivered = bits & 1 == 1
             q += 9
-            d.exchange = _text(data[q + 1:q + 1 + data[q]])
+            exchange = data[q + 1:q + 1 + data[q]]
             q += 1 + data[q]
-            d.topic = _text(data[q + 1:q + 1 + data[q]])
+            topic = data[q + 1:q + 1 + data[q]]
             if q + 1 + data[q] > end:
                 raise px.InvalidFrameError("basic.deliver beyond its frame")
+            try:
+                d.exchange, d.topic = exchange.decode(), topic.decode()
+            except UnicodeDecodeError:
+                d.exchange, d.topic = _text(exchange), _text(topic)
             return True
         else:
             return False
         # a whole delivery
         self._partial = None
-        pieces = d.pieces
-        body = b"" if not pieces else pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if self._channel is not None and self._channel.is_open:
             self._delivered(d.exchange, d.topic, d.headers, body, d.content_type, d.tag,
                             d.redelivered)
