@@ -511,6 +511,118 @@ def test_an_exclusive_queue_is_one_connections_until_it_closes(backend):
     wait_for(taken, timeout=5, interval=0.05, what="the queue freed by its owner's close")
 
 
+
+def _every_type_headers():
+    import datetime
+    import decimal
+    return {"sum": "s,1", "n": 5, "big": 2 ** 40, "neg": -3, "yes": True, "no": False,
+            "raw": b"\x00\xff", "table": {"k": "v", "deeper": {"x": [1, "y", None]}},
+            "list": ["a", 1, {"in": "t"}, [], True], "dec": decimal.Decimal("3.14159"),
+            "when": datetime.datetime(2026, 12, 4, 18, 35, 37, tzinfo=datetime.timezone.utc),
+            "void": None, "empty": "", "é": "ünïcödé ✓"}
+
+
+def test_deliveries_read_by_the_driver_are_what_pika_reads(amqp_backend, amqp_url, monkeypatch):
+    """The driver reads its deliveries itself (sarra/broker/amqp.py:_Input):
+    messages with every property and every field type pika writes, bodies
+    empty, small and in several frames, come out as they do through pika's
+    own reading (a second driver, _Input not installed)."""
+    from sarra.broker import amqp
+    backend = amqp_backend
+    ours = backend.open()
+    assert ours._in is not None
+    with monkeypatch.context() as m:
+        m.setattr(amqp._Input, "install", classmethod(lambda cls, *a: None))
+        theirs = backend.open()
+    assert theirs._in is None
+    ex = backend.exchange()
+    ours.declare_exchange(ex)
+    queues = [backend.queue("ours"), backend.queue("theirs")]
+    for q in queues:
+        ours.declare_queue(q)
+        ours.bind(q, ex, "#")
+    props = pika.BasicProperties(
+        content_type="application/json", content_encoding="gzip",
+        headers=_every_type_headers(), delivery_mode=2, priority=9, correlation_id="c",
+        reply_to="r", expiration="600000", message_id="m", timestamp=1764873337, type="t",
+        app_id="sarra", cluster_id="cl")
+    plain = pika.BasicProperties(headers={"sum": "d,1", "été": "ü"}, content_type="text/plain")
+    sent = [(b"", props), (b"small", props), (os.urandom(300_000), props),   # 3 body frames
+            (b"v02", plain), (b"", pika.BasicProperties()), (b"x" * 131064, plain)]
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for i, (body, p) in enumerate(sent):
+        ch.basic_publish(ex, f"v02.post.{i}", body, p)
+    conn.close()
+    got = []
+    for driver, q in zip((ours, theirs), queues):
+        driver.consume(q, 3)             # a window smaller than the lot: acks between
+        deliveries = []
+        while len(deliveries) < len(sent):
+            batch = take(driver, 1)
+            driver.ack([d.tag for d in batch])
+            deliveries += batch
+        got.append([(d.exchange, d.topic, d.headers, d.body, d.content_type, d.redelivered)
+                    for d in deliveries])
+    assert got[0] == got[1]
+    assert [g[3] for g in got[0]] == [body for body, _ in sent]
+    assert got[0][0][2] == _every_type_headers()
+    assert got[0][4][2] == {} and got[0][4][4] is None
+
+
+def test_a_frame_error_is_a_recoverable_error_and_nothing_is_lost(amqp_backend):
+    """Bytes that are no frame (here: a bad frame end, as if from the
+    broker) end the connection, as pika ends it on its own frame errors: a
+    recoverable BrokerError; connecting again, the messages not acknowledged
+    come again."""
+    backend = amqp_backend
+    broker = backend.open()
+    ex, q = routed_queue(backend, broker)
+    send(broker, ex, numbered(4))
+    broker.consume(q, 10)
+    first = take(broker, 4)
+    impl = broker._conn._impl
+    reader = impl._on_data_available
+
+    def damaged(data: bytes) -> None:        # what comes next, after a broken frame
+        reader(b"\x08\x00\x00\x00\x00\x00\x00\x00" + data)
+    impl._on_data_available = damaged
+    send(backend.open(), ex, ["after"])     # (its own connection: the consumer's is damaged)
+    with pytest.raises(BrokerError) as info:
+        wait_for(lambda: broker.get(0.2) and False, timeout=5, what="the frame error")
+    assert info.value.recoverable is True
+    broker.connect()
+    again = take(broker, 5)
+    assert sorted(bodies(again)) == sorted(bodies(first) + [b"after"])
+    assert all(d.redelivered for d in again if d.body != b"after")
+
+
+def test_heartbeats_are_counted_while_the_driver_reads(amqp_backend):
+    """pika judges a connection dead when nothing was received for two
+    heartbeat intervals (Connection.bytes_received, which the driver's
+    reading keeps up) and counts the heartbeats it is given: an idle
+    consumer with a heartbeat of 1 s receives the broker's, each counted as
+    pika counts it, and goes on."""
+    import time
+    backend = amqp_backend
+    broker = backend.open(heartbeat=1)
+    ex, q = routed_queue(backend, broker)
+    broker.consume(q, 10)
+    impl = broker._conn._impl
+    checker = impl._heartbeat_checker
+    before = (impl.bytes_received, impl.frames_received, checker._heartbeat_frames_received)
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        assert broker.get(0.25) == []
+    beats = checker._heartbeat_frames_received - before[2]
+    assert beats >= 2
+    assert impl.frames_received - before[1] == beats
+    assert impl.bytes_received - before[0] == 8 * beats
+    send(broker, ex, ["alive"])
+    assert bodies(take(broker, 1)) == [b"alive"]
+
+
 # --------------------------------------------------------------------------- MQTT only
 
 @pytest.fixture
