@@ -346,8 +346,10 @@ class _Input:
     consuming channel's other methods). Bytes that do not make a whole frame
     wait, as pieces, until one is complete (no copy per read). A bad frame
     (its end octet, beyond frame_max, an unknown type, a malformed
-    delivery) raises pika's InvalidFrameError, on which the transport
-    aborts the connection, as pika does on its own frame errors."""
+    delivery) raises pika's InvalidFrameError (a body longer than its
+    header said: BodyTooLongError, as pika's), on which the transport aborts
+    the connection, as on pika's own frame errors: the driver's next call
+    raises a recoverable BrokerError. Nothing is read after an error."""
 
     def __init__(self, impl, delivered, wake):
         self._impl = impl
