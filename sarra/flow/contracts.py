@@ -88,6 +88,10 @@ class Worker(Protocol):
         TransferError/ChecksumError (``recoverable``: worth retrying),
         OSError (the local side)."""
 
+    def ahead(self, msgs: list[Message]) -> None:
+        """The messages about to be applied, in order (a transfer may ask
+        for their files ahead of their turn); never raises."""
+
     def sync(self) -> None:
         """Put what the work of the batch changed locally on stable storage
         (the ``fsync`` option); the flow calls it before posting and

@@ -563,6 +563,10 @@ class Flow:
             wl.move(j, "rejected", why)
 
     def work(self, wl: Worklist) -> None:
+        try:
+            self.worker.ahead([j.msg for j in wl.incoming])
+        except Exception:   # a hint: never the batch's failure
+            log.debug("asking ahead failed", exc_info=True)
         for j in wl.incoming:
             if self.stopping:
                 break  # unacknowledged: the broker gives it to us again

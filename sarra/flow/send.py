@@ -83,6 +83,9 @@ class Sender:
     def close(self) -> None:
         self._transfer.close()
 
+    def ahead(self, msgs) -> None:
+        """(A put has nothing to ask for ahead.)"""
+
     def sync(self) -> None:
         """Nothing local to sync: what is sent is on the server's storage,
         the server's to keep (a put is complete once the server took it)."""

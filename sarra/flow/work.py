@@ -33,6 +33,8 @@ from .inflight import InflightFiles
 
 log = logging.getLogger(__name__)
 
+AHEAD_MAX = 1 << 20     # bytes: files up to this size are asked for ahead of their turn
+
 
 def inflight_name(path: str, inflight: str | None) -> str:
     """Where a file is written before it is complete (doc/user-guide.md §6)."""
@@ -73,6 +75,34 @@ class Downloader:
         self._ours = InflightFiles(lambda: _record_path(cfg))   # ours, for the sweep
         # what the batch changed, synced before its messages are acknowledged
         self.pending = Pending(cfg.fsync)
+
+    def ahead(self, msgs: list[Message]) -> None:
+        """The batch's downloads about to be made, in order: small whole
+        files over http(s) are asked for ahead of their turn on the kept
+        connections (HttpTransfer.plan), the server working on the next
+        answers while this one is read. A hint only: a file then skipped
+        (already there, refused) costs its connection, never a wrong answer."""
+        gets: dict[str, list] = {}
+        for m in msgs:
+            try:
+                if m.operation != "file":
+                    continue
+                p = m.parts
+                if p is not None and not p.is_whole:
+                    continue
+                size = p.file_size if p is not None else None
+                if size is None or size > AHEAD_MAX:
+                    continue
+                gets.setdefault(scheme_of(m.url), []).append((m.url, 0, size))
+            except (MessageError, ValueError):
+                continue                # (its own work says what is wrong)
+        for scheme, planned in gets.items():
+            try:
+                t = self.transfer(planned[0][0])._transfer
+            except TransferError:
+                continue
+            if hasattr(t, "plan"):
+                t.plan(planned)
 
     def sync(self) -> None:
         """Put what the batch changed on stable storage (flow/durable.py):

@@ -22,6 +22,7 @@ Downloads (and DELETE) only: RabbitMQ's management API (dd_audit) has its own cl
 sarra/broker/management.py.
 """
 import http.client
+import logging
 import re
 import ssl
 from base64 import b64encode
@@ -33,6 +34,8 @@ from urllib3.exceptions import ReadTimeoutError
 from ..tls import TlsPolicy, ssl_cause, untrusted
 from ..errors import TransferError
 from .httpconn import Connections, TlsRefused
+
+log = logging.getLogger(__name__)
 
 # characters left as they are in the path of a request URL: the reserved
 # ones a path may hold, and '%' (an escape already in the URL stays one)
@@ -101,11 +104,46 @@ class HttpTransfer:
         self._contexts: dict[str | None, ssl.SSLContext] = {}
         self._context_of: dict[str, ssl.SSLContext] = {}
 
-    def open(self, url: str, offset: int = 0, length: int | None = None):
+    @staticmethod
+    def _headers(offset: int, length: int | None) -> dict:
         headers = {"Accept-Encoding": "identity"}
         if offset or length:   # (no range for nothing: 'bytes=0--1' is refused)
             end = "" if length is None else str(offset + length - 1)
             headers["Range"] = f"bytes={offset}-{end}"
+        return headers
+
+    def plan(self, gets: list[tuple[str, int, int | None]]) -> None:
+        """The ``open`` calls (url, offset, length) about to come, in order:
+        those of the kept connections are written ahead (httpconn's plan)."""
+        planned = []
+        for url, offset, length in gets:
+            scheme = url[:8].lower()
+            if not (scheme.startswith("http://") or scheme == "https://"):
+                continue
+            try:
+                kept = self._kept_request(url, self._headers(offset, length))
+            except Exception as exc:    # (a hint: its GET, when asked, says what is wrong)
+                log.debug("not written ahead: %s: %s", url, exc)
+                continue
+            if kept is not None:
+                planned.append(kept)
+        self._kept.plan(planned)
+
+    def _kept_request(self, url: str, headers: dict):
+        """(hostport, path, headers, ssl context) of ``url`` on a kept
+        connection; None: for requests (credentials in the URL itself)."""
+        tls = url[4] in "sS"
+        host, slash, path = wire_url(url)[8 if tls else 7:].partition("/")
+        if "@" in host:
+            return None
+        context = self._context(url) if tls else None
+        auth = self._auth(url)
+        if auth is not None:
+            headers = {**headers, "Authorization": _basic_header(*auth)}
+        return host, "/" + path, headers, context
+
+    def open(self, url: str, offset: int = 0, length: int | None = None):
+        headers = self._headers(offset, length)
         scheme = url[:8].lower()
         if scheme.startswith("http://") or scheme == "https://":
             body = self._open_kept(url, headers, offset)
@@ -126,16 +164,11 @@ class HttpTransfer:
     def _open_kept(self, url: str, headers: dict, offset: int):
         """A GET (http or https) on a kept connection; None: for requests (a
         redirection, or credentials in the URL itself)."""
-        tls = url[4] in "sS"
-        host, slash, path = wire_url(url)[8 if tls else 7:].partition("/")
-        if "@" in host:
+        kept = self._kept_request(url, headers)
+        if kept is None:
             return None
-        context = self._context(url) if tls else None
-        auth = self._auth(url)
-        if auth is not None:
-            headers = {**headers, "Authorization": _basic_header(*auth)}
         try:
-            status, reason, body = self._kept.get(url, host, "/" + path, headers, context)
+            status, reason, body = self._kept.get(url, *kept)
         except TlsRefused as exc:
             raise self._untrusted("GET", url, exc) from exc
         except (OSError, http.client.HTTPException) as exc:

@@ -27,6 +27,7 @@ import http.client
 import re
 import socket
 import ssl
+from collections import deque
 
 from ..errors import TransferError
 from .base import host_port
@@ -41,6 +42,8 @@ HEAD_MAX = 65536          # bytes of an answer's status line and headers, at mos
                           # (and of a chunked body's trailers)
 INTERIM_MAX = 100         # interim (1xx) answers before the real one, at most
 RECV = 65536              # bytes asked of one receive of a head
+AHEAD = 8                 # requests written ahead of their turn on a connection, at most
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 _NO_BODY = (204, 304)
 
 
@@ -59,6 +62,22 @@ class TlsRefused(OSError):
     """The TLS handshake failed: the server's certificate or host name did
     not verify, or no protocol or cipher was agreed. Its ``__cause__`` is
     the ssl error."""
+
+
+def host_field(host: str, port: int, tls: bool) -> str:
+    """The Host header's value for ``host``:``port`` (IDNA, brackets)."""
+    try:
+        host.encode("ascii")
+    except UnicodeEncodeError:
+        host = host.encode("idna").decode("ascii")
+    name = f"[{host}]" if ":" in host else host
+    return name if port == (443 if tls else 80) else f"{name}:{port}"
+
+
+def _request(host: str, path: str, headers: dict) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class _Conn:
@@ -94,11 +113,25 @@ class _Conn:
                 raw.close()
                 raise
         self.buf = b""
-        name = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
-        self.host = name if port == (443 if self.tls else 80) else f"{name}:{port}"
+        self.host = host_field(host, port, self.tls)
+        # requests written ahead (``Connections.plan``) whose answers are not
+        # read yet, oldest first: the answers come in this order
+        self.sent: deque[bytes] = deque()
 
     def close(self) -> None:
         self.sock.close()
+
+    def quick_ack(self) -> None:
+        """What comes next is acknowledged at once, not after the kernel's
+        delay (up to 40 ms): with requests written ahead, a server that
+        holds its next answers until the last one is acknowledged (Nagle's
+        rule: nginx does for answers to pipelined requests) sends them on
+        at once. Linux only; re-armed before each wait (the kernel drops it)."""
+        if _QUICKACK is not None:
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                pass
 
     def leftover(self) -> bool:
         """Whether bytes were received that no answer consumed (kept here,
@@ -165,6 +198,8 @@ class _Conn:
                 return head
             if len(self.buf) > HEAD_MAX:
                 raise http.client.LineTooLong("answer head")
+            if self.sent:
+                self.quick_ack()
             data = self.sock.recv(RECV)
             if not data:
                 if not self.buf:
@@ -312,17 +347,57 @@ class Body:
     def close(self) -> None:
         if self._conn is None:
             return
-        if not (self._done and self._keep) or self._conn.leftover():
-            self._pool.discard(self._key)    # the rest is never read, or no keep-alive
+        if not (self._done and self._keep) or (self._conn.leftover() and not self._conn.sent):
+            # the rest is never read, no keep-alive, or bytes no answer asked
+            # for came (with requests written ahead, they are the next answer's)
+            self._pool.discard(self._key)
         self._conn = None
 
 
 class Connections:
-    """The kept connections, by (host, port, ssl context or None)."""
+    """The kept connections, by (host, port, ssl context or None).
+
+    ``plan`` names the GETs about to be asked, in their order: each
+    connection then has up to AHEAD of them written ahead of their turn
+    (HTTP/1.1 pipelining), so that the server works on the next answers
+    while this one is read. An answer is only ever read for the oldest
+    request written on its connection: a GET asked out of the planned
+    order closes the connection (the answers written ahead are dropped),
+    and the rest of the plan for that server is forgotten."""
 
     def __init__(self, timeout: float):
         self.timeout = timeout
         self._conns: dict[tuple[str, int, ssl.SSLContext | None], _Conn] = {}
+        self._plans: dict[tuple[str, int, ssl.SSLContext | None], deque[bytes]] = {}
+
+    @staticmethod
+    def _key(hostport: str, tls: ssl.SSLContext | None):
+        if tls is None:
+            host, port = host_port(hostport, 80, "http")
+        else:
+            host, port = host_port(hostport, 443, "https")
+        return host, port, tls
+
+    def plan(self, gets: list[tuple[str, str, dict, "ssl.SSLContext | None"]]) -> None:
+        """The GETs (hostport, path, headers, tls) to be asked next, in order
+        (a plan made before replaces the one before it)."""
+        self._plans.clear()
+        for hostport, path, headers, tls in gets:
+            if _CONTROL.search(path):
+                continue                     # (refused when asked)
+            key = self._key(hostport, tls)
+            req = _request(host_field(key[0], key[1], tls is not None), path, headers)
+            self._plans.setdefault(key, deque()).append(req)
+
+    def _ahead(self, key, conn: _Conn) -> list[bytes]:
+        """The planned requests to write now on ``conn`` (up to AHEAD in all)."""
+        planned = self._plans.get(key)
+        out: list[bytes] = []
+        while planned and len(conn.sent) < AHEAD:
+            req = planned.popleft()
+            conn.sent.append(req)
+            out.append(req)
+        return out
 
     def get(self, url: str, hostport: str, path: str, headers: dict,
             tls: ssl.SSLContext | None = None):
@@ -331,21 +406,35 @@ class Connections:
         Body). TlsRefused, other OSError, HTTPException on failure."""
         if _CONTROL.search(path):
             raise http.client.InvalidURL(f"control characters in the path of {url!r}")
-        if tls is None:
-            host, port = host_port(hostport, 80, "http")
-        else:
-            host, port = host_port(hostport, 443, "https")
         # (the context itself is in the key: kept alive by it, never mistaken for another)
-        key = (host, port, tls)
+        key = self._key(hostport, tls)
+        host, port = key[0], key[1]
+        req = _request(host_field(host, port, tls is not None), path, headers)
+        written = False                      # this request written ahead already
+        conn = self._conns.get(key)
+        if conn is not None and conn.sent:
+            if conn.sent[0] == req:
+                conn.sent.popleft()
+                written = True
+            else:                            # another answer comes next: not ours
+                self.discard(key)
+                self._plans.pop(key, None)
+        if not written:
+            planned = self._plans.get(key)
+            if planned and planned[0] == req:
+                planned.popleft()
+            elif planned:
+                del self._plans[key]         # asked out of the planned order
         for attempt in (1, 2):
             conn = self._conns.get(key)
             fresh = conn is None
             try:
                 if fresh:
                     conn = self._conns[key] = _Conn(host, port, self.timeout, tls)
-                lines = [f"GET {path} HTTP/1.1", f"Host: {conn.host}"]
-                lines += [f"{k}: {v}" for k, v in headers.items()]
-                conn.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+                out = [] if written else [req]
+                out += self._ahead(key, conn)
+                if out:
+                    conn.sock.sendall(out[0] if len(out) == 1 else b"".join(out))
                 for _ in range(INTERIM_MAX + 1):
                     answer = Answer(conn.head())
                     if answer.status >= 200 or answer.status == 101:
@@ -359,6 +448,7 @@ class Connections:
                 self.discard(key)
                 if fresh or attempt == 2:
                     raise
+                written = False              # (what was written ahead went with it)
                 continue                     # closed while idle: once more, anew
             except BaseException:
                 self.discard(key)
@@ -377,5 +467,6 @@ class Connections:
             conn.close()
 
     def close(self) -> None:
+        self._plans.clear()
         for key in list(self._conns):
             self.discard(key)

@@ -269,3 +269,49 @@ def test_a_handshake_cut_off_is_an_outage_not_a_refusal(tls_serve, test_ca):
         t.open(f"https://127.0.0.1:{s.port}/f")
     t.close()
     assert err.value.recoverable and "does not verify" not in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("https", [False, True])
+def test_files_asked_for_ahead_come_whole_and_in_order_through_the_downloader(
+        nginx, test_ca, files, tmp_path, https):
+    """A batch's small files asked for ahead of their turn (Downloader.ahead:
+    HTTP/1.1 pipelining on the kept connection), every fifth one already in
+    place (skipped: its answer written ahead is not read, so the connection
+    goes and the files after it are asked anew): each file gets its own
+    bytes, on few connections."""
+    import hashlib
+    from sarra.config import load_config
+    from sarra.flow.filter import default_placement
+    from sarra.flow.work import Downloader
+    from sarra.message import Message
+    root, data = files
+    web = nginx(root, workers=1, https=https, extra=STATUS)
+    dst = tmp_path / "mirror"
+    cfg = load_config("subscribe", None, [("directory", str(dst)), ("mirror", "on"),
+                                          ("ca_file", str(test_ca.ca_file))])
+    dl = Downloader(cfg)
+    names = sorted(n for n in data if n.startswith("d/"))
+    msgs = []
+    for i, rel in enumerate(names):
+        blob = data[rel]
+        if i % 5 == 4:
+            (dst / "d").mkdir(parents=True, exist_ok=True)
+            (dst / rel).write_bytes(blob)
+        msgs.append(Message("20261204000000.000", web.url, rel, {
+            "sum": "s," + hashlib.sha512(blob).hexdigest(),
+            "parts": f"1,{len(blob)},1,0,0"}))
+    before = accepted(web, test_ca.ca_file)
+    dl.ahead(msgs)
+    codes, ahead = [], []
+    kept = dl._transfers["https" if https else "http"]._kept
+    for m in msgs:
+        target = dl.target(m, default_placement(cfg))
+        codes.append(dl.apply(m, target).code)
+        ahead.append(sum(len(c.sent) for c in kept._conns.values()))
+    dl.close()
+    assert ahead[0] > 1                      # the next ones were asked for already
+    assert codes == [304 if i % 5 == 4 else 201 for i in range(len(names))]
+    for rel in names:
+        assert (dst / rel).read_bytes() == data[rel]
+    # one connection, and one more after each skipped file (12 of 60)
+    assert accepted(web, test_ca.ca_file) - before - 1 <= 1 + len(names) // 5

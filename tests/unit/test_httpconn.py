@@ -391,3 +391,113 @@ def test_a_big_read_of_a_trickle_gives_what_came_and_a_stall_is_still_one(serve)
             body.close()
     assert sum(sizes) == 300 and max(sizes) <= 100 * 2
     pool.close()
+
+
+def _plan(pool, server, paths, headers=None):
+    where = f"127.0.0.1:{server.port}"
+    pool.plan([(where, p, dict(headers or {"Accept-Encoding": "identity"}), None)
+               for p in paths])
+
+
+class Echo:
+    """Answers every request with its own path as the body, on any number of
+    connections; counts connections and records each request's arrival
+    (how many were waiting, read in one receive)."""
+
+    def __init__(self, close_after: int = 0):
+        self.connections = 0
+        self.paths: list[bytes] = []
+        self.batches: list[int] = []     # requests found in each receive
+        self.close_after = close_after
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn):
+        with conn:
+            buf, served = b"", 0
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                reqs = buf.split(b"\r\n\r\n")
+                buf = reqs.pop()
+                self.batches.append(len(reqs))
+                out = b""
+                for r in reqs:
+                    path = r.split(b" ", 2)[1]
+                    self.paths.append(path)
+                    out += ok(path)
+                    served += 1
+                    if self.close_after and served == self.close_after:
+                        conn.sendall(out)
+                        return
+                conn.sendall(out)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_planned_gets_are_written_ahead_and_each_answer_is_its_own():
+    s = Echo()
+    pool = Connections(5)
+    paths = [f"/f{i}" for i in range(30)]
+    _plan(pool, s, paths)
+    for p in paths:
+        assert fetch(pool, s, p) == (200, "OK", len(p), p.encode())
+    assert s.connections == 1 and s.paths == [p.encode() for p in paths]
+    assert max(s.batches) > 1            # several requests were waiting at once
+    pool.close()
+    s.close()
+
+
+def test_a_get_out_of_the_planned_order_still_gets_its_own_answer():
+    """A file skipped (already there) or asked again (a retry): the answers
+    written ahead are not its own, so its connection goes, and the rest of
+    the plan for that server with it."""
+    s = Echo()
+    pool = Connections(5)
+    _plan(pool, s, ["/a", "/b", "/c", "/d"])
+    assert fetch(pool, s, "/a")[3] == b"/a"
+    assert fetch(pool, s, "/c")[3] == b"/c"      # /b skipped
+    assert fetch(pool, s, "/c")[3] == b"/c"      # and again
+    assert fetch(pool, s, "/d")[3] == b"/d"
+    assert fetch(pool, s, "/z")[3] == b"/z"      # never planned
+    assert s.connections == 2
+    pool.close()
+    s.close()
+
+
+def test_a_server_closing_after_some_answers_has_the_rest_asked_again():
+    """nginx closes a connection after keepalive_requests answers: the
+    requests written ahead beyond them are asked again on a new one."""
+    s = Echo(close_after=5)
+    pool = Connections(5)
+    paths = [f"/f{i}" for i in range(12)]
+    _plan(pool, s, paths)
+    for p in paths:
+        assert fetch(pool, s, p)[3] == p.encode()
+    assert s.connections >= 3
+    pool.close()
+    s.close()
+
+
+def test_bytes_beyond_an_answer_still_drop_the_connection_when_none_was_asked_ahead(serve):
+    s = serve(ok(b"abc") + b"GARBAGE", ok(b"second"))
+    pool = Connections(5)
+    assert fetch(pool, s)[3] == b"abc"
+    assert fetch(pool, s, "/g")[3] == b"second"
+    assert s.connections == 2
+    pool.close()
