@@ -608,6 +608,7 @@ class AmqpBroker:
         self._nacked: list[Outgoing] = []
         self._returned: list[tuple[str, str]] = []
         self.published = 0
+        self._settling = False    # _settle waits: a confirm ends the I/O turn
 
     # -- connection ------------------------------------------------------
     @contextlib.contextmanager
@@ -847,6 +848,12 @@ class AmqpBroker:
             msg = pending.pop(tag)
             if nack:
                 self._nacked.append(msg)
+        if self._settling and self._conn is not None:
+            # the wait of _settle's turn ends now, not when its time is up
+            # (a confirm is no event the blocking adapter counts)
+            wake = getattr(self._conn, "_request_channel_dispatch", None)
+            if wake is not None:
+                wake(-1)
 
     def publish(self, msg: Outgoing) -> None:
         """Send without waiting; ``flush`` settles the confirms."""
@@ -889,9 +896,13 @@ class AmqpBroker:
             if time.monotonic() > deadline:
                 raise BrokerError(f"{self.name}: no publisher confirm within {timeout:.0f}s",
                                   recoverable=True)
-            # short turns: confirms are dispatched to our callback, which the
-            # blocking adapter does not count as an event that ends its wait
-            self._pump(0.002)
+            # a turn ends when confirms come (_on_confirm wakes it), or after
+            # 2 ms (where the adapter cannot be woken)
+            self._settling = True
+            try:
+                self._pump(0.002)
+            finally:
+                self._settling = False
             if self._pch is None or not self._pch.is_open:
                 reason = getattr(self, "_closed_reason", None)
                 err = _convert(reason) if reason else BrokerError("publish channel closed")
