@@ -14,7 +14,9 @@ Content-Length, Transfer-Encoding, Connection), not by ``http.client``,
 whose header parsing (the email package) cost more than the rest of a
 small file's download. The body is framed as RFC 9112 §6.3 says: none
 (1xx, 204, 304), chunked, Content-Length, or up to the end of the
-connection. A connection the server closed while idle (its keep-alive
+connection (over TLS: up to the server's close_notify; a bare TCP end,
+which anyone on the way can forge, is a cut body, an error). A
+connection the server closed while idle (its keep-alive
 timeout) is opened again once, for the same request (a GET may be
 repeated). A body not read to its end (a failed or cut-off download), an
 answer without keep-alive, or a server that sent more than it announced
@@ -101,8 +103,13 @@ class _Conn:
         if tls is None:
             self.sock = raw
         else:
-            try:       # (the context checks the name, and sends it as SNI unless an address)
-                self.sock = tls.wrap_socket(raw, server_hostname=ascii_host)
+            # (the context checks the name, and sends it as SNI unless an address;
+            # a TCP end without TLS's close_notify is an error, not an end of
+            # the data: a body framed by the end of the connection is not taken
+            # whole when anyone on the way merely cut it, Body._read)
+            try:
+                self.sock = tls.wrap_socket(raw, server_hostname=ascii_host,
+                                            suppress_ragged_eofs=False)
             except _GONE:
                 raw.close()
                 raise
@@ -313,7 +320,12 @@ class Body:
                     raise http.client.HTTPException("chunk not ended by CRLF")
             return data
         if self._left is None:             # up to the end of the connection
-            data = conn.recv(n)
+            try:
+                data = conn.recv(n)
+            except ssl.SSLEOFError as exc:  # (TLS: an end without close_notify)
+                raise http.client.HTTPException(
+                    "the TLS connection ended without close_notify: the body, framed by "
+                    "the end of the connection, may be cut short") from exc
             if not data:
                 self._done = True
             return data

@@ -12,6 +12,7 @@ refusal). nginx's certificates come from the session's test CA
 from __future__ import annotations
 
 import os
+import socket
 import shutil
 import ssl
 import urllib.request
@@ -315,3 +316,41 @@ def test_files_asked_for_ahead_come_whole_and_in_order_through_the_downloader(
         assert (dst / rel).read_bytes() == data[rel]
     # one connection, and one more after each skipped file (12 of 60)
     assert accepted(web, test_ca.ca_file) - before - 1 <= 1 + len(names) // 5
+
+
+def _tcp_end(conn):
+    """The TCP connection under ``conn`` ended (FIN) without TLS's
+    close_notify: what anyone on the way can do to a connection."""
+    raw = socket.socket(fileno=conn.detach())
+    raw.shutdown(socket.SHUT_WR)
+    raw.close()
+
+
+def test_over_tls_a_body_to_the_end_of_the_connection_needs_close_notify(tls_serve, client):
+    """No Content-Length, no chunks: the body ends with the connection. Over
+    TLS, only the server's close_notify ends it; a bare TCP end (a FIN
+    anyone on the way may send) is a cut, not the end of the file. A body
+    with a Content-Length cut so fails as before."""
+    def closed(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\nthe whole body")
+        try:                                       # close_notify, then the TCP end
+            conn.unwrap().close()                  # (which waits for the client's end)
+        except OSError:
+            pass
+    def cut(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\nthe first part")
+        _tcp_end(conn)
+    def cut_short(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nthe first part")
+        _tcp_end(conn)
+    s = tls_serve(closed, cut, cut_short)
+    pool = Connections(5)
+    assert tls_fetch(pool, s, client) == (200, "OK", None, b"the whole body")
+    for _ in (cut, cut_short):
+        with pytest.raises(TransferError) as err:
+            tls_fetch(pool, s, client)
+        assert f"reading https://127.0.0.1:{s.port}/f: " in str(err.value)
+        assert err.value.recoverable
+        assert not pool._conns
+    assert "close_notify" in str(err.value) or "EOF" in str(err.value), str(err.value)
+    pool.close()
