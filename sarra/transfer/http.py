@@ -171,6 +171,8 @@ class HttpTransfer:
             status, reason, body = self._kept.get(url, *kept)
         except TlsRefused as exc:
             raise self._untrusted("GET", url, exc) from exc
+        except http.client.InvalidURL as exc:   # (never fetched as it is written)
+            raise TransferError(f"GET {url}: {exc}", code=503, recoverable=False) from exc
         except (OSError, http.client.HTTPException) as exc:
             raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
         if 300 <= status < 400:

@@ -66,12 +66,25 @@ class TlsRefused(OSError):
     the ssl error."""
 
 
+def _check_host(hostport: str, url: str) -> None:
+    """InvalidURL when ``hostport`` (of ``url``) holds control characters."""
+    if _CONTROL.search(hostport):     # (it goes in the Host header, and to the resolver)
+        raise http.client.InvalidURL(f"control characters in the host of {url!r}")
+
+
+def ascii_host(host: str) -> str:
+    """``host`` as the resolver is asked for it (as create_connection would
+    ask: IDNA); InvalidURL when it cannot be (an empty label, one of 64
+    characters or more...)."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise http.client.InvalidURL(f"bad host name {host!r}: {exc}") from None
+
+
 def host_field(host: str, port: int, tls: bool) -> str:
     """The Host header's value for ``host``:``port`` (IDNA, brackets)."""
-    try:
-        host.encode("ascii")
-    except UnicodeEncodeError:
-        host = host.encode("idna").decode("ascii")
+    host = ascii_host(host)
     name = f"[{host}]" if ":" in host else host
     return name if port == (443 if tls else 80) else f"{name}:{port}"
 
@@ -89,12 +102,8 @@ class _Conn:
 
     def __init__(self, host: str, port: int, timeout: float,
                  tls: ssl.SSLContext | None = None):
-        ascii_host = host
-        try:
-            host.encode("ascii")
-        except UnicodeEncodeError:
-            ascii_host = host.encode("idna").decode("ascii")
-        raw = socket.create_connection((host, port), timeout)
+        name = ascii_host(host)
+        raw = socket.create_connection((name, port), timeout)
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -108,7 +117,7 @@ class _Conn:
             # the data: a body framed by the end of the connection is not taken
             # whole when anyone on the way merely cut it, Body._read)
             try:
-                self.sock = tls.wrap_socket(raw, server_hostname=ascii_host,
+                self.sock = tls.wrap_socket(raw, server_hostname=name,
                                             suppress_ragged_eofs=False)
             except _GONE:
                 raw.close()
@@ -397,8 +406,12 @@ class Connections:
         for hostport, path, headers, tls in gets:
             if _CONTROL.search(path):
                 continue                     # (refused when asked)
-            key = self._key(hostport, tls)
-            req = _request(host_field(key[0], key[1], tls is not None), path, headers)
+            try:
+                _check_host(hostport, path)
+                key = self._key(hostport, tls)
+                req = _request(host_field(key[0], key[1], tls is not None), path, headers)
+            except (http.client.InvalidURL, TransferError):
+                continue                     # (refused when asked)
             self._plans.setdefault(key, deque()).append(req)
 
     def _ahead(self, key, conn: _Conn) -> list[bytes]:
@@ -418,6 +431,7 @@ class Connections:
         Body). TlsRefused, other OSError, HTTPException on failure."""
         if _CONTROL.search(path):
             raise http.client.InvalidURL(f"control characters in the path of {url!r}")
+        _check_host(hostport, url)
         # (the context itself is in the key: kept alive by it, never mistaken for another)
         key = self._key(hostport, tls)
         host, port = key[0], key[1]

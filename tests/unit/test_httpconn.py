@@ -501,3 +501,40 @@ def test_bytes_beyond_an_answer_still_drop_the_connection_when_none_was_asked_ah
     assert fetch(pool, s, "/g")[3] == b"second"
     assert s.connections == 2
     pool.close()
+
+
+# -- review of f23203d: host names ------------------------------------------------
+
+@pytest.mark.parametrize("host", ["a..b", "a" * 64 + ".example", ".example", "ex\u00e4mple..org"])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_host_name_that_cannot_be_asked_is_a_transfer_error_naming_the_url(scheme, host):
+    """The resolver's IDNA encoding refuses an empty label, or one of 64
+    characters or more: a UnicodeError escaped the transfer (the message
+    was set aside as a bug, its text naming no URL). Now a refusal, never
+    retried, that names the URL."""
+    from sarra.transfer.http import HttpTransfer
+    t = HttpTransfer(timeout=2)
+    url = f"{scheme}://{host}/f"
+    t.plan([(url, 0, 5)])                 # (asked for ahead: skipped, not raised)
+    with pytest.raises(TransferError) as err:
+        t.open(url)
+    t.close()
+    assert str(err.value).startswith(f"GET {url}: ") and not err.value.recoverable
+
+
+def test_no_control_characters_reach_the_host_header(serve, monkeypatch):
+    """A host of a posted URL that holds CR LF: a resolver that answers for
+    it (here: one that answers for anything) would have had its second
+    line sent as a header of the request."""
+    s = serve(ok(b"x"), ok(b"x"))
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda host, *a, **k: real("127.0.0.1", *a, **k))
+    pool = Connections(5)
+    where = f"[127.0.0.1\r\nX-Injected: yes]:{s.port}"
+    try:
+        with pytest.raises(http.client.InvalidURL):
+            pool.get(f"http://{where}/f", where, "/f", {})
+    finally:
+        pool.close()
+    assert not s.requests and not s.connections
