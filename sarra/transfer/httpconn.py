@@ -45,6 +45,8 @@ HEAD_MAX = 65536          # bytes of an answer's status line and headers, at mos
 INTERIM_MAX = 100         # interim (1xx) answers before the real one, at most
 RECV = 65536              # bytes asked of one receive of a head
 AHEAD = 8                 # requests written ahead of their turn on a connection, at most
+KEPT_MAX = 32             # connections kept at most (the servers of the posts: any
+                          # number), those used least recently closed first
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 _NO_BODY = (204, 304)
 
@@ -133,6 +135,7 @@ class _Conn:
         # requests written ahead (``Connections.plan``) whose answers are not
         # read yet, oldest first: the answers come in this order
         self.sent: deque[bytes] = deque()
+        self.busy = False     # a Body is open on it (never closed to make room)
 
     def close(self) -> None:
         self.sock.close()
@@ -368,6 +371,7 @@ class Body:
     def close(self) -> None:
         if self._conn is None:
             return
+        self._conn.busy = False
         if not (self._done and self._keep) or (self._conn.leftover() and not self._conn.sent):
             # the rest is never read, no keep-alive, or bytes no answer asked
             # for came (with requests written ahead, they are the next answer's)
@@ -376,7 +380,8 @@ class Body:
 
 
 class Connections:
-    """The kept connections, by (host, port, ssl context or None).
+    """The kept connections, by (host, port, ssl context or None): at most
+    KEPT_MAX, those idle the longest closed to make room.
 
     ``plan`` names the GETs about to be asked, in their order: each
     connection then has up to AHEAD of them written ahead of their turn
@@ -456,7 +461,10 @@ class Connections:
             fresh = conn is None
             try:
                 if fresh:
+                    self._make_room()
                     conn = self._conns[key] = _Conn(host, port, self.timeout, tls)
+                else:                        # (the most recently used: last)
+                    self._conns[key] = self._conns.pop(key)
                 out = [] if written else [req]
                 out += self._ahead(key, conn)
                 if out:
@@ -484,8 +492,18 @@ class Connections:
             except BaseException:
                 self.discard(key)
                 raise
+            conn.busy = True
             return answer.status, answer.reason, body
         raise AssertionError("unreachable")
+
+    def _make_room(self) -> None:
+        """Below KEPT_MAX connections: those idle the longest closed."""
+        if len(self._conns) < KEPT_MAX:
+            return
+        for key in [k for k, c in self._conns.items() if not c.busy]:
+            self.discard(key)
+            if len(self._conns) < KEPT_MAX:
+                return
 
     def discard(self, key) -> None:
         conn = self._conns.pop(key, None)

@@ -538,3 +538,29 @@ def test_no_control_characters_reach_the_host_header(serve, monkeypatch):
     finally:
         pool.close()
     assert not s.requests and not s.connections
+
+
+def test_the_kept_connections_are_bounded_the_least_recently_used_closed(serve, monkeypatch):
+    """Posts may name any number of servers: each kept a socket open for
+    the life of the flow (file descriptors without bound). Now at most
+    KEPT_MAX, those idle the longest closed first; one with a body open is
+    never closed to make room."""
+    from sarra.transfer import httpconn
+    monkeypatch.setattr(httpconn, "KEPT_MAX", 3)
+    servers = [serve(*[ok(b"x")] * (10 if i == 0 else 3)) for i in range(6)]
+    pool = Connections(5)
+    fetch(pool, servers[0])
+    for s in servers[1:]:
+        fetch(pool, servers[0])           # the first, used again and again: kept
+        fetch(pool, s)
+        assert len(pool._conns) <= 3
+    assert servers[0].connections == 1
+    assert sorted(k[1] for k in pool._conns) == sorted(s.port for s in (servers[0], *servers[-2:]))
+    # a body open on each kept connection: none closed, one more made
+    where = [f"127.0.0.1:{s.port}" for s in (servers[0], *servers[-2:])]
+    bodies = [pool.get(f"http://{w}/f", w, "/f", {})[2] for w in where]
+    fetch(pool, servers[1])
+    assert [b.read(7) for b in bodies] == [b"x"] * 3
+    for b in bodies:
+        b.close()
+    pool.close()
