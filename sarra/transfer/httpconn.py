@@ -119,7 +119,9 @@ class _Conn:
             # the data: a body framed by the end of the connection is not taken
             # whole when anyone on the way merely cut it, Body._read)
             try:
-                self.sock = tls.wrap_socket(raw, server_hostname=name,
+                # ('host.' is the name 'host' written in full: checked and sent as
+                # SNI without its dot, as urllib3 does, certificates name no dot)
+                self.sock = tls.wrap_socket(raw, server_hostname=name.rstrip("."),
                                             suppress_ragged_eofs=False)
             except _GONE:
                 raw.close()

@@ -354,3 +354,21 @@ def test_over_tls_a_body_to_the_end_of_the_connection_needs_close_notify(tls_ser
         assert not pool._conns
     assert "close_notify" in str(err.value) or "EOF" in str(err.value), str(err.value)
     pool.close()
+
+
+def test_a_name_with_its_final_dot_is_checked_without_it(tls_serve, test_ca, monkeypatch):
+    """'localhost.' is 'localhost' written in full: requests (urllib3)
+    checks the certificate, and sends SNI, without the dot; the kept
+    connection refused it (Hostname mismatch, not retried)."""
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",       # (this machine's resolver: no final dot)
+                        lambda host, *a, **k: real(host.rstrip("."), *a, **k))
+    s = tls_serve(ok(b"dotted"), ok(b"again"))
+    t = HttpTransfer(timeout=5, tls=TlsPolicy(ca_file=str(test_ca.ca_file)))
+    try:
+        url = f"https://localhost.:{s.port}/f"
+        assert read(t, url) == b"dotted" and read(t, url) == b"again"
+        assert s.connections == 1
+        assert s.requests[0].startswith(b"GET /f HTTP/1.1\r\nHost: localhost.:%d" % s.port)
+    finally:
+        t.close()
