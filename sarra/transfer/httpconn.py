@@ -69,9 +69,13 @@ class TlsRefused(OSError):
 
 
 def _check_host(hostport: str, url: str) -> None:
-    """InvalidURL when ``hostport`` (of ``url``) holds control characters."""
+    """InvalidURL when ``hostport`` (of ``url``) holds control characters,
+    or '?' or '#'."""
     if _CONTROL.search(hostport):     # (it goes in the Host header, and to the resolver)
         raise http.client.InvalidURL(f"control characters in the host of {url!r}")
+    if "?" in hostport or "#" in hostport:   # (for urlsplit, credentials.conf's and
+        raise http.client.InvalidURL(        # requests', the host ends there)
+            f"'?' or '#' in the host of {url!r}")
 
 
 def ascii_host(host: str) -> str:

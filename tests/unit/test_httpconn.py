@@ -564,3 +564,33 @@ def test_the_kept_connections_are_bounded_the_least_recently_used_closed(serve, 
     for b in bodies:
         b.close()
     pool.close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("cut", ["#", "?"])
+def test_credentials_never_go_to_a_host_other_than_theirs(serve, monkeypatch, scheme, cut):
+    """credentials.conf's line is found by the URL's host as urlsplit reads
+    it, which ends at '?' or '#'; the kept connection went to all of the
+    text before the first '/': 'good.example#.evil.example' is the host of
+    good.example's password to the one, a name anyone's DNS may answer for
+    (here: a resolver that answers for anything) to the other. Refused."""
+    from sarra.config.credentials import Credentials
+    from sarra.tls import TlsPolicy
+    from sarra.transfer.http import HttpTransfer
+    s = serve(ok(b"x"))
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo",
+                        lambda host, *a, **k: real("127.0.0.1", *a, **k))
+    creds = Credentials.from_text(f"{scheme}://bob:secret@good.example/\n")
+    t = HttpTransfer(timeout=2, credentials=creds, user="bob",
+                     tls=TlsPolicy(verify=False, credentials=creds))
+    url = f"{scheme}://good.example{cut}.evil.example:{s.port}/f"
+    assert t._auth(url) == ("bob", "secret")       # (what the URL's host is, for credentials)
+    try:
+        with pytest.raises(TransferError) as err:
+            t.open(url)
+    finally:
+        t.close()
+    assert not s.requests and not s.connections
+    assert str(err.value).startswith(f"GET {url}: ") and not err.value.recoverable
+    assert "secret" not in str(err.value)
