@@ -7,7 +7,8 @@ A GET, http or https, goes on a kept connection per server
 (sarra/transfer/httpconn.py: far less work per small file than requests),
 over https wrapped by the ssl context of the configuration's TlsPolicy
 (one context per CA file, made once); requests does the rest:
-redirections, URLs that hold credentials themselves, DELETE.
+redirections (never from https to plain http: refused), URLs that hold
+credentials themselves, DELETE.
 
 Proxies from the environment are ignored (``trust_env = False``): switches
 talk to each other directly, and looking the variables up costs a third of
@@ -26,7 +27,7 @@ import logging
 import re
 import ssl
 from base64 import b64encode
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
@@ -55,6 +56,25 @@ def wire_url(url: str) -> str:
     if _AS_IS.fullmatch(path):
         return url
     return f"{scheme}{sep}{host}{slash}{quote(path, safe=_PATH_SAFE)}"
+
+
+class Downgrade(requests.exceptions.InvalidURL):
+    """A redirection from an https URL to a plain-http one."""
+
+
+class _Session(requests.Session):
+    """requests' Session, but a redirection never leaves https for plain
+    http: the file would come unauthenticated, for anyone on the way to
+    change (the verified server's word ends where its TLS does)."""
+
+    def get_redirect_target(self, resp):
+        target = super().get_redirect_target(resp)
+        if target and resp.url[:6].lower() == "https:" and \
+                urljoin(resp.url, target)[:6].lower() != "https:":
+            resp.close()
+            raise Downgrade(f"redirected to {target} (plain http, not https): refused",
+                            response=resp)
+        return target
 
 
 class _Body:
@@ -95,7 +115,7 @@ class HttpTransfer:
         # user) when credentials.conf has a line for scheme://user@host:port/
         self._user = user
         self._tls = tls or TlsPolicy(credentials=credentials)
-        self._session = requests.Session()
+        self._session = _Session()
         self._session.trust_env = False
         self._kept = Connections(timeout)
         self._auths: dict[str, tuple | None] = {}    # by scheme://authority (_auth)
@@ -155,6 +175,8 @@ class HttpTransfer:
                                      verify=self._verify(url))
         except requests.exceptions.SSLError as exc:
             raise self._untrusted("GET", url, exc) from exc
+        except Downgrade as exc:
+            raise TransferError(f"GET {url}: {exc}", recoverable=False) from exc
         except requests.RequestException as exc:
             raise TransferError(f"GET {url}: {exc.__class__.__name__}: {exc}") from exc
         _check_answer(url, resp.status_code, resp.reason, bool("Range" in headers and offset),
@@ -189,6 +211,8 @@ class HttpTransfer:
                                         auth=self._auth(url), verify=self._verify(url))
         except requests.exceptions.SSLError as exc:
             raise self._untrusted("DELETE", url, exc) from exc
+        except Downgrade as exc:
+            raise TransferError(f"DELETE {url}: {exc}", recoverable=False) from exc
         except requests.RequestException as exc:
             raise TransferError(f"DELETE {url}: {exc.__class__.__name__}: {exc}") from exc
         resp.close()

@@ -372,3 +372,34 @@ def test_a_name_with_its_final_dot_is_checked_without_it(tls_serve, test_ca, mon
         assert s.requests[0].startswith(b"GET /f HTTP/1.1\r\nHost: localhost.:%d" % s.port)
     finally:
         t.close()
+
+
+@pytest.mark.parametrize("where", ["http://127.0.0.1:{port}/f", "HTTP://127.0.0.1:{port}/f",
+                                   "//127.0.0.1:{port}/f"])
+def test_a_redirection_from_https_to_plain_http_is_refused(tls_serve, test_ca, where):
+    """An https URL's answer is the verified server's; its redirection to
+    a plain-http URL (the kept connection hands redirections to requests,
+    which follows them) would have the file come unauthenticated, for
+    anyone on the way to change. Refused, not retried; nothing asked of
+    the plain server. (A protocol-relative Location stays https.)"""
+    from tests.unit.test_httpconn import Server
+    plain = Server([ok(b"in clear"), ok(b"in clear")])
+    location = where.format(port=plain.port).encode()
+    moved = b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n" \
+            b"Connection: close\r\n\r\n" % location
+    s = tls_serve(moved, moved, ok(b"over tls"))
+    t = HttpTransfer(timeout=2, tls=TlsPolicy(ca_file=str(test_ca.ca_file)))
+    try:
+        url = f"https://127.0.0.1:{s.port}/moved"
+        if where.startswith("//"):    # (https://127.0.0.1:<plain port>/f: no TLS there)
+            with pytest.raises(TransferError):
+                t.open(url)
+            return
+        with pytest.raises(TransferError) as err:
+            read(t, url)
+        assert not err.value.recoverable and str(err.value).startswith(f"GET {url}: ")
+        assert "plain" in str(err.value) and location.decode() in str(err.value)
+        assert not plain.requests
+    finally:
+        t.close()
+        plain.close()
