@@ -403,3 +403,35 @@ def test_a_redirection_from_https_to_plain_http_is_refused(tls_serve, test_ca, w
     finally:
         t.close()
         plain.close()
+
+
+def test_over_tls_a_big_read_stays_blocking_and_whole(tls_serve, client):
+    """A big read (more than RECV) takes, on a plain socket, what the kernel
+    holds without waiting (_Conn.more, 39fccfc); a TLS socket must never
+    reach that branch: its non-blocking receive is SSLWantReadError, not
+    BlockingIOError (the download failed), and its records are not the
+    kernel's bytes. Each read blocking, with the pool's timeout, the body
+    whole, the connection kept."""
+    import time
+    blob = os.urandom(3 << 20)
+
+    def in_pieces(conn):                  # (the kernel empty now and then)
+        answer = ok(blob)
+        for at in range(0, len(answer), 200_000):
+            conn.sendall(answer[at:at + 200_000])
+            time.sleep(0.01)
+    s = tls_serve(in_pieces, in_pieces)
+    pool = Connections(5)
+    where = f"127.0.0.1:{s.port}"
+    for _ in range(2):
+        status, _, body = pool.get(f"https://{where}/f", where, "/f", {}, client)
+        got = bytearray()
+        try:
+            while chunk := body.read(1 << 20):
+                got += chunk
+                (conn,) = pool._conns.values()
+                assert conn.sock.gettimeout() == 5
+        finally:
+            body.close()
+        assert got == blob and len(pool._conns) == 1      # (kept: read to its end)
+    pool.close()
