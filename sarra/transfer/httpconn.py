@@ -381,7 +381,7 @@ class Body:
         if not (self._done and self._keep) or (self._conn.leftover() and not self._conn.sent):
             # the rest is never read, no keep-alive, or bytes no answer asked
             # for came (with requests written ahead, they are the next answer's)
-            self._pool.discard(self._key)
+            self._pool.discard(self._key, self._conn)
         self._conn = None
 
 
@@ -449,6 +449,10 @@ class Connections:
         req = _request(host_field(host, port, tls is not None), path, headers)
         written = False                      # this request written ahead already
         conn = self._conns.get(key)
+        if conn is not None and conn.busy:   # an answer's body still open on it:
+            self.discard(key)                # never the start of this one's
+            self._plans.pop(key, None)
+            conn = None
         if conn is not None and conn.sent:
             if conn.sent[0] == req:
                 conn.sent.popleft()
@@ -511,7 +515,11 @@ class Connections:
             if len(self._conns) < KEPT_MAX:
                 return
 
-    def discard(self, key) -> None:
+    def discard(self, key, conn: _Conn | None = None) -> None:
+        """The connection of ``key`` closed (only if it is ``conn``, when given)."""
+        if conn is not None and self._conns.get(key) is not conn:
+            conn.close()
+            return
         conn = self._conns.pop(key, None)
         if conn is not None:
             conn.close()

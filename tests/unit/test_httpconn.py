@@ -594,3 +594,22 @@ def test_credentials_never_go_to_a_host_other_than_theirs(serve, monkeypatch, sc
     assert not s.requests and not s.connections
     assert str(err.value).startswith(f"GET {url}: ") and not err.value.recoverable
     assert "secret" not in str(err.value)
+
+
+def test_a_body_still_open_never_gives_its_connection_to_the_next_request(serve):
+    """A body read in part and not (yet) closed: the next GET to that server
+    went on the same connection, and read the rest of the first file as
+    its answer (a file whose bytes are an HTTP answer: the next URL's
+    content). It gets a connection of its own; the first body, closed
+    later, closes only its own."""
+    first = b"0123456789" + ok(b"forged")
+    s = serve(ok(first), ok(b"genuine"), ok(b"third"))
+    pool = Connections(5)
+    where = f"127.0.0.1:{s.port}"
+    _, _, body = pool.get(f"http://{where}/a", where, "/a", {})
+    assert body.read(10) == b"0123456789"
+    assert fetch(pool, s, "/b") == (200, "OK", 7, b"genuine")
+    body.close()
+    assert len(pool._conns) == 1            # (the second's, kept)
+    assert fetch(pool, s, "/c")[3] == b"third"
+    pool.close()
