@@ -18,7 +18,7 @@ import shutil
 import stat
 import time
 from .. import checksum, containment
-from ..config import paths, url_user
+from ..config import mask, paths, url_user
 from ..errors import (ChecksumError, ConfigError, LocalError, MessageError, TransferError,
                       UnsafePathError)
 from ..message import Message, parse_time, safe_join
@@ -255,7 +255,7 @@ class Downloader:
         except TransferError as exc:
             log.warning("%s: source not deleted: %s", msg.relpath, exc)
             return done._replace(text=f"{done.text}; source not deleted: {exc}")
-        log.info("%s: deleted at the source %s", msg.relpath, msg.url)
+        log.info("%s: deleted at the source %s", msg.relpath, mask(msg.url))
         return done._replace(text=f"{done.text}; source deleted" if removed else
                              f"{done.text}; source already gone")
 
@@ -575,10 +575,24 @@ def _record_path(cfg) -> str:
     return paths.state_path(cfg.tool, cfg.key, f"inflight.{paths.instance():02d}.list")
 
 
+def _shown(exc: TransferError, cause: BaseException | None = None) -> TransferError:
+    """``exc`` with no password in its text (it is logged and sent back in
+    log messages, and a source's posted URL may hold one); then its causes,
+    which may show it too, are not chained to it."""
+    text = str(exc)
+    if mask(text) == text:
+        if cause is not None:
+            exc.__cause__ = cause
+        return exc
+    out = TransferError(mask(text), exc.code, exc.recoverable)
+    out.__cause__, out.__suppress_context__ = None, True
+    return out
+
+
 class _Source:
     """A transfer whose failures to read are the source's: TransferError
     (499, retried), never an OSError, which the Downloader takes for a
-    failure of the local side (LocalError)."""
+    failure of the local side (LocalError); no password in their texts."""
 
     def __init__(self, transfer):
         self._transfer = transfer
@@ -586,14 +600,18 @@ class _Source:
     def open(self, url: str, offset: int = 0, length: int | None = None):
         try:
             return _SourceStream(self._transfer.open(url, offset, length), url)
+        except TransferError as exc:
+            raise _shown(exc)
         except OSError as exc:
-            raise TransferError(f"{url}: {exc}") from exc
+            raise _shown(TransferError(f"{url}: {exc}"), exc)
 
     def remove(self, url: str) -> bool:
         try:
             return self._transfer.remove(url)
+        except TransferError as exc:
+            raise _shown(exc)
         except OSError as exc:
-            raise TransferError(f"{url}: {exc}") from exc
+            raise _shown(TransferError(f"{url}: {exc}"), exc)
 
     def close(self) -> None:
         self._transfer.close()
@@ -610,8 +628,10 @@ class _SourceStream:
     def read(self, n: int) -> bytes:
         try:
             return self._stream.read(n)
+        except TransferError as exc:
+            raise _shown(exc)
         except OSError as exc:
-            raise TransferError(f"reading {self._url}: {exc}") from exc
+            raise _shown(TransferError(f"reading {self._url}: {exc}"), exc)
 
     def close(self) -> None:
         self._stream.close()

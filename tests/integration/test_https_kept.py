@@ -435,3 +435,27 @@ def test_over_tls_a_big_read_stays_blocking_and_whole(tls_serve, client):
             body.close()
         assert got == blob and len(pool._conns) == 1      # (kept: read to its end)
     pool.close()
+
+
+@pytest.mark.parametrize("url", [
+    "http://bob:s3cret@127.0.0.1:{port}/missing",       # 404, through requests (userinfo)
+    "http://bob:s3cret@127.0.0.1:1/refused",            # no server there
+    "https://bob:s3cret@127.0.0.1:{port}/not-tls",      # TLS to a plain server
+])
+def test_a_password_in_a_posted_url_is_in_no_failure_text(nginx, files, url, tmp_path):
+    """A source may post a URL with a password in it: the failure's text,
+    which the Downloader logs and sends back in log messages, shows it as
+    ***, and so does what is chained to it (a traceback at debug level)."""
+    import traceback
+    from sarra.config import load_config
+    from sarra.flow.work import Downloader
+    root, _ = files
+    web = nginx(root, workers=1)
+    port = web.url.split(":")[2].split("/")[0]
+    dl = Downloader(load_config("subscribe", None, [("directory", str(tmp_path / "d"))]))
+    u = url.format(port=port)
+    with pytest.raises(TransferError) as err:
+        read(dl.transfer(u), u)
+    assert "s3cret" not in str(err.value) and "bob:***@" in str(err.value)
+    assert "s3cret" not in "".join(traceback.format_exception(err.value))
+    dl.close()
