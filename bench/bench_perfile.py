@@ -187,6 +187,20 @@ def end_to_end(tmp: Path, src: Path, n: int, base_url: str,
     return n / took, 1000 * cpu / n, 1000 * sys_cpu / n
 
 
+def routed(exchange: str):
+    """(pika connection, channel, queue name): ``exchange`` declared, with a
+    durable queue bound to all it takes (the broker of bench/common.py:
+    guest's password, as its credentials.conf has it)."""
+    import pika
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", 5672, credentials=pika.PlainCredentials("guest", "guest")))
+    ch = conn.channel()
+    ch.exchange_declare(exchange, "topic", auto_delete=False, durable=True)
+    q = ch.queue_declare(f"q_{exchange}", durable=True).method.queue
+    ch.queue_bind(q, exchange, "#")
+    return conn, ch, q
+
+
 def broker_ingest(src: Path, exchange: str) -> float:
     """Messages/s the broker takes in, confirmed, from one pika client with
     the confirms pipelined: the posts of ``src``'s files, encoded first."""
@@ -202,13 +216,7 @@ def broker_ingest(src: Path, exchange: str) -> float:
             "mtime": format_time(st.st_mtime), "atime": format_time(st.st_atime),
             "mode": "644"})
         bodies.append(codec.encode(m, "v03.post"))
-    # the broker of bench/common.py: guest's password, as its credentials.conf has it
-    conn = pika.BlockingConnection(pika.ConnectionParameters(
-        "127.0.0.1", 5672, credentials=pika.PlainCredentials("guest", "guest")))
-    ch = conn.channel()
-    ch.exchange_declare(exchange, "topic", auto_delete=False, durable=True)
-    q = ch.queue_declare(f"q_{exchange}", durable=True).method.queue
-    ch.queue_bind(q, exchange, "#")
+    conn, ch, q = routed(exchange)
     pending = [0]
 
     def confirmed(frame):
@@ -240,13 +248,7 @@ def posting(tmp: Path, n: int, size: int) -> None:
     ex = f"xbench_ingest_{os.getpid()}"
     ingest = broker_ingest(src, ex)
     exchange = f"xbench_post_{os.getpid()}"
-    import pika
-    conn = pika.BlockingConnection(pika.ConnectionParameters(
-        "127.0.0.1", 5672, credentials=pika.PlainCredentials("guest", "guest")))
-    ch = conn.channel()
-    ch.exchange_declare(exchange, "topic", auto_delete=False, durable=True)
-    q = ch.queue_declare(f"q_{exchange}", durable=True).method.queue
-    ch.queue_bind(q, exchange, "#")
+    conn, ch, q = routed(exchange)
 
     def posted(top: Path) -> float:
         """dd_post's time, into the durable queue emptied first (as the

@@ -39,8 +39,9 @@ def scan(roots: Iterable[str], follow_symlinks: bool = False) -> dict[str, Entry
     return dict(walk(roots, follow_symlinks))
 
 
-def walk(roots: Iterable[str], follow_symlinks: bool = False) -> Iterator[tuple[str, Entry]]:
-    """``scan``'s entries one at a time, holding one directory's listing."""
+def _entries(roots: Iterable[str], follow_symlinks: bool) -> Iterator[tuple[str, os.DirEntry]]:
+    """(directory, entry) of everything under ``roots`` but the directories
+    (walked, one listing held at a time)."""
     stack = list(roots)
     while stack:
         top = stack.pop()
@@ -55,12 +56,21 @@ def walk(roots: Iterable[str], follow_symlinks: bool = False) -> Iterator[tuple[
                     if e.is_dir(follow_symlinks=follow_symlinks):
                         stack.append(e.path)
                         continue
-                    st = e.stat(follow_symlinks=follow_symlinks)
                 except OSError:
                     continue  # vanished while we looked
-                kind = "l" if stat.S_ISLNK(st.st_mode) else "f" if stat.S_ISREG(st.st_mode) else ""
-                if kind:
-                    yield e.path, Entry(st.st_size, st.st_mtime_ns, st.st_ino, kind)
+                yield top, e
+
+
+def walk(roots: Iterable[str], follow_symlinks: bool = False) -> Iterator[tuple[str, Entry]]:
+    """``scan``'s entries one at a time, holding one directory's listing."""
+    for _top, e in _entries(roots, follow_symlinks):
+        try:
+            st = e.stat(follow_symlinks=follow_symlinks)
+        except OSError:
+            continue  # vanished while we looked
+        kind = "l" if stat.S_ISLNK(st.st_mode) else "f" if stat.S_ISREG(st.st_mode) else ""
+        if kind:
+            yield e.path, Entry(st.st_size, st.st_mtime_ns, st.st_ino, kind)
 
 
 def rows(roots: Iterable[str], follow_symlinks: bool,
@@ -69,28 +79,19 @@ def rows(roots: Iterable[str], follow_symlinks: bool,
     tree's listing at start (the least work a file: its type from the
     directory entry, one stat). ``ignored_name(name)`` is true for a file
     name ignored, ``ignored_dir`` the name of a directory whose files are."""
-    stack = list(roots)
-    while stack:
-        top = stack.pop()
+    last, in_ignored = None, False
+    for top, e in _entries(roots, follow_symlinks):
+        if top is not last:
+            last = top
+            in_ignored = ignored_dir is not None and top.rpartition("/")[2] == ignored_dir
         try:
-            it = os.scandir(top)
-        except OSError as exc:
-            log.debug("cannot list %s: %s", top, exc)
-            continue
-        in_ignored = ignored_dir is not None and top.rpartition("/")[2] == ignored_dir
-        with it:
-            for e in it:
-                try:
-                    if e.is_dir(follow_symlinks=follow_symlinks):
-                        stack.append(e.path)
-                        continue
-                    if not (e.is_file(follow_symlinks=follow_symlinks) or e.is_symlink()):
-                        continue    # a device, a socket, a fifo: never announced
-                    st = e.stat(follow_symlinks=follow_symlinks)
-                except OSError:
-                    continue  # vanished while we looked
-                yield (e.path, st.st_size, st.st_mtime_ns,
-                       in_ignored or ignored_name(e.name) is not None)
+            if not (e.is_file(follow_symlinks=follow_symlinks) or e.is_symlink()):
+                continue    # a device, a socket, a fifo: never announced
+            st = e.stat(follow_symlinks=follow_symlinks)
+        except OSError:
+            continue  # vanished while we looked
+        yield (e.path, st.st_size, st.st_mtime_ns,
+               in_ignored or ignored_name(e.name) is not None)
 
 
 def diff(old: dict[str, Entry], new: dict[str, Entry]) -> list[Change]:
