@@ -96,13 +96,15 @@ class Downloader:
                 gets.setdefault(scheme_of(m.url), []).append((m.url, 0, size))
             except (MessageError, ValueError):
                 continue                # (its own work says what is wrong)
-        for scheme, planned in gets.items():
+        # every transfer's plan replaced, an empty one too (the last batch's
+        # is over), and one failing is only that plan lost
+        for scheme in dict.fromkeys([*gets, *self._transfers]):
             try:
-                t = self.transfer(planned[0][0])._transfer
-            except TransferError:
-                continue
-            if hasattr(t, "plan"):
-                t.plan(planned)
+                plan = getattr(self.transfer(scheme + ":")._transfer, "plan", None)
+                if plan is not None:
+                    plan(gets.get(scheme, []))
+            except Exception as exc:
+                log.debug("%s: not asked for ahead: %s", scheme, exc)
 
     def sync(self) -> None:
         """Put what the batch changed on stable storage (flow/durable.py):

@@ -163,6 +163,12 @@ class _Conn:
         or decrypted and waiting in the ssl socket)."""
         return bool(self.buf) or (self.tls and self.sock.pending() > 0)
 
+    def next_answer(self) -> bool:
+        """Whether what was received beyond the answer read may be the next
+        one's: requests were written ahead, and it begins as an answer does
+        (a server that sent more than it announced sent no status line)."""
+        return bool(self.sent) and self.buf[:7] == b"HTTP/1."[:len(self.buf)]
+
     def recv(self, n: int) -> bytes:
         """What was kept, else one receive of at most ``n`` bytes."""
         if self.buf:
@@ -378,9 +384,10 @@ class Body:
         if self._conn is None:
             return
         self._conn.busy = False
-        if not (self._done and self._keep) or (self._conn.leftover() and not self._conn.sent):
+        if not (self._done and self._keep) or \
+                (self._conn.leftover() and not self._conn.next_answer()):
             # the rest is never read, no keep-alive, or bytes no answer asked
-            # for came (with requests written ahead, they are the next answer's)
+            # for came (with requests written ahead, the next answer's may)
             self._pool.discard(self._key, self._conn)
         self._conn = None
 
@@ -395,7 +402,9 @@ class Connections:
     while this one is read. An answer is only ever read for the oldest
     request written on its connection: a GET asked out of the planned
     order closes the connection (the answers written ahead are dropped),
-    and the rest of the plan for that server is forgotten."""
+    and the plan goes on from that GET (those planned before it: skipped).
+    The requests written ahead on a connection that goes (closed by the
+    server, failed) are written again on the next one."""
 
     def __init__(self, timeout: float):
         self.timeout = timeout
@@ -412,8 +421,13 @@ class Connections:
 
     def plan(self, gets: list[tuple[str, str, dict, "ssl.SSLContext | None"]]) -> None:
         """The GETs (hostport, path, headers, tls) to be asked next, in order
-        (a plan made before replaces the one before it)."""
+        (a plan made before replaces the one before it: the connections with
+        requests written ahead for it go, their answers never to be read).
+        Never raises: a GET that cannot be written is left to its turn."""
         self._plans.clear()
+        for key in [k for k, c in self._conns.items() if c.sent]:
+            self._conns[key].sent.clear()
+            self.discard(key)
         for hostport, path, headers, tls in gets:
             if _CONTROL.search(path):
                 continue                     # (refused when asked)
@@ -421,7 +435,7 @@ class Connections:
                 _check_host(hostport, path)
                 key = self._key(hostport, tls)
                 req = _request(host_field(key[0], key[1], tls is not None), path, headers)
-            except (http.client.InvalidURL, TransferError):
+            except (http.client.InvalidURL, TransferError, ValueError):
                 continue                     # (refused when asked)
             self._plans.setdefault(key, deque()).append(req)
 
@@ -458,14 +472,12 @@ class Connections:
                 conn.sent.popleft()
                 written = True
             else:                            # another answer comes next: not ours
-                self.discard(key)
-                self._plans.pop(key, None)
+                self.discard(key)            # (what it had written ahead: planned again)
         if not written:
             planned = self._plans.get(key)
-            if planned and planned[0] == req:
-                planned.popleft()
-            elif planned:
-                del self._plans[key]         # asked out of the planned order
+            if planned and req in planned:   # those planned before it: skipped
+                while planned.popleft() != req:
+                    pass
         for attempt in (1, 2):
             conn = self._conns.get(key)
             fresh = conn is None
@@ -523,8 +535,10 @@ class Connections:
         conn = self._conns.pop(key, None)
         if conn is not None:
             conn.close()
+            if conn.sent:                    # written ahead, never to be read: planned again
+                self._plans[key] = conn.sent + self._plans.get(key, deque())
 
     def close(self) -> None:
-        self._plans.clear()
         for key in list(self._conns):
             self.discard(key)
+        self._plans.clear()
