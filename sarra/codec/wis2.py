@@ -39,7 +39,7 @@ from ..errors import ChecksumError, MessageError
 from ..message import Message, parse_time
 from .v02 import check_headers, check_name, check_text, header_value, topic_for
 from .v03 import dump
-from . import WIS2_CONTENT_TYPE, looks_like_wis2
+from . import WIS2_CONTENT_TYPE
 
 CONTENT_TYPE = WIS2_CONTENT_TYPE
 CONFORMS = "http://wis.wmo.int/spec/wnm/1/conf/core"
@@ -61,7 +61,6 @@ MEDIA_TYPES = {".bufr": "application/bufr", ".bufr4": "application/bufr",
                ".h5": "application/x-hdf5", ".cap": "application/cap+xml"}
 
 
-looks_like = looks_like_wis2
 
 
 # -- the schema's rules ---------------------------------------------------

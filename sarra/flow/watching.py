@@ -182,8 +182,8 @@ class WatchSource(RecordedBatches):
             return
         # the listing goes to SQLite as it is walked: a tree of 100,000 files
         # is compared with the record there, never held in memory
-        files = self.state.load_listing(listing)
-        self.stats["ignored"] += self.state.listed_ignored()
+        files, ignored = self.state.load_listing(listing)
+        self.stats["ignored"] += ignored
         due = time.monotonic() - self.settle
         for path in self.state.changed():
             self.pending[path] = Pending(due)

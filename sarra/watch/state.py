@@ -18,6 +18,16 @@ class Posted(NamedTuple):
     link: str | None
 
 
+def _tallied(entries: Iterable[tuple[str, int, int, bool]],
+             counts: list[int]) -> Iterator[tuple[str, int, int, bool]]:
+    """``entries`` as they come, ``counts`` [rows, ignored] kept up to date."""
+    for row in entries:
+        counts[0] += 1
+        if row[3]:
+            counts[1] += 1
+        yield row
+
+
 class WatchState:
     def __init__(self, path: str):
         self.path = path
@@ -64,41 +74,29 @@ class WatchState:
             yield path, Posted(*rest)
 
     # -- the tree as found at start, compared in SQLite, not in memory ----------
-    def load_listing(self, entries: Iterable[tuple[str, int, int, bool]]) -> int:
+    def load_listing(self, entries: Iterable[tuple[str, int, int, bool]]) -> tuple[int, int]:
         """Keep a listing of the tree, (path, size, mtime_ns, ignored) rows,
         in a temporary table (on disk, not in memory) for ``changed`` and
-        ``vanished``; how many rows."""
+        ``vanished``; how many rows, how many ignored."""
         self.drop_listing()
         self._db.execute("CREATE TEMP TABLE seen (path TEXT, size INTEGER, mtime_ns INTEGER, "
                          "ignored INTEGER)")
-        before = self._db.total_changes
-        self._db.executemany("INSERT INTO seen VALUES (?, ?, ?, ?)", entries)
-        count = self._db.total_changes - before
+        counts = [0, 0]
+        self._db.executemany("INSERT INTO seen VALUES (?, ?, ?, ?)", _tallied(entries, counts))
         # indexed once filled: one sort, not a B-tree insert per row (a path
         # twice, from roots that overlap, is harmless to the queries below)
         self._db.execute("CREATE INDEX temp.seen_path ON seen (path)")
-        return count
+        return counts[0], counts[1]
 
     def record_listing(self, entries: Iterable[tuple[str, int, int, bool]]) -> tuple[int, int]:
         """A first start's baseline: the files of a listing (path, size,
         mtime_ns, ignored), but the ignored ones, recorded as they come (no
         sum: never announced); how many files, how many ignored."""
         counts = [0, 0]
-
-        def kept() -> Iterator[tuple[str, int, int]]:
-            for path, size, mtime_ns, ignored in entries:
-                counts[0] += 1
-                if ignored:
-                    counts[1] += 1
-                else:
-                    yield path, size, mtime_ns
         self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, NULL, NULL)",
-                             kept())
+                             ((path, size, mtime_ns) for path, size, mtime_ns, ignored
+                              in _tallied(entries, counts) if not ignored))
         return counts[0], counts[1]
-
-    def listed_ignored(self) -> int:
-        """How many of the listing's files are ignored (temporary names)."""
-        return self._db.execute("SELECT count(*) FROM seen WHERE ignored != 0").fetchone()[0]
 
     _CHANGED = ("FROM seen s LEFT JOIN files f ON f.path = s.path WHERE s.ignored = 0 "
                 "AND (f.path IS NULL OR f.size != s.size OR f.mtime_ns != s.mtime_ns)")

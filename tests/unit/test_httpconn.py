@@ -622,6 +622,16 @@ def _written_ahead(pool) -> int:
     return sum(len(c.sent) for c in pool._conns.values())
 
 
+def _fetched_all(pool, server, paths) -> list[int]:
+    """Each of ``paths`` fetched (its own answer, checked); how many requests
+    were written ahead after each."""
+    ahead = []
+    for p in paths:
+        assert fetch(pool, server, p)[3] == p.encode()
+        ahead.append(_written_ahead(pool))
+    return ahead
+
+
 def test_a_file_skipped_or_not_planned_costs_its_connection_not_the_rest_of_the_plan():
     """/f1 skipped (already there), /big never planned between two planned
     ones: each closes the connection its answers were written ahead on, and
@@ -630,10 +640,7 @@ def test_a_file_skipped_or_not_planned_costs_its_connection_not_the_rest_of_the_
     pool = Connections(5)
     paths = [f"/f{i}" for i in range(20)]
     _plan(pool, s, paths)
-    ahead = []
-    for p in [p for p in paths if p != "/f1"][:5] + ["/big"] + paths[6:]:
-        assert fetch(pool, s, p)[3] == p.encode()
-        ahead.append(_written_ahead(pool))
+    ahead = _fetched_all(pool, s, [p for p in paths if p != "/f1"][:5] + ["/big"] + paths[6:])
     assert s.connections == 3
     assert all(ahead[:-8]), ahead        # still asked for ahead, to the plan's end
     pool.close()
@@ -650,10 +657,7 @@ def test_a_new_plan_after_one_left_unfinished_is_written_ahead_too():
     assert fetch(pool, s, "/b")[3] == b"/b"     # /c skipped
     paths = [f"/g{i}" for i in range(10)]
     _plan(pool, s, paths)
-    ahead = []
-    for p in paths:
-        assert fetch(pool, s, p)[3] == p.encode()
-        ahead.append(_written_ahead(pool))
+    ahead = _fetched_all(pool, s, paths)
     assert s.connections == 2 and all(ahead[:-8]), ahead
     pool.close()
     s.close()
@@ -669,10 +673,7 @@ def test_requests_written_ahead_on_a_connection_the_server_closed_are_written_ag
     pool = Connections(5)
     paths = [f"/f{i}" for i in range(24)]
     _plan(pool, s, paths)
-    ahead = []
-    for p in paths:
-        assert fetch(pool, s, p)[3] == p.encode()
-        ahead.append(_written_ahead(pool))
+    ahead = _fetched_all(pool, s, paths)
     # (a server closing with requests unread may reset the connection:
     # answers sent and not read yet are lost, asked again)
     # (none written ahead only once a connection went, at its last answer)

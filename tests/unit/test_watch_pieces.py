@@ -117,7 +117,7 @@ def test_state_compares_a_listing_with_the_record_in_sqlite(tmp_path):
     st.commit()
     assert st.load_listing([("/t/same", 1, 10, False), ("/t/grown", 2, 10, False),
                             ("/t/new", 5, 50, False), ("/t/now-ignored", 1, 10, True),
-                            ("/t/new-ignored", 1, 10, True)]) == 5
+                            ("/t/new-ignored", 1, 10, True)]) == (5, 2)
     assert sorted(st.changed()) == ["/t/grown", "/t/new"]
     assert [p for p, _ in st.vanished("/t")] == ["/t/gone"]
     assert [row.sum for _, row in st.vanished("/t")] == ["s3"]
