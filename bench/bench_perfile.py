@@ -6,10 +6,12 @@ limit, measured in the same run.
   written to disk), its rate and CPU per 1,000 files; sarra end to end
   (dd_post, then a subscriber downloading from a private nginx, ``fsync``
   on) and the subscriber's CPU per 1,000 files.
-- Posting: the broker's confirmed ingest of as many messages (one pika
-  client, confirms pipelined, the messages encoded beforehand) and
-  dd_post's rate as a whole process (start-up included) on N small files;
-  dd_post's start-up alone.
+- Posting, in each wire format (v02, dd_post's default, and v03): the
+  broker's confirmed ingest of the same messages (one pika client,
+  confirms pipelined, the messages encoded beforehand) and dd_post's rate
+  as a whole process (start-up included) on N small files; dd_post's
+  start-up alone. The format matters to the broker: a v02 post is all
+  AMQP headers, which it takes more time to read than v03's JSON body.
 - A big file (``--big-mib``): ``curl -o`` of it into the subscriber's
   file system, hashing it alone (sha512, and the fast sum ``x``), and
   sarra's download with each sum; then in blocks by one and by two
@@ -201,9 +203,10 @@ def routed(exchange: str):
     return conn, ch, q
 
 
-def broker_ingest(src: Path, exchange: str) -> float:
+def broker_ingest(src: Path, exchange: str, fmt: str) -> float:
     """Messages/s the broker takes in, confirmed, from one pika client with
-    the confirms pipelined: the posts of ``src``'s files, encoded first."""
+    the confirms pipelined: the posts of ``src``'s files in ``fmt`` (v02,
+    v03), encoded first."""
     import pika
     from sarra import checksum, codec
     from sarra.message import Message, format_time
@@ -215,7 +218,7 @@ def broker_ingest(src: Path, exchange: str) -> float:
             "sum": checksum.sum_file(str(path), "s"), "parts": f"1,{st.st_size},1,0,0",
             "mtime": format_time(st.st_mtime), "atime": format_time(st.st_atime),
             "mode": "644"})
-        bodies.append(codec.encode(m, "v03.post"))
+        bodies.append(codec.encode(m, f"{fmt}.post"))
     conn, ch, q = routed(exchange)
     pending = [0]
 
@@ -245,22 +248,23 @@ def broker_ingest(src: Path, exchange: str) -> float:
 def posting(tmp: Path, n: int, size: int) -> None:
     src = tmp / "post_src"
     make_files(src, n, size)
-    ex = f"xbench_ingest_{os.getpid()}"
-    ingest = broker_ingest(src, ex)
     exchange = f"xbench_post_{os.getpid()}"
     conn, ch, q = routed(exchange)
 
-    def posted(top: Path) -> float:
+    def posted(top: Path, fmt: str) -> float:
         """dd_post's time, into the durable queue emptied first (as the
         broker's ingest was measured: into an empty one)."""
         ch.queue_purge(q)
-        took = post_process(top, f"file:{top}/", exchange)
+        took = post_process(top, f"file:{top}/", exchange, ["--post_topic_prefix", f"{fmt}.post"])
         assert ch.queue_declare(q, passive=True).method.message_count >= len(files_of(top))
         return took
+    rates = {}
     try:
-        took = min(posted(src) for _ in range(2))
+        for fmt in ("v02", "v03"):
+            ingest = broker_ingest(src, f"xbench_ingest_{os.getpid()}", fmt)
+            rates[fmt] = ingest, n / min(posted(src, fmt) for _ in range(2))
         one = src / "d00" / "e0"
-        start = min(posted(one) for _ in range(3))
+        start = min(posted(one, "v02") for _ in range(3))
     finally:
         ch.queue_delete(q)
         ch.exchange_delete(exchange)
@@ -273,9 +277,12 @@ def posting(tmp: Path, n: int, size: int) -> None:
                    check=True)
     imports = time.perf_counter() - t0
     print(f"posting {n} files of {size} bytes (persistent, routed to a durable queue):")
-    print(f"  broker's confirmed ingest, one pika client:  {ingest:7.0f} msgs/s   (the limit)")
-    print(f"  dd_post, whole process:                      {n / took:7.0f} msgs/s   "
-          f"= {100 * n / took / ingest:3.0f}% of the broker's ingest")
+    for fmt, (ingest, rate) in rates.items():
+        default = ", dd_post's default" if fmt == "v02" else ""
+        print(f"  {fmt}{default}:")
+        print(f"    broker's confirmed ingest, one pika client: {ingest:7.0f} msgs/s   (the limit)")
+        print(f"    dd_post, whole process:                     {rate:7.0f} msgs/s   "
+              f"= {100 * rate / ingest:3.0f}% of the broker's ingest")
     print(f"  dd_post on a directory of {len(list(one.iterdir()))} files, whole process: "
           f"{start:.3f} s; importing sarra.cli and sarra.components: {imports:.3f} s "
           f"(python itself starts in {bare:.3f} s)")
